@@ -1,0 +1,294 @@
+import { createHash } from 'node:crypto';
+import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
+import { MAX_HASH_KEY, partitionKeyHash } from './hash-key.js';
+import {
+  AGGREGATE_OVERHEAD_BYTES,
+  DIGEST_BYTES,
+  decodeAggregatedRecord,
+  hasMagic,
+  MAGIC,
+  ProtobufParseError,
+} from './record-format.js';
+
+/** A record as `GetRecords` of `@aws-sdk/client-kinesis` returns it. */
+export interface SdkKinesisRecord {
+  readonly Data?: Uint8Array | undefined;
+  readonly PartitionKey?: string | undefined;
+  readonly SequenceNumber?: string | undefined;
+  readonly ApproximateArrivalTimestamp?: Date | undefined;
+  readonly EncryptionType?: string | undefined;
+}
+
+/** A record of an AWS Lambda Kinesis event (`event.Records[i]`). */
+export interface LambdaKinesisRecord {
+  readonly kinesis: {
+    /** Base64 of the record's bytes. */
+    readonly data: string;
+    readonly partitionKey: string;
+    readonly sequenceNumber: string;
+    /** Seconds since the epoch, with a fractional part. */
+    readonly approximateArrivalTimestamp?: number | undefined;
+    readonly [key: string]: unknown;
+  };
+  readonly [key: string]: unknown;
+}
+
+/** A plain camelCase record, e.g. the `kinesis` payload of a Lambda event or one of your own. */
+export interface PlainKinesisRecord {
+  /** The bytes, or their base64 (as in a Lambda payload). */
+  readonly data: Uint8Array | string;
+  readonly partitionKey: string;
+  readonly sequenceNumber?: string | undefined;
+  readonly explicitHashKey?: string | undefined;
+  /** A Date, or seconds since the epoch (Lambda's convention). */
+  readonly approximateArrivalTimestamp?: Date | number | undefined;
+}
+
+/** Any record `deaggregate` accepts. */
+export type DeaggregateInput = SdkKinesisRecord | LambdaKinesisRecord | PlainKinesisRecord;
+
+/** One user record out of a Kinesis record. */
+export interface DeaggregatedRecord {
+  readonly partitionKey: string;
+  /** Set when the producer gave the user record an explicit hash key. */
+  readonly explicitHashKey?: string;
+  /** The user's bytes (a view into the Kinesis record's bytes when it was aggregated). */
+  readonly data: Uint8Array;
+  /** The sequence number of the Kinesis record that carried it. */
+  readonly sequenceNumber: string;
+  /** The index of the user record inside its aggregate; 0 for a record that was not aggregated. */
+  readonly subSequenceNumber: number;
+  /** Whether the user record came out of a KPL aggregate. */
+  readonly aggregated: boolean;
+  readonly approximateArrivalTimestamp?: Date;
+}
+
+/** A shard's hash-key range, as decimal strings or bigints, or as `Shard.HashKeyRange` from the SDK. */
+export type HashKeyRange =
+  | { readonly startingHashKey: string | bigint; readonly endingHashKey: string | bigint }
+  | { readonly StartingHashKey?: string | undefined; readonly EndingHashKey?: string | undefined };
+
+/** Options of {@link deaggregate}. */
+export interface DeaggregateOptions {
+  /**
+   * The hash-key range of the shard the record was read from. As KCL does, an aggregate holding any
+   * user record whose hash key falls outside it is dropped whole (it was written before a reshard and
+   * is delivered by the shard that owns it).
+   * @default the whole range [0, 2^128-1]
+   */
+  readonly hashKeyRange?: HashKeyRange | undefined;
+  /**
+   * What to do with a record that starts with the KPL magic but is not a valid aggregate (bad MD5,
+   * unparsable protobuf, key index out of range): `'passthrough'` returns it as one user record, as
+   * KCL does; `'throw'` raises {@link CorruptAggregateError}. Records without the magic are ordinary
+   * records and always pass through.
+   * @default 'passthrough'
+   */
+  readonly onCorrupt?: 'passthrough' | 'throw';
+}
+
+interface NormalizedInput {
+  data: Uint8Array;
+  partitionKey: string;
+  sequenceNumber: string;
+  explicitHashKey: string | undefined;
+  approximateArrivalTimestamp: Date | undefined;
+}
+
+/**
+ * Extracts the user records of one Kinesis record with KCL's semantics: a KPL aggregate yields its user
+ * records with their sub-sequence numbers; anything else yields itself.
+ *
+ * @example
+ * ```ts
+ * // AWS Lambda
+ * export const handler = async (event) => {
+ *   for (const r of event.Records) for (const user of deaggregate(r)) handle(user);
+ * };
+ * // GetRecords, filtering by the shard's range as KCL does
+ * const out = GetRecordsOutput.Records.flatMap((r) => deaggregate(r, { hashKeyRange: shard.HashKeyRange }));
+ * ```
+ * @throws {InvalidRecordError} when `record` is none of the accepted shapes.
+ * @throws {CorruptAggregateError} only with `onCorrupt: 'throw'`.
+ */
+export function deaggregate(
+  record: DeaggregateInput,
+  options: DeaggregateOptions = {},
+): DeaggregatedRecord[] {
+  const input = normalizeInput(record);
+  const [start, end] = resolveRange(options.hashKeyRange);
+  const onCorrupt = options.onCorrupt ?? 'passthrough';
+  const bytes = input.data;
+
+  // KCL: aggregated only with the magic, at least one body byte after it besides the digest, a
+  // matching MD5 and a body that parses.
+  if (!hasMagic(bytes)) return [passThrough(input)];
+  let reason: string;
+  if (bytes.length <= AGGREGATE_OVERHEAD_BYTES) {
+    reason = `it is ${bytes.length} bytes, too short for magic + body + MD5`;
+  } else {
+    const body = bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
+    const digest = createHash('md5').update(body).digest();
+    if (!digest.equals(bytes.subarray(bytes.length - DIGEST_BYTES))) {
+      reason = 'its MD5 trailer does not match its body';
+    } else {
+      try {
+        return expand(input, body, start, end);
+      } catch (error) {
+        if (!(error instanceof ProtobufParseError)) throw error;
+        reason = `its body is not a valid AggregatedRecord: ${error.message}`;
+      }
+    }
+  }
+  if (onCorrupt === 'throw') {
+    throw new CorruptAggregateError(
+      `Kinesis record ${input.sequenceNumber || '(no sequence number)'} starts with the KPL magic but ${reason}.`,
+      input.sequenceNumber || undefined,
+    );
+  }
+  return [passThrough(input)];
+}
+
+/** {@link deaggregate} over many records (e.g. a GetRecords response), flattened in order. */
+export function deaggregateAll(
+  records: Iterable<DeaggregateInput>,
+  options: DeaggregateOptions = {},
+): DeaggregatedRecord[] {
+  const out: DeaggregatedRecord[] = [];
+  for (const record of records) {
+    for (const user of deaggregate(record, options)) out.push(user);
+  }
+  return out;
+}
+
+function expand(input: NormalizedInput, body: Uint8Array, start: bigint, end: bigint): DeaggregatedRecord[] {
+  const decoded = decodeAggregatedRecord(body);
+  const hashKeys = decoded.explicitHashKeys.map(parseTableHashKey);
+  const out: DeaggregatedRecord[] = [];
+  for (let i = 0; i < decoded.records.length; i++) {
+    const sub = decoded.records[i]!;
+    const partitionKey = decoded.partitionKeys[sub.partitionKeyIndex]!;
+    const explicitHashKey =
+      sub.explicitHashKeyIndex >= 0 ? decoded.explicitHashKeys[sub.explicitHashKeyIndex] : undefined;
+    const hashKey =
+      sub.explicitHashKeyIndex >= 0 ? hashKeys[sub.explicitHashKeyIndex]! : partitionKeyHash(partitionKey);
+    // KCL drops the whole aggregate, not just this record: it belongs to another shard's history.
+    if (hashKey < start || hashKey > end) return [];
+    out.push(userRecord(input, partitionKey, explicitHashKey, sub.data, i, true));
+  }
+  return out;
+}
+
+/** Table hash keys are parsed as Java's `new BigInteger(s)` does (optional sign, decimal digits). */
+function parseTableHashKey(value: string): bigint {
+  if (!/^[+-]?[0-9]+$/.test(value)) {
+    throw new ProtobufParseError(`explicit hash key ${describeValue(value)} is not a decimal integer`);
+  }
+  return BigInt(value);
+}
+
+function passThrough(input: NormalizedInput): DeaggregatedRecord {
+  return userRecord(input, input.partitionKey, input.explicitHashKey, input.data, 0, false);
+}
+
+function userRecord(
+  input: NormalizedInput,
+  partitionKey: string,
+  explicitHashKey: string | undefined,
+  data: Uint8Array,
+  subSequenceNumber: number,
+  aggregated: boolean,
+): DeaggregatedRecord {
+  const out: {
+    partitionKey: string;
+    explicitHashKey?: string;
+    data: Uint8Array;
+    sequenceNumber: string;
+    subSequenceNumber: number;
+    aggregated: boolean;
+    approximateArrivalTimestamp?: Date;
+  } = { partitionKey, data, sequenceNumber: input.sequenceNumber, subSequenceNumber, aggregated };
+  if (explicitHashKey !== undefined) out.explicitHashKey = explicitHashKey;
+  if (input.approximateArrivalTimestamp !== undefined)
+    out.approximateArrivalTimestamp = input.approximateArrivalTimestamp;
+  return out;
+}
+
+function normalizeInput(record: DeaggregateInput): NormalizedInput {
+  if (typeof record !== 'object' || record === null) {
+    throw new InvalidRecordError(
+      'record',
+      `deaggregate expects a Kinesis record object; received ${describeValue(record)}.`,
+    );
+  }
+  if ('kinesis' in record && typeof record.kinesis === 'object' && record.kinesis !== null) {
+    const k = record.kinesis;
+    return {
+      data: bytesOf(k.data, 'kinesis.data'),
+      partitionKey: stringOf(k.partitionKey, 'kinesis.partitionKey'),
+      sequenceNumber: optionalString(k.sequenceNumber, 'kinesis.sequenceNumber'),
+      explicitHashKey: undefined,
+      approximateArrivalTimestamp: timestampOf(k.approximateArrivalTimestamp),
+    };
+  }
+  if ('Data' in record) {
+    return {
+      data: bytesOf(record.Data, 'Data'),
+      partitionKey: stringOf(record.PartitionKey, 'PartitionKey'),
+      sequenceNumber: optionalString(record.SequenceNumber, 'SequenceNumber'),
+      explicitHashKey: undefined,
+      approximateArrivalTimestamp: timestampOf(record.ApproximateArrivalTimestamp),
+    };
+  }
+  if ('data' in record) {
+    const ehk = record.explicitHashKey;
+    return {
+      data: bytesOf(record.data, 'data'),
+      partitionKey: stringOf(record.partitionKey, 'partitionKey'),
+      sequenceNumber: optionalString(record.sequenceNumber, 'sequenceNumber'),
+      explicitHashKey: ehk === undefined ? undefined : stringOf(ehk, 'explicitHashKey'),
+      approximateArrivalTimestamp: timestampOf(record.approximateArrivalTimestamp),
+    };
+  }
+  throw new InvalidRecordError(
+    'record',
+    'deaggregate expects a GetRecords record ({ Data, PartitionKey, SequenceNumber }), a Lambda Kinesis event record ({ kinesis: { data, partitionKey, sequenceNumber } }) or a plain record ({ data, partitionKey, sequenceNumber }).',
+  );
+}
+
+function bytesOf(value: unknown, field: string): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === 'string') return Buffer.from(value, 'base64');
+  throw new InvalidRecordError(
+    field,
+    `${field} must be a Uint8Array or a base64 string; received ${describeValue(value)}.`,
+  );
+}
+
+function stringOf(value: unknown, field: string): string {
+  if (typeof value === 'string') return value;
+  throw new InvalidRecordError(field, `${field} must be a string; received ${describeValue(value)}.`);
+}
+
+function optionalString(value: unknown, field: string): string {
+  return value === undefined ? '' : stringOf(value, field);
+}
+
+function timestampOf(value: unknown): Date | undefined {
+  if (value instanceof Date) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return new Date(Math.round(value * 1000));
+  return undefined;
+}
+
+function resolveRange(range: HashKeyRange | undefined): [bigint, bigint] {
+  if (range === undefined) return [0n, MAX_HASH_KEY];
+  const start = 'startingHashKey' in range ? range.startingHashKey : range.StartingHashKey;
+  const end = 'endingHashKey' in range ? range.endingHashKey : range.EndingHashKey;
+  return [rangeBound(start, 'hashKeyRange.startingHashKey'), rangeBound(end, 'hashKeyRange.endingHashKey')];
+}
+
+function rangeBound(value: unknown, field: string): bigint {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'string' && /^[0-9]+$/.test(value)) return BigInt(value);
+  throw new InvalidOptionError(field, 'a decimal string or a bigint', value);
+}

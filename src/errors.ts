@@ -1,0 +1,96 @@
+/**
+ * Every error this package raises is a {@link KinesisProducerError}: `instanceof` works across the
+ * hierarchy and `code` is a stable string to switch on (it never changes between minor versions).
+ *
+ * Programmer errors (bad input, bad options) are thrown or rejected at the call that made them and are
+ * never retried. Runtime failures of a record carry the record and every attempt made for it.
+ */
+
+/** Stable codes of the errors raised by this package (service error codes are passed through as-is). */
+export const ErrorCode = {
+  InvalidRecord: 'InvalidRecord',
+  InvalidOption: 'InvalidOption',
+  CorruptAggregate: 'CorruptAggregate',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error raised by this package. */
+export class KinesisProducerError extends Error {
+  /** A stable, machine-readable code. */
+  readonly code: string;
+  /** True when the same operation may succeed if tried again later. */
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/**
+ * A user record that can never be written: wrong type, partition key out of range, explicit hash key
+ * out of range, data larger than the stream's record limit. Thrown at the call that passed it.
+ */
+export class InvalidRecordError extends KinesisProducerError {
+  /** The record field at fault, e.g. `partitionKey`, `explicitHashKey`, `data`. */
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(ErrorCode.InvalidRecord, message);
+    this.field = field;
+  }
+}
+
+/** An option passed to a constructor or function is missing, of the wrong type or out of range. */
+export class InvalidOptionError extends KinesisProducerError {
+  /** The option at fault. */
+  readonly option: string;
+
+  constructor(option: string, expected: string, received: unknown) {
+    super(
+      ErrorCode.InvalidOption,
+      `Option \`${option}\` must be ${expected}; received ${describeValue(received)}.`,
+    );
+    this.option = option;
+  }
+}
+
+/**
+ * A Kinesis record starts with the KPL magic bytes but is not a valid aggregate (bad checksum,
+ * unparsable protobuf, key index out of range). Only raised by `deaggregate` when the caller asked for
+ * it with `onCorrupt: 'throw'`; by default such records pass through unchanged, as KCL does.
+ */
+export class CorruptAggregateError extends KinesisProducerError {
+  /** Sequence number of the Kinesis record, when known. */
+  readonly sequenceNumber: string | undefined;
+
+  constructor(message: string, sequenceNumber: string | undefined) {
+    super(ErrorCode.CorruptAggregate, message);
+    this.sequenceNumber = sequenceNumber;
+  }
+}
+
+/** A short, safe description of a value for error messages (never dumps large payloads). */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  switch (typeof value) {
+    case 'string':
+      return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return `${typeof value} ${String(value)}`;
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      if (Array.isArray(value)) return `an array of length ${value.length}`;
+      if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
+      return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  }
+}

@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import { describeValue, InvalidRecordError } from './errors.js';
+
+/**
+ * Hash keys: Kinesis routes a record to the shard whose hash-key range holds the record's hash key,
+ * which is its explicit hash key when given, else MD5(UTF-8 partition key) read as a big-endian
+ * unsigned 128-bit integer.
+ */
+
+/** The largest hash key, 2^128 - 1. */
+export const MAX_HASH_KEY = (1n << 128n) - 1n;
+
+/** Partition keys are 1..256 characters (UTF-16 code units, as the service and the Java KPL count). */
+export const MAX_PARTITION_KEY_LENGTH = 256;
+
+const DECIMAL = /^[0-9]+$/;
+
+/**
+ * The hash key Kinesis derives from a partition key: MD5 of its UTF-8 bytes, big-endian, 128 bits.
+ *
+ * @example
+ * partitionKeyHash('user-1') // 0x… as a bigint in [0, 2^128 - 1]
+ */
+export function partitionKeyHash(partitionKey: string): bigint {
+  const digest = createHash('md5').update(partitionKey, 'utf8').digest();
+  return (digest.readBigUInt64BE(0) << 64n) | digest.readBigUInt64BE(8);
+}
+
+/**
+ * Parses and validates an explicit hash key: a decimal string of an integer in [0, 2^128 - 1].
+ * Leading zeros are accepted (the value is what counts); signs, spaces, exponents are not.
+ *
+ * @throws {InvalidRecordError} naming `explicitHashKey` and the allowed range.
+ */
+export function parseExplicitHashKey(value: unknown, field = 'explicitHashKey'): bigint {
+  if (typeof value !== 'string') {
+    throw new InvalidRecordError(
+      field,
+      `${field} must be a decimal string in [0, 2^128-1]; received ${describeValue(value)}.`,
+    );
+  }
+  if (!DECIMAL.test(value)) {
+    const why = value.startsWith('-') ? 'is negative' : 'is not a plain decimal integer';
+    throw new InvalidRecordError(
+      field,
+      `${field} ${why}: it must be a decimal string in [0, 2^128-1]; received ${describeValue(value)}.`,
+    );
+  }
+  const parsed = BigInt(value);
+  if (parsed > MAX_HASH_KEY) {
+    throw new InvalidRecordError(
+      field,
+      `${field} is above the maximum hash key 2^128-1 (340282366920938463463374607431768211455); received ${describeValue(value)}.`,
+    );
+  }
+  return parsed;
+}

@@ -1,0 +1,39 @@
+/**
+ * kinesis-producer: a Kinesis Producer Library for Node.js.
+ *
+ * @packageDocumentation
+ */
+
+export type { KinesisRecord, RecordAggregatorOptions } from './aggregator.js';
+export {
+  DEFAULT_AGGREGATION_MAX_BYTES,
+  DEFAULT_AGGREGATION_MAX_COUNT,
+  MAX_RECORD_BYTES_LIMIT,
+  RecordAggregator,
+} from './aggregator.js';
+export type {
+  DeaggregatedRecord,
+  DeaggregateInput,
+  DeaggregateOptions,
+  HashKeyRange,
+  LambdaKinesisRecord,
+  PlainKinesisRecord,
+  SdkKinesisRecord,
+} from './deaggregator.js';
+export { deaggregate, deaggregateAll } from './deaggregator.js';
+export {
+  CorruptAggregateError,
+  ErrorCode,
+  InvalidOptionError,
+  InvalidRecordError,
+  KinesisProducerError,
+} from './errors.js';
+export {
+  MAX_HASH_KEY,
+  MAX_PARTITION_KEY_LENGTH,
+  parseExplicitHashKey,
+  partitionKeyHash,
+} from './hash-key.js';
+export { MAGIC as AGGREGATED_RECORD_MAGIC } from './record-format.js';
+export type { UserRecord } from './user-record.js';
+export { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';

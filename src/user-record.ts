@@ -1,0 +1,108 @@
+import { describeValue, InvalidRecordError } from './errors.js';
+import { MAX_PARTITION_KEY_LENGTH, parseExplicitHashKey } from './hash-key.js';
+
+/** A record as the application hands it over. */
+export interface UserRecord {
+  /** 1..256 characters of well-formed Unicode; routes the record unless `explicitHashKey` is given. */
+  readonly partitionKey: string;
+  /** The payload. A string is sent as its UTF-8 bytes. */
+  readonly data: Uint8Array | string;
+  /** A decimal integer in [0, 2^128-1] that routes the record instead of the partition key. */
+  readonly explicitHashKey?: string | undefined;
+}
+
+/** Default maximum size of one Kinesis record (partition key + data): 1 MiB. */
+export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+
+/** What validation learns about a record, so later stages never measure it twice. */
+export interface RecordFacts {
+  /** UTF-8 length of the partition key. */
+  partitionKeyBytes: number;
+  /** Length of the data in bytes (UTF-8 length for string data). */
+  dataBytes: number;
+  /** The explicit hash key as a normalised decimal string, or undefined. */
+  explicitHashKey: string | undefined;
+  /** The explicit hash key's value, or -1n when there is none. */
+  explicitHashKeyValue: bigint;
+}
+
+/** Returns a fresh {@link RecordFacts} to pass to {@link validateUserRecord}. */
+export function newRecordFacts(): RecordFacts {
+  return { partitionKeyBytes: 0, dataBytes: 0, explicitHashKey: undefined, explicitHashKeyValue: -1n };
+}
+
+/** Throws unless `partitionKey` is a string of 1..256 UTF-16 units of well-formed Unicode. */
+export function validatePartitionKey(partitionKey: unknown): asserts partitionKey is string {
+  if (typeof partitionKey !== 'string') {
+    throw new InvalidRecordError(
+      'partitionKey',
+      `partitionKey must be a string of 1..${MAX_PARTITION_KEY_LENGTH} characters; received ${describeValue(partitionKey)}.`,
+    );
+  }
+  const length = partitionKey.length;
+  if (length === 0 || length > MAX_PARTITION_KEY_LENGTH) {
+    throw new InvalidRecordError(
+      'partitionKey',
+      `partitionKey must be 1..${MAX_PARTITION_KEY_LENGTH} characters long; received ${length} characters.`,
+    );
+  }
+  if (!partitionKey.isWellFormed()) {
+    // A lone surrogate has no UTF-8 form: the service and this producer would hash different bytes.
+    throw new InvalidRecordError(
+      'partitionKey',
+      'partitionKey must be well-formed Unicode; it contains a lone surrogate (UTF-16 half of a pair).',
+    );
+  }
+}
+
+/**
+ * Validates a user record and fills `facts` with its measured sizes.
+ *
+ * @param maxRecordBytes - the stream's maximum record size (partition key + data).
+ * @throws {InvalidRecordError} naming the field at fault and its limit.
+ */
+export function validateUserRecord(record: unknown, maxRecordBytes: number, facts: RecordFacts): void {
+  if (typeof record !== 'object' || record === null) {
+    throw new InvalidRecordError(
+      'record',
+      `A record must be an object { partitionKey, data, explicitHashKey? }; received ${describeValue(record)}.`,
+    );
+  }
+  const { partitionKey, data, explicitHashKey } = record as Record<string, unknown>;
+  validatePartitionKey(partitionKey);
+
+  let dataBytes: number;
+  if (typeof data === 'string') {
+    dataBytes = Buffer.byteLength(data, 'utf8');
+  } else if (data instanceof Uint8Array) {
+    dataBytes = data.byteLength;
+  } else {
+    throw new InvalidRecordError(
+      'data',
+      `data must be a Uint8Array (or Buffer) or a string; received ${describeValue(data)}.`,
+    );
+  }
+
+  const partitionKeyBytes = Buffer.byteLength(partitionKey, 'utf8');
+  if (partitionKeyBytes + dataBytes > maxRecordBytes) {
+    throw new InvalidRecordError(
+      'data',
+      `partitionKey + data is ${partitionKeyBytes + dataBytes} bytes, above the stream's maximum record size of ${maxRecordBytes} bytes.`,
+    );
+  }
+
+  if (explicitHashKey === undefined) {
+    facts.explicitHashKey = undefined;
+    facts.explicitHashKeyValue = -1n;
+  } else {
+    const value = parseExplicitHashKey(explicitHashKey);
+    facts.explicitHashKeyValue = value;
+    // Normalise ("007" → "7") so equal keys share one table entry and the service sees canonical form.
+    facts.explicitHashKey =
+      (explicitHashKey as string).length > 1 && (explicitHashKey as string)[0] === '0'
+        ? value.toString()
+        : (explicitHashKey as string);
+  }
+  facts.partitionKeyBytes = partitionKeyBytes;
+  facts.dataBytes = dataBytes;
+}

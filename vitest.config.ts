@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+// Every test process runs with --unhandled-rejections=strict: an unhandled rejection anywhere fails the run.
+const execArgv = ['--unhandled-rejections=strict'];
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    poolOptions: { forks: { execArgv } },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/**/*.integ.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integ',
+          include: ['test/**/*.integ.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
