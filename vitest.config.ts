@@ -6,6 +6,8 @@ const execArgv = ['--unhandled-rejections=strict'];
 export default defineConfig({
   test: {
     pool: 'forks',
+    // The AWS SDK warns once per process on Node 20 that its 2027 releases will need Node 22.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     poolOptions: { forks: { execArgv } },
     projects: [
       {

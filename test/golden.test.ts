@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { RecordAggregator, deaggregate, partitionKeyHash } from '../src/index.js';
+import { deaggregate, partitionKeyHash, RecordAggregator } from '../src/index.js';
 
 /**
  * Kinesis records written by the real KPL (captured in awslabs/kinesis-aggregation's tests), with the
@@ -61,7 +61,9 @@ describe('KPL golden records', () => {
     expect(Buffer.from(built.data).toString('hex')).toBe(expectedBytes.toString('hex'));
     expect(built.partitionKey).toBe(record.partitionKey);
     const first = record.expectedUserRecords[0]!;
-    expect(built.explicitHashKey).toBe(first.explicitHashKey ?? partitionKeyHash(first.partitionKey).toString());
+    expect(built.explicitHashKey).toBe(
+      first.explicitHashKey ?? partitionKeyHash(first.partitionKey).toString(),
+    );
     expect(aggregator.count).toBe(0);
   });
 });

@@ -47,5 +47,9 @@ export function oracleEncode(message: Partial<OracleAggregate>): Uint8Array {
 /** Decodes an AggregatedRecord body with protobufjs. */
 export function oracleDecode(body: Uint8Array): OracleAggregate {
   const decoded = AggregatedRecordType.decode(body);
-  return AggregatedRecordType.toObject(decoded, { longs: Number, defaults: true, arrays: true }) as OracleAggregate;
+  return AggregatedRecordType.toObject(decoded, {
+    longs: Number,
+    defaults: true,
+    arrays: true,
+  }) as OracleAggregate;
 }

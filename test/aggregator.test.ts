@@ -1,0 +1,291 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  deaggregate,
+  InvalidOptionError,
+  InvalidRecordError,
+  MAX_HASH_KEY,
+  partitionKeyHash,
+  RecordAggregator,
+  type UserRecord,
+} from '../src/index.js';
+import { frame } from './support/frame.js';
+import { oracleDecode, oracleEncode } from './support/kpl-proto.js';
+
+const bytes = (s: string) => Buffer.from(s, 'utf8');
+const body = (data: Uint8Array) => data.subarray(4, data.length - 16);
+
+describe('RecordAggregator: the Kinesis record it builds', () => {
+  it('sends one user record raw, under its own partition key and its hash key in decimal', () => {
+    const aggregator = new RecordAggregator();
+    aggregator.add({ partitionKey: 'user-1', data: 'hello' });
+    expect(aggregator.sizeBytes).toBe('user-1'.length + 5);
+    const built = aggregator.build();
+    expect(built.partitionKey).toBe('user-1');
+    expect(built.explicitHashKey).toBe(partitionKeyHash('user-1').toString());
+    expect(Buffer.from(built.data).toString()).toBe('hello');
+  });
+
+  it('keeps a single record explicit hash key, normalised', () => {
+    const aggregator = new RecordAggregator();
+    aggregator.add({ partitionKey: 'k', data: 'x', explicitHashKey: '000123' });
+    expect(aggregator.build().explicitHashKey).toBe('123');
+  });
+
+  it('gives an aggregate partition key "a" and the FIRST record hash key', () => {
+    const aggregator = new RecordAggregator();
+    aggregator.add({ partitionKey: 'second-key-first', data: 'one' });
+    aggregator.add({ partitionKey: 'other', data: 'two', explicitHashKey: '5' });
+    const built = aggregator.build();
+    expect(built.partitionKey).toBe('a');
+    expect(built.explicitHashKey).toBe(partitionKeyHash('second-key-first').toString());
+    expect(Buffer.from(built.data.subarray(0, 4)).toString('hex')).toBe('f3899ac2');
+  });
+
+  it('de-duplicates key tables in first-seen order and stores explicit hash keys as normalised decimals', () => {
+    const aggregator = new RecordAggregator();
+    const records: UserRecord[] = [
+      { partitionKey: 'b', data: '1' },
+      { partitionKey: 'a', data: '2', explicitHashKey: '0042' },
+      { partitionKey: 'b', data: '3', explicitHashKey: '42' },
+      { partitionKey: 'c', data: '4', explicitHashKey: '7' },
+      { partitionKey: 'a', data: '5' },
+    ];
+    for (const r of records) expect(aggregator.add(r)).toBe(true);
+    const decoded = oracleDecode(body(aggregator.build().data));
+    expect(decoded.partition_key_table).toEqual(['b', 'a', 'c']);
+    expect(decoded.explicit_hash_key_table).toEqual(['42', '7']);
+    expect(decoded.records.map((r) => [r.partition_key_index, r.explicit_hash_key_index ?? null])).toEqual([
+      [0, 0],
+      [1, 0],
+      [0, 0],
+      [2, 1],
+      [1, 0],
+    ]);
+  });
+
+  it('writes exactly the bytes protobuf writes for the same message, framed by magic and MD5', () => {
+    const aggregator = new RecordAggregator();
+    aggregator.add({ partitionKey: 'p1', data: bytes('alpha') });
+    aggregator.add({ partitionKey: 'p2', data: bytes(''), explicitHashKey: '0' });
+    aggregator.add({ partitionKey: 'p1', data: bytes('gamma'), explicitHashKey: MAX_HASH_KEY.toString() });
+    const expected = frame(
+      oracleEncode({
+        partition_key_table: ['p1', 'p2'],
+        explicit_hash_key_table: ['0', MAX_HASH_KEY.toString()],
+        records: [
+          { partition_key_index: 0, data: bytes('alpha') },
+          { partition_key_index: 1, explicit_hash_key_index: 0, data: bytes('') },
+          { partition_key_index: 0, explicit_hash_key_index: 1, data: bytes('gamma') },
+        ],
+      }),
+    );
+    const size = aggregator.sizeBytes;
+    const built = aggregator.build();
+    expect(Buffer.from(built.data).equals(expected)).toBe(true);
+    expect(size).toBe(1 + expected.length);
+  });
+
+  it('encodes string data as UTF-8', () => {
+    const aggregator = new RecordAggregator();
+    aggregator.add({ partitionKey: 'k', data: 'héllo 🌍' });
+    aggregator.add({ partitionKey: 'k', data: '' });
+    const users = deaggregate({ data: aggregator.build().data, partitionKey: 'a' });
+    expect(Buffer.from(users[0]!.data).toString('utf8')).toBe('héllo 🌍');
+    expect(users[1]!.data.length).toBe(0);
+  });
+});
+
+describe('RecordAggregator: limits', () => {
+  it('refuses the record that would push an aggregate past maxBytes, and stays unchanged', () => {
+    const aggregator = new RecordAggregator({ maxBytes: 200 });
+    let added = 0;
+    while (aggregator.add({ partitionKey: `k${added}`, data: 'x'.repeat(20) })) added++;
+    const sizeBefore = aggregator.sizeBytes;
+    expect(sizeBefore).toBeLessThanOrEqual(200);
+    expect(aggregator.add({ partitionKey: 'late', data: 'x'.repeat(20) })).toBe(false);
+    expect(aggregator.count).toBe(added);
+    expect(aggregator.sizeBytes).toBe(sizeBefore);
+    const built = aggregator.build();
+    expect(1 + built.data.length).toBe(sizeBefore);
+  });
+
+  it('fills an aggregate to exactly maxBytes when the records fit exactly', () => {
+    // Two records of key "k": 1 + 4 + 2*(table "k": 3 bytes once) ... measure with a first aggregate.
+    const probe = new RecordAggregator({ maxBytes: 1_000_000 });
+    probe.add({ partitionKey: 'k', data: 'x'.repeat(10) });
+    probe.add({ partitionKey: 'k', data: 'x'.repeat(10) });
+    const exact = probe.sizeBytes;
+    const aggregator = new RecordAggregator({ maxBytes: exact });
+    expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(10) })).toBe(true);
+    expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(10) })).toBe(true);
+    expect(aggregator.sizeBytes).toBe(exact);
+    expect(aggregator.add({ partitionKey: 'k', data: '' })).toBe(false);
+  });
+
+  it('refuses past maxCount', () => {
+    const aggregator = new RecordAggregator({ maxCount: 3 });
+    expect([1, 2, 3, 4].map((i) => aggregator.add({ partitionKey: 'k', data: String(i) }))).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('accepts a single record larger than maxBytes into an empty aggregator: it is sent raw', () => {
+    const aggregator = new RecordAggregator({ maxBytes: 100 });
+    expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(500) })).toBe(true);
+    expect(aggregator.add({ partitionKey: 'k', data: 'y' })).toBe(false);
+    expect(aggregator.build().data.length).toBe(500);
+  });
+
+  it('rejects records above the stream record size with a typed error naming the limit', () => {
+    const aggregator = new RecordAggregator({ maxRecordBytes: 1000, maxBytes: 1000 });
+    expect(() => aggregator.add({ partitionKey: 'abc', data: 'x'.repeat(998) })).toThrow(InvalidRecordError);
+    expect(() => aggregator.add({ partitionKey: 'abc', data: 'x'.repeat(998) })).toThrow(
+      /partitionKey \+ data is 1001 bytes, above the stream's maximum record size of 1000 bytes/,
+    );
+    expect(aggregator.count).toBe(0);
+    expect(aggregator.add({ partitionKey: 'abc', data: 'x'.repeat(997) })).toBe(true);
+  });
+
+  it('validates its options', () => {
+    expect(() => new RecordAggregator({ maxBytes: 0 })).toThrow(InvalidOptionError);
+    expect(() => new RecordAggregator({ maxBytes: 2 * 1024 * 1024 })).toThrow(
+      'Option `maxBytes` must be an integer in [21, 1048576]; received number 2097152.',
+    );
+    expect(() => new RecordAggregator({ maxCount: 1.5 })).toThrow(/maxCount/);
+    expect(() => new RecordAggregator({ maxRecordBytes: 11 * 1024 * 1024 })).toThrow(/maxRecordBytes/);
+  });
+
+  it('throws when building an empty aggregator', () => {
+    expect(() => new RecordAggregator().build()).toThrow(/empty/);
+  });
+});
+
+describe('RecordAggregator: properties', () => {
+  // Partition keys: any well-formed Unicode, 1..256 UTF-16 units (what the service counts).
+  const partitionKey = fc
+    .string({ unit: 'grapheme', minLength: 1, maxLength: 256 })
+    .map((s) => {
+      let out = '';
+      for (const ch of s) {
+        if (out.length + ch.length > 256) break;
+        out += ch;
+      }
+      return out;
+    })
+    .filter((s) => s.length > 0 && s.isWellFormed());
+  const hashKey = fc.oneof(
+    fc.constant(undefined),
+    fc.constant('0'),
+    fc.constant(MAX_HASH_KEY.toString()),
+    fc.bigInt({ min: 0n, max: MAX_HASH_KEY }).map((v) => v.toString()),
+  );
+  const data = fc.oneof(
+    { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
+    { weight: 6, arbitrary: fc.uint8Array({ maxLength: 300 }) },
+    { weight: 1, arbitrary: fc.uint8Array({ minLength: 20_000, maxLength: 60_000 }) },
+    { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 100 }) },
+  );
+  const record = fc.record({ partitionKey, data, explicitHashKey: hashKey }).map((r) => {
+    const out: { partitionKey: string; data: Uint8Array | string; explicitHashKey?: string } = {
+      partitionKey: r.partitionKey,
+      data: r.data,
+    };
+    if (r.explicitHashKey !== undefined) out.explicitHashKey = r.explicitHashKey;
+    return out;
+  });
+
+  /** The user record as it should come back: hex data, normalised explicit hash key. */
+  const expected = (r: UserRecord) => ({
+    partitionKey: r.partitionKey,
+    explicitHashKey: r.explicitHashKey === undefined ? undefined : BigInt(r.explicitHashKey).toString(),
+    data: Buffer.from(typeof r.data === 'string' ? Buffer.from(r.data, 'utf8') : r.data).toString('hex'),
+  });
+
+  /** Feeds records through an aggregator, building whenever it is full, and checks every build. */
+  function roundTrip(records: UserRecord[], maxBytes: number): void {
+    const aggregator = new RecordAggregator({ maxBytes });
+    const back: ReturnType<typeof expected>[] = [];
+    const flush = () => {
+      const predicted = aggregator.sizeBytes;
+      const count = aggregator.count;
+      const first = records[back.length]!;
+      const built = aggregator.build();
+      expect(Buffer.byteLength(built.partitionKey) + built.data.length).toBe(predicted);
+      if (count > 1) expect(predicted).toBeLessThanOrEqual(maxBytes);
+      const firstHash =
+        first.explicitHashKey === undefined
+          ? partitionKeyHash(first.partitionKey)
+          : BigInt(first.explicitHashKey);
+      expect(built.explicitHashKey).toBe(firstHash.toString());
+      const users = deaggregate({ data: built.data, partitionKey: built.partitionKey });
+      expect(users).toHaveLength(count);
+      for (const u of users) {
+        expect(u.aggregated).toBe(count > 1);
+        back.push({
+          partitionKey: u.partitionKey,
+          // A single record travels raw: its explicit hash key is the outer record's.
+          explicitHashKey:
+            count > 1
+              ? u.explicitHashKey
+              : first.explicitHashKey === undefined
+                ? undefined
+                : built.explicitHashKey,
+          data: Buffer.from(u.data).toString('hex'),
+        });
+      }
+    };
+    for (const r of records) {
+      if (!aggregator.add(r)) {
+        flush();
+        expect(aggregator.add(r)).toBe(true);
+      }
+    }
+    if (aggregator.count > 0) flush();
+    expect(back).toEqual(records.map(expected));
+  }
+
+  it('round-trips losslessly and predicts its exact size, for any records', () => {
+    fc.assert(
+      fc.property(
+        fc.array(record, { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 21, max: 200_000 }),
+        (records, maxBytes) => {
+          roundTrip(records, maxBytes);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('round-trips thousands of small records in one aggregate', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            partitionKey: fc.constantFrom('a', 'b', 'ключ', '鍵', '🔑'),
+            data: fc.uint8Array({ maxLength: 8 }),
+          }),
+          {
+            minLength: 2000,
+            maxLength: 5000,
+          },
+        ),
+        (records) => roundTrip(records, 1024 * 1024),
+      ),
+      { numRuns: 5 },
+    );
+  });
+
+  it('round-trips thousands of distinct partition keys', () => {
+    const records = Array.from({ length: 3000 }, (_, i) => ({
+      partitionKey: `key-${i}-${'é'.repeat(i % 7)}`,
+      data: Buffer.from([i & 255]),
+    }));
+    roundTrip(records, 51_200);
+    roundTrip(records, 1024 * 1024);
+  });
+});

@@ -1,0 +1,299 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CorruptAggregateError,
+  deaggregate,
+  deaggregateAll,
+  InvalidOptionError,
+  InvalidRecordError,
+  MAX_HASH_KEY,
+  partitionKeyHash,
+  RecordAggregator,
+} from '../src/index.js';
+import { frame } from './support/frame.js';
+import { oracleEncode } from './support/kpl-proto.js';
+
+const text = (u: { data: Uint8Array }) => Buffer.from(u.data).toString('utf8');
+
+function aggregateOf(records: { partitionKey: string; data: string; explicitHashKey?: string }[]) {
+  const aggregator = new RecordAggregator();
+  for (const r of records) aggregator.add(r);
+  return aggregator.build();
+}
+
+const two = aggregateOf([
+  { partitionKey: 'p1', data: 'one' },
+  { partitionKey: 'p2', data: 'two', explicitHashKey: '12345' },
+]);
+
+describe('deaggregate: input shapes', () => {
+  const arrival = new Date('2026-01-02T03:04:05.678Z');
+
+  it('reads a GetRecords record from the SDK', () => {
+    const users = deaggregate({
+      Data: two.data,
+      PartitionKey: 'a',
+      SequenceNumber: '42',
+      ApproximateArrivalTimestamp: arrival,
+    });
+    expect(users).toEqual([
+      {
+        partitionKey: 'p1',
+        data: expect.any(Uint8Array),
+        sequenceNumber: '42',
+        subSequenceNumber: 0,
+        aggregated: true,
+        approximateArrivalTimestamp: arrival,
+      },
+      {
+        partitionKey: 'p2',
+        explicitHashKey: '12345',
+        data: expect.any(Uint8Array),
+        sequenceNumber: '42',
+        subSequenceNumber: 1,
+        aggregated: true,
+        approximateArrivalTimestamp: arrival,
+      },
+    ]);
+    expect(users.map(text)).toEqual(['one', 'two']);
+  });
+
+  it('reads a Lambda Kinesis event record (base64 data, seconds since epoch)', () => {
+    const users = deaggregate({
+      eventSource: 'aws:kinesis',
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        data: Buffer.from(two.data).toString('base64'),
+        partitionKey: 'a',
+        sequenceNumber: '7',
+        approximateArrivalTimestamp: arrival.getTime() / 1000,
+      },
+    });
+    expect(users.map(text)).toEqual(['one', 'two']);
+    expect(users[1]).toMatchObject({ partitionKey: 'p2', sequenceNumber: '7', subSequenceNumber: 1 });
+    expect(users[0]!.approximateArrivalTimestamp?.getTime()).toBe(arrival.getTime());
+  });
+
+  it('reads a plain camelCase record', () => {
+    const users = deaggregate({ data: two.data, partitionKey: 'a', sequenceNumber: '9' });
+    expect(users.map((u) => [u.partitionKey, text(u), u.subSequenceNumber])).toEqual([
+      ['p1', 'one', 0],
+      ['p2', 'two', 1],
+    ]);
+  });
+
+  it('passes an ordinary record through as one user record', () => {
+    const users = deaggregate({ Data: Buffer.from('plain'), PartitionKey: 'pk', SequenceNumber: '1' });
+    expect(users).toEqual([
+      {
+        partitionKey: 'pk',
+        data: Buffer.from('plain'),
+        sequenceNumber: '1',
+        subSequenceNumber: 0,
+        aggregated: false,
+      },
+    ]);
+  });
+
+  it('deaggregateAll flattens many records in order', () => {
+    const users = deaggregateAll([
+      { Data: two.data, PartitionKey: 'a', SequenceNumber: '1' },
+      { Data: Buffer.from('raw'), PartitionKey: 'r', SequenceNumber: '2' },
+    ]);
+    expect(users.map((u) => [u.sequenceNumber, u.subSequenceNumber, text(u)])).toEqual([
+      ['1', 0, 'one'],
+      ['1', 1, 'two'],
+      ['2', 0, 'raw'],
+    ]);
+  });
+
+  it('rejects shapes it does not know with a typed error', () => {
+    expect(() => deaggregate({} as never)).toThrow(InvalidRecordError);
+    expect(() => deaggregate(null as never)).toThrow(/expects a Kinesis record object; received null/);
+    expect(() => deaggregate({ Data: 5, PartitionKey: 'a' } as never)).toThrow(
+      /Data must be a Uint8Array or a base64 string; received number 5/,
+    );
+    expect(() => deaggregate({ Data: Buffer.from('x') } as never)).toThrow(
+      /PartitionKey must be a string; received undefined/,
+    );
+  });
+});
+
+describe('deaggregate: KCL semantics for records that are not valid aggregates', () => {
+  const cases: [string, Uint8Array][] = [
+    ['the magic alone', Buffer.from('f3899ac2', 'hex')],
+    ['magic + 16 bytes (no body)', Buffer.concat([Buffer.from('f3899ac2', 'hex'), Buffer.alloc(16)])],
+    [
+      'a bad MD5',
+      Buffer.concat([
+        two.data.subarray(0, two.data.length - 1),
+        Buffer.from([two.data[two.data.length - 1]! ^ 1]),
+      ]),
+    ],
+    ['a body that is not protobuf', frame(Buffer.from([0xff, 0xff, 0xff]))],
+    ['a truncated field', frame(Buffer.from([0x0a, 0x05, 0x61]))],
+    ['a record without data', frame(oracleEncodeRaw([0x0a, 0x01, 0x61, 0x1a, 0x02, 0x08, 0x00]))],
+    [
+      'a record without partition_key_index',
+      frame(oracleEncodeRaw([0x0a, 0x01, 0x61, 0x1a, 0x02, 0x1a, 0x00])),
+    ],
+    [
+      'a partition key index outside the table',
+      frame(
+        oracleEncode({
+          partition_key_table: ['a'],
+          records: [{ partition_key_index: 1, data: Buffer.from('x') }],
+        }),
+      ),
+    ],
+    [
+      'an explicit hash key index outside the table',
+      frame(
+        oracleEncode({
+          partition_key_table: ['a'],
+          records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+        }),
+      ),
+    ],
+    [
+      'an explicit hash key that is not a number',
+      frame(
+        oracleEncode({
+          partition_key_table: ['a'],
+          explicit_hash_key_table: ['12x'],
+          records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+        }),
+      ),
+    ],
+    // Record { partition_key_index: 0, data: "x", tags: [{ value: "v" }] }: the tag lacks its key.
+    [
+      'a tag without its required key',
+      frame(
+        oracleEncodeRaw([
+          0x0a, 0x01, 0x61, 0x1a, 0x0a, 0x08, 0x00, 0x1a, 0x01, 0x78, 0x22, 0x03, 0x12, 0x01, 0x76,
+        ]),
+      ),
+    ],
+  ];
+
+  it.each(cases)('passes %s through as one user record', (_name, data) => {
+    const users = deaggregate({ Data: data, PartitionKey: 'outer', SequenceNumber: '5' });
+    expect(users).toHaveLength(1);
+    expect(users[0]).toMatchObject({
+      partitionKey: 'outer',
+      sequenceNumber: '5',
+      subSequenceNumber: 0,
+      aggregated: false,
+    });
+    expect(Buffer.from(users[0]!.data).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it.each(cases)("throws CorruptAggregateError for %s with onCorrupt: 'throw'", (_name, data) => {
+    expect(() =>
+      deaggregate({ Data: data, PartitionKey: 'outer', SequenceNumber: '5' }, { onCorrupt: 'throw' }),
+    ).toThrow(CorruptAggregateError);
+  });
+
+  it('names the record and the reason in the error', () => {
+    const bad = cases[2]![1];
+    expect(() =>
+      deaggregate({ Data: bad, PartitionKey: 'a', SequenceNumber: '99' }, { onCorrupt: 'throw' }),
+    ).toThrow('Kinesis record 99 starts with the KPL magic but its MD5 trailer does not match its body.');
+  });
+
+  it("still passes records without the magic through with onCorrupt: 'throw'", () => {
+    expect(deaggregate({ Data: Buffer.from('raw'), PartitionKey: 'k' }, { onCorrupt: 'throw' })).toHaveLength(
+      1,
+    );
+  });
+
+  it('skips unknown fields and tags as protobuf parsers do', () => {
+    const body = oracleEncode({
+      partition_key_table: ['k'],
+      records: [{ partition_key_index: 0, data: Buffer.from('x'), tags: [{ key: 't', value: 'v' }] }],
+    });
+    // Append unknown fields of every wire type: varint (9), fixed64 (10), bytes (11), fixed32 (12), group (13).
+    const unknown = Buffer.from([
+      0x48, 0x96, 0x01, 0x51, 1, 2, 3, 4, 5, 6, 7, 8, 0x5a, 0x01, 0x00, 0x65, 1, 2, 3, 4, 0x6b, 0x08, 0x01,
+      0x6c,
+    ]);
+    const users = deaggregate({ data: frame(Buffer.concat([body, unknown])), partitionKey: 'a' });
+    expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
+  });
+
+  it('returns no records for a valid aggregate that holds none, as KCL does', () => {
+    expect(deaggregate({ data: frame(Buffer.from([0x0a, 0x01, 0x61])), partitionKey: 'a' })).toEqual([]);
+  });
+});
+
+describe('deaggregate: shard hash-key range, as KCL filters', () => {
+  const low = { partitionKey: 'x', data: 'low', explicitHashKey: '10' };
+  const high = { partitionKey: 'y', data: 'high', explicitHashKey: '1000' };
+
+  it('keeps an aggregate whose records are all inside the range', () => {
+    const agg = aggregateOf([low, high]);
+    const users = deaggregate(
+      { data: agg.data, partitionKey: 'a' },
+      { hashKeyRange: { startingHashKey: '10', endingHashKey: '1000' } },
+    );
+    expect(users.map(text)).toEqual(['low', 'high']);
+  });
+
+  it('drops the WHOLE aggregate when any record falls outside the range', () => {
+    const agg = aggregateOf([low, high]);
+    expect(
+      deaggregate(
+        { data: agg.data, partitionKey: 'a' },
+        { hashKeyRange: { startingHashKey: 0n, endingHashKey: 999n } },
+      ),
+    ).toEqual([]);
+    expect(
+      deaggregate(
+        { data: agg.data, partitionKey: 'a' },
+        { hashKeyRange: { StartingHashKey: '11', EndingHashKey: '5000' } },
+      ),
+    ).toEqual([]);
+  });
+
+  it('uses MD5 of the partition key for records without an explicit hash key', () => {
+    const hash = partitionKeyHash('user-1');
+    const agg = aggregateOf([
+      { partitionKey: 'user-1', data: 'a' },
+      { partitionKey: 'user-1', data: 'b' },
+    ]);
+    const inRange = { startingHashKey: hash, endingHashKey: hash };
+    expect(deaggregate({ data: agg.data, partitionKey: 'a' }, { hashKeyRange: inRange })).toHaveLength(2);
+    const justAbove = { startingHashKey: hash + 1n, endingHashKey: MAX_HASH_KEY };
+    expect(deaggregate({ data: agg.data, partitionKey: 'a' }, { hashKeyRange: justAbove })).toEqual([]);
+  });
+
+  it('never filters records that are not aggregates', () => {
+    const users = deaggregate(
+      { data: Buffer.from('raw'), partitionKey: 'k' },
+      { hashKeyRange: { startingHashKey: 0n, endingHashKey: 0n } },
+    );
+    expect(users).toHaveLength(1);
+  });
+
+  it('drops aggregates whose explicit hash keys lie outside [0, 2^128-1] even without a range, as KCL does', () => {
+    const body = oracleEncode({
+      partition_key_table: ['k'],
+      explicit_hash_key_table: [(MAX_HASH_KEY + 1n).toString()],
+      records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+    });
+    expect(deaggregate({ data: frame(body), partitionKey: 'a' })).toEqual([]);
+  });
+
+  it('rejects a malformed range with a typed option error', () => {
+    expect(() =>
+      deaggregate(
+        { data: two.data, partitionKey: 'a' },
+        { hashKeyRange: { startingHashKey: '-1', endingHashKey: '5' } },
+      ),
+    ).toThrow(InvalidOptionError);
+  });
+});
+
+/** Raw protobuf bytes, for messages protobufjs would refuse to encode (missing required fields). */
+function oracleEncodeRaw(bytes: number[]): Uint8Array {
+  return Uint8Array.from(bytes);
+}

@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The built package, as users load it: `import` and `require` of `kinesis-producer` from another
+ * directory, resolved through the `exports` map to dist/. `npm test` builds first.
+ */
+const root = resolve(import.meta.dirname, '..');
+let consumer: string;
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist', 'index.js')) || !existsSync(join(root, 'dist', 'index.cjs'))) {
+    throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)');
+  }
+  consumer = mkdtempSync(join(tmpdir(), 'kinesis-producer-consumer-'));
+  mkdirSync(join(consumer, 'node_modules'));
+  symlinkSync(root, join(consumer, 'node_modules', 'kinesis-producer'), 'dir');
+});
+afterAll(() => rmSync(consumer, { recursive: true, force: true }));
+
+const script = `
+  const agg = new k.RecordAggregator();
+  agg.add({ partitionKey: 'a', data: 'one' });
+  agg.add({ partitionKey: 'b', data: 'two' });
+  const built = agg.build();
+  const back = k.deaggregate({ data: built.data, partitionKey: built.partitionKey });
+  console.log(JSON.stringify({
+    exports: Object.keys(k).sort(),
+    back: back.map((u) => u.partitionKey + '=' + Buffer.from(u.data).toString()),
+    errorIsTyped: (() => { try { agg.add({ partitionKey: '', data: 'x' }); } catch (e) { return e instanceof k.InvalidRecordError && e.code; } })(),
+  }));
+`;
+
+function run(args: string[]): { exports: string[]; back: string[]; errorIsTyped: string } {
+  return JSON.parse(execFileSync(process.execPath, args, { cwd: consumer, encoding: 'utf8' }));
+}
+
+describe('the built package', () => {
+  it('works with require() (CommonJS)', () => {
+    const out = run(['-e', `const k = require('kinesis-producer');${script}`]);
+    expect(out.back).toEqual(['a=one', 'b=two']);
+    expect(out.errorIsTyped).toBe('InvalidRecord');
+  });
+
+  it('works with import (ESM) and exposes the same API as require()', () => {
+    const esm = run(['--input-type=module', '-e', `import * as k from 'kinesis-producer';${script}`]);
+    const cjs = run(['-e', `const k = require('kinesis-producer');${script}`]);
+    expect(esm.back).toEqual(['a=one', 'b=two']);
+    expect(esm.exports).toEqual(cjs.exports.filter((name) => name !== 'default' && name !== '__esModule'));
+    expect(esm.exports).toContain('RecordAggregator');
+  });
+});

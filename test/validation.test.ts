@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  InvalidRecordError,
+  KinesisProducerError,
+  MAX_HASH_KEY,
+  parseExplicitHashKey,
+  partitionKeyHash,
+  RecordAggregator,
+} from '../src/index.js';
+
+/** Runs `add` and returns the typed error it threw. */
+function errorOf(record: unknown, options = {}): InvalidRecordError {
+  const aggregator = new RecordAggregator(options);
+  try {
+    aggregator.add(record as never);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidRecordError);
+    expect(error).toBeInstanceOf(KinesisProducerError);
+    expect(aggregator.count).toBe(0);
+    return error as InvalidRecordError;
+  }
+  throw new Error('expected add() to throw');
+}
+
+describe('bad user records get a typed error naming the field and the limit', () => {
+  it.each([
+    [
+      'an empty partition key',
+      { partitionKey: '', data: 'x' },
+      'partitionKey',
+      'partitionKey must be 1..256 characters long; received 0 characters.',
+    ],
+    [
+      'a 257-character partition key',
+      { partitionKey: 'k'.repeat(257), data: 'x' },
+      'partitionKey',
+      'partitionKey must be 1..256 characters long; received 257 characters.',
+    ],
+    [
+      'a partition key that is not a string',
+      { partitionKey: 42, data: 'x' },
+      'partitionKey',
+      'partitionKey must be a string of 1..256 characters; received number 42.',
+    ],
+    [
+      'a partition key with a lone surrogate',
+      { partitionKey: 'a\ud800b', data: 'x' },
+      'partitionKey',
+      /well-formed Unicode/,
+    ],
+    [
+      'data of the wrong type',
+      { partitionKey: 'k', data: 12 },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received number 12.',
+    ],
+    [
+      'missing data',
+      { partitionKey: 'k' },
+      'data',
+      /data must be a Uint8Array \(or Buffer\) or a string; received undefined/,
+    ],
+    [
+      'data over the limit',
+      { partitionKey: 'k', data: Buffer.alloc(1024 * 1024) },
+      'data',
+      "partitionKey + data is 1048577 bytes, above the stream's maximum record size of 1048576 bytes.",
+    ],
+    [
+      'a negative explicit hash key',
+      { partitionKey: 'k', data: 'x', explicitHashKey: '-1' },
+      'explicitHashKey',
+      'explicitHashKey is negative: it must be a decimal string in [0, 2^128-1]; received "-1".',
+    ],
+    [
+      'a non-decimal explicit hash key',
+      { partitionKey: 'k', data: 'x', explicitHashKey: '0x10' },
+      'explicitHashKey',
+      /is not a plain decimal integer: it must be a decimal string in \[0, 2\^128-1\]/,
+    ],
+    [
+      'an explicit hash key with spaces',
+      { partitionKey: 'k', data: 'x', explicitHashKey: ' 1' },
+      'explicitHashKey',
+      /not a plain decimal integer/,
+    ],
+    [
+      'an empty explicit hash key',
+      { partitionKey: 'k', data: 'x', explicitHashKey: '' },
+      'explicitHashKey',
+      /not a plain decimal integer/,
+    ],
+    [
+      'an explicit hash key above 2^128-1',
+      { partitionKey: 'k', data: 'x', explicitHashKey: (MAX_HASH_KEY + 1n).toString() },
+      'explicitHashKey',
+      /explicitHashKey is above the maximum hash key 2\^128-1 \(340282366920938463463374607431768211455\)/,
+    ],
+    [
+      'an explicit hash key that is a number',
+      { partitionKey: 'k', data: 'x', explicitHashKey: 5 },
+      'explicitHashKey',
+      'explicitHashKey must be a decimal string in [0, 2^128-1]; received number 5.',
+    ],
+    [
+      'a record that is not an object',
+      'just a string',
+      'record',
+      /A record must be an object \{ partitionKey, data, explicitHashKey\? \}; received "just a string"/,
+    ],
+    ['null', null, 'record', /received null/],
+  ])('%s', (_name, record, field, message) => {
+    const error = errorOf(record);
+    expect(error.field).toBe(field);
+    expect(error.code).toBe('InvalidRecord');
+    expect(error.retryable).toBe(false);
+    if (typeof message === 'string') expect(error.message).toBe(message);
+    else expect(error.message).toMatch(message);
+  });
+
+  it('accepts the boundaries', () => {
+    const aggregator = new RecordAggregator({ maxBytes: 1024 * 1024 });
+    expect(aggregator.add({ partitionKey: 'k'.repeat(256), data: Buffer.alloc(1024 * 1024 - 256) })).toBe(
+      true,
+    );
+    aggregator.reset();
+    expect(aggregator.add({ partitionKey: 'k', data: '', explicitHashKey: '0' })).toBe(true);
+    expect(aggregator.add({ partitionKey: 'k', data: '', explicitHashKey: MAX_HASH_KEY.toString() })).toBe(
+      true,
+    );
+    // 256 characters counted as UTF-16 units: 128 astral characters are 256 units.
+    expect(aggregator.add({ partitionKey: '😀'.repeat(128), data: '' })).toBe(true);
+    expect(errorOf({ partitionKey: '😀'.repeat(129), data: '' }).field).toBe('partitionKey');
+  });
+
+  it('counts a multi-byte partition key in UTF-8 bytes against the record size', () => {
+    const error = errorOf(
+      { partitionKey: 'é'.repeat(10), data: 'x'.repeat(81) },
+      { maxRecordBytes: 100, maxBytes: 100 },
+    );
+    expect(error.message).toContain('partitionKey + data is 101 bytes');
+  });
+});
+
+describe('hash keys', () => {
+  it('hashes a partition key as MD5, big-endian, 128 bits', () => {
+    // MD5("") = d41d8cd98f00b204e9800998ecf8427e
+    expect(partitionKeyHash('')).toBe(0xd41d8cd98f00b204e9800998ecf8427en);
+    // MD5("a") = 0cc175b9c0f1b6a831c399e269772661 (UTF-8 of the key, not UTF-16)
+    expect(partitionKeyHash('a')).toBe(0x0cc175b9c0f1b6a831c399e269772661n);
+    expect(partitionKeyHash('é')).toBe(
+      BigInt(`0x${createHash('md5').update(Buffer.from('é', 'utf8')).digest('hex')}`),
+    );
+  });
+
+  it('parses explicit hash keys, leading zeros included', () => {
+    expect(parseExplicitHashKey('0')).toBe(0n);
+    expect(parseExplicitHashKey('007')).toBe(7n);
+    expect(parseExplicitHashKey(MAX_HASH_KEY.toString())).toBe(MAX_HASH_KEY);
+    expect(() => parseExplicitHashKey('1e5')).toThrow(InvalidRecordError);
+  });
+});
