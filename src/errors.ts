@@ -1,3 +1,5 @@
+import type { Attempt } from './result.js';
+
 /**
  * Every error this package raises is a {@link KinesisProducerError}: `instanceof` works across the
  * hierarchy and `code` is a stable string to switch on (it never changes between minor versions).
@@ -8,9 +10,16 @@
 
 /** Stable codes of the errors raised by this package (service error codes are passed through as-is). */
 export const ErrorCode = {
+  /** Bad input at the call: the record can never be written. */
   InvalidRecord: 'InvalidRecord',
+  /** A constructor or function option is wrong. */
   InvalidOption: 'InvalidOption',
+  /** `deaggregate` with `onCorrupt: 'throw'` met a damaged aggregate. */
   CorruptAggregate: 'CorruptAggregate',
+  /** The record's `recordTtlMs` passed before it could be written. */
+  Expired: 'Expired',
+  /** `put`/`send` after `close()`. */
+  ProducerClosed: 'ProducerClosed',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -70,6 +79,50 @@ export class CorruptAggregateError extends KinesisProducerError {
   constructor(message: string, sequenceNumber: string | undefined) {
     super(ErrorCode.CorruptAggregate, message);
     this.sequenceNumber = sequenceNumber;
+  }
+}
+
+/**
+ * A record the producer accepted but could not write. `code` is the service's error code (for example
+ * `ResourceNotFoundException`, `AccessDeniedException`, `ProvisionedThroughputExceededException` with
+ * `failIfThrottled`) or one of this package's: `Expired` when `recordTtlMs` passed first.
+ */
+export class RecordFailedError extends KinesisProducerError {
+  /** The record exactly as it was passed to `put`/`send`. */
+  readonly record: unknown;
+  /** Every attempt made to write it (empty when it failed before the first request). */
+  readonly attempts: readonly Attempt[];
+  /** The stream it was bound for. */
+  readonly streamName: string;
+  /** The shard it was predicted to go to or was last sent to, when known. */
+  readonly shardId: string | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    details: {
+      record: unknown;
+      attempts: readonly Attempt[];
+      streamName: string;
+      shardId: string | undefined;
+      cause?: unknown;
+    },
+  ) {
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.record = details.record;
+    this.attempts = details.attempts;
+    this.streamName = details.streamName;
+    this.shardId = details.shardId;
+  }
+}
+
+/** `put` or `send` was called after `close()`. */
+export class ProducerClosedError extends KinesisProducerError {
+  constructor() {
+    super(
+      ErrorCode.ProducerClosed,
+      'The producer is closed: put() and send() are not accepted after close().',
+    );
   }
 }
 

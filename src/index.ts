@@ -27,6 +27,8 @@ export {
   InvalidOptionError,
   InvalidRecordError,
   KinesisProducerError,
+  ProducerClosedError,
+  RecordFailedError,
 } from './errors.js';
 export {
   MAX_HASH_KEY,
@@ -34,6 +36,11 @@ export {
   parseExplicitHashKey,
   partitionKeyHash,
 } from './hash-key.js';
+export type { Logger } from './logger.js';
+export type { KinesisProducerOptions } from './options.js';
+export type { KinesisProducerEvents, ProducerRecord, SendCallback } from './producer.js';
+export { KinesisProducer } from './producer.js';
 export { MAGIC as AGGREGATED_RECORD_MAGIC } from './record-format.js';
+export type { Attempt, PutResult } from './result.js';
 export type { UserRecord } from './user-record.js';
 export { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { deaggregate, MAX_HASH_KEY, RecordAggregator, type UserRecord } from '../src/index.js';
+import { deaggregate, MAX_HASH_KEY, RecordAggregator } from '../src/index.js';
 
 /**
  * Interop with aws-kinesis-agg, the awslabs Node module for the same format: its deaggregator (with

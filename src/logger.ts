@@ -1,0 +1,40 @@
+import { debuglog } from 'node:util';
+
+/**
+ * A pino-compatible logger: each method takes an optional context object, then a message. pino,
+ * bunyan-style and console-like loggers all fit. The producer never logs credentials or record data.
+ */
+export interface Logger {
+  debug(context: object, message: string): void;
+  info(context: object, message: string): void;
+  warn(context: object, message: string): void;
+  error(context: object, message: string): void;
+}
+
+const debug = debuglog('kinesis-producer');
+
+/**
+ * The logger used when none is given: everything goes to `util.debuglog` (shown with
+ * `NODE_DEBUG=kinesis-producer`); warnings and errors are also raised as process warnings, so they are
+ * seen without configuration. The library never writes to the console itself.
+ */
+export const defaultLogger: Logger = {
+  debug: (context, message) => debug('%s %j', message, context),
+  info: (context, message) => debug('%s %j', message, context),
+  warn: (context, message) => {
+    debug('%s %j', message, context);
+    process.emitWarning(message, { type: 'KinesisProducerWarning', detail: safeJson(context) });
+  },
+  error: (context, message) => {
+    debug('%s %j', message, context);
+    process.emitWarning(message, { type: 'KinesisProducerError', detail: safeJson(context) });
+  },
+};
+
+function safeJson(value: object): string {
+  try {
+    return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,220 @@
+import type { KinesisClient, KinesisClientConfig } from '@aws-sdk/client-kinesis';
+import {
+  DEFAULT_AGGREGATION_MAX_BYTES,
+  DEFAULT_AGGREGATION_MAX_COUNT,
+  MAX_RECORD_BYTES_LIMIT,
+} from './aggregator.js';
+import { type Clock, systemClock } from './clock.js';
+import { InvalidOptionError } from './errors.js';
+import { defaultLogger, type Logger } from './logger.js';
+import { checkInteger } from './option-checks.js';
+
+/** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
+export interface KinesisProducerOptions {
+  /** The stream records go to unless a record names its own. One of `streamName`/`streamARN`. */
+  readonly streamName?: string;
+  /** The stream by ARN (for cross-account access). */
+  readonly streamARN?: string;
+  /**
+   * Your own KinesisClient. The producer never destroys it. Its own retries run inside each of the
+   * producer's attempts; give it `maxAttempts: 1` to leave retrying to the producer alone.
+   * Exclusive with `region`, `endpoint`, `credentials`.
+   */
+  readonly client?: KinesisClient;
+  /** Region of the client the producer creates. */
+  readonly region?: KinesisClientConfig['region'];
+  /** Endpoint of the client the producer creates, e.g. `http://127.0.0.1:4567`. */
+  readonly endpoint?: string;
+  /** Credentials of the client the producer creates (default: the SDK's provider chain). */
+  readonly credentials?: KinesisClientConfig['credentials'];
+  /**
+   * Longest a record waits to be batched with others, from its arrival (KPL RecordMaxBufferedTime).
+   * 0 sends at once, still batching whatever is queued at that moment.
+   * @default 100
+   */
+  readonly maxBufferedTimeMs?: number;
+  /**
+   * Pack records bound for the same shard into KPL aggregates (KPL AggregationEnabled). Turned off
+   * automatically on streams with `RecordDistributionStrategy` AUTO, where consumers drop aggregates.
+   * @default true
+   */
+  readonly aggregation?: boolean;
+  /** Most user records in one aggregate. @default 4294967295 */
+  readonly aggregationMaxCount?: number;
+  /** Largest aggregate, partition key + data. @default 51200 */
+  readonly aggregationMaxBytes?: number;
+  /** Most Kinesis records in one PutRecords request (service limit 500). @default 500 */
+  readonly collectionMaxCount?: number;
+  /**
+   * Largest PutRecords request, counting partition keys + data (service limit 10 MiB).
+   * @default 5242880 (5 MiB, as KPL)
+   */
+  readonly collectionMaxBytes?: number;
+  /**
+   * Time a record has to be written, from its arrival; after it the record fails with `Expired`
+   * and every attempt made (KPL RecordTtl).
+   * @default 30000
+   */
+  readonly recordTtlMs?: number;
+  /**
+   * Fail throttled records at once (code `ProvisionedThroughputExceededException`) instead of retrying.
+   * @default false
+   */
+  readonly failIfThrottled?: boolean;
+  /** Most PutRecords requests in flight at once (and sockets of the client the producer creates). @default 24 */
+  readonly maxConnections?: number;
+  /** Longest one PutRecords request may take before it is abandoned and retried. @default 6000 */
+  readonly requestTimeoutMs?: number;
+  /** First retry backoff cap; each retry doubles it (full jitter: the wait is random below it). @default 100 */
+  readonly retryBaseDelayMs?: number;
+  /** Largest retry backoff cap. @default 5000 */
+  readonly retryMaxDelayMs?: number;
+  /** Where the producer logs (pino-compatible). @default util.debuglog, warnings as process warnings */
+  readonly logger?: Logger;
+}
+
+/** @internal Options with every default applied. */
+export interface ResolvedOptions {
+  readonly streamName: string | undefined;
+  readonly streamARN: string | undefined;
+  readonly maxBufferedTimeMs: number;
+  readonly aggregation: boolean;
+  readonly aggregationMaxCount: number;
+  readonly aggregationMaxBytes: number;
+  readonly collectionMaxCount: number;
+  readonly collectionMaxBytes: number;
+  readonly recordTtlMs: number;
+  readonly failIfThrottled: boolean;
+  readonly maxConnections: number;
+  readonly requestTimeoutMs: number;
+  readonly retryBaseDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** Service limits the options must respect. */
+export const MAX_RECORDS_PER_REQUEST = 500;
+export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+
+export const DEFAULTS = {
+  maxBufferedTimeMs: 100,
+  aggregation: true,
+  aggregationMaxCount: DEFAULT_AGGREGATION_MAX_COUNT,
+  aggregationMaxBytes: DEFAULT_AGGREGATION_MAX_BYTES,
+  collectionMaxCount: MAX_RECORDS_PER_REQUEST,
+  collectionMaxBytes: 5 * 1024 * 1024,
+  recordTtlMs: 30_000,
+  failIfThrottled: false,
+  maxConnections: 24,
+  requestTimeoutMs: 6000,
+  retryBaseDelayMs: 100,
+  retryMaxDelayMs: 5000,
+} as const;
+
+const HOUR = 3_600_000;
+
+/** @internal Applies defaults and validates; throws {@link InvalidOptionError} naming the option. */
+export function resolveOptions(options: KinesisProducerOptions, clock: Clock = systemClock): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', 'an object', options);
+  }
+  const o = { ...DEFAULTS, ...withoutUndefined(options) };
+  optionalString('streamName', options.streamName);
+  optionalString('streamARN', options.streamARN);
+  if (options.streamName !== undefined && options.streamARN !== undefined) {
+    throw new InvalidOptionError(
+      'streamARN',
+      'omitted when `streamName` is given (name one stream once)',
+      options.streamARN,
+    );
+  }
+  if (options.client !== undefined) {
+    if (
+      typeof options.client !== 'object' ||
+      options.client === null ||
+      typeof options.client.send !== 'function'
+    ) {
+      throw new InvalidOptionError('client', 'a KinesisClient', options.client);
+    }
+    for (const name of ['region', 'endpoint', 'credentials'] as const) {
+      if (options[name] !== undefined) {
+        throw new InvalidOptionError(
+          name,
+          'omitted when `client` is given (configure your client instead)',
+          options[name],
+        );
+      }
+    }
+  }
+  optionalString('endpoint', options.endpoint);
+  checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
+  checkBoolean('aggregation', o.aggregation);
+  checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
+  checkInteger('aggregationMaxBytes', o.aggregationMaxBytes, 64, MAX_RECORD_BYTES_LIMIT);
+  checkInteger('collectionMaxCount', o.collectionMaxCount, 1, MAX_RECORDS_PER_REQUEST);
+  checkInteger('collectionMaxBytes', o.collectionMaxBytes, 1, MAX_REQUEST_BYTES);
+  checkInteger('recordTtlMs', o.recordTtlMs, 1, 24 * HOUR);
+  checkBoolean('failIfThrottled', o.failIfThrottled);
+  checkInteger('maxConnections', o.maxConnections, 1, 1024);
+  checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);
+  checkInteger('retryBaseDelayMs', o.retryBaseDelayMs, 1, HOUR);
+  checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, o.retryBaseDelayMs, HOUR);
+  if (o.aggregationMaxBytes > o.collectionMaxBytes) {
+    throw new InvalidOptionError(
+      'aggregationMaxBytes',
+      `at most collectionMaxBytes (${o.collectionMaxBytes}) so an aggregate fits in a request`,
+      o.aggregationMaxBytes,
+    );
+  }
+  if (o.maxBufferedTimeMs >= o.recordTtlMs) {
+    throw new InvalidOptionError(
+      'maxBufferedTimeMs',
+      `below recordTtlMs (${o.recordTtlMs}), or records expire while buffered`,
+      o.maxBufferedTimeMs,
+    );
+  }
+  const logger = options.logger ?? defaultLogger;
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof logger[level] !== 'function')
+      throw new InvalidOptionError('logger', `an object with a ${level}() method`, logger);
+  }
+  if (o.requestTimeoutMs >= o.recordTtlMs) {
+    logger.warn(
+      { requestTimeoutMs: o.requestTimeoutMs, recordTtlMs: o.recordTtlMs },
+      'requestTimeoutMs is not below recordTtlMs: a record whose first request times out has no time left to retry',
+    );
+  }
+  return {
+    streamName: options.streamName,
+    streamARN: options.streamARN,
+    maxBufferedTimeMs: o.maxBufferedTimeMs,
+    aggregation: o.aggregation,
+    aggregationMaxCount: o.aggregationMaxCount,
+    aggregationMaxBytes: o.aggregationMaxBytes,
+    collectionMaxCount: o.collectionMaxCount,
+    collectionMaxBytes: o.collectionMaxBytes,
+    recordTtlMs: o.recordTtlMs,
+    failIfThrottled: o.failIfThrottled,
+    maxConnections: o.maxConnections,
+    requestTimeoutMs: o.requestTimeoutMs,
+    retryBaseDelayMs: o.retryBaseDelayMs,
+    retryMaxDelayMs: o.retryMaxDelayMs,
+    logger,
+    clock,
+  };
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function optionalString(name: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new InvalidOptionError(name, 'a non-empty string', value);
+  }
+}
+
+function checkBoolean(name: string, value: unknown): void {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'a boolean', value);
+}

@@ -1,0 +1,122 @@
+import type { AggregatableRecord, KinesisRecord } from './aggregator.js';
+import type { RecordFailedError } from './errors.js';
+import type { AttemptLog, PutResult } from './result.js';
+
+/** How the caller of one record wants its answer. */
+export type Settler =
+  | {
+      readonly kind: 'promise';
+      readonly resolve: (result: PutResult) => void;
+      readonly reject: (error: RecordFailedError) => void;
+    }
+  | {
+      readonly kind: 'callback';
+      readonly callback: (error: RecordFailedError | null, result?: PutResult) => void;
+    };
+
+/**
+ * A user record from acceptance to its one answer. Everything later stages need is measured once,
+ * here: sizes, hash key, deadlines. Fields are plain and mutable for a cheap hot path.
+ */
+export class PendingRecord implements AggregatableRecord {
+  readonly partitionKey: string;
+  readonly partitionKeyBytes: number;
+  readonly data: Uint8Array | string;
+  readonly dataBytes: number;
+  readonly explicitHashKey: string | undefined;
+  /** The hash key routing the record: explicit, or MD5 of the partition key. */
+  readonly hashKey: bigint;
+  /** The record exactly as the caller passed it, for the error that reports its failure. */
+  readonly original: unknown;
+  readonly arrivedAt: number;
+  /** Arrival + recordTtlMs: after this the record fails with `Expired`. */
+  readonly expiresAt: number;
+  /** The flush barrier the record belongs to (see KinesisProducer.flush). */
+  readonly epoch: number;
+  readonly settler: Settler | undefined;
+  /** Attempts made for it inside earlier Kinesis records, when it was re-aggregated. */
+  priorAttempts: AttemptLog[] | undefined;
+  settled = false;
+
+  constructor(
+    original: unknown,
+    partitionKey: string,
+    partitionKeyBytes: number,
+    data: Uint8Array | string,
+    dataBytes: number,
+    explicitHashKey: string | undefined,
+    hashKey: bigint,
+    arrivedAt: number,
+    expiresAt: number,
+    epoch: number,
+    settler: Settler | undefined,
+  ) {
+    this.original = original;
+    this.partitionKey = partitionKey;
+    this.partitionKeyBytes = partitionKeyBytes;
+    this.data = data;
+    this.dataBytes = dataBytes;
+    this.explicitHashKey = explicitHashKey;
+    this.hashKey = hashKey;
+    this.arrivedAt = arrivedAt;
+    this.expiresAt = expiresAt;
+    this.epoch = epoch;
+    this.settler = settler;
+    this.priorAttempts = undefined;
+  }
+
+  /** Bytes the record counts for in the service's limits and in the producer's buffer. */
+  get sizeBytes(): number {
+    return this.partitionKeyBytes + this.dataBytes;
+  }
+}
+
+let nextSequence = 0;
+
+/**
+ * One Kinesis record on its way: an aggregate (or a single user record) bound for one predicted
+ * shard, with the attempts made to write it.
+ */
+export class OutboundRecord {
+  readonly items: PendingRecord[];
+  readonly record: KinesisRecord;
+  /** Partition key + data, as the service counts it against request and shard limits. */
+  readonly sizeBytes: number;
+  /** The shard it was aggregated for; undefined when the shard map was unknown. */
+  readonly predictedShardId: string | undefined;
+  /** Shard-map version it was aggregated under: a newer map may split its records across shards. */
+  readonly mapVersion: number;
+  /** When it should be sent by: its oldest record's arrival + maxBufferedTimeMs (or now, once due). */
+  sendBy: number;
+  /** Earliest expiry among its records. */
+  readonly expiresAt: number;
+  /** When its backoff ends, while it waits to be retried. */
+  retryAt = 0;
+  readonly attempts: AttemptLog[] = [];
+  /** Creation order: among records of one shard, the order their records were put. */
+  readonly sequence = nextSequence++;
+
+  constructor(
+    items: PendingRecord[],
+    record: KinesisRecord,
+    predictedShardId: string | undefined,
+    mapVersion: number,
+    sendBy: number,
+  ) {
+    this.items = items;
+    this.record = record;
+    // An aggregate's partition key is "a" (1 byte); a single record keeps its own.
+    this.sizeBytes = (items.length > 1 ? 1 : items[0]!.partitionKeyBytes) + record.data.length;
+    this.predictedShardId = predictedShardId;
+    this.mapVersion = mapVersion;
+    this.sendBy = sendBy;
+    let expiresAt = Number.POSITIVE_INFINITY;
+    for (const item of items) if (item.expiresAt < expiresAt) expiresAt = item.expiresAt;
+    this.expiresAt = expiresAt;
+  }
+
+  /** Whether it carries several user records in the KPL format. */
+  get aggregated(): boolean {
+    return this.items.length > 1;
+  }
+}

@@ -1,0 +1,62 @@
+/** One try at writing a record, as KPL reports it. */
+export interface Attempt {
+  /** When the PutRecords request carrying the record started (ms since the epoch). */
+  readonly startedAt: number;
+  /** How long the request took. */
+  readonly durationMs: number;
+  /**
+   * Time between the record's arrival (first attempt) or the end of the previous attempt and the
+   * start of this one: buffering, queueing and backoff.
+   */
+  readonly delayMs: number;
+  readonly success: boolean;
+  /** The service's error code (per record or per request), or a network error's code. */
+  readonly errorCode?: string;
+  readonly errorMessage?: string;
+}
+
+/** What `put` resolves with (and `send` passes to its callback) once a record is written. */
+export interface PutResult {
+  /** The shard that stored the record. */
+  readonly shardId: string;
+  /** Sequence number of the Kinesis record that carried it (shared by an aggregate's records). */
+  readonly sequenceNumber: string;
+  /** Index of the record inside its aggregate; 0 when it was sent on its own. */
+  readonly subSequenceNumber: number;
+  /** Whether it travelled inside a KPL aggregate. */
+  readonly aggregated: boolean;
+  /** Every attempt, the last one successful. */
+  readonly attempts: readonly Attempt[];
+}
+
+/** @internal An attempt as recorded once per Kinesis record; turned into per-record Attempts on settle. */
+export interface AttemptLog {
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly success: boolean;
+  readonly errorCode: string | undefined;
+  readonly errorMessage: string | undefined;
+}
+
+/**
+ * @internal Per-record attempts from the shared log: each delay is measured from the record's own
+ * arrival or from the end of the attempt before.
+ */
+export function toAttempts(arrivedAt: number, log: readonly AttemptLog[]): Attempt[] {
+  const out: Attempt[] = new Array(log.length);
+  let previousEnd = arrivedAt;
+  for (let i = 0; i < log.length; i++) {
+    const a = log[i]!;
+    const attempt: { -readonly [K in keyof Attempt]: Attempt[K] } = {
+      startedAt: a.startedAt,
+      durationMs: a.endedAt - a.startedAt,
+      delayMs: Math.max(0, a.startedAt - previousEnd),
+      success: a.success,
+    };
+    if (a.errorCode !== undefined) attempt.errorCode = a.errorCode;
+    if (a.errorMessage !== undefined) attempt.errorMessage = a.errorMessage;
+    out[i] = attempt;
+    previousEnd = a.endedAt;
+  }
+  return out;
+}

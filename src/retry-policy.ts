@@ -1,0 +1,115 @@
+/**
+ * What to do after a failed attempt: retry with backoff, or fail at once.
+ *
+ * The producer is the only retrier of PutRecords: the client it creates has the SDK's retries off, so
+ * an attempt is exactly one HTTP request and this policy is the whole story. Retryable failures wait a
+ * random time below `min(retryMaxDelayMs, retryBaseDelayMs * 2^(attempt-1))` (exponential backoff,
+ * full jitter), never past the record's `recordTtlMs`. Failures that cannot succeed on retry fail the
+ * affected records at once.
+ */
+
+/** How a failure is treated. */
+export const FailureKind = {
+  /** Throttled by the service: retried (or failed at once with `failIfThrottled`). */
+  Throttled: 'throttled',
+  /** Transient: 5xx, per-record InternalFailure, timeouts, network errors. Retried. */
+  Transient: 'transient',
+  /** Cannot succeed by retrying: missing stream, no permission, KMS key unusable, invalid request. */
+  Fatal: 'fatal',
+} as const;
+export type FailureKind = (typeof FailureKind)[keyof typeof FailureKind];
+
+const THROTTLING = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'Throttling',
+  'LimitExceededException',
+  'KMSThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'SlowDown',
+]);
+
+const FATAL = new Set([
+  'ResourceNotFoundException',
+  'ResourceInUseException',
+  'AccessDeniedException',
+  'AccessDenied',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'InvalidClientTokenId',
+  'KMSAccessDeniedException',
+  'KMSDisabledException',
+  'KMSNotFoundException',
+  'KMSInvalidStateException',
+  'KMSOptInRequired',
+  'ValidationException',
+  'InvalidArgumentException',
+  'SerializationException',
+]);
+
+/** Classifies a per-entry PutRecords error code. Unknown codes are retried: losing data is worse. */
+export function classifyEntryError(errorCode: string): FailureKind {
+  if (THROTTLING.has(errorCode)) return FailureKind.Throttled;
+  if (FATAL.has(errorCode)) return FailureKind.Fatal;
+  return FailureKind.Transient;
+}
+
+/** The code and message of a whole-request failure, as the records' attempts report it. */
+export interface RequestFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly kind: FailureKind;
+}
+
+/**
+ * Classifies an error thrown by `client.send(PutRecords)`: an SDK service exception (by its `name`,
+ * then by HTTP status), our own request timeout, or a network error.
+ *
+ * `ExpiredTokenException` is retried: the SDK's credential providers refresh temporary credentials,
+ * so a later attempt can succeed. Any other 4xx is fatal; 5xx and anything unrecognised is retried.
+ */
+export function classifyRequestError(error: unknown): RequestFailure {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as {
+    name?: unknown;
+    code?: unknown;
+    message?: unknown;
+    $metadata?: { httpStatusCode?: number };
+    $fault?: unknown;
+  };
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const message = typeof e.message === 'string' ? e.message : String(error);
+  const errno = typeof e.code === 'string' ? e.code : undefined;
+  if (THROTTLING.has(name)) return { code: name, message, kind: FailureKind.Throttled };
+  if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 429) return { code: name, message, kind: FailureKind.Throttled };
+  if (
+    status !== undefined &&
+    status >= 400 &&
+    status < 500 &&
+    name !== 'ExpiredTokenException' &&
+    name !== 'RequestTimeout'
+  ) {
+    return { code: name, message, kind: FailureKind.Fatal };
+  }
+  // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.
+  return { code: errno ?? name, message, kind: FailureKind.Transient };
+}
+
+/**
+ * Full-jitter exponential backoff: a random wait in [0, min(max, base * 2^(attempt-1))).
+ * `attempt` counts the failed attempts so far (1 after the first failure).
+ */
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.floor(random() * cap);
+}

@@ -1,0 +1,96 @@
+import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import type { Clock } from './clock.js';
+import type { OutboundRecord } from './pending-record.js';
+import { type StreamRef, streamParams } from './stream-ref.js';
+
+/** How one PutRecords request ended: with a response, or with an error for the whole request. */
+export type SendOutcome =
+  | {
+      readonly ok: true;
+      readonly output: PutRecordsCommandOutput;
+      readonly startedAt: number;
+      readonly endedAt: number;
+    }
+  | { readonly ok: false; readonly error: unknown; readonly startedAt: number; readonly endedAt: number };
+
+/** The error a request that outlived `requestTimeoutMs` ends with. Retried like a network error. */
+export class RequestTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`PutRecords did not answer within ${timeoutMs} ms (requestTimeoutMs)`);
+    this.name = 'RequestTimeout';
+  }
+}
+
+/**
+ * Sends PutRecords requests, at most `maxConnections` at once, each abandoned after
+ * `requestTimeoutMs`. The producer pulls a request from its queues only when a slot is free, so
+ * under load records keep filling fuller requests instead of queueing as small ones.
+ */
+export class Sender {
+  readonly #client: KinesisClient;
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  readonly #maxInFlight: number;
+  #inFlight = 0;
+
+  constructor(
+    client: KinesisClient,
+    clock: Clock,
+    options: { requestTimeoutMs: number; maxConnections: number },
+  ) {
+    this.#client = client;
+    this.#clock = clock;
+    this.#timeoutMs = options.requestTimeoutMs;
+    this.#maxInFlight = options.maxConnections;
+  }
+
+  /** Requests in flight. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Whether another request may start. */
+  get hasCapacity(): boolean {
+    return this.#inFlight < this.#maxInFlight;
+  }
+
+  /** Starts one PutRecords request; `done` is called exactly once, never synchronously. */
+  send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): void {
+    this.#inFlight++;
+    const startedAt = this.#clock.now();
+    const controller = new AbortController();
+    const timer = this.#clock.setTimeout(() => controller.abort(), this.#timeoutMs, true);
+    const entries = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const record = batch[i]!.record;
+      entries[i] = {
+        Data: record.data,
+        PartitionKey: record.partitionKey,
+        ExplicitHashKey: record.explicitHashKey,
+      };
+    }
+    const finish = (outcome: SendOutcome) => {
+      this.#clock.clearTimeout(timer);
+      this.#inFlight--;
+      done(outcome);
+    };
+    let request: Promise<PutRecordsCommandOutput>;
+    try {
+      request = this.#client.send(new PutRecordsCommand({ ...streamParams(stream), Records: entries }), {
+        abortSignal: controller.signal,
+      });
+    } catch (error) {
+      request = Promise.reject(error);
+    }
+    request.then(
+      (output) => finish({ ok: true, output, startedAt, endedAt: this.#clock.now() }),
+      (error: unknown) =>
+        finish({
+          ok: false,
+          error: controller.signal.aborted ? new RequestTimeoutError(this.#timeoutMs) : error,
+          startedAt,
+          endedAt: this.#clock.now(),
+        }),
+    );
+  }
+}

@@ -1,0 +1,85 @@
+import type { AggregateBuilder } from './aggregator.js';
+import type { OutboundRecord, PendingRecord } from './pending-record.js';
+
+/**
+ * Where records bound for one shard wait: the aggregate being filled, then the sealed Kinesis records
+ * ready to go into a PutRecords request, oldest first.
+ */
+export class ShardBuffer {
+  /** The shard id, `#<hash key>` while the shard map is unknown, or `*` on AUTO streams. */
+  readonly key: string;
+  /** The shard records here were predicted for, when a shard map was known. */
+  readonly shardId: string | undefined;
+  readonly builder: AggregateBuilder<PendingRecord>;
+  /** When the open aggregate must be sealed: its first record's arrival + maxBufferedTimeMs. */
+  sendBy = Number.POSITIVE_INFINITY;
+  /** Shard-map version the open aggregate is routed under. */
+  mapVersion = 0;
+
+  #queue: OutboundRecord[] = [];
+  #head = 0;
+  /** Bytes of the sealed records waiting (partition key + data). */
+  queuedBytes = 0;
+
+  constructor(key: string, shardId: string | undefined, builder: AggregateBuilder<PendingRecord>) {
+    this.key = key;
+    this.shardId = shardId;
+    this.builder = builder;
+  }
+
+  /** Sealed records waiting. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** The oldest sealed record, if any. */
+  peek(): OutboundRecord | undefined {
+    return this.#queue[this.#head];
+  }
+
+  push(record: OutboundRecord): void {
+    this.#queue.push(record);
+    this.queuedBytes += record.sizeBytes;
+  }
+
+  /** Puts a record back at the head: retries go before newer records of the same shard. */
+  pushFront(record: OutboundRecord): void {
+    if (this.#head > 0) this.#queue[--this.#head] = record;
+    else this.#queue.unshift(record);
+    this.queuedBytes += record.sizeBytes;
+  }
+
+  shift(): OutboundRecord | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const record = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = undefined as unknown as OutboundRecord;
+    this.queuedBytes -= record.sizeBytes;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return record;
+  }
+
+  /** The sealed records waiting, oldest first (without removing them). */
+  *records(): Generator<OutboundRecord> {
+    for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
+  }
+
+  /** Removes and returns every sealed record. */
+  drain(): OutboundRecord[] {
+    const records = this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    this.queuedBytes = 0;
+    return records;
+  }
+
+  /** Nothing open and nothing queued. */
+  get empty(): boolean {
+    return this.builder.count === 0 && this.#head >= this.#queue.length;
+  }
+}

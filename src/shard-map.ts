@@ -1,0 +1,245 @@
+import {
+  type KinesisClient,
+  ListShardsCommand,
+  type ListShardsCommandOutput,
+  type Shard,
+} from '@aws-sdk/client-kinesis';
+import type { Clock } from './clock.js';
+import { MAX_HASH_KEY } from './hash-key.js';
+import type { Logger } from './logger.js';
+import { callWithRetries } from './metadata-call.js';
+import { classifyRequestError, FailureKind } from './retry-policy.js';
+import { type StreamRef, streamParams } from './stream-ref.js';
+
+/** A shard and the hash keys it owns. A shard's range never changes once it exists. */
+export interface ShardRange {
+  readonly shardId: string;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/** Wait after a successful load before another may start, so a burst of mispredictions costs one call. */
+const MIN_REFRESH_INTERVAL_MS = 500;
+/** Wait before trying again after a load gave up (every retry of the call failed). */
+const RETRY_AFTER_FAILURE_MS = 5_000;
+/** Wait before trying again after ListShards was denied or the stream was not found. */
+const RETRY_AFTER_FATAL_MS = 60_000;
+
+/**
+ * The stream's open shards (ListShards with `AT_LATEST`, all pages), used to predict which shard a
+ * hash key goes to so that an aggregate never mixes shards.
+ *
+ * Until a map is known (first load, or ListShards denied) `lookup` returns undefined and the producer
+ * aggregates only records of one hash key, which is always safe. Loads are coalesced; a refresh asked
+ * for while one runs is served by it. Every map that differs from the previous bumps `version`.
+ */
+export class ShardMap {
+  readonly #client: KinesisClient;
+  readonly #stream: StreamRef;
+  readonly #timeoutMs: number;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #onChange: () => void;
+
+  #starts: bigint[] = [];
+  #ranges: ShardRange[] = [];
+  /** Every shard ever seen, by id: ranges are immutable, so this answers for closed shards too. */
+  readonly #known = new Map<string, ShardRange>();
+  #version = 0;
+  #loading = false;
+  #wanted = false;
+  #notBefore = 0;
+  #timer: unknown;
+  #closed = false;
+  /** Callbacks waiting for a load that starts after they asked. */
+  #afterNextLoad: (() => void)[] = [];
+
+  constructor(
+    client: KinesisClient,
+    stream: StreamRef,
+    options: { timeoutMs: number; logger: Logger; clock: Clock; onChange: () => void },
+  ) {
+    this.#client = client;
+    this.#stream = stream;
+    this.#timeoutMs = options.timeoutMs;
+    this.#logger = options.logger;
+    this.#clock = options.clock;
+    this.#onChange = options.onChange;
+  }
+
+  /** Increases every time the map changes; 0 while none is known. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Whether a map is known. */
+  get ready(): boolean {
+    return this.#ranges.length > 0;
+  }
+
+  /** The open shards, by starting hash key. */
+  get shards(): readonly ShardRange[] {
+    return this.#ranges;
+  }
+
+  /** The open shard owning `hashKey`, or undefined while no map is known. */
+  lookup(hashKey: bigint): ShardRange | undefined {
+    const index = this.lookupIndex(hashKey);
+    return index < 0 ? undefined : this.#ranges[index];
+  }
+
+  /** Index in `shards` of the open shard owning `hashKey`, or -1 while no map is known. */
+  lookupIndex(hashKey: bigint): number {
+    const starts = this.#starts;
+    if (starts.length === 0) return -1;
+    // The last shard whose start is <= hashKey (the map covers [0, 2^128-1] without gaps).
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= hashKey) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** The range of any shard seen so far, open or closed. */
+  range(shardId: string): ShardRange | undefined {
+    return this.#known.get(shardId);
+  }
+
+  /** Asks for a fresh map (coalesced, rate-limited, in the background). */
+  refresh(): void {
+    if (this.#closed) return;
+    this.#wanted = true;
+    if (this.#loading || this.#timer !== undefined) return;
+    const wait = this.#notBefore - this.#clock.now();
+    if (wait > 0) {
+      this.#timer = this.#clock.setTimeout(
+        () => {
+          this.#timer = undefined;
+          this.refresh();
+        },
+        wait,
+        false,
+      );
+      return;
+    }
+    this.#wanted = false;
+    this.#loading = true;
+    const waiting = this.#afterNextLoad;
+    this.#afterNextLoad = [];
+    void this.#load().finally(() => {
+      this.#loading = false;
+      for (const callback of waiting) callback();
+      if (this.#wanted) this.refresh();
+    });
+  }
+
+  /**
+   * Refreshes the map and calls `callback` once a load that started after this call has finished,
+   * successfully or not (or at once if the map is closed).
+   */
+  refreshThen(callback: () => void): void {
+    if (this.#closed) {
+      callback();
+      return;
+    }
+    this.#afterNextLoad.push(callback);
+    this.refresh();
+  }
+
+  /** Stops background refreshes; anyone waiting for a load is answered now. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const waiting = this.#afterNextLoad;
+    this.#afterNextLoad = [];
+    for (const callback of waiting) callback();
+  }
+
+  async #load(): Promise<void> {
+    try {
+      const shards = await this.#listShards();
+      this.#notBefore = this.#clock.now() + MIN_REFRESH_INTERVAL_MS;
+      if (this.#closed) return;
+      this.#apply(shards);
+    } catch (error) {
+      if (this.#closed) return;
+      const failure = classifyRequestError(error);
+      const fatal = failure.kind === FailureKind.Fatal;
+      this.#notBefore = this.#clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
+      this.#logger.warn(
+        { stream: this.#stream.label, code: failure.code, error: failure.message, mapKnown: this.ready },
+        this.ready
+          ? 'ListShards failed; keeping the previous shard map'
+          : 'ListShards failed; aggregating only records with the same hash key until a shard map is known',
+      );
+      // Keep trying in the background while no map is known: aggregation across keys needs one.
+      if (!this.ready) this.#wanted = true;
+    }
+  }
+
+  async #listShards(): Promise<ShardRange[]> {
+    const shards: Shard[] = [];
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page: ListShardsCommandOutput = await callWithRetries(
+        (abortSignal) =>
+          this.#client.send(
+            token === undefined
+              ? new ListShardsCommand({ ...streamParams(this.#stream), ShardFilter: { Type: 'AT_LATEST' } })
+              : new ListShardsCommand({ NextToken: token }),
+            { abortSignal },
+          ),
+        { timeoutMs: this.#timeoutMs, retries: 4 },
+      );
+      shards.push(...(page.Shards ?? []));
+      nextToken = page.NextToken;
+    } while (nextToken !== undefined);
+    return toRanges(shards);
+  }
+
+  #apply(ranges: ShardRange[]): void {
+    for (const r of ranges) this.#known.set(r.shardId, r);
+    const same =
+      ranges.length === this.#ranges.length && ranges.every((r, i) => r.shardId === this.#ranges[i]!.shardId);
+    if (same) return;
+    this.#ranges = ranges;
+    this.#starts = ranges.map((r) => r.start);
+    this.#version++;
+    this.#logger.debug(
+      { stream: this.#stream.label, shards: ranges.length, version: this.#version },
+      'shard map updated',
+    );
+    this.#onChange();
+  }
+}
+
+/**
+ * Open shards sorted by start, checked to cover [0, 2^128-1] exactly once. During a reshard a listing
+ * can be momentarily inconsistent; such a listing is rejected (and retried) rather than trusted.
+ */
+export function toRanges(shards: readonly Shard[]): ShardRange[] {
+  const ranges = shards
+    .filter((s) => s.SequenceNumberRange?.EndingSequenceNumber === undefined)
+    .map((s) => ({
+      shardId: s.ShardId ?? '',
+      start: BigInt(s.HashKeyRange?.StartingHashKey ?? '-1'),
+      end: BigInt(s.HashKeyRange?.EndingHashKey ?? '-1'),
+    }))
+    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  let expected = 0n;
+  for (const r of ranges) {
+    if (r.shardId === '' || r.start !== expected || r.end < r.start) {
+      throw new Error(`ListShards returned shards that do not tile the hash key space (at ${expected})`);
+    }
+    expected = r.end + 1n;
+  }
+  if (ranges.length === 0 || expected !== MAX_HASH_KEY + 1n) {
+    throw new Error('ListShards returned shards that do not cover the hash key space');
+  }
+  return ranges;
+}

@@ -1,0 +1,547 @@
+import { AggregateBuilder } from './aggregator.js';
+import { MinHeap } from './min-heap.js';
+import type { ResolvedOptions } from './options.js';
+import { OutboundRecord, type PendingRecord } from './pending-record.js';
+import type { AttemptLog } from './result.js';
+import { ShardBuffer } from './shard-buffer.js';
+import type { ShardMap } from './shard-map.js';
+import type { StreamInfo } from './stream-info.js';
+import type { StreamRef } from './stream-ref.js';
+
+/** KPL sends a PutRecords request early once one shard has this much waiting in it. */
+const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
+
+/** What a stream pipeline needs from the producer that owns it. */
+export interface PipelineHost {
+  readonly options: ResolvedOptions;
+  /** Fails a record for good with every attempt made for it. */
+  fail(
+    stream: StreamRef,
+    item: PendingRecord,
+    code: string,
+    message: string,
+    shardId: string | undefined,
+    attempts: readonly AttemptLog[],
+  ): void;
+  /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
+  wakeAt(at: number): void;
+  /** The decimal hash key of a record, for the outer record's ExplicitHashKey. */
+  hashKeyDecimal(item: PendingRecord): string;
+}
+
+/**
+ * Everything that happens to records of one stream before and after a PutRecords request: wait for
+ * the stream's summary (the gate), route to a predicted shard, aggregate per shard, wait sealed
+ * until a request is due, and wait again for a retry after backoff.
+ *
+ * A record waits, in order: in the gate (until DescribeStreamSummary answered), in its shard's open
+ * aggregate (until full or `maxBufferedTimeMs` after its arrival), in its shard's queue (until a
+ * request is due and a connection is free), then in flight; after a retryable failure in the retry
+ * heap (until its backoff ends), then back at the head of its shard's queue.
+ */
+export class StreamPipeline {
+  readonly stream: StreamRef;
+  readonly shardMap: ShardMap;
+  readonly #host: PipelineHost;
+  readonly #options: ResolvedOptions;
+
+  #info: StreamInfo | undefined;
+  #gate: PendingRecord[] = [];
+  #flushWhenOpen = false;
+  /** Every buffer by key; shard buffers are also in `#byShardIndex`, aligned with the map's shards. */
+  readonly #buffers = new Map<string, ShardBuffer>();
+  #byShardIndex: ShardBuffer[] = [];
+  #byShardIndexVersion = -1;
+  #unpartitioned: ShardBuffer | undefined;
+  /** Buffers with an open aggregate, in the order they opened: their `sendBy` only grows along it. */
+  #open: { buffer: ShardBuffer; sendBy: number }[] = [];
+  #openHead = 0;
+  /** Buffers with sealed records waiting. */
+  readonly #ready = new Set<ShardBuffer>();
+  #readyCount = 0;
+  #readyBytes = 0;
+  #minSendBy = Number.POSITIVE_INFINITY;
+  #urgent = false;
+  /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
+  readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
+    const da = Math.min(a.retryAt, a.expiresAt);
+    const db = Math.min(b.retryAt, b.expiresAt);
+    return da < db || (da === db && a.sequence < b.sequence);
+  });
+
+  constructor(stream: StreamRef, shardMap: ShardMap, host: PipelineHost) {
+    this.stream = stream;
+    this.shardMap = shardMap;
+    this.#host = host;
+    this.#options = host.options;
+  }
+
+  /** The stream's summary, once DescribeStreamSummary answered (or failed and defaults apply). */
+  get info(): StreamInfo | undefined {
+    return this.#info;
+  }
+
+  /** Whether records of this stream are aggregated. */
+  get aggregating(): boolean {
+    return this.#options.aggregation && this.#info?.userPartitioned !== false;
+  }
+
+  /** Opens the gate: records waiting for the stream's summary go on (or fail if too large). */
+  open(info: StreamInfo, now: number): void {
+    this.#info = info;
+    if (!info.userPartitioned) this.shardMap.close();
+    const waiting = this.#gate;
+    this.#gate = [];
+    for (const item of waiting) {
+      if (item.settled) continue;
+      if (item.sizeBytes > info.maxRecordBytes) {
+        this.#host.fail(
+          this.stream,
+          item,
+          'InvalidRecord',
+          `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
+          undefined,
+          [],
+        );
+      } else {
+        this.#route(item);
+      }
+    }
+    if (this.#flushWhenOpen) this.flushAll(now);
+  }
+
+  /** Takes an accepted record into the pipeline. */
+  accept(item: PendingRecord): void {
+    if (this.#info === undefined) {
+      this.#gate.push(item);
+      this.#host.wakeAt(item.expiresAt);
+    } else {
+      this.#route(item);
+    }
+  }
+
+  #route(item: PendingRecord): void {
+    const buffer = this.#bufferFor(item);
+    if (!this.aggregating) {
+      const record = new OutboundRecord(
+        [item],
+        {
+          partitionKey: item.partitionKey,
+          explicitHashKey: this.#host.hashKeyDecimal(item),
+          data: toBytes(item.data),
+        },
+        buffer.shardId,
+        this.shardMap.version,
+        item.arrivedAt + this.#options.maxBufferedTimeMs,
+      );
+      this.#enqueue(buffer, record, false);
+      return;
+    }
+    const builder = buffer.builder;
+    if (!builder.tryAdd(item)) {
+      this.#seal(buffer);
+      builder.tryAdd(item);
+    }
+    if (builder.count === 1) {
+      buffer.sendBy = item.arrivedAt + this.#options.maxBufferedTimeMs;
+      buffer.mapVersion = this.shardMap.version;
+      this.#open.push({ buffer, sendBy: buffer.sendBy });
+      this.#host.wakeAt(buffer.sendBy);
+    }
+    // Full (or a single record at least as large as an aggregate may be): no reason to wait.
+    if (builder.sizeBytes >= builder.maxBytes || builder.count >= builder.maxCount) this.#seal(buffer);
+  }
+
+  #bufferFor(item: PendingRecord): ShardBuffer {
+    if (this.#info?.userPartitioned === false) {
+      this.#unpartitioned ??= this.#newBuffer('*', undefined);
+      return this.#unpartitioned;
+    }
+    const index = this.shardMap.lookupIndex(item.hashKey);
+    if (index >= 0) {
+      if (this.#byShardIndexVersion !== this.shardMap.version) this.#indexShardBuffers();
+      return this.#byShardIndex[index]!;
+    }
+    // No shard map: only records of the same hash key may share an aggregate.
+    const key = `#${item.hashKey}`;
+    let buffer = this.#buffers.get(key);
+    if (buffer === undefined) {
+      buffer = this.#newBuffer(key, undefined);
+      this.#buffers.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** Lines up one buffer per open shard with the shard map's order (after each map change). */
+  #indexShardBuffers(): void {
+    this.#byShardIndex = this.shardMap.shards.map((s) => {
+      let buffer = this.#buffers.get(s.shardId);
+      if (buffer === undefined) {
+        buffer = this.#newBuffer(s.shardId, s.shardId);
+        this.#buffers.set(s.shardId, buffer);
+      }
+      return buffer;
+    });
+    this.#byShardIndexVersion = this.shardMap.version;
+  }
+
+  #newBuffer(key: string, shardId: string | undefined): ShardBuffer {
+    const maxBytes = Math.min(
+      this.#options.aggregationMaxBytes,
+      this.#info?.maxRecordBytes ?? Number.POSITIVE_INFINITY,
+    );
+    return new ShardBuffer(
+      key,
+      shardId,
+      new AggregateBuilder<PendingRecord>(maxBytes, this.#options.aggregationMaxCount, (r) =>
+        this.#host.hashKeyDecimal(r),
+      ),
+    );
+  }
+
+  /** Turns the open aggregate of `buffer` into a sealed Kinesis record waiting for a request. */
+  #seal(buffer: ShardBuffer): void {
+    const items = buffer.builder.items.slice();
+    const record = buffer.builder.build();
+    const sealed = new OutboundRecord(items, record, buffer.shardId, buffer.mapVersion, buffer.sendBy);
+    buffer.sendBy = Number.POSITIVE_INFINITY;
+    this.#enqueue(buffer, sealed, false);
+  }
+
+  #enqueue(buffer: ShardBuffer, record: OutboundRecord, front: boolean): void {
+    if (front) buffer.pushFront(record);
+    else buffer.push(record);
+    this.#ready.add(buffer);
+    this.#readyCount++;
+    this.#readyBytes += record.sizeBytes;
+    if (record.sendBy < this.#minSendBy) this.#minSendBy = record.sendBy;
+    if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) this.#urgent = true;
+    // A full request is due at once; otherwise when its oldest record's buffering time is up.
+    this.#host.wakeAt(this.#full() ? 0 : Math.min(record.sendBy, record.expiresAt));
+  }
+
+  /** Whether a PutRecords request should go out now. */
+  isDue(now: number): boolean {
+    if (this.#readyCount === 0) return false;
+    return this.#minSendBy <= now || this.#full();
+  }
+
+  /** Enough is waiting to fill a request, or one shard has 256 KiB waiting. */
+  #full(): boolean {
+    return (
+      this.#urgent ||
+      this.#readyCount >= this.#options.collectionMaxCount ||
+      this.#readyBytes >= this.#options.collectionMaxBytes
+    );
+  }
+
+  /** When the oldest sealed record waiting must be sent (infinity if none waits). */
+  get nextSendBy(): number {
+    return this.#readyCount > 0 ? this.#minSendBy : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Collects the next PutRecords request: sealed records, oldest first per shard, shards in turn, up to
+   * `collectionMaxCount` records and `collectionMaxBytes` (a single record larger than that still goes
+   * alone: the service takes up to 10 MiB per request). Expired records are failed, not sent.
+   */
+  collect(now: number): OutboundRecord[] {
+    const maxCount = this.#options.collectionMaxCount;
+    const maxBytes = this.#options.collectionMaxBytes;
+    const batch: OutboundRecord[] = [];
+    let bytes = 0;
+    for (const buffer of this.#ready) {
+      for (let record = buffer.peek(); record !== undefined; record = buffer.peek()) {
+        if (record.expiresAt <= now) {
+          this.#take(buffer);
+          this.#expire(record, now, now);
+          continue;
+        }
+        if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) break;
+        this.#take(buffer);
+        batch.push(record);
+        bytes += record.sizeBytes;
+      }
+      if (batch.length >= maxCount) break;
+    }
+    this.#recomputeReady();
+    return batch;
+  }
+
+  #take(buffer: ShardBuffer): OutboundRecord {
+    const record = buffer.shift()!;
+    this.#readyCount--;
+    this.#readyBytes -= record.sizeBytes;
+    if (buffer.queued === 0) {
+      this.#ready.delete(buffer);
+      this.#dropIfIdle(buffer);
+    }
+    return record;
+  }
+
+  #recomputeReady(): void {
+    let min = Number.POSITIVE_INFINITY;
+    let urgent = false;
+    for (const buffer of this.#ready) {
+      const head = buffer.peek();
+      if (head !== undefined && head.sendBy < min) min = head.sendBy;
+      if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) urgent = true;
+    }
+    this.#minSendBy = min;
+    this.#urgent = urgent;
+  }
+
+  /** Buffers keyed by hash key (no map) or of closed shards are dropped once empty. */
+  #dropIfIdle(buffer: ShardBuffer): void {
+    if (!buffer.empty || buffer === this.#unpartitioned) return;
+    if (buffer.shardId !== undefined && this.#byShardIndex.includes(buffer)) return;
+    this.#buffers.delete(buffer.key);
+  }
+
+  /** Puts a record that failed a retryable attempt into backoff until `retryAt`. */
+  retryLater(record: OutboundRecord, retryAt: number): void {
+    record.retryAt = retryAt;
+    this.#waiting.push(record);
+    this.#host.wakeAt(Math.min(retryAt, record.expiresAt));
+  }
+
+  /**
+   * Fails the records of `record` that have expired and sends the rest again in fresh Kinesis records
+   * (not before `notBefore`), carrying the attempts made so far.
+   */
+  #expire(record: OutboundRecord, now: number, notBefore: number): void {
+    const alive: PendingRecord[] = [];
+    for (const item of record.items) {
+      if (item.settled) continue;
+      if (item.expiresAt <= now) {
+        const attempts =
+          item.priorAttempts === undefined ? record.attempts : [...item.priorAttempts, ...record.attempts];
+        this.#host.fail(
+          this.stream,
+          item,
+          'Expired',
+          `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made.`,
+          record.predictedShardId,
+          attempts,
+        );
+      } else {
+        alive.push(item);
+      }
+    }
+    if (alive.length > 0) this.requeue(alive, record.attempts, now, notBefore);
+  }
+
+  /**
+   * Re-routes records (after a reshard, an expiry inside their aggregate, or a wrong-shard landing)
+   * into fresh Kinesis records under the current shard map, due at once or after `notBefore`.
+   */
+  requeue(items: PendingRecord[], attempts: readonly AttemptLog[], now: number, notBefore: number): void {
+    const byBuffer = new Map<ShardBuffer, PendingRecord[]>();
+    for (const item of items) {
+      if (item.settled) continue;
+      if (attempts.length > 0)
+        item.priorAttempts =
+          item.priorAttempts === undefined ? [...attempts] : [...item.priorAttempts, ...attempts];
+      const buffer = this.#bufferFor(item);
+      const list = byBuffer.get(buffer);
+      if (list === undefined) byBuffer.set(buffer, [item]);
+      else list.push(item);
+    }
+    for (const [buffer, list] of byBuffer) {
+      const records: OutboundRecord[] = [];
+      if (!this.aggregating) {
+        for (const item of list) {
+          records.push(
+            new OutboundRecord(
+              [item],
+              {
+                partitionKey: item.partitionKey,
+                explicitHashKey: this.#host.hashKeyDecimal(item),
+                data: toBytes(item.data),
+              },
+              buffer.shardId,
+              this.shardMap.version,
+              now,
+            ),
+          );
+        }
+      } else {
+        const builder = new AggregateBuilder<PendingRecord>(
+          buffer.builder.maxBytes,
+          buffer.builder.maxCount,
+          (r) => this.#host.hashKeyDecimal(r),
+        );
+        const sealFresh = () => {
+          const sealedItems = builder.items.slice();
+          records.push(
+            new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
+          );
+        };
+        for (const item of list) {
+          if (!builder.tryAdd(item)) {
+            sealFresh();
+            builder.tryAdd(item);
+          }
+        }
+        if (builder.count > 0) sealFresh();
+      }
+      // Oldest first at the head of the queue, ahead of newer records of the same shard.
+      for (let i = records.length - 1; i >= 0; i--) {
+        const record = records[i]!;
+        if (notBefore > now) this.retryLater(record, notBefore);
+        else this.#enqueue(buffer, record, true);
+      }
+    }
+  }
+
+  /** Seals every open aggregate and makes every waiting record due now (for flush and close). */
+  flushAll(now: number): void {
+    if (this.#info === undefined) {
+      this.#flushWhenOpen = true;
+      return;
+    }
+    this.#flushWhenOpen = false;
+    for (let i = this.#openHead; i < this.#open.length; i++) {
+      const { buffer, sendBy } = this.#open[i]!;
+      if (buffer.sendBy === sendBy && buffer.builder.count > 0) this.#seal(buffer);
+    }
+    this.#open = [];
+    this.#openHead = 0;
+    for (const buffer of this.#ready) {
+      for (const record of buffer.records()) if (record.sendBy > now) record.sendBy = now;
+    }
+    if (this.#readyCount > 0) this.#minSendBy = now;
+  }
+
+  /**
+   * Seals aggregates whose time is up, expires records past their TTL, moves retries whose backoff
+   * ended back to their queues. Returns when it next needs to run.
+   */
+  tick(now: number): number {
+    let next = Number.POSITIVE_INFINITY;
+    // Open aggregates, oldest first: seal those whose sendBy passed.
+    while (this.#openHead < this.#open.length) {
+      const { buffer, sendBy } = this.#open[this.#openHead]!;
+      const live = buffer.sendBy === sendBy && buffer.builder.count > 0;
+      if (live && sendBy > now) {
+        next = sendBy;
+        break;
+      }
+      this.#openHead++;
+      if (live) this.#seal(buffer);
+    }
+    if (this.#openHead > 1024 && this.#openHead * 2 > this.#open.length) {
+      this.#open = this.#open.slice(this.#openHead);
+      this.#openHead = 0;
+    }
+    // Retries: back into the queues once their backoff ended; expired records fail on time. Due
+    // retries go to the heads of their queues, oldest ending up first.
+    const due: OutboundRecord[] = [];
+    for (let top = this.#waiting.peek(); top !== undefined; top = this.#waiting.peek()) {
+      if (Math.min(top.retryAt, top.expiresAt) > now) break;
+      this.#waiting.pop();
+      if (top.expiresAt <= now) this.#expire(top, now, top.retryAt);
+      else due.push(top);
+    }
+    due.sort((a, b) => a.sequence - b.sequence);
+    for (let i = due.length - 1; i >= 0; i--) {
+      const record = due[i]!;
+      if (record.predictedShardId !== undefined && record.aggregated && this.#isStale(record)) {
+        this.requeue(record.items, record.attempts, now, now);
+      } else {
+        record.sendBy = now;
+        this.#enqueue(this.#bufferForRecord(record), record, true);
+      }
+    }
+    const waitingTop = this.#waiting.peek();
+    if (waitingTop !== undefined) next = Math.min(next, waitingTop.retryAt, waitingTop.expiresAt);
+    // Sealed records past their TTL (checked at the heads, where the oldest wait).
+    let expiredAny = false;
+    for (const buffer of this.#ready) {
+      for (let head = buffer.peek(); head !== undefined && head.expiresAt <= now; head = buffer.peek()) {
+        this.#take(buffer);
+        this.#expire(head, now, now);
+        expiredAny = true;
+      }
+      const head = buffer.peek();
+      if (head !== undefined) next = Math.min(next, head.expiresAt);
+    }
+    if (expiredAny) this.#recomputeReady();
+    // Records still waiting for the stream's summary.
+    if (this.#gate.length > 0) {
+      const alive: PendingRecord[] = [];
+      for (const item of this.#gate) {
+        if (item.settled) continue;
+        if (item.expiresAt <= now) {
+          this.#host.fail(
+            this.stream,
+            item,
+            'Expired',
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read.`,
+            undefined,
+            [],
+          );
+        } else {
+          alive.push(item);
+          next = Math.min(next, item.expiresAt);
+        }
+      }
+      this.#gate = alive;
+    }
+    return next;
+  }
+
+  /** Whether a record's predicted shard is no longer in the current map (a reshard closed it). */
+  #isStale(record: OutboundRecord): boolean {
+    return (
+      record.mapVersion !== this.shardMap.version &&
+      !this.shardMap.shards.some((s) => s.shardId === record.predictedShardId)
+    );
+  }
+
+  #bufferForRecord(record: OutboundRecord): ShardBuffer {
+    if (record.predictedShardId !== undefined) {
+      const buffer = this.#buffers.get(record.predictedShardId);
+      if (buffer !== undefined) return buffer;
+    }
+    return this.#bufferFor(record.items[0]!);
+  }
+
+  /**
+   * The shard map changed (a reshard): records aggregated for shards that are now closed are taken
+   * apart and routed again, so no aggregate mixes the new shards.
+   */
+  onShardMapChange(now: number): void {
+    const open = new Set(this.shardMap.shards.map((s) => s.shardId));
+    for (const buffer of [...this.#buffers.values()]) {
+      if (buffer.shardId === undefined || open.has(buffer.shardId)) continue;
+      this.#buffers.delete(buffer.key);
+      const items: PendingRecord[] = buffer.builder.items.slice();
+      buffer.builder.reset();
+      buffer.sendBy = Number.POSITIVE_INFINITY;
+      if (this.#ready.delete(buffer)) {
+        for (const record of buffer.drain()) {
+          this.#readyCount--;
+          this.#readyBytes -= record.sizeBytes;
+          this.requeue(record.items, record.attempts, now, now);
+        }
+      }
+      if (items.length > 0) this.requeue(items, [], now, now);
+    }
+    this.#byShardIndexVersion = -1;
+    this.#recomputeReady();
+  }
+
+  /** Records still inside the pipeline (not in flight), for close() with a timeout. */
+  *pendingItems(): Generator<PendingRecord> {
+    yield* this.#gate;
+    for (const buffer of this.#buffers.values()) yield* buffer.builder.items;
+    if (this.#unpartitioned !== undefined) yield* this.#unpartitioned.builder.items;
+    for (const buffer of this.#ready) for (const record of buffer.records()) yield* record.items;
+    for (const record of this.#waiting.values()) yield* record.items;
+  }
+}
+
+function toBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}

@@ -1,0 +1,233 @@
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, KinesisProducer, type KinesisProducerOptions, partitionKeyHash } from '../src/index.js';
+import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
+  producers.push(p);
+  return p;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(4);
+});
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) {
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
+  }
+  vi.useRealTimers();
+});
+
+const sizeOf = (e: { PartitionKey?: string | undefined; Data?: Uint8Array | undefined }) =>
+  Buffer.byteLength(e.PartitionKey!) + e.Data!.length;
+
+describe('buffering', () => {
+  it('holds records for maxBufferedTimeMs from the oldest one, then sends them together', async () => {
+    const p = producer({ maxBufferedTimeMs: 100 });
+    await vi.advanceTimersByTimeAsync(0); // stream summary known
+    p.send({ partitionKey: 'k', data: '1' });
+    await vi.advanceTimersByTimeAsync(60);
+    p.send({ partitionKey: 'k', data: '2' });
+    await vi.advanceTimersByTimeAsync(39);
+    expect(fake.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
+  });
+
+  it('with maxBufferedTimeMs 0 sends at once, batching what was put in the same turn', async () => {
+    const p = producer({ maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 20; i++) p.send({ partitionKey: 'same', data: String(i) });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls[0]!.entries).toHaveLength(1);
+    expect(fake.storedUserRecords()).toHaveLength(20);
+    p.send({ partitionKey: 'same', data: 'later' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.calls).toHaveLength(2);
+  });
+
+  it('sends a full request at once, without waiting for the deadline', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000, aggregation: false, collectionMaxCount: 10 });
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 25; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([10, 10]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([10, 10, 5]);
+  });
+
+  it('sends early once one shard has 256 KiB waiting, as KPL does', async () => {
+    fake.shards = evenShards(1);
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    // Six full 50 KB aggregates for one shard: past 256 KiB.
+    for (let i = 0; i < 6 * 25 + 1; i++) p.send({ partitionKey: `k${i}`, data: Buffer.alloc(2000) });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls[0]!.entries.reduce((n, e) => n + sizeOf(e), 0)).toBeGreaterThanOrEqual(256 * 1024);
+  });
+
+  it('sends one Kinesis record per user record with aggregation off', async () => {
+    const p = producer({ aggregation: false });
+    for (let i = 0; i < 5; i++) p.send({ partitionKey: 'k', data: String(i) });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(fake.calls[0]!.entries.map((e) => [e.PartitionKey, Buffer.from(e.Data!).toString()])).toEqual([
+      ['k', '0'],
+      ['k', '1'],
+      ['k', '2'],
+      ['k', '3'],
+      ['k', '4'],
+    ]);
+    // KPL always sets the explicit hash key: the record's own hash key, in decimal.
+    expect(fake.calls[0]!.entries[0]!.ExplicitHashKey).toBe(partitionKeyHash('k').toString());
+  });
+});
+
+describe('limits of aggregates and requests', () => {
+  const record = fc.record({
+    partitionKey: fc.string({ minLength: 1, maxLength: 40 }),
+    size: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1000, max: 70_000 })),
+  });
+
+  it('never builds an aggregate over aggregationMaxBytes nor a request over 500 records or collectionMaxBytes, and never mixes shards', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(record, { minLength: 1, maxLength: 1500 }),
+        fc.integer({ min: 200, max: 100_000 }),
+        fc.integer({ min: 100_000, max: 1_000_000 }),
+        async (records, aggregationMaxBytes, collectionMaxBytes) => {
+          fake = new FakeKinesis(4);
+          const p = producer({ aggregationMaxBytes, collectionMaxBytes });
+          const sent = records.map((r, i) => ({
+            partitionKey: r.partitionKey,
+            data: Buffer.alloc(r.size, i % 251),
+          }));
+          const puts = sent.map((r) => p.put(r));
+          await vi.advanceTimersByTimeAsync(200);
+          await p.flush();
+          await Promise.all(puts);
+          let stored = 0;
+          for (const call of fake.calls) {
+            expect(call.entries.length).toBeLessThanOrEqual(500);
+            const bytes = call.entries.reduce((n, e) => n + sizeOf(e), 0);
+            // A record larger than collectionMaxBytes may only travel alone.
+            if (call.entries.length > 1) expect(bytes).toBeLessThanOrEqual(collectionMaxBytes);
+            for (const entry of call.entries) {
+              const users = deaggregate({ data: entry.Data!, partitionKey: entry.PartitionKey! });
+              stored += users.length;
+              if (users.length > 1) {
+                expect(sizeOf(entry)).toBeLessThanOrEqual(aggregationMaxBytes);
+                const shard = fake.shardFor(BigInt(entry.ExplicitHashKey!));
+                for (const u of users) expect(fake.shardFor(partitionKeyHash(u.partitionKey))).toBe(shard);
+              }
+            }
+          }
+          expect(stored).toBe(records.length);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+describe('connections', () => {
+  it('keeps at most maxConnections requests in flight', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const release: (() => void)[] = [];
+    fake.onPut = () => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      return undefined;
+    };
+    const client = fake.client;
+    const slow = {
+      send: async (command: unknown, options: unknown) => {
+        const answer = await (client.send as (c: unknown, o: unknown) => Promise<unknown>)(command, options);
+        if ((command as object).constructor.name === 'PutRecordsCommand') {
+          await new Promise<void>((resolve) => release.push(resolve));
+          inFlight--;
+        }
+        return answer;
+      },
+      destroy: () => {},
+    };
+    const p = new KinesisProducer({
+      streamName: 's',
+      client: slow as never,
+      maxConnections: 3,
+      aggregation: false,
+      collectionMaxCount: 1,
+    });
+    producers.push(p);
+    for (let i = 0; i < 10; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(most).toBe(3);
+    while (release.length > 0 || p.outstandingRecords > 0) {
+      release.shift()?.();
+      await vi.advanceTimersByTimeAsync(1);
+    }
+    expect(most).toBe(3);
+    expect(fake.calls).toHaveLength(10);
+  });
+});
+
+describe('shard map', () => {
+  it('aggregates only records of the same hash key while ListShards is denied', async () => {
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    const p = producer();
+    for (const key of ['a', 'b', 'a', 'c', 'b', 'a']) p.send({ partitionKey: key, data: key });
+    await vi.advanceTimersByTimeAsync(150);
+    const entries = fake.calls.flatMap((c) => c.entries);
+    const groups = entries.map((e) =>
+      deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).map((u) => u.partitionKey),
+    );
+    expect(groups.map((g) => [...new Set(g)].length)).toEqual([1, 1, 1]);
+    expect(groups.flat().sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'c']);
+  });
+
+  it('resends an aggregate that landed on another shard than predicted and holds records of other shards', async () => {
+    fake.shards = evenShards(1);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0); // map: one shard
+    // The stream was split in two meanwhile: the aggregate's records now belong to two shards.
+    fake.shards = evenShards(2, 'shardId-new-');
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const halves = new Set(keys.map((k) => fake.shardFor(partitionKeyHash(k)).id));
+    expect(halves.size).toBe(2);
+    const puts = keys.map((k) => p.put({ partitionKey: k, data: k }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    const results = await Promise.all(puts);
+    // First request: one aggregate predicted for the old shard. Then, with a fresh map, two aggregates.
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 2]);
+    expect(fake.commands.filter((c) => c === 'ListShards').length).toBeGreaterThanOrEqual(2);
+    for (const [i, r] of results.entries()) {
+      expect(r.shardId).toBe(fake.shardFor(partitionKeyHash(keys[i]!)).id);
+      expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+    }
+  });
+
+  it('keeps an aggregate that landed on another shard when all its records belong there', async () => {
+    fake.shards = evenShards(1);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    fake.shards = evenShards(2, 'shardId-new-');
+    const put = p.put({ partitionKey: 'a', data: '1' });
+    const put2 = p.put({ partitionKey: 'a', data: '2' });
+    await vi.advanceTimersByTimeAsync(2_000);
+    const [r1, r2] = await Promise.all([put, put2]);
+    expect(fake.calls).toHaveLength(1);
+    expect(r1.shardId).toBe(fake.shardFor(partitionKeyHash('a')).id);
+    expect([r1.subSequenceNumber, r2.subSequenceNumber]).toEqual([0, 1]);
+  });
+});

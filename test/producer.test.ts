@@ -1,0 +1,357 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  deaggregate,
+  InvalidOptionError,
+  InvalidRecordError,
+  KinesisProducer,
+  type KinesisProducerOptions,
+  ProducerClosedError,
+  type PutResult,
+  RecordFailedError,
+} from '../src/index.js';
+import type { Logger } from '../src/logger.js';
+import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+
+/** A logger that remembers what it was told. */
+function memoryLogger() {
+  const lines: { level: string; message: string; context: object }[] = [];
+  const log = (level: string) => (context: object, message: string) =>
+    lines.push({ level, message, context });
+  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  return { logger, lines };
+}
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
+  producers.push(p);
+  return p;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(2);
+});
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) {
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
+  }
+  vi.useRealTimers();
+});
+
+describe('put: await each record', () => {
+  it('resolves with the shard, sequence number, sub-sequence number and attempts the service reported', async () => {
+    const p = producer();
+    const a = p.put({ partitionKey: 'user-1', data: 'one' });
+    const b = p.put({ partitionKey: 'user-1', data: 'two' });
+    await vi.advanceTimersByTimeAsync(150);
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(fake.calls).toHaveLength(1);
+    const entry = fake.calls[0]!.entries[0]!;
+    const result = fake.calls[0]!.results![0]!;
+    expect(ra).toMatchObject({
+      shardId: result.ShardId,
+      sequenceNumber: result.SequenceNumber,
+      subSequenceNumber: 0,
+      aggregated: true,
+    });
+    expect(rb).toMatchObject({
+      shardId: result.ShardId,
+      sequenceNumber: result.SequenceNumber,
+      subSequenceNumber: 1,
+      aggregated: true,
+    });
+    expect(ra.attempts).toHaveLength(1);
+    expect(ra.attempts[0]).toMatchObject({
+      success: true,
+      durationMs: expect.any(Number),
+      delayMs: expect.any(Number),
+    });
+    // What went on the wire is one KPL aggregate holding both records in put order.
+    expect(entry.PartitionKey).toBe('a');
+    expect(
+      deaggregate({ data: entry.Data!, partitionKey: 'a' }).map((u) => Buffer.from(u.data).toString()),
+    ).toEqual(['one', 'two']);
+  });
+
+  it('reports a record sent alone as not aggregated, with sub-sequence number 0', async () => {
+    const p = producer();
+    const put = p.put({ partitionKey: 'solo', data: 'x' });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(await put).toMatchObject({ subSequenceNumber: 0, aggregated: false });
+    expect(fake.calls[0]!.entries[0]).toMatchObject({ PartitionKey: 'solo' });
+  });
+
+  it('rejects invalid records at the call with a typed error, leaving other records alone', async () => {
+    const p = producer();
+    const good = p.put({ partitionKey: 'ok', data: 'fine' });
+    await expect(p.put({ partitionKey: '', data: 'x' })).rejects.toThrow(InvalidRecordError);
+    await expect(p.put({ partitionKey: 'k', data: 5 as never })).rejects.toMatchObject({
+      code: 'InvalidRecord',
+      field: 'data',
+    });
+    await expect(p.put({ partitionKey: 'k', data: 'x', explicitHashKey: '-1' })).rejects.toMatchObject({
+      field: 'explicitHashKey',
+    });
+    await expect(p.put(null as never)).rejects.toMatchObject({ field: 'record' });
+    expect(p.outstandingRecords).toBe(1);
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(good).resolves.toMatchObject({ aggregated: false });
+  });
+
+  it('fails a record larger than the stream allows (MaxRecordSizeInKiB) with InvalidRecord', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 1024 };
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    await expect(p.put({ partitionKey: 'k', data: Buffer.alloc(1024 * 1024) })).rejects.toMatchObject({
+      code: 'InvalidRecord',
+      field: 'data',
+    });
+  });
+
+  it('accepts records up to a raised MaxRecordSizeInKiB, sent unaggregated', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    const p = producer();
+    const big = p.put({ partitionKey: 'k', data: Buffer.alloc(1_500_000, 1) });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(big).resolves.toMatchObject({ aggregated: false });
+    expect(fake.calls[0]!.entries[0]!.Data!.length).toBe(1_500_000);
+  });
+
+  it('fails a record over the limit learned after it was accepted, through its promise', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 1024 };
+    const p = producer();
+    // Sent before DescribeStreamSummary answers: the stream's limit is not known yet.
+    const early = expect(
+      p.put({ partitionKey: 'k', data: Buffer.alloc(2 * 1024 * 1024) }),
+    ).rejects.toMatchObject({
+      code: 'InvalidRecord',
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    await early;
+    expect(fake.calls).toHaveLength(0);
+  });
+});
+
+describe('send: fire and forget', () => {
+  it('calls the callback once, asynchronously, with the result', async () => {
+    const p = producer();
+    const callback = vi.fn();
+    p.send({ partitionKey: 'k', data: 'x' }, callback);
+    expect(callback).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(150);
+    expect(callback).toHaveBeenCalledTimes(1);
+    const [error, result] = callback.mock.calls[0]! as [null, PutResult];
+    expect(error).toBeNull();
+    expect(result.shardId).toMatch(/^shardId-/);
+  });
+
+  it('throws synchronously for an invalid record and for a callback that is not a function', () => {
+    const p = producer();
+    expect(() => p.send({ partitionKey: 'k'.repeat(300), data: 'x' })).toThrow(InvalidRecordError);
+    expect(() => p.send({ partitionKey: 'k', data: 'x' }, 'nope' as never)).toThrow(
+      /callback must be a function/,
+    );
+    expect(p.outstandingRecords).toBe(0);
+  });
+
+  it('emits recordFailed for a record sent without a callback', async () => {
+    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
+    const p = producer();
+    const failed: RecordFailedError[] = [];
+    p.on('recordFailed', (e) => failed.push(e));
+    const record = { partitionKey: 'k', data: 'x' };
+    p.send(record);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toBeInstanceOf(RecordFailedError);
+    expect(failed[0]).toMatchObject({ code: 'AccessDeniedException', record, streamName: 'test' });
+    expect(failed[0]!.attempts).toHaveLength(1);
+  });
+
+  it('logs a warning when a record without callback fails and nobody listens', async () => {
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    p.send({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(150);
+    const warning = lines.find((l) => l.level === 'warn' && l.message.includes("no 'recordFailed' listener"));
+    expect(warning?.message).toContain('ResourceNotFoundException');
+    expect(warning?.context).toMatchObject({ failedRecords: 1 });
+  });
+
+  it('survives callbacks and listeners that throw', async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException'] });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    p.on('recordFailed', () => {
+      throw new Error('listener boom');
+    });
+    p.send({ partitionKey: 'a', data: '1', explicitHashKey: '1' }, () => {
+      throw new Error('callback boom');
+    });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.message)).toEqual([
+      'a send() callback threw; the producer carries on',
+      "a 'recordFailed' listener threw; the producer carries on",
+    ]);
+    // And it keeps working.
+    const next = p.put({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(next).resolves.toMatchObject({ attempts: [expect.objectContaining({ success: true })] });
+  });
+});
+
+describe('flush and close', () => {
+  it('flush sends at once and resolves only when every earlier record has settled', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    const settled: string[] = [];
+    for (let i = 0; i < 10; i++)
+      p.send({ partitionKey: `k${i}`, data: String(i) }, () => settled.push(String(i)));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.calls).toHaveLength(0);
+    let flushed = false;
+    const flushing = p.flush().then(() => {
+      flushed = true;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    await flushing;
+    expect(flushed).toBe(true);
+    expect(settled).toHaveLength(10);
+    expect(fake.calls.length).toBeGreaterThan(0);
+  });
+
+  it('flush waits for records that are being retried', async () => {
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer();
+    const put = p.put({ partitionKey: 'k', data: 'x' });
+    let flushed = false;
+    void p.flush().then(() => {
+      flushed = true;
+    });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake.calls).toHaveLength(1);
+    expect(flushed).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(flushed).toBe(true);
+    expect((await put).attempts.map((a) => a.success)).toEqual([false, true]);
+  });
+
+  it('flush does not wait for records accepted after it', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0); // the stream's summary is known
+    p.send({ partitionKey: 'a', data: '1' });
+    const flushed = p.flush();
+    p.send({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(0);
+    await flushed;
+    expect(p.outstandingRecords).toBe(1);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+  });
+
+  it('close flushes, settles everything, returns the same promise, and refuses later records', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    const put = p.put({ partitionKey: 'k', data: 'x' });
+    const first = p.close();
+    expect(p.close()).toBe(first);
+    await expect(p.put({ partitionKey: 'k', data: 'y' })).rejects.toThrow(ProducerClosedError);
+    expect(() => p.send({ partitionKey: 'k', data: 'y' })).toThrow(ProducerClosedError);
+    await vi.advanceTimersByTimeAsync(0);
+    await first;
+    await expect(put).resolves.toMatchObject({ shardId: expect.any(String) });
+    expect(p.outstandingRecords).toBe(0);
+  });
+
+  it('await using closes the producer at the end of the scope', async () => {
+    let sent: Promise<PutResult> | undefined;
+    const scope = async () => {
+      await using p = new KinesisProducer({
+        streamName: 's',
+        client: fake.client,
+        maxBufferedTimeMs: 10_000,
+      });
+      sent = p.put({ partitionKey: 'k', data: 'x' });
+    };
+    const done = scope();
+    await vi.advanceTimersByTimeAsync(0);
+    await done;
+    await expect(sent).resolves.toMatchObject({ aggregated: false });
+  });
+});
+
+describe('streams', () => {
+  it('sends a record that names another stream to that stream', async () => {
+    const p = producer();
+    const a = p.put({ partitionKey: 'k', data: 'default' });
+    const b = p.put({ partitionKey: 'k', data: 'other', streamName: 'other-stream' });
+    await vi.advanceTimersByTimeAsync(150);
+    await Promise.all([a, b]);
+    expect(fake.calls.map((c) => c.streamName).sort()).toEqual(['other-stream', 'test']);
+  });
+
+  it('refuses a record without a stream when the producer has none', async () => {
+    const p = new KinesisProducer({ client: fake.client });
+    producers.push(p);
+    await expect(p.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(/names no stream/);
+  });
+
+  it('turns aggregation off on streams with RecordDistributionStrategy AUTO', async () => {
+    fake.summary = { RecordDistributionStrategy: 'AUTO' };
+    const p = producer();
+    const puts = [p.put({ partitionKey: 'k', data: '1' }), p.put({ partitionKey: 'k', data: '2' })];
+    await vi.advanceTimersByTimeAsync(150);
+    const results = await Promise.all(puts);
+    expect(results.map((r) => r.aggregated)).toEqual([false, false]);
+    expect(fake.calls[0]!.entries.map((e) => Buffer.from(e.Data!).toString())).toEqual(['1', '2']);
+  });
+
+  it('goes on with defaults, and says so, when DescribeStreamSummary is denied', async () => {
+    fake.describeError = serviceError('AccessDeniedException', 400);
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    const put = p.put({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(put).resolves.toBeDefined();
+    expect(
+      lines.some((l) => l.level === 'warn' && l.message.startsWith('DescribeStreamSummary failed')),
+    ).toBe(true);
+  });
+});
+
+describe('options', () => {
+  it.each([
+    [
+      { maxBufferedTimeMs: -1 },
+      'Option `maxBufferedTimeMs` must be an integer in [0, 3600000]; received number -1.',
+    ],
+    [{ collectionMaxCount: 501 }, /collectionMaxCount` must be an integer in \[1, 500\]/],
+    [{ collectionMaxBytes: 11 * 1024 * 1024 }, /collectionMaxBytes` must be an integer in \[1, 10485760\]/],
+    [{ aggregationMaxBytes: 6 * 1024 * 1024 }, /aggregationMaxBytes` must be at most collectionMaxBytes/],
+    [{ maxBufferedTimeMs: 30_000 }, /maxBufferedTimeMs` must be below recordTtlMs/],
+    [{ aggregation: 'yes' }, 'Option `aggregation` must be a boolean; received "yes".'],
+    [{ streamARN: 'arn:x' }, /streamARN` must be omitted when `streamName` is given/],
+    [{ region: 'eu-west-1' }, /region` must be omitted when `client` is given/],
+    [{ maxConnections: 0 }, /maxConnections/],
+    [{ retryMaxDelayMs: 10, retryBaseDelayMs: 100 }, /retryMaxDelayMs` must be an integer in \[100,/],
+  ])('rejects %j with a clear message', (bad, message) => {
+    expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
+      InvalidOptionError,
+    );
+    expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
+      message,
+    );
+  });
+
+  it('warns once about a request timeout that leaves no time to retry', () => {
+    const { logger, lines } = memoryLogger();
+    producer({ logger, requestTimeoutMs: 40_000 });
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      'requestTimeoutMs is not below recordTtlMs: a record whose first request times out has no time left to retry',
+    ]);
+  });
+});

@@ -1,0 +1,249 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { KinesisProducer, type KinesisProducerOptions, type RecordFailedError } from '../src/index.js';
+import { FakeKinesis, networkError, serviceError } from './support/fake-kinesis.js';
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
+  producers.push(p);
+  return p;
+}
+
+/** Settles a promise under fake timers and returns how it ended. */
+async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: RecordFailedError }> {
+  return await promise.then(
+    (value) => ({ value }),
+    (error: RecordFailedError) => ({ error }),
+  );
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(1);
+});
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) {
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
+  }
+  vi.restoreAllMocks();
+  vi.useRealTimers();
+});
+
+const text = (data: Uint8Array | undefined) => Buffer.from(data!).toString();
+
+describe('only failed entries are retried', () => {
+  it('sends exactly the failed entries again, byte for byte, and none of the good ones', async () => {
+    fake.script.push({
+      errorCodes: [
+        undefined,
+        'ProvisionedThroughputExceededException',
+        undefined,
+        'InternalFailure',
+        undefined,
+      ],
+    });
+    const p = producer({ aggregation: false });
+    const puts = ['r0', 'r1', 'r2', 'r3', 'r4'].map((data) => p.put({ partitionKey: data, data }));
+    await vi.advanceTimersByTimeAsync(100 + 1000);
+    const results = await Promise.all(puts);
+    expect(fake.calls).toHaveLength(2);
+    expect(fake.calls[0]!.entries.map((e) => text(e.Data))).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    expect(fake.calls[1]!.entries.map((e) => text(e.Data))).toEqual(['r1', 'r3']);
+    expect(fake.calls[1]!.entries).toEqual([fake.calls[0]!.entries[1], fake.calls[0]!.entries[3]]);
+    expect(results.map((r) => r.attempts.map((a) => a.errorCode ?? 'ok'))).toEqual([
+      ['ok'],
+      ['ProvisionedThroughputExceededException', 'ok'],
+      ['ok'],
+      ['InternalFailure', 'ok'],
+      ['ok'],
+    ]);
+  });
+
+  it('retries an aggregate as one entry, and every record in it gets the answer', async () => {
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer();
+    const puts = Array.from({ length: 50 }, (_, i) => p.put({ partitionKey: `k${i}`, data: `d${i}` }));
+    await vi.advanceTimersByTimeAsync(1000);
+    const results = await Promise.all(puts);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 1]);
+    expect(fake.calls[1]!.entries[0]).toEqual(fake.calls[0]!.entries[0]);
+    expect(results.map((r) => r.subSequenceNumber)).toEqual(results.map((_, i) => i));
+    expect(new Set(results.map((r) => r.attempts.length))).toEqual(new Set([2]));
+  });
+});
+
+describe('backoff', () => {
+  it('grows exponentially up to retryMaxDelayMs, each wait random below its cap (full jitter)', async () => {
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    fake.onPut = () => ({ errorCodes: ['InternalFailure'] });
+    const p = producer({ recordTtlMs: 20_000, maxBufferedTimeMs: 0 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(25_000);
+    const { error } = await result;
+    const waits = error!.attempts.slice(1).map((a) => a.delayMs);
+    // Caps: 100, 200, 400, ... up to 5000; random() = 0.999 waits just under each cap.
+    const caps = waits.map((_, i) => Math.min(5000, 100 * 2 ** i));
+    expect(waits).toEqual(caps.map((cap) => Math.floor(0.999 * cap)));
+    expect(waits.length).toBeGreaterThanOrEqual(8);
+
+    random.mockReturnValue(0.25);
+    fake.calls.length = 0;
+    const again = outcome(p.put({ partitionKey: 'k', data: 'y' }));
+    await vi.advanceTimersByTimeAsync(25_000);
+    const jittered = (await again).error!.attempts.slice(1, 5).map((a) => a.delayMs);
+    expect(jittered).toEqual([25, 50, 100, 200]);
+  });
+
+  it('honours retryBaseDelayMs and retryMaxDelayMs', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    fake.onPut = () => ({ errorCodes: ['InternalFailure'] });
+    const p = producer({
+      recordTtlMs: 5_000,
+      maxBufferedTimeMs: 0,
+      retryBaseDelayMs: 400,
+      retryMaxDelayMs: 1000,
+    });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(6_000);
+    const waits = (await result).error!.attempts.slice(1).map((a) => a.delayMs);
+    expect(waits.slice(0, 4)).toEqual([200, 400, 500, 500]);
+  });
+});
+
+describe('expiry', () => {
+  it('fails with Expired and every attempt once recordTtlMs has passed, not before', async () => {
+    fake.onPut = () => ({ errorCodes: ['ProvisionedThroughputExceededException'] });
+    const p = producer({ recordTtlMs: 3_000 });
+    const start = Date.now();
+    let settledAt = 0;
+    const result = outcome(
+      p.put({ partitionKey: 'k', data: 'x' }).finally(() => {
+        settledAt = Date.now();
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(2_990);
+    expect(settledAt).toBe(0);
+    await vi.advanceTimersByTimeAsync(100);
+    const { error } = await result;
+    expect(settledAt - start).toBe(3_000);
+    expect(error).toMatchObject({ code: 'Expired', name: 'RecordFailedError' });
+    expect(error!.message).toMatch(/expired after 3000 ms/);
+    expect(error!.attempts.length).toBe(fake.calls.length);
+    expect(
+      error!.attempts.every((a) => a.errorCode === 'ProvisionedThroughputExceededException' && !a.success),
+    ).toBe(true);
+  });
+
+  it('fails only the expired records of an aggregate and sends the others again without them', async () => {
+    let call = 0;
+    fake.onPut = () => (call++ === 0 ? { errorCodes: ['InternalFailure'] } : undefined);
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const p = producer({ recordTtlMs: 1_000, maxBufferedTimeMs: 900, retryBaseDelayMs: 500 });
+    const old = outcome(p.put({ partitionKey: 'k', data: 'old' }));
+    await vi.advanceTimersByTimeAsync(800);
+    const young = outcome(p.put({ partitionKey: 'k', data: 'young' }));
+    // First request at 900 ms fails; the retry (~500 ms later) comes after the old record's TTL.
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await old).error?.code).toBe('Expired');
+    expect((await young).value?.attempts.map((a) => a.success)).toEqual([false, true]);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 1]);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['young']);
+  });
+});
+
+describe('errors that retrying cannot fix fail at once', () => {
+  it.each([
+    ['ResourceNotFoundException', 400],
+    ['AccessDeniedException', 400],
+    ['KMSDisabledException', 400],
+    ['KMSAccessDeniedException', 400],
+    ['KMSNotFoundException', 400],
+    ['ValidationException', 400],
+    ['InvalidArgumentException', 400],
+  ])('%s fails the records after one attempt, without waiting for the TTL', async (name, status) => {
+    fake.script.push({ throw: serviceError(name, status) });
+    const p = producer();
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(101);
+    const { error } = await result;
+    expect(error).toMatchObject({ code: name });
+    expect(error!.attempts).toHaveLength(1);
+    expect(fake.calls).toHaveLength(1);
+  });
+
+  it('with failIfThrottled, a throttled record fails at once', async () => {
+    fake.script.push({ errorCodes: ['ProvisionedThroughputExceededException', undefined] });
+    const p = producer({ failIfThrottled: true, aggregation: false });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    const b = outcome(p.put({ partitionKey: 'b', data: '2' }));
+    await vi.advanceTimersByTimeAsync(101);
+    expect((await a).error).toMatchObject({ code: 'ProvisionedThroughputExceededException' });
+    expect((await b).value).toBeDefined();
+    expect(fake.calls).toHaveLength(1);
+  });
+});
+
+describe('whole-request failures that are retried', () => {
+  it.each([
+    ['a 500 InternalFailure', { throw: serviceError('InternalFailure', 500) }, 'InternalFailure'],
+    ['a 503 ServiceUnavailable', { throw: serviceError('ServiceUnavailable', 503) }, 'ServiceUnavailable'],
+    [
+      'whole-request throttling',
+      { throw: serviceError('ProvisionedThroughputExceededException', 400) },
+      'ProvisionedThroughputExceededException',
+    ],
+    [
+      'LimitExceededException',
+      { throw: serviceError('LimitExceededException', 400) },
+      'LimitExceededException',
+    ],
+    [
+      'an expired token (credentials refresh)',
+      { throw: serviceError('ExpiredTokenException', 400) },
+      'ExpiredTokenException',
+    ],
+    ['a connection reset', { throw: networkError('ECONNRESET') }, 'ECONNRESET'],
+    ['a request that never answers (requestTimeoutMs)', 'hang' as const, 'RequestTimeout'],
+  ])('%s', async (_name, answer, code) => {
+    fake.script.push(answer);
+    const p = producer({ requestTimeoutMs: 2_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const { value } = await result;
+    expect(value?.attempts.map((a) => [a.success, a.errorCode ?? null])).toEqual([
+      [false, code],
+      [true, null],
+    ]);
+    expect(fake.calls).toHaveLength(2);
+  });
+
+  it('aborts a request after requestTimeoutMs', async () => {
+    fake.script.push('hang');
+    const p = producer({ requestTimeoutMs: 1_500 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(100 + 1_499);
+    expect(fake.calls[0]!.signal?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake.calls[0]!.signal?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await result).value?.attempts[0]).toMatchObject({
+      errorCode: 'RequestTimeout',
+      durationMs: 1_500,
+    });
+  });
+
+  it('treats an entry the response left out as failed and retries it', async () => {
+    fake.script.push({ Records: [{ ShardId: 'shardId-000000000000', SequenceNumber: '1' }], $metadata: {} });
+    const p = producer({ aggregation: false });
+    const a = p.put({ partitionKey: 'a', data: '1' });
+    const b = p.put({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await a).attempts).toHaveLength(1);
+    expect((await b).attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['MissingResult', 'ok']);
+  });
+});

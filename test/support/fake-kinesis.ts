@@ -1,0 +1,188 @@
+import {
+  DescribeStreamSummaryCommand,
+  type DescribeStreamSummaryCommandOutput,
+  type KinesisClient,
+  ListShardsCommand,
+  type ListShardsCommandOutput,
+  PutRecordsCommand,
+  type PutRecordsCommandOutput,
+  type PutRecordsRequestEntry,
+  type PutRecordsResultEntry,
+} from '@aws-sdk/client-kinesis';
+import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../../src/index.js';
+
+/** A shard of the fake stream. */
+export interface FakeShard {
+  readonly id: string;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/** `count` shards splitting the hash key space evenly, as CreateStream does. */
+export function evenShards(count: number, prefix = 'shardId-'): FakeShard[] {
+  const size = (MAX_HASH_KEY + 1n) / BigInt(count);
+  return Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}${String(i).padStart(12, '0')}`,
+    start: size * BigInt(i),
+    end: i === count - 1 ? MAX_HASH_KEY : size * BigInt(i + 1) - 1n,
+  }));
+}
+
+/** One PutRecords call the fake received. */
+export interface FakePutCall {
+  readonly index: number;
+  readonly at: number;
+  readonly streamName: string | undefined;
+  readonly entries: readonly PutRecordsRequestEntry[];
+  readonly signal: AbortSignal | undefined;
+  /** The per-entry results the fake answered with (undefined if the call threw or hung). */
+  results?: PutRecordsResultEntry[];
+}
+
+/** What a scripted PutRecords answer may be: a response, per-entry error codes, or a thrown error. */
+export type PutAnswer =
+  | PutRecordsCommandOutput
+  | { errorCodes: (string | undefined)[] }
+  | { throw: unknown }
+  | 'hang';
+
+/**
+ * A stand-in for `client.send` in unit tests: answers ListShards, DescribeStreamSummary and
+ * PutRecords like the service (routing each entry by its hash key), and lets a test script answers.
+ */
+export class FakeKinesis {
+  shards: FakeShard[];
+  readonly calls: FakePutCall[] = [];
+  readonly commands: string[] = [];
+  /** Answers for the next PutRecords calls, in order; when empty every entry succeeds. */
+  readonly script: PutAnswer[] = [];
+  /** Answer each PutRecords call (wins over `script`). */
+  onPut: ((call: FakePutCall) => PutAnswer | undefined) | undefined;
+  summary: Partial<NonNullable<DescribeStreamSummaryCommandOutput['StreamDescriptionSummary']>> = {};
+  describeError: unknown;
+  listShardsError: unknown;
+  #sequence = 0n;
+
+  constructor(shardCount = 1) {
+    this.shards = evenShards(shardCount);
+  }
+
+  /** The fake as the producer's `client` option. */
+  get client(): KinesisClient {
+    return {
+      send: (command: unknown, options?: { abortSignal?: AbortSignal }) => this.#send(command, options),
+      destroy: () => {},
+    } as unknown as KinesisClient;
+  }
+
+  shardFor(hashKey: bigint): FakeShard {
+    return this.shards.find((s) => s.start <= hashKey && hashKey <= s.end)!;
+  }
+
+  async #send(command: unknown, options?: { abortSignal?: AbortSignal }): Promise<unknown> {
+    await Promise.resolve();
+    if (command instanceof ListShardsCommand) {
+      this.commands.push('ListShards');
+      if (this.listShardsError !== undefined) throw this.listShardsError;
+      return {
+        Shards: this.shards.map((s) => ({
+          ShardId: s.id,
+          HashKeyRange: { StartingHashKey: s.start.toString(), EndingHashKey: s.end.toString() },
+          SequenceNumberRange: { StartingSequenceNumber: '0' },
+        })),
+        $metadata: {},
+      } satisfies ListShardsCommandOutput;
+    }
+    if (command instanceof DescribeStreamSummaryCommand) {
+      this.commands.push('DescribeStreamSummary');
+      if (this.describeError !== undefined) throw this.describeError;
+      return {
+        StreamDescriptionSummary: {
+          StreamName: command.input.StreamName,
+          StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/x',
+          StreamStatus: 'ACTIVE',
+          RetentionPeriodHours: 24,
+          StreamCreationTimestamp: new Date(0),
+          EnhancedMonitoring: [],
+          OpenShardCount: this.shards.length,
+          ...this.summary,
+        },
+        $metadata: {},
+      } as DescribeStreamSummaryCommandOutput;
+    }
+    if (command instanceof PutRecordsCommand) {
+      this.commands.push('PutRecords');
+      const call: FakePutCall = {
+        index: this.calls.length,
+        at: Date.now(),
+        streamName: command.input.StreamName,
+        entries: command.input.Records ?? [],
+        signal: options?.abortSignal,
+      };
+      this.calls.push(call);
+      const answer = this.onPut?.(call) ?? this.script.shift();
+      if (answer === 'hang') {
+        return await new Promise((_resolve, reject) => {
+          options?.abortSignal?.addEventListener('abort', () =>
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' })),
+          );
+        });
+      }
+      if (answer !== undefined && 'throw' in answer) throw answer.throw;
+      if (answer !== undefined && 'Records' in answer) {
+        call.results = answer.Records ?? [];
+        return answer;
+      }
+      const codes = answer !== undefined && 'errorCodes' in answer ? answer.errorCodes : [];
+      const records: PutRecordsResultEntry[] = call.entries.map((entry, i) => {
+        const code = codes[i];
+        if (code !== undefined) return { ErrorCode: code, ErrorMessage: `${code} for entry ${i}` };
+        const hashKey =
+          entry.ExplicitHashKey === undefined
+            ? partitionKeyHash(entry.PartitionKey!)
+            : BigInt(entry.ExplicitHashKey);
+        this.#sequence++;
+        return {
+          ShardId: this.shardFor(hashKey).id,
+          SequenceNumber: this.#sequence.toString().padStart(20, '0'),
+        };
+      });
+      call.results = records;
+      return {
+        Records: records,
+        FailedRecordCount: records.filter((r) => r.ErrorCode).length,
+        $metadata: {},
+      };
+    }
+    throw new Error(`FakeKinesis does not answer ${String((command as object)?.constructor?.name)}`);
+  }
+
+  /** User records carried by the entries the fake stored (answered with a shard), in request order. */
+  storedUserRecords(): { partitionKey: string; data: string; call: number }[] {
+    return this.calls.flatMap((call) =>
+      call.entries.flatMap((entry, i) =>
+        call.results?.[i]?.ShardId === undefined
+          ? []
+          : deaggregate({ data: entry.Data!, partitionKey: entry.PartitionKey! }).map((u) => ({
+              partitionKey: u.partitionKey,
+              data: Buffer.from(u.data).toString(),
+              call: call.index,
+            })),
+      ),
+    );
+  }
+}
+
+/** An SDK-style service error. */
+export function serviceError(name: string, status: number, message = `${name} (fake)`): Error {
+  return Object.assign(new Error(message), {
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+/** A Node network error. */
+export function networkError(code = 'ECONNRESET'): Error {
+  return Object.assign(new Error(`socket hang up (${code})`), { code });
+}
