@@ -1,0 +1,139 @@
+import { UpdateShardCountCommand } from '@aws-sdk/client-kinesis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, readStream, waitForActive } from '../scripts/local-kinesis.js';
+import { type DeaggregatedRecord, deaggregate, KinesisProducer, type PutResult } from '../src/index.js';
+import { testClient, testStream } from './support/streams.js';
+
+const client = testClient();
+afterAll(() => client.destroy());
+
+/** A producer talking to the suite's kinesis-local through a client it creates itself. */
+function localProducer(
+  streamName: string,
+  options: Partial<ConstructorParameters<typeof KinesisProducer>[0]> = {},
+) {
+  return new KinesisProducer({
+    streamName,
+    endpoint: inject('kinesisEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    ...options,
+  });
+}
+
+/** Records with 1,000+ partition keys; each data names its record so what comes back can be matched. */
+function records(count: number, tag: string) {
+  return Array.from({ length: count }, (_, i) => ({
+    partitionKey: `customer-${(i * 7919) % 1_200}`,
+    data: `${tag}:${i}:${'x'.repeat(i % 50)}`,
+  }));
+}
+
+/** Every user record in the stream, read shard by shard and filtered by each shard's range, as KCL does. */
+async function consume(streamName: string): Promise<(DeaggregatedRecord & { shardId: string })[]> {
+  const out: (DeaggregatedRecord & { shardId: string })[] = [];
+  for (const { shard, records: kinesisRecords } of await readStream(client, streamName)) {
+    for (const record of kinesisRecords) {
+      for (const user of deaggregate(record, { hashKeyRange: shard.HashKeyRange! }))
+        out.push({ ...user, shardId: shard.ShardId! });
+    }
+  }
+  return out;
+}
+
+const identity = (r: { shardId: string; sequenceNumber: string; subSequenceNumber: number }) =>
+  `${r.shardId}/${r.sequenceNumber}/${r.subSequenceNumber}`;
+
+describe('producer against kinesis-local', () => {
+  it('await mode: 10,000 records on 4 shards are read back exactly once, where put said they are', async () => {
+    const { streamName } = await testStream(client, 4, 'await');
+    const producer = localProducer(streamName);
+    const sent = records(10_000, 'await');
+    const results: PutResult[] = await Promise.all(sent.map((r) => producer.put(r)));
+    await producer.close();
+
+    const consumed = await consume(streamName);
+    expect(consumed).toHaveLength(sent.length);
+    const byIdentity = new Map(consumed.map((c) => [identity(c), c]));
+    expect(byIdentity.size).toBe(sent.length);
+    for (const [i, result] of results.entries()) {
+      const got = byIdentity.get(identity(result));
+      expect(got, `record ${i} at ${identity(result)}`).toBeDefined();
+      expect(got!.partitionKey).toBe(sent[i]!.partitionKey);
+      expect(Buffer.from(got!.data).toString()).toBe(sent[i]!.data);
+      expect(got!.aggregated).toBe(result.aggregated);
+    }
+    expect(new Set(results.map((r) => r.shardId)).size).toBe(4);
+    expect(results.filter((r) => r.aggregated).length).toBeGreaterThan(9_000);
+  });
+
+  it('fire-and-forget mode: 10,000 records, callbacks report where each went, all read back once', async () => {
+    const { streamName } = await testStream(client, 3, 'forget');
+    const producer = localProducer(streamName);
+    const sent = records(10_000, 'forget');
+    const results: (PutResult | Error)[] = new Array(sent.length);
+    for (const [i, r] of sent.entries()) producer.send(r, (error, result) => (results[i] = error ?? result!));
+    await producer.flush();
+    expect(results.filter((r) => r instanceof Error)).toEqual([]);
+    await producer.close();
+
+    const consumed = await consume(streamName);
+    const byIdentity = new Map(consumed.map((c) => [identity(c), c]));
+    expect(consumed).toHaveLength(sent.length);
+    for (const [i, result] of results.entries()) {
+      const got = byIdentity.get(identity(result as PutResult))!;
+      expect([got.partitionKey, Buffer.from(got.data).toString()]).toEqual([
+        sent[i]!.partitionKey,
+        sent[i]!.data,
+      ]);
+    }
+  });
+
+  it('unaggregated: one Kinesis record per user record, same guarantees', async () => {
+    const { streamName } = await testStream(client, 2, 'raw');
+    const producer = localProducer(streamName, { aggregation: false });
+    const sent = records(2_000, 'raw');
+    const results = await Promise.all(sent.map((r) => producer.put(r)));
+    await producer.close();
+    const consumed = await consume(streamName);
+    expect(consumed).toHaveLength(sent.length);
+    expect(consumed.every((c) => !c.aggregated)).toBe(true);
+    const byIdentity = new Map(consumed.map((c) => [identity(c), c]));
+    for (const [i, result] of results.entries()) {
+      expect(Buffer.from(byIdentity.get(identity(result))!.data).toString()).toBe(sent[i]!.data);
+    }
+  });
+
+  it('loses nothing under KCL filtering while the stream is resharded mid-run', async () => {
+    const { streamName } = await testStream(client, 2, 'reshard');
+    const producer = localProducer(streamName, { maxBufferedTimeMs: 50 });
+    const sent = records(12_000, 'reshard');
+    const puts: Promise<PutResult>[] = [];
+    for (const [i, r] of sent.entries()) {
+      puts.push(producer.put(r));
+      if (i === 3_000) {
+        await client.send(
+          new UpdateShardCountCommand({
+            StreamName: streamName,
+            TargetShardCount: 4,
+            ScalingType: 'UNIFORM_SCALING',
+          }),
+        );
+      }
+      // Spread the puts over time so that records are in flight while the shards change.
+      if (i % 500 === 499) await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    const results = await Promise.allSettled(puts);
+    await producer.close();
+    await waitForActive(client, streamName);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+
+    const consumed = await consume(streamName);
+    const seen = new Set(consumed.map((c) => `${c.partitionKey}|${Buffer.from(c.data).toString()}`));
+    const missing = sent.filter((r) => !seen.has(`${r.partitionKey}|${r.data}`));
+    expect(missing).toEqual([]);
+    // Records landed on the new shards too.
+    const shardIds = new Set((results as PromiseFulfilledResult<PutResult>[]).map((r) => r.value.shardId));
+    expect(shardIds.size).toBeGreaterThan(2);
+  });
+});
