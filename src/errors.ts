@@ -20,6 +20,12 @@ export const ErrorCode = {
   Expired: 'Expired',
   /** `put`/`send` after `close()`. */
   ProducerClosed: 'ProducerClosed',
+  /** The producer is at `maxOutstandingRecords`/`maxBufferedBytes` and the call does not wait. */
+  BufferFull: 'BufferFull',
+  /** The caller's AbortSignal ended a wait. */
+  Aborted: 'Aborted',
+  /** `close({ timeoutMs })` or its signal ended before the record could be written. */
+  CloseTimeout: 'CloseTimeout',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -123,6 +129,34 @@ export class ProducerClosedError extends KinesisProducerError {
       ErrorCode.ProducerClosed,
       'The producer is closed: put() and send() are not accepted after close().',
     );
+  }
+}
+
+/**
+ * The producer holds `maxOutstandingRecords` records or `maxBufferedBytes` bytes: thrown by `send()`
+ * (which never waits; wait for `'drain'`), and by `put()` with `onFull: 'reject'`. The record was not
+ * taken.
+ */
+export class BufferFullError extends KinesisProducerError {
+  constructor(
+    outstandingRecords: number,
+    bufferedBytes: number,
+    limits: { maxOutstandingRecords: number; maxBufferedBytes: number },
+  ) {
+    super(
+      ErrorCode.BufferFull,
+      `The producer is full (${outstandingRecords} of maxOutstandingRecords ${limits.maxOutstandingRecords} records, ${bufferedBytes} of maxBufferedBytes ${limits.maxBufferedBytes} bytes): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+      { retryable: true },
+    );
+  }
+}
+
+/** A wait ended by the caller's AbortSignal; `cause` is the signal's reason. The record was not taken. */
+export class AbortedError extends KinesisProducerError {
+  constructor(reason: unknown) {
+    super(ErrorCode.Aborted, 'The wait for room in the producer was aborted: the record was not taken.', {
+      cause: reason,
+    });
   }
 }
 

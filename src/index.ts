@@ -22,6 +22,8 @@ export type {
 } from './deaggregator.js';
 export { deaggregate, deaggregateAll } from './deaggregator.js';
 export {
+  AbortedError,
+  BufferFullError,
   CorruptAggregateError,
   ErrorCode,
   InvalidOptionError,
@@ -37,10 +39,25 @@ export {
   partitionKeyHash,
 } from './hash-key.js';
 export type { Logger } from './logger.js';
+export type {
+  MeterLike,
+  MetricSnapshot,
+  MetricsSnapshot,
+  ShardMetricsSnapshot,
+  StatSnapshot,
+  StreamMetricsSnapshot,
+} from './metrics.js';
 export type { KinesisProducerOptions } from './options.js';
-export type { KinesisProducerEvents, ProducerRecord, SendCallback } from './producer.js';
+export type {
+  CloseOptions,
+  KinesisProducerEvents,
+  ProducerRecord,
+  PutOptions,
+  SendCallback,
+} from './producer.js';
 export { KinesisProducer } from './producer.js';
 export { MAGIC as AGGREGATED_RECORD_MAGIC } from './record-format.js';
 export type { Attempt, PutResult } from './result.js';
 export type { UserRecord } from './user-record.js';
 export { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
+export type { ProducerWritableOptions, PutAllOptions, PutAllResult } from './writable.js';

@@ -7,6 +7,7 @@ import {
 import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
+import type { MeterLike } from './metrics.js';
 import { checkInteger } from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
@@ -69,6 +70,26 @@ export interface KinesisProducerOptions {
   readonly retryBaseDelayMs?: number;
   /** Largest retry backoff cap. @default 5000 */
   readonly retryMaxDelayMs?: number;
+  /**
+   * Most records accepted and not yet settled. Beyond it `put` waits (or rejects, see `onFull`) and
+   * `send` throws {@link BufferFullError}. Bounds the producer's memory with `maxBufferedBytes`.
+   * @default 100000
+   */
+  readonly maxOutstandingRecords?: number;
+  /**
+   * Most bytes (partition keys + data) of records accepted and not yet settled. A record larger than
+   * this is still taken when the producer holds nothing else.
+   * @default 67108864 (64 MiB)
+   */
+  readonly maxBufferedBytes?: number;
+  /**
+   * What `put` does when the producer is full: `'wait'` for room (honouring the `signal` passed to
+   * it), or `'reject'` at once with {@link BufferFullError}. `send` never waits.
+   * @default 'wait'
+   */
+  readonly onFull?: 'wait' | 'reject';
+  /** An OpenTelemetry `Meter` to receive the producer's metrics as instruments (optional peer `@opentelemetry/api`). */
+  readonly meter?: MeterLike;
   /** Where the producer logs (pino-compatible). @default util.debuglog, warnings as process warnings */
   readonly logger?: Logger;
 }
@@ -89,6 +110,10 @@ export interface ResolvedOptions {
   readonly requestTimeoutMs: number;
   readonly retryBaseDelayMs: number;
   readonly retryMaxDelayMs: number;
+  readonly maxOutstandingRecords: number;
+  readonly maxBufferedBytes: number;
+  readonly onFull: 'wait' | 'reject';
+  readonly meter: MeterLike | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
 }
@@ -110,6 +135,9 @@ export const DEFAULTS = {
   requestTimeoutMs: 6000,
   retryBaseDelayMs: 100,
   retryMaxDelayMs: 5000,
+  maxOutstandingRecords: 100_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  onFull: 'wait',
 } as const;
 
 const HOUR = 3_600_000;
@@ -160,6 +188,17 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);
   checkInteger('retryBaseDelayMs', o.retryBaseDelayMs, 1, HOUR);
   checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, o.retryBaseDelayMs, HOUR);
+  checkInteger('maxOutstandingRecords', o.maxOutstandingRecords, 1, 100_000_000);
+  checkInteger('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER);
+  if (o.onFull !== 'wait' && o.onFull !== 'reject')
+    throw new InvalidOptionError('onFull', "'wait' or 'reject'", o.onFull);
+  const meter = options.meter;
+  if (
+    meter !== undefined &&
+    (typeof meter !== 'object' || meter === null || typeof meter.createCounter !== 'function')
+  ) {
+    throw new InvalidOptionError('meter', 'an OpenTelemetry Meter', meter);
+  }
   if (o.aggregationMaxBytes > o.collectionMaxBytes) {
     throw new InvalidOptionError(
       'aggregationMaxBytes',
@@ -200,6 +239,10 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     requestTimeoutMs: o.requestTimeoutMs,
     retryBaseDelayMs: o.retryBaseDelayMs,
     retryMaxDelayMs: o.retryMaxDelayMs,
+    maxOutstandingRecords: o.maxOutstandingRecords,
+    maxBufferedBytes: o.maxBufferedBytes,
+    onFull: o.onFull,
+    meter,
     logger,
     clock,
   };

@@ -1,12 +1,23 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Writable } from 'node:stream';
 import { KinesisClient, type PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { EventEmitter } from 'eventemitter3';
 import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
-import { describeValue, InvalidRecordError, ProducerClosedError, RecordFailedError } from './errors.js';
+import {
+  AbortedError,
+  BufferFullError,
+  describeValue,
+  ErrorCode,
+  InvalidRecordError,
+  ProducerClosedError,
+  RecordFailedError,
+} from './errors.js';
 import { PartitionKeyHashCache } from './hash-cache.js';
 import type { Logger } from './logger.js';
+import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
+import { checkInteger } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type OutboundRecord, PendingRecord, type Settler } from './pending-record.js';
 import { type AttemptLog, type PutResult, toAttempts } from './result.js';
@@ -16,7 +27,14 @@ import { ShardMap } from './shard-map.js';
 import { loadStreamInfo } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
 import { type StreamRef, streamRef } from './stream-ref.js';
-import { newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
+import { newRecordFacts, type RecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
+import {
+  createProducerWritable,
+  type ProducerWritableOptions,
+  type PutAllOptions,
+  type PutAllResult,
+  putAll,
+} from './writable.js';
 
 /** A record for the producer: a user record, optionally bound for a stream other than the default. */
 export interface ProducerRecord extends UserRecord {
@@ -36,6 +54,50 @@ export interface KinesisProducerEvents {
    * When a record sent without a callback fails and nobody listens, the producer logs a warning.
    */
   recordFailed: (error: RecordFailedError) => void;
+  /**
+   * The producer was full (a `send` returned false or threw {@link BufferFullError}, or a `put` had to
+   * wait) and is now at most half full, like `Writable`'s `'drain'`.
+   */
+  drain: () => void;
+}
+
+/** Options of {@link KinesisProducer.put}. */
+export interface PutOptions {
+  /**
+   * Ends the wait for room when the producer is full: the put rejects with {@link AbortedError} and
+   * the record is not taken. A record already taken is not recalled.
+   */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Options of {@link KinesisProducer.close}. */
+export interface CloseOptions {
+  /**
+   * Longest to wait for records to settle; when it passes, the records still unsettled fail with
+   * code `CloseTimeout` and the producer shuts down. Default: wait for every record (each ends by its
+   * `recordTtlMs`).
+   */
+  readonly timeoutMs?: number | undefined;
+  /** Like `timeoutMs`, on the signal's abort. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** A record validated and measured, waiting for room in the producer. */
+interface Prepared {
+  readonly record: ProducerRecord;
+  readonly pipeline: StreamPipeline;
+  readonly partitionKeyBytes: number;
+  readonly dataBytes: number;
+  readonly explicitHashKey: string | undefined;
+  readonly hashKey: bigint;
+}
+
+interface RoomWaiter {
+  readonly prepared: Prepared;
+  readonly settler: Settler;
+  readonly epoch: number;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: (() => void) | undefined;
 }
 
 /** At most one "failed with nobody listening" warning per this interval, with a count. */
@@ -79,6 +141,17 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #epoch = 0;
   #flushWaiters: { epoch: number; resolve: () => void }[] = [];
 
+  /** Puts waiting for room, in call order. */
+  #roomWaiters: RoomWaiter[] = [];
+  #needDrain = false;
+  /** Requests in flight, so close() can fail their records when it times out. */
+  readonly #inFlight = new Map<readonly OutboundRecord[], StreamPipeline>();
+  /** Stored records waiting for a fresh shard map to tell whether they must be sent again. */
+  readonly #verifying = new Map<OutboundRecord, StreamPipeline>();
+  /** Set by shutdown: nothing is sent or settled after it. */
+  #stopped = false;
+  readonly #metrics: ProducerMetrics;
+
   #closing = false;
   #closePromise: Promise<void> | undefined;
   #unheardFailures = 0;
@@ -91,6 +164,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? createClient(options, this.#options);
     this.#sender = new Sender(this.#client, this.#options.clock, this.#options);
+    this.#metrics = new ProducerMetrics(this.#options.meter, () =>
+      Array.from(this.#gauges(), ([stream, gauge]) => ({ stream, ...gauge })),
+    );
     this.#host = {
       options: this.#options,
       fail: (stream, item, code, message, shardId, attempts) =>
@@ -117,20 +193,35 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * Writes a record and resolves once it is stored, with its shard, sequence number and attempts.
    * Rejects with {@link RecordFailedError} (carrying the record, its code and every attempt) if it
    * cannot be written before `recordTtlMs`, or at once for errors that retrying cannot fix.
-   * Invalid records reject at once with {@link InvalidRecordError}; after `close()`, with
-   * {@link ProducerClosedError}.
+   *
+   * When the producer is full (`maxOutstandingRecords`, `maxBufferedBytes`) it waits for room — the
+   * record's `recordTtlMs` starts once it is taken — or, with `onFull: 'reject'`, rejects with
+   * {@link BufferFullError}. Invalid records reject at once with {@link InvalidRecordError}; after
+   * `close()`, with {@link ProducerClosedError}.
    */
-  put(record: ProducerRecord): Promise<PutResult> {
+  put(record: ProducerRecord, options?: PutOptions): Promise<PutResult> {
+    let prepared: Prepared;
+    try {
+      prepared = this.#prepare(record);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     let resolve!: (result: PutResult) => void;
     let reject!: (error: RecordFailedError) => void;
     const promise = new Promise<PutResult>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    try {
-      this.#accept(record, { kind: 'promise', resolve, reject });
-    } catch (error) {
-      return Promise.reject(error);
+    const settler: Settler = { kind: 'promise', resolve, reject };
+    if (this.#hasRoom(prepared)) {
+      this.#admit(prepared, settler, this.#epoch);
+    } else if (this.#options.onFull === 'reject') {
+      this.#needDrain = true;
+      return Promise.reject(this.#fullError());
+    } else {
+      const signal = options?.signal;
+      if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+      this.#wait(prepared, settler, signal, reject as (error: unknown) => void);
     }
     return promise;
   }
@@ -140,23 +231,68 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * and always asynchronously, with the error or the result. Failures of records sent without a
    * callback are emitted as `'recordFailed'`.
    *
+   * Returns false when the producer is full after taking this record, like `Writable.write`: wait for
+   * `'drain'` before sending more.
+   *
    * @throws {InvalidRecordError} synchronously for a record that can never be written.
+   * @throws {BufferFullError} synchronously when the producer is already full: the record is not taken.
    * @throws {ProducerClosedError} synchronously after `close()`.
    */
-  send(record: ProducerRecord, callback?: SendCallback): void {
+  send(record: ProducerRecord, callback?: SendCallback): boolean {
     if (callback !== undefined && typeof callback !== 'function') {
       throw new InvalidRecordError(
         'callback',
         `send() callback must be a function; received ${describeValue(callback)}.`,
       );
     }
-    this.#accept(record, callback === undefined ? undefined : { kind: 'callback', callback });
+    const prepared = this.#prepare(record);
+    if (!this.#hasRoom(prepared)) {
+      this.#needDrain = true;
+      throw this.#fullError();
+    }
+    this.#admit(prepared, callback === undefined ? undefined : { kind: 'callback', callback }, this.#epoch);
+    if (this.#isFull()) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * An object-mode `Writable` that writes each object as a record, with the producer's backpressure:
+   * a write completes once the producer has taken the record. Works with `stream.pipeline`; `final`
+   * flushes the producer; the first record that fails destroys the stream with its error.
+   *
+   * @example
+   * ```ts
+   * await pipeline(source, producer.writable({ partitionKey: 'userId' }));
+   * ```
+   */
+  writable<T>(options: ProducerWritableOptions<T>): Writable {
+    return createProducerWritable(this, options);
+  }
+
+  /**
+   * Writes every record of an (async) iterable with the producer's backpressure, and resolves once all
+   * have settled. Stops reading at the first failure and rejects with it (after the records taken
+   * have settled); `signal` stops it with {@link AbortedError}.
+   */
+  putAll(
+    source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
+    options?: PutAllOptions,
+  ): Promise<PutAllResult> {
+    return putAll(this, source, options);
+  }
+
+  /** A snapshot of the producer's metrics (KPL's names), per stream and per shard. */
+  metrics(): MetricsSnapshot {
+    return this.#metrics.snapshot(this.#options.clock.now(), this.#gauges());
   }
 
   /**
    * Sends everything buffered now without waiting for `maxBufferedTimeMs`, and resolves once every
-   * record accepted before the call has settled (written, or failed). Never rejects: failures reach
-   * each record's promise, callback or the `'recordFailed'` event.
+   * record accepted before the call — or waiting for room at the time — has settled (written, or
+   * failed). Never rejects: failures reach each record's promise, callback or `'recordFailed'`.
    */
   flush(): Promise<void> {
     const epoch = this.#epoch++;
@@ -168,14 +304,39 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   }
 
   /**
-   * Stops accepting records, sends everything buffered, waits for every record to settle, then
-   * releases the client (if the producer created it) and its timers. Idempotent: every call returns
-   * the same promise. Later `put`/`send` calls get {@link ProducerClosedError}.
+   * Stops taking records (later `put`/`send` get {@link ProducerClosedError}), sends everything
+   * buffered, waits for every record — also those waiting for room — to settle, then releases the
+   * client (if the producer created it) and its timers. With `timeoutMs` or `signal`, records still
+   * unsettled when it passes fail with code `CloseTimeout`. Idempotent: every call returns the same
+   * promise, which never rejects.
    */
-  close(): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
+    const { timeoutMs, signal } = options;
+    if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     this.#closing = true;
-    this.#closePromise = this.flush().then(() => this.#shutdown());
+    const clock = this.#options.clock;
+    this.#closePromise = new Promise<void>((resolve) => {
+      let timer: unknown;
+      const finish = () => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
+        this.#shutdown();
+        resolve();
+      };
+      const giveUp = () => {
+        this.#failEverything(
+          ErrorCode.CloseTimeout,
+          signal?.aborted
+            ? 'close() was aborted before the record was written'
+            : `close() gave up after ${timeoutMs} ms (timeoutMs) before the record was written`,
+        );
+      };
+      if (signal?.aborted) giveUp();
+      else signal?.addEventListener('abort', giveUp, { once: true });
+      if (timeoutMs !== undefined) timer = clock.setTimeout(giveUp, timeoutMs, false);
+      void this.flush().then(finish);
+    });
     return this.#closePromise;
   }
 
@@ -184,16 +345,74 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     return this.close();
   }
 
+  /** Per stream: records accepted and not settled, and the age of the oldest (scanned, not tracked). */
+  #gauges(): Map<string, { pending: number; oldestAgeMs: number }> {
+    const now = this.#options.clock.now();
+    const gauges = new Map<string, { pending: number; oldestAgeMs: number }>();
+    const note = (stream: string, item: PendingRecord) => {
+      if (item.settled) return;
+      const gauge = gauges.get(stream)!;
+      gauge.pending++;
+      gauge.oldestAgeMs = Math.max(gauge.oldestAgeMs, now - item.arrivedAt);
+    };
+    for (const pipeline of this.#pipelineList) {
+      gauges.set(pipeline.stream.label, { pending: 0, oldestAgeMs: 0 });
+      for (const item of pipeline.pendingItems()) note(pipeline.stream.label, item);
+    }
+    for (const [records, pipeline] of [...this.#inFlight, ...this.#verifying]) {
+      for (const record of Array.isArray(records) ? records : [records]) {
+        for (const item of (record as OutboundRecord).items) note(pipeline.stream.label, item);
+      }
+    }
+    return gauges;
+  }
+
   #shutdown(): void {
+    this.#stopped = true;
     if (this.#wakeTimer !== undefined) this.#options.clock.clearTimeout(this.#wakeTimer);
     this.#wakeTimer = undefined;
+    this.#wakeTime = Number.POSITIVE_INFINITY;
     for (const pipeline of this.#pipelineList) pipeline.shardMap.close();
     if (this.#ownsClient) this.#client.destroy();
   }
 
+  /** Fails every record not yet settled: waiting for room, in the pipelines, in flight. */
+  #failEverything(code: string, message: string): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const waiter of waiters) {
+      waiter.signal?.removeEventListener('abort', waiter.onAbort!);
+      const error = new RecordFailedError(code, message, {
+        record: waiter.prepared.record,
+        attempts: [],
+        streamName: waiter.prepared.pipeline.stream.label,
+        shardId: undefined,
+      });
+      this.#releaseEpoch(waiter.epoch);
+      if (waiter.settler.kind === 'promise') waiter.settler.reject(error);
+    }
+    for (const pipeline of this.#pipelineList) {
+      for (const item of pipeline.pendingItems())
+        this.#fail(pipeline.stream, item, code, message, undefined, item.priorAttempts ?? []);
+    }
+    for (const [batch, pipeline] of this.#inFlight) {
+      for (const record of batch) {
+        for (const item of record.items) {
+          this.#fail(pipeline.stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
+        }
+      }
+    }
+    for (const [record, pipeline] of this.#verifying) {
+      for (const item of record.items) {
+        this.#fail(pipeline.stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
+      }
+    }
+  }
+
   // ---- accepting records -------------------------------------------------------------------------
 
-  #accept(record: ProducerRecord, settler: Settler | undefined): void {
+  /** Validates a record and measures it; throws at the call for anything that can never be written. */
+  #prepare(record: ProducerRecord): Prepared {
     if (this.#closing) throw new ProducerClosedError();
     if (typeof record !== 'object' || record === null) {
       throw new InvalidRecordError(
@@ -213,29 +432,123 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     }
     // Until DescribeStreamSummary answers, a record may be as large as any stream allows; the stream's
     // own limit is checked when the answer comes.
-    const facts = this.#facts;
+    const facts: RecordFacts = this.#facts;
     validateUserRecord(record, pipeline.info?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts);
-    const partitionKey = record.partitionKey;
-    const hashKey =
-      facts.explicitHashKey === undefined ? this.#hashes.hash(partitionKey) : facts.explicitHashKeyValue;
+    return {
+      record,
+      pipeline,
+      partitionKeyBytes: facts.partitionKeyBytes,
+      dataBytes: facts.dataBytes,
+      explicitHashKey: facts.explicitHashKey,
+      hashKey:
+        facts.explicitHashKey === undefined
+          ? this.#hashes.hash(record.partitionKey)
+          : facts.explicitHashKeyValue,
+    };
+  }
+
+  /**
+   * Room for one more record: under both limits and nobody waiting before it. A record larger than
+   * `maxBufferedBytes` is still taken when the producer holds nothing, or it could never be.
+   */
+  #hasRoom(prepared: Prepared): boolean {
+    return this.#roomWaiters.length === 0 && this.#fits(prepared);
+  }
+
+  #fits(prepared: Prepared): boolean {
+    return (
+      this.#outstanding < this.#options.maxOutstandingRecords &&
+      (this.#bufferedBytes === 0 ||
+        this.#bufferedBytes + prepared.partitionKeyBytes + prepared.dataBytes <=
+          this.#options.maxBufferedBytes)
+    );
+  }
+
+  #isFull(): boolean {
+    return (
+      this.#outstanding >= this.#options.maxOutstandingRecords ||
+      this.#bufferedBytes >= this.#options.maxBufferedBytes
+    );
+  }
+
+  #fullError(): BufferFullError {
+    return new BufferFullError(this.#outstanding, this.#bufferedBytes, this.#options);
+  }
+
+  /**
+   * Takes a record: from here it will settle exactly once. `counted` when it already counts in its
+   * flush epoch (a put that waited for room).
+   */
+  #admit(prepared: Prepared, settler: Settler | undefined, epoch: number, counted = false): void {
     const now = this.#options.clock.now();
+    const record = prepared.record;
     const item = new PendingRecord(
       record,
-      partitionKey,
-      facts.partitionKeyBytes,
+      record.partitionKey,
+      prepared.partitionKeyBytes,
       record.data,
-      facts.dataBytes,
-      facts.explicitHashKey,
-      hashKey,
+      prepared.dataBytes,
+      prepared.explicitHashKey,
+      prepared.hashKey,
       now,
       now + this.#options.recordTtlMs,
-      this.#epoch,
+      epoch,
       settler,
     );
     this.#outstanding++;
     this.#bufferedBytes += item.sizeBytes;
-    this.#unsettledByEpoch.set(item.epoch, (this.#unsettledByEpoch.get(item.epoch) ?? 0) + 1);
-    pipeline.accept(item);
+    if (!counted) this.#countEpoch(epoch);
+    this.#metrics.received(prepared.pipeline.stream.label, now);
+    prepared.pipeline.accept(item);
+  }
+
+  #countEpoch(epoch: number): void {
+    this.#unsettledByEpoch.set(epoch, (this.#unsettledByEpoch.get(epoch) ?? 0) + 1);
+  }
+
+  /** Queues a put until there is room; it counts for flush() from now, and can be aborted. */
+  #wait(
+    prepared: Prepared,
+    settler: Settler,
+    signal: AbortSignal | undefined,
+    reject: (error: unknown) => void,
+  ): void {
+    this.#needDrain = true;
+    const epoch = this.#epoch;
+    this.#countEpoch(epoch);
+    let waiter: RoomWaiter;
+    const onAbort =
+      signal === undefined
+        ? undefined
+        : () => {
+            const index = this.#roomWaiters.indexOf(waiter);
+            if (index < 0) return;
+            this.#roomWaiters.splice(index, 1);
+            this.#releaseEpoch(epoch);
+            reject(new AbortedError(signal.reason));
+            // The head may fit now that the waiter before it left.
+            this.#admitWaiters();
+          };
+    waiter = { prepared, settler, epoch, signal, onAbort };
+    signal?.addEventListener('abort', onAbort!, { once: true });
+    this.#roomWaiters.push(waiter);
+  }
+
+  /** Takes waiting puts, in order, while they fit. */
+  #admitWaiters(): void {
+    let flushNow = false;
+    while (this.#roomWaiters.length > 0 && this.#fits(this.#roomWaiters[0]!.prepared)) {
+      const waiter = this.#roomWaiters.shift()!;
+      waiter.signal?.removeEventListener('abort', waiter.onAbort!);
+      this.#admit(waiter.prepared, waiter.settler, waiter.epoch, true);
+      if (waiter.epoch < this.#epoch) flushNow = true;
+    }
+    // A flush() was asked for after these started waiting: it covers them, so send them at once.
+    if (flushNow) {
+      const now = this.#options.clock.now();
+      for (const pipeline of this.#pipelineList) pipeline.flushAll(now);
+      this.#pump();
+    }
   }
 
   #pipelineForRecord(record: ProducerRecord): StreamPipeline {
@@ -320,7 +633,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #pump(): void {
     const sender = this.#sender;
     const pipelines = this.#pipelineList;
-    if (pipelines.length === 0) return;
+    if (pipelines.length === 0 || this.#stopped) return;
     const now = this.#options.clock.now();
     let idle = 0;
     while (sender.hasCapacity && idle < pipelines.length) {
@@ -333,6 +646,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       idle = 0;
       const batch = pipeline.collect(now);
       if (batch.length === 0) continue;
+      this.#inFlight.set(batch, pipeline);
       sender.send(pipeline.stream, batch, (outcome) => this.#onOutcome(pipeline, batch, outcome));
     }
     // What is left waits for its buffering time (or for a free connection, which calls pump again).
@@ -345,7 +659,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   // ---- classifying results: settle or retry ------------------------------------------------------
 
   #onOutcome(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
+    this.#inFlight.delete(batch);
+    if (this.#stopped) return;
     const { startedAt, endedAt } = outcome;
+    const stream = pipeline.stream.label;
+    let userRecords = 0;
+    for (const record of batch) userRecords += record.items.length;
+    this.#metrics.request(stream, batch.length, userRecords, endedAt - startedAt, endedAt);
     // One backoff draw per attempt count per response, so the failed entries of a request go out
     // again together, in one request, instead of scattered by their own jitter.
     const delays = new Map<number, number>();
@@ -435,6 +755,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     now: number,
     backoff: (attempts: number) => number,
   ): void {
+    this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, record.items.length, now);
     if (kind === FailureKind.Fatal || (kind === FailureKind.Throttled && this.#options.failIfThrottled)) {
       for (const item of record.items) {
         this.#fail(pipeline.stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
@@ -467,7 +788,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         errorCode: undefined,
         errorMessage: undefined,
       });
-      this.#succeed(record, shardId, sequenceNumber);
+      this.#succeed(pipeline, record, shardId, sequenceNumber);
       return;
     }
     this.#logger.debug(
@@ -482,11 +803,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         errorCode: undefined,
         errorMessage: undefined,
       });
-      this.#succeed(record, shardId, sequenceNumber);
+      this.#succeed(pipeline, record, shardId, sequenceNumber);
       pipeline.shardMap.refresh();
       return;
     }
+    this.#verifying.set(record, pipeline);
     pipeline.shardMap.refreshThen(() => {
+      this.#verifying.delete(record);
+      if (this.#stopped) return;
       const range = pipeline.shardMap.range(shardId);
       const inside =
         range !== undefined &&
@@ -499,7 +823,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           errorCode: undefined,
           errorMessage: undefined,
         });
-        this.#succeed(record, shardId, sequenceNumber);
+        this.#succeed(pipeline, record, shardId, sequenceNumber);
       } else {
         const message = `Aggregate landed on ${shardId}, not ${predicted} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`;
         record.attempts.push({
@@ -518,13 +842,28 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   // ---- settling ------------------------------------------------------------------------------------
 
-  #succeed(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
+  #succeed(pipeline: StreamPipeline, record: OutboundRecord, shardId: string, sequenceNumber: string): void {
     const aggregated = record.aggregated;
     const items = record.items;
+    const stream = pipeline.stream.label;
+    const now = this.#options.clock.now();
+    let userRecords = 0;
+    let userBytes = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       if (item.settled) continue;
+      userRecords++;
+      userBytes += item.sizeBytes;
       this.#settle(item);
+      const prior = item.priorAttempts;
+      const first = prior?.[0] ?? record.attempts[0]!;
+      this.#metrics.settled(
+        stream,
+        shardId,
+        (prior?.length ?? 0) + record.attempts.length,
+        first.startedAt - item.arrivedAt,
+        now,
+      );
       const settler = item.settler;
       if (settler === undefined) continue;
       const result: PutResult = {
@@ -537,6 +876,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       if (settler.kind === 'promise') settler.resolve(result);
       else this.#callBack(settler.callback, null, result);
     }
+    this.#metrics.kinesisRecordPut(stream, shardId, userRecords, userBytes, record.sizeBytes, now);
   }
 
   #fail(
@@ -549,6 +889,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   ): void {
     if (item.settled) return;
     this.#settle(item);
+    const now = this.#options.clock.now();
+    this.#metrics.settled(
+      stream.label,
+      shardId,
+      attempts.length,
+      attempts.length > 0 ? attempts[0]!.startedAt - item.arrivedAt : undefined,
+      now,
+    );
+    if (code === ErrorCode.Expired) this.#metrics.expired(stream.label, shardId, now);
     const error = new RecordFailedError(code, message, {
       record: item.original,
       attempts: toAttempts(item.arrivedAt, attempts),
@@ -573,17 +922,48 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     }
   }
 
-  /** Bookkeeping shared by success and failure: counters and flush barriers. */
+  /**
+   * Bookkeeping shared by success and failure: counters, flush barriers, room for waiting puts,
+   * 'drain', and the wake timer once nothing is left (an idle producer holds no timer).
+   */
   #settle(item: PendingRecord): void {
     item.settled = true;
     this.#outstanding--;
     this.#bufferedBytes -= item.sizeBytes;
-    const left = (this.#unsettledByEpoch.get(item.epoch) ?? 1) - 1;
+    this.#releaseEpoch(item.epoch);
+    if (this.#roomWaiters.length > 0) this.#admitWaiters();
+    if (this.#needDrain && this.#roomWaiters.length === 0 && this.#belowHalf()) {
+      this.#needDrain = false;
+      try {
+        this.emit('drain');
+      } catch (listenerError) {
+        this.#logger.error(
+          { error: String(listenerError) },
+          "a 'drain' listener threw; the producer carries on",
+        );
+      }
+    }
+    if (this.#outstanding === 0 && this.#roomWaiters.length === 0 && this.#wakeTimer !== undefined) {
+      this.#options.clock.clearTimeout(this.#wakeTimer);
+      this.#wakeTimer = undefined;
+      this.#wakeTime = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  #belowHalf(): boolean {
+    return (
+      this.#outstanding <= this.#options.maxOutstandingRecords / 2 &&
+      this.#bufferedBytes <= this.#options.maxBufferedBytes / 2
+    );
+  }
+
+  #releaseEpoch(epoch: number): void {
+    const left = (this.#unsettledByEpoch.get(epoch) ?? 1) - 1;
     if (left === 0) {
-      this.#unsettledByEpoch.delete(item.epoch);
+      this.#unsettledByEpoch.delete(epoch);
       if (this.#flushWaiters.length > 0) this.#releaseFlushWaiters();
     } else {
-      this.#unsettledByEpoch.set(item.epoch, left);
+      this.#unsettledByEpoch.set(epoch, left);
     }
   }
 

@@ -62,6 +62,24 @@ export class FakeKinesis {
   describeError: unknown;
   listShardsError: unknown;
   #sequence = 0n;
+  #held: (() => void)[] | undefined;
+
+  /** From now on PutRecords calls wait until {@link release} (a slow stream, under test control). */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Lets `count` held calls (default: all) answer, and stops holding new ones if all were released. */
+  release(count = Number.POSITIVE_INFINITY): void {
+    const held = this.#held ?? [];
+    for (let i = 0; i < count && held.length > 0; i++) held.shift()!();
+    if (count === Number.POSITIVE_INFINITY) this.#held = undefined;
+  }
+
+  /** PutRecords calls waiting for {@link release}. */
+  get heldCalls(): number {
+    return this.#held?.length ?? 0;
+  }
 
   constructor(shardCount = 1) {
     this.shards = evenShards(shardCount);
@@ -120,6 +138,10 @@ export class FakeKinesis {
         signal: options?.abortSignal,
       };
       this.calls.push(call);
+      if (this.#held !== undefined) {
+        const held = this.#held;
+        await new Promise<void>((resolve) => held.push(resolve));
+      }
       const answer = this.onPut?.(call) ?? this.script.shift();
       if (answer === 'hang') {
         return await new Promise((_resolve, reject) => {

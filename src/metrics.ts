@@ -1,0 +1,444 @@
+/**
+ * The part of an OpenTelemetry `Meter` (from `@opentelemetry/api`) the producer uses. Declared here so
+ * the package neither imports nor requires the API: any real `Meter` fits.
+ */
+export interface MeterLike {
+  createCounter(name: string, options?: { description?: string; unit?: string }): CounterLike;
+  createHistogram(name: string, options?: { description?: string; unit?: string }): HistogramLike;
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
+  addBatchObservableCallback(
+    callback: (result: { observe(observable: object, value: number, attributes?: Attributes): void }) => void,
+    observables: object[],
+  ): void;
+}
+type Attributes = Record<string, string>;
+interface CounterLike {
+  add(value: number, attributes?: Attributes): void;
+}
+interface HistogramLike {
+  record(value: number, attributes?: Attributes): void;
+}
+
+/**
+ * The producer's metrics, with KPL's names, per stream and per shard, cumulative and over a sliding
+ * window. Recording is a few additions into preallocated buckets; nothing is computed until a
+ * snapshot is asked for.
+ */
+
+/** Window covered by the `window` figures of a snapshot. */
+export const METRICS_WINDOW_MS = 60_000;
+const BUCKET_MS = 5_000;
+const BUCKETS = METRICS_WINDOW_MS / BUCKET_MS;
+
+/**
+ * Count, sum, min, max and mean of what was recorded. For a counter (UserRecordsPut, ErrorsByCode...)
+ * `sum` is the number of things counted; for a distribution (BufferingTime...) each recorded value is
+ * one observation.
+ */
+export interface StatSnapshot {
+  readonly count: number;
+  readonly sum: number;
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+/** A metric cumulative since the producer started, and over the last {@link METRICS_WINDOW_MS}. */
+export interface MetricSnapshot {
+  readonly total: StatSnapshot;
+  readonly window: StatSnapshot;
+}
+
+/** Metrics of one shard (KPL's shard-level metrics). */
+export interface ShardMetricsSnapshot {
+  readonly UserRecordsPut: MetricSnapshot;
+  readonly UserRecordsDataPut: MetricSnapshot;
+  readonly KinesisRecordsPut: MetricSnapshot;
+  readonly KinesisRecordsDataPut: MetricSnapshot;
+  readonly AllErrors: MetricSnapshot;
+  readonly ErrorsByCode: Readonly<Record<string, MetricSnapshot>>;
+  readonly RetriesPerRecord: MetricSnapshot;
+  readonly UserRecordExpired: MetricSnapshot;
+  readonly BufferingTime: MetricSnapshot;
+  readonly UserRecordsPerKinesisRecord: MetricSnapshot;
+}
+
+/** Metrics of one stream: the shard-level ones summed, plus the stream-level ones. */
+export interface StreamMetricsSnapshot extends ShardMetricsSnapshot {
+  readonly UserRecordsReceived: MetricSnapshot;
+  /** User records accepted and not yet settled (a gauge: `total.sum` is the current value). */
+  readonly UserRecordsPending: number;
+  /** Age of the oldest record not yet settled, in ms (0 when none). */
+  readonly OldestRecordAgeMs: number;
+  readonly RequestTime: MetricSnapshot;
+  readonly KinesisRecordsPerPutRecordsRequest: MetricSnapshot;
+  readonly UserRecordsPerPutRecordsRequest: MetricSnapshot;
+  readonly shards: Readonly<Record<string, ShardMetricsSnapshot>>;
+}
+
+/** What `producer.metrics()` returns. */
+export interface MetricsSnapshot {
+  /** When the snapshot was taken (ms since the epoch). */
+  readonly at: number;
+  readonly windowMs: number;
+  readonly streams: Readonly<Record<string, StreamMetricsSnapshot>>;
+}
+
+/** Count/sum/min/max, cumulative and in time buckets that roll over as time passes. */
+class Stat {
+  count = 0;
+  sum = 0;
+  min = Number.POSITIVE_INFINITY;
+  max = Number.NEGATIVE_INFINITY;
+  readonly #bucketStart = new Float64Array(BUCKETS).fill(-1);
+  readonly #count = new Float64Array(BUCKETS);
+  readonly #sum = new Float64Array(BUCKETS);
+  readonly #min = new Float64Array(BUCKETS);
+  readonly #max = new Float64Array(BUCKETS);
+
+  add(value: number, now: number): void {
+    this.count++;
+    this.sum += value;
+    if (value < this.min) this.min = value;
+    if (value > this.max) this.max = value;
+    const start = now - (now % BUCKET_MS);
+    const i = (start / BUCKET_MS) % BUCKETS;
+    if (this.#bucketStart[i] !== start) {
+      this.#bucketStart[i] = start;
+      this.#count[i] = 0;
+      this.#sum[i] = 0;
+      this.#min[i] = Number.POSITIVE_INFINITY;
+      this.#max[i] = Number.NEGATIVE_INFINITY;
+    }
+    this.#count[i]!++;
+    this.#sum[i]! += value;
+    if (value < this.#min[i]!) this.#min[i] = value;
+    if (value > this.#max[i]!) this.#max[i] = value;
+  }
+
+  snapshot(now: number): MetricSnapshot {
+    let count = 0;
+    let sum = 0;
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    const oldest = now - (now % BUCKET_MS) - (BUCKETS - 1) * BUCKET_MS;
+    for (let i = 0; i < BUCKETS; i++) {
+      if (this.#bucketStart[i]! < oldest) continue;
+      count += this.#count[i]!;
+      sum += this.#sum[i]!;
+      if (this.#min[i]! < min) min = this.#min[i]!;
+      if (this.#max[i]! > max) max = this.#max[i]!;
+    }
+    return {
+      total: figures(this.count, this.sum, this.min, this.max),
+      window: figures(count, sum, min, max),
+    };
+  }
+}
+
+function figures(count: number, sum: number, min: number, max: number): StatSnapshot {
+  return count === 0
+    ? { count: 0, sum: 0, min: 0, max: 0, mean: 0 }
+    : { count, sum, min, max, mean: sum / count };
+}
+
+/** @internal The shard-level metrics; streams hold one of these for their totals too. */
+export class ShardMetrics {
+  readonly UserRecordsPut = new Stat();
+  readonly UserRecordsDataPut = new Stat();
+  readonly KinesisRecordsPut = new Stat();
+  readonly KinesisRecordsDataPut = new Stat();
+  readonly AllErrors = new Stat();
+  readonly ErrorsByCode = new Map<string, Stat>();
+  readonly RetriesPerRecord = new Stat();
+  readonly UserRecordExpired = new Stat();
+  readonly BufferingTime = new Stat();
+  readonly UserRecordsPerKinesisRecord = new Stat();
+
+  error(code: string, count: number, now: number): void {
+    let stat = this.ErrorsByCode.get(code);
+    if (stat === undefined) {
+      stat = new Stat();
+      this.ErrorsByCode.set(code, stat);
+    }
+    stat.add(count, now);
+    this.AllErrors.add(count, now);
+  }
+
+  snapshot(now: number): ShardMetricsSnapshot {
+    return {
+      UserRecordsPut: this.UserRecordsPut.snapshot(now),
+      UserRecordsDataPut: this.UserRecordsDataPut.snapshot(now),
+      KinesisRecordsPut: this.KinesisRecordsPut.snapshot(now),
+      KinesisRecordsDataPut: this.KinesisRecordsDataPut.snapshot(now),
+      AllErrors: this.AllErrors.snapshot(now),
+      ErrorsByCode: Object.fromEntries(
+        [...this.ErrorsByCode].map(([code, stat]) => [code, stat.snapshot(now)]),
+      ),
+      RetriesPerRecord: this.RetriesPerRecord.snapshot(now),
+      UserRecordExpired: this.UserRecordExpired.snapshot(now),
+      BufferingTime: this.BufferingTime.snapshot(now),
+      UserRecordsPerKinesisRecord: this.UserRecordsPerKinesisRecord.snapshot(now),
+    };
+  }
+}
+
+/** @internal One stream's metrics. */
+export class StreamMetrics {
+  readonly stream: ShardMetrics = new ShardMetrics();
+  readonly shards = new Map<string, ShardMetrics>();
+  readonly UserRecordsReceived = new Stat();
+  readonly RequestTime = new Stat();
+  readonly KinesisRecordsPerPutRecordsRequest = new Stat();
+  readonly UserRecordsPerPutRecordsRequest = new Stat();
+
+  shard(shardId: string | undefined): ShardMetrics | undefined {
+    if (shardId === undefined) return undefined;
+    let shard = this.shards.get(shardId);
+    if (shard === undefined) {
+      shard = new ShardMetrics();
+      this.shards.set(shardId, shard);
+    }
+    return shard;
+  }
+
+  snapshot(now: number, pending: number, oldestAgeMs: number): StreamMetricsSnapshot {
+    return {
+      ...this.stream.snapshot(now),
+      UserRecordsReceived: this.UserRecordsReceived.snapshot(now),
+      UserRecordsPending: pending,
+      OldestRecordAgeMs: oldestAgeMs,
+      RequestTime: this.RequestTime.snapshot(now),
+      KinesisRecordsPerPutRecordsRequest: this.KinesisRecordsPerPutRecordsRequest.snapshot(now),
+      UserRecordsPerPutRecordsRequest: this.UserRecordsPerPutRecordsRequest.snapshot(now),
+      shards: Object.fromEntries([...this.shards].map(([id, shard]) => [id, shard.snapshot(now)])),
+    };
+  }
+}
+
+/**
+ * @internal The same events, as OpenTelemetry instruments of the caller's `Meter` (the API is an
+ * optional peer dependency: only its types are imported here). Attributes follow KPL's CloudWatch
+ * dimensions: `StreamName`, `ShardId`, `ErrorCode`.
+ */
+export class OtelInstruments {
+  readonly UserRecordsReceived: CounterLike;
+  readonly UserRecordsPut: CounterLike;
+  readonly UserRecordsDataPut: CounterLike;
+  readonly KinesisRecordsPut: CounterLike;
+  readonly KinesisRecordsDataPut: CounterLike;
+  readonly ErrorsByCode: CounterLike;
+  readonly AllErrors: CounterLike;
+  readonly UserRecordExpired: CounterLike;
+  readonly RetriesPerRecord: HistogramLike;
+  readonly BufferingTime: HistogramLike;
+  readonly RequestTime: HistogramLike;
+  readonly UserRecordsPerKinesisRecord: HistogramLike;
+  readonly KinesisRecordsPerPutRecordsRequest: HistogramLike;
+  readonly UserRecordsPerPutRecordsRequest: HistogramLike;
+  readonly UserRecordsPending: object;
+  readonly OldestRecordAgeMs: object;
+  readonly #attributes = new Map<string, Attributes>();
+
+  constructor(
+    meter: MeterLike,
+    observe: () => Iterable<{ stream: string; pending: number; oldestAgeMs: number }>,
+  ) {
+    const counter = (name: string, description: string, unit = '{record}') =>
+      meter.createCounter(name, { description, unit });
+    const histogram = (name: string, description: string, unit: string) =>
+      meter.createHistogram(name, { description, unit });
+    this.UserRecordsReceived = counter('UserRecordsReceived', 'User records accepted by put/send');
+    this.UserRecordsPut = counter('UserRecordsPut', 'User records written');
+    this.UserRecordsDataPut = counter(
+      'UserRecordsDataPut',
+      'Bytes of user records written (partition key + data)',
+      'By',
+    );
+    this.KinesisRecordsPut = counter('KinesisRecordsPut', 'Kinesis records written');
+    this.KinesisRecordsDataPut = counter('KinesisRecordsDataPut', 'Bytes of Kinesis records written', 'By');
+    this.ErrorsByCode = counter('ErrorsByCode', 'Failed attempts of user records, by error code', '{error}');
+    this.AllErrors = counter('AllErrors', 'Failed attempts of user records', '{error}');
+    this.UserRecordExpired = counter('UserRecordExpired', 'User records that expired (recordTtlMs)');
+    this.RetriesPerRecord = histogram('RetriesPerRecord', 'Retries a user record needed', '{retry}');
+    this.BufferingTime = histogram('BufferingTime', 'Time from a record arriving to its first send', 'ms');
+    this.RequestTime = histogram('RequestTime', 'Duration of PutRecords requests', 'ms');
+    this.UserRecordsPerKinesisRecord = histogram(
+      'UserRecordsPerKinesisRecord',
+      'User records per Kinesis record',
+      '{record}',
+    );
+    this.KinesisRecordsPerPutRecordsRequest = histogram(
+      'KinesisRecordsPerPutRecordsRequest',
+      'Kinesis records per request',
+      '{record}',
+    );
+    this.UserRecordsPerPutRecordsRequest = histogram(
+      'UserRecordsPerPutRecordsRequest',
+      'User records per request',
+      '{record}',
+    );
+    this.UserRecordsPending = meter.createObservableGauge('UserRecordsPending', {
+      description: 'User records accepted and not yet settled',
+      unit: '{record}',
+    });
+    this.OldestRecordAgeMs = meter.createObservableGauge('OldestRecordAgeMs', {
+      description: 'Age of the oldest record not yet settled',
+      unit: 'ms',
+    });
+    meter.addBatchObservableCallback(
+      (result) => {
+        for (const { stream, pending, oldestAgeMs } of observe()) {
+          result.observe(this.UserRecordsPending, pending, this.attributes(stream, undefined));
+          result.observe(this.OldestRecordAgeMs, oldestAgeMs, this.attributes(stream, undefined));
+        }
+      },
+      [this.UserRecordsPending, this.OldestRecordAgeMs],
+    );
+  }
+
+  /** Attribute objects are cached: recording must not allocate per record. */
+  attributes(stream: string, shardId: string | undefined, errorCode?: string): Attributes {
+    const key = `${stream}\u0000${shardId ?? ''}\u0000${errorCode ?? ''}`;
+    let attributes = this.#attributes.get(key);
+    if (attributes === undefined) {
+      const fresh: Attributes = { StreamName: stream };
+      if (shardId !== undefined) fresh.ShardId = shardId;
+      if (errorCode !== undefined) fresh.ErrorCode = errorCode;
+      attributes = fresh;
+      this.#attributes.set(key, attributes);
+    }
+    return attributes;
+  }
+}
+
+/** @internal Records the producer's events into per-stream metrics and, if given, an OpenTelemetry Meter. */
+export class ProducerMetrics {
+  readonly #streams = new Map<string, StreamMetrics>();
+  readonly #otel: OtelInstruments | undefined;
+
+  constructor(
+    meter: MeterLike | undefined,
+    observe: () => Iterable<{ stream: string; pending: number; oldestAgeMs: number }>,
+  ) {
+    this.#otel = meter === undefined ? undefined : new OtelInstruments(meter, observe);
+  }
+
+  stream(label: string): StreamMetrics {
+    let metrics = this.#streams.get(label);
+    if (metrics === undefined) {
+      metrics = new StreamMetrics();
+      this.#streams.set(label, metrics);
+    }
+    return metrics;
+  }
+
+  received(stream: string, now: number): void {
+    this.stream(stream).UserRecordsReceived.add(1, now);
+    this.#otel?.UserRecordsReceived.add(1, this.#otel.attributes(stream, undefined));
+  }
+
+  request(
+    stream: string,
+    kinesisRecords: number,
+    userRecords: number,
+    durationMs: number,
+    now: number,
+  ): void {
+    const m = this.stream(stream);
+    m.RequestTime.add(durationMs, now);
+    m.KinesisRecordsPerPutRecordsRequest.add(kinesisRecords, now);
+    m.UserRecordsPerPutRecordsRequest.add(userRecords, now);
+    const otel = this.#otel;
+    if (otel !== undefined) {
+      const attributes = otel.attributes(stream, undefined);
+      otel.RequestTime.record(durationMs, attributes);
+      otel.KinesisRecordsPerPutRecordsRequest.record(kinesisRecords, attributes);
+      otel.UserRecordsPerPutRecordsRequest.record(userRecords, attributes);
+    }
+  }
+
+  /** A Kinesis record was stored: counts for it and its user records. */
+  kinesisRecordPut(
+    stream: string,
+    shardId: string,
+    userRecords: number,
+    userBytes: number,
+    kinesisBytes: number,
+    now: number,
+  ): void {
+    const m = this.stream(stream);
+    for (const target of [m.stream, m.shard(shardId)!]) {
+      target.KinesisRecordsPut.add(1, now);
+      target.KinesisRecordsDataPut.add(kinesisBytes, now);
+      target.UserRecordsPerKinesisRecord.add(userRecords, now);
+      target.UserRecordsPut.add(userRecords, now);
+      target.UserRecordsDataPut.add(userBytes, now);
+    }
+    const otel = this.#otel;
+    if (otel !== undefined) {
+      const attributes = otel.attributes(stream, shardId);
+      otel.KinesisRecordsPut.add(1, attributes);
+      otel.KinesisRecordsDataPut.add(kinesisBytes, attributes);
+      otel.UserRecordsPerKinesisRecord.record(userRecords, attributes);
+      otel.UserRecordsPut.add(userRecords, attributes);
+      otel.UserRecordsDataPut.add(userBytes, attributes);
+    }
+  }
+
+  /** A user record settled (written or failed) after `attempts` attempts, first sent `bufferingMs` after arrival. */
+  settled(
+    stream: string,
+    shardId: string | undefined,
+    attempts: number,
+    bufferingMs: number | undefined,
+    now: number,
+  ): void {
+    const m = this.stream(stream);
+    const shard = m.shard(shardId);
+    const retries = Math.max(0, attempts - 1);
+    m.stream.RetriesPerRecord.add(retries, now);
+    shard?.RetriesPerRecord.add(retries, now);
+    if (bufferingMs !== undefined) {
+      m.stream.BufferingTime.add(bufferingMs, now);
+      shard?.BufferingTime.add(bufferingMs, now);
+    }
+    const otel = this.#otel;
+    if (otel !== undefined) {
+      const attributes = otel.attributes(stream, shardId);
+      otel.RetriesPerRecord.record(retries, attributes);
+      if (bufferingMs !== undefined) otel.BufferingTime.record(bufferingMs, attributes);
+    }
+  }
+
+  /** `count` user records had an attempt fail with `code`. */
+  errors(stream: string, shardId: string | undefined, code: string, count: number, now: number): void {
+    const m = this.stream(stream);
+    m.stream.error(code, count, now);
+    m.shard(shardId)?.error(code, count, now);
+    const otel = this.#otel;
+    if (otel !== undefined) {
+      otel.ErrorsByCode.add(count, otel.attributes(stream, shardId, code));
+      otel.AllErrors.add(count, otel.attributes(stream, shardId));
+    }
+  }
+
+  expired(stream: string, shardId: string | undefined, now: number): void {
+    const m = this.stream(stream);
+    m.stream.UserRecordExpired.add(1, now);
+    m.shard(shardId)?.UserRecordExpired.add(1, now);
+    this.#otel?.UserRecordExpired.add(1, this.#otel.attributes(stream, shardId));
+  }
+
+  snapshot(
+    now: number,
+    gauges: ReadonlyMap<string, { pending: number; oldestAgeMs: number }>,
+  ): MetricsSnapshot {
+    const streams: Record<string, StreamMetricsSnapshot> = {};
+    for (const [label, metrics] of this.#streams) {
+      const gauge = gauges.get(label);
+      streams[label] = metrics.snapshot(now, gauge?.pending ?? 0, gauge?.oldestAgeMs ?? 0);
+    }
+    return { at: now, windowMs: METRICS_WINDOW_MS, streams };
+  }
+}

@@ -1,0 +1,176 @@
+import { Writable } from 'node:stream';
+import { AbortedError, BufferFullError, InvalidOptionError, type RecordFailedError } from './errors.js';
+import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
+
+/** Options of {@link KinesisProducer.writable}. */
+export interface ProducerWritableOptions<T> {
+  /** The field of each object holding its partition key, or a function returning it. */
+  readonly partitionKey: (T extends object ? keyof T & string : never) | ((value: T) => string);
+  /** Turns an object into the record's data. @default JSON.stringify */
+  readonly serialize?: (value: T) => Uint8Array | string;
+  /** Gives an object an explicit hash key. */
+  readonly explicitHashKey?: (value: T) => string | undefined;
+  /** Send to this stream instead of the producer's. */
+  readonly streamName?: string;
+  /** Send to the stream with this ARN instead of the producer's. */
+  readonly streamARN?: string;
+  /** Objects the Writable itself buffers before `write()` returns false. @default 1024 */
+  readonly highWaterMark?: number;
+}
+
+/** Options of {@link KinesisProducer.putAll}. */
+export interface PutAllOptions {
+  /** Stops reading the source: `putAll` rejects with {@link AbortedError}; records taken still settle. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What {@link KinesisProducer.putAll} resolves with. */
+export interface PutAllResult {
+  /** Records read from the source and written. */
+  readonly records: number;
+}
+
+/**
+ * Hands `record` to the producer as soon as it has room: `send`, and on {@link BufferFullError} wait
+ * for `'drain'` and try again. Resolves once the record is taken.
+ */
+function sendWhenRoom(
+  producer: KinesisProducer,
+  record: ProducerRecord,
+  callback: SendCallback,
+  signal: AbortSignal | undefined,
+): Promise<void> | undefined {
+  try {
+    producer.send(record, callback);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof BufferFullError)) throw error;
+  }
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      producer.off('drain', retry);
+      reject(new AbortedError(signal?.reason));
+    };
+    const retry = () => {
+      try {
+        producer.send(record, callback);
+      } catch (error) {
+        if (error instanceof BufferFullError) {
+          producer.once('drain', retry);
+          return;
+        }
+        signal?.removeEventListener('abort', onAbort);
+        reject(error);
+        return;
+      }
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    producer.once('drain', retry);
+  });
+}
+
+/**
+ * An object-mode Writable feeding the producer: each object becomes a record. It honours the
+ * producer's backpressure (a write completes once the producer has taken the record), works with
+ * `stream.pipeline`, flushes the producer in `final`, and fails with the first record that fails.
+ */
+export function createProducerWritable<T>(
+  producer: KinesisProducer,
+  options: ProducerWritableOptions<T>,
+): Writable {
+  const {
+    partitionKey,
+    serialize = JSON.stringify as (value: T) => string,
+    explicitHashKey,
+    streamName,
+    streamARN,
+  } = options;
+  if (typeof partitionKey !== 'string' && typeof partitionKey !== 'function') {
+    throw new InvalidOptionError('partitionKey', 'a field name or a function', partitionKey);
+  }
+  if (typeof serialize !== 'function') throw new InvalidOptionError('serialize', 'a function', serialize);
+  const keyOf =
+    typeof partitionKey === 'function'
+      ? partitionKey
+      : (value: T) => (value as Record<string, string>)[partitionKey]!;
+  let failure: RecordFailedError | undefined;
+  let aborter: AbortController | undefined;
+
+  const toRecord = (value: T): ProducerRecord => ({
+    partitionKey: keyOf(value),
+    data: serialize(value),
+    ...(explicitHashKey === undefined ? {} : { explicitHashKey: explicitHashKey(value) }),
+    ...(streamName === undefined ? {} : { streamName }),
+    ...(streamARN === undefined ? {} : { streamARN }),
+  });
+
+  const writable: Writable = new Writable({
+    objectMode: true,
+    highWaterMark: options.highWaterMark ?? 1024,
+    write(value: T, _encoding, done) {
+      const onSettled: SendCallback = (error) => {
+        if (error !== null && failure === undefined) {
+          failure = error;
+          writable.destroy(error);
+        }
+      };
+      let waiting: Promise<void> | undefined;
+      try {
+        aborter ??= new AbortController();
+        waiting = sendWhenRoom(producer, toRecord(value), onSettled, aborter.signal);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      if (waiting === undefined) done();
+      else
+        waiting.then(
+          () => done(),
+          (error: Error) => done(error),
+        );
+    },
+    final(done) {
+      producer.flush().then(
+        () => done(failure),
+        (error: Error) => done(error),
+      );
+    },
+    destroy(error, done) {
+      // Stop waiting for room on behalf of a stream that is gone.
+      aborter?.abort(error ?? new Error('stream destroyed'));
+      done(error);
+    },
+  });
+  return writable;
+}
+
+/**
+ * Writes every record of an iterable with the producer's backpressure and resolves once all have
+ * settled; rejects with the first record that fails (after the records taken have settled).
+ */
+export async function putAll(
+  producer: KinesisProducer,
+  source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
+  options: PutAllOptions = {},
+): Promise<PutAllResult> {
+  const { signal } = options;
+  let taken = 0;
+  let failure: RecordFailedError | undefined;
+  const onSettled: SendCallback = (error) => {
+    if (error !== null) failure ??= error;
+  };
+  for await (const record of source) {
+    if (signal?.aborted) throw new AbortedError(signal.reason);
+    if (failure !== undefined) break;
+    const waiting = sendWhenRoom(producer, record, onSettled, signal);
+    if (waiting !== undefined) await waiting;
+    taken++;
+  }
+  if (signal?.aborted) throw new AbortedError(signal.reason);
+  // Callbacks run before flush() resolves: every record taken has settled by then.
+  await producer.flush();
+  if (failure !== undefined) throw failure;
+  return { records: taken };
+}

@@ -1,0 +1,333 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  AbortedError,
+  BufferFullError,
+  KinesisProducer,
+  type KinesisProducerOptions,
+  type PutResult,
+  RecordFailedError,
+} from '../src/index.js';
+import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, aggregation: false, ...options });
+  producers.push(p);
+  return p;
+}
+
+/** Tracks how a promise ended without marking it handled late. */
+function track<T>(promise: Promise<T>) {
+  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
+    status: 'pending',
+  };
+  promise.then(
+    (value) => Object.assign(state, { status: 'fulfilled', value }),
+    (error: unknown) => Object.assign(state, { status: 'rejected', error }),
+  );
+  return state;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(1);
+});
+
+afterEach(async () => {
+  fake.release();
+  for (const p of producers.splice(0)) {
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
+  }
+  vi.useRealTimers();
+});
+
+describe('limits', () => {
+  it('put waits for room when maxOutstandingRecords is reached, and is not failed', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 3, maxBufferedTimeMs: 0 });
+    const puts = [1, 2, 3, 4, 5].map((i) => track(p.put({ partitionKey: `k${i}`, data: String(i) })));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(p.outstandingRecords).toBe(3);
+    expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(3);
+    expect(puts.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(puts.map((s) => s.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('bounds buffered bytes with maxBufferedBytes, taking an oversized record only when empty', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedBytes: 1000, maxBufferedTimeMs: 0 });
+    const big = track(p.put({ partitionKey: 'k', data: Buffer.alloc(5000) }));
+    const small = track(p.put({ partitionKey: 'k', data: Buffer.alloc(10) }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(p.bufferedBytes).toBe(5001);
+    expect(p.outstandingRecords).toBe(1);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect([big.status, small.status]).toEqual(['fulfilled', 'fulfilled']);
+  });
+
+  it("onFull: 'reject' rejects at once with BufferFullError, naming the limits", async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1, onFull: 'reject' });
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    await expect(p.put({ partitionKey: 'k', data: '2' })).rejects.toThrow(BufferFullError);
+    await expect(p.put({ partitionKey: 'k', data: '2' })).rejects.toThrow(
+      /1 of maxOutstandingRecords 1 records/,
+    );
+    fake.release();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(first.status).toBe('fulfilled');
+  });
+
+  it('an aborted signal rejects only the waiting put', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0 });
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const controller = new AbortController();
+    const aborted = track(p.put({ partitionKey: 'k', data: '2' }, { signal: controller.signal }));
+    const third = track(p.put({ partitionKey: 'k', data: '3' }));
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort(new Error('caller gave up'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(aborted.status).toBe('rejected');
+    expect(aborted.error).toBeInstanceOf(AbortedError);
+    expect((aborted.error as AbortedError).cause).toEqual(new Error('caller gave up'));
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect([first.status, third.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '3']);
+    // With room, a put does not wait, so its signal does not matter.
+    const fourth = track(p.put({ partitionKey: 'k', data: '4' }, { signal: AbortSignal.abort() }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fourth.status).toBe('fulfilled');
+  });
+
+  it('an already aborted signal rejects a put that would have to wait', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1 });
+    track(p.put({ partitionKey: 'k', data: '1' }));
+    await expect(p.put({ partitionKey: 'k', data: '2' }, { signal: AbortSignal.abort() })).rejects.toThrow(
+      AbortedError,
+    );
+  });
+
+  it('send returns false when it fills the producer, throws BufferFullError when full, and drain follows', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 4, maxBufferedTimeMs: 0 });
+    const drains: number[] = [];
+    p.on('drain', () => drains.push(p.outstandingRecords));
+    expect([1, 2, 3, 4].map((i) => p.send({ partitionKey: 'k', data: String(i) }))).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(() => p.send({ partitionKey: 'k', data: '5' })).toThrow(BufferFullError);
+    expect(p.outstandingRecords).toBe(4);
+    await vi.advanceTimersByTimeAsync(10);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(drains).toHaveLength(1);
+    expect(drains[0]).toBeLessThanOrEqual(2);
+    expect(p.send({ partitionKey: 'k', data: '6' })).toBe(true);
+  });
+
+  it('flush covers puts still waiting for room when it was called', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 10_000 });
+    const a = track(p.put({ partitionKey: 'k', data: '1' }));
+    const b = track(p.put({ partitionKey: 'k', data: '2' }));
+    const flushed = track(p.flush());
+    await vi.advanceTimersByTimeAsync(10);
+    expect(flushed.status).toBe('pending');
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect([a.status, b.status, flushed.status]).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+  });
+});
+
+describe('close', () => {
+  it('settles every record in flight, then resolves', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const puts = [1, 2, 3].map((i) => track(p.put({ partitionKey: 'k', data: String(i) })));
+    await vi.advanceTimersByTimeAsync(10);
+    const closed = track(p.close());
+    await vi.advanceTimersByTimeAsync(10);
+    expect(closed.status).toBe('pending');
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect([...puts.map((s) => s.status), closed.status]).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+  });
+
+  it('with timeoutMs, fails what is left with CloseTimeout, resolves, and hangs on nothing', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 2, maxBufferedTimeMs: 0 });
+    const inFlight = track(p.put({ partitionKey: 'k', data: '1' }));
+    const buffered = track(p.put({ partitionKey: 'k', data: '2' }));
+    const waiting = track(p.put({ partitionKey: 'k', data: '3' }));
+    await vi.advanceTimersByTimeAsync(10);
+    const closed = track(p.close({ timeoutMs: 1000 }));
+    expect(p.close()).toBe(p.close());
+    await vi.advanceTimersByTimeAsync(999);
+    expect(closed.status).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(closed.status).toBe('fulfilled');
+    for (const state of [inFlight, buffered, waiting]) {
+      expect(state.status).toBe('rejected');
+      expect(state.error).toBeInstanceOf(RecordFailedError);
+      expect(state.error).toMatchObject({ code: 'CloseTimeout' });
+    }
+    expect((waiting.error as RecordFailedError).record).toEqual({ partitionKey: 'k', data: '3' });
+    // A late answer for the abandoned request changes nothing.
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(inFlight.status).toBe('rejected');
+  });
+
+  it('with an aborted signal, fails what is left at once', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    const controller = new AbortController();
+    const closed = track(p.close({ signal: controller.signal }));
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect([put.status, closed.status]).toEqual(['rejected', 'fulfilled']);
+    expect((put.error as RecordFailedError).message).toMatch(/close\(\) was aborted/);
+  });
+});
+
+describe('streams', () => {
+  it('pipeline(source, producer.writable()) writes every object, with backpressure', async () => {
+    const p = producer({ maxOutstandingRecords: 10, aggregation: true });
+    let read = 0;
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 1000; i++) {
+          read++;
+          yield { userId: `u${i % 37}`, n: i };
+        }
+      })(),
+    );
+    const done = track(
+      pipeline(
+        source,
+        p.writable<{ userId: string; n: number }>({ partitionKey: 'userId', highWaterMark: 4 }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(1);
+    // The producer holds at most 10 records; the Writable buffers 4; the source was paused.
+    expect(p.outstandingRecords).toBeLessThanOrEqual(10);
+    expect(read).toBeLessThan(100);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(done.status).toBe('fulfilled');
+    const stored = fake.storedUserRecords();
+    expect(stored).toHaveLength(1000);
+    expect(stored.map((r) => JSON.parse(r.data).n).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    expect(stored[0]).toMatchObject({ partitionKey: 'u0' });
+  });
+
+  it('a record that fails destroys the stream with its error', async () => {
+    fake.onPut = (call) =>
+      call.index === 1 ? { throw: serviceError('AccessDeniedException', 400) } : undefined;
+    const p = producer({ collectionMaxCount: 1, maxBufferedTimeMs: 0 });
+    const source = Readable.from(Array.from({ length: 20 }, (_, i) => ({ k: `k${i}` })));
+    const done = track(
+      pipeline(source, p.writable<{ k: string }>({ partitionKey: (o) => o.k, serialize: (o) => `v-${o.k}` })),
+    );
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done.status).toBe('rejected');
+    expect(done.error).toMatchObject({ code: 'AccessDeniedException' });
+  });
+
+  it('an invalid object fails the stream with InvalidRecordError', async () => {
+    const p = producer();
+    const done = track(
+      pipeline(Readable.from([{ k: '' }]), p.writable<{ k: string }>({ partitionKey: 'k' })),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done.error).toMatchObject({ code: 'InvalidRecord', field: 'partitionKey' });
+  });
+
+  it('putAll writes an async iterable with the same backpressure and resolves once all settled', async () => {
+    const p = producer({ maxOutstandingRecords: 5 });
+    async function* records() {
+      for (let i = 0; i < 200; i++) yield { partitionKey: `k${i % 7}`, data: String(i) };
+    }
+    const done = track(p.putAll(records()));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(p.outstandingRecords).toBeLessThanOrEqual(5);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(done).toMatchObject({ status: 'fulfilled', value: { records: 200 } });
+    expect(fake.storedUserRecords()).toHaveLength(200);
+  });
+
+  it('putAll rejects with the first failure and stops reading', async () => {
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    const p = producer({ maxOutstandingRecords: 2, maxBufferedTimeMs: 0 });
+    let read = 0;
+    function* records() {
+      for (let i = 0; i < 1000; i++) {
+        read++;
+        yield { partitionKey: 'k', data: String(i) };
+      }
+    }
+    const done = track(p.putAll(records()));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done.status).toBe('rejected');
+    expect(done.error).toMatchObject({ code: 'ResourceNotFoundException' });
+    expect(read).toBeLessThan(20);
+  });
+
+  it('putAll stops with AbortedError on its signal', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 2 });
+    const controller = new AbortController();
+    const done = track(
+      p.putAll(
+        (function* () {
+          for (let i = 0; ; i++) yield { partitionKey: 'k', data: String(i) };
+        })(),
+        { signal: controller.signal },
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done.error).toBeInstanceOf(AbortedError);
+    expect(p.outstandingRecords).toBe(2);
+  });
+});
+
+describe('results', () => {
+  it('put results still carry shard and attempts when records waited for room', async () => {
+    const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0 });
+    const results: Promise<PutResult>[] = [1, 2, 3].map((i) => p.put({ partitionKey: 'k', data: String(i) }));
+    await vi.advanceTimersByTimeAsync(100);
+    for (const r of await Promise.all(results)) expect(r.attempts).toHaveLength(1);
+  });
+});

@@ -1,0 +1,197 @@
+import type { Meter } from '@opentelemetry/api';
+import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, KinesisProducer, type KinesisProducerOptions, type Logger } from '../src/index.js';
+import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
+  producers.push(p);
+  return p;
+}
+
+beforeEach(() => {
+  fake = new FakeKinesis(2);
+});
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) await p.close();
+  vi.useRealTimers();
+});
+
+/** What actually went to the fake, counted from the wire. */
+function wireCounts() {
+  let kinesisRecords = 0;
+  let kinesisBytes = 0;
+  let userRecords = 0;
+  const perShard = new Map<string, number>();
+  for (const call of fake.calls) {
+    for (const [i, entry] of call.entries.entries()) {
+      const result = call.results?.[i];
+      if (result?.ShardId === undefined) continue;
+      kinesisRecords++;
+      kinesisBytes += Buffer.byteLength(entry.PartitionKey!) + entry.Data!.length;
+      const users = deaggregate({ data: entry.Data!, partitionKey: entry.PartitionKey! }).length;
+      userRecords += users;
+      perShard.set(result.ShardId, (perShard.get(result.ShardId) ?? 0) + users);
+    }
+  }
+  return { kinesisRecords, kinesisBytes, userRecords, perShard };
+}
+
+describe('metrics()', () => {
+  it('counts what was actually sent, stored and retried, per stream and per shard', async () => {
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer();
+    const records = Array.from({ length: 300 }, (_, i) => ({ partitionKey: `k${i % 40}`, data: `d${i}` }));
+    const results = await Promise.all(records.map((r) => p.put(r)));
+    const m = p.metrics().streams.test!;
+    const wire = wireCounts();
+    const userBytes = records.reduce((n, r) => n + r.partitionKey.length + r.data.length, 0);
+    const retried = results.filter((r) => r.attempts.length > 1).length;
+    expect(retried).toBeGreaterThan(0);
+
+    expect(m.UserRecordsReceived.total.sum).toBe(300);
+    expect(m.UserRecordsPut.total.sum).toBe(300);
+    expect(m.UserRecordsPut.total.sum).toBe(wire.userRecords);
+    expect(m.UserRecordsDataPut.total.sum).toBe(userBytes);
+    expect(m.KinesisRecordsPut.total.sum).toBe(wire.kinesisRecords);
+    expect(m.KinesisRecordsDataPut.total.sum).toBe(wire.kinesisBytes);
+    expect(m.ErrorsByCode.InternalFailure!.total.sum).toBe(retried);
+    expect(m.AllErrors.total.sum).toBe(retried);
+    expect(m.RetriesPerRecord.total).toMatchObject({ count: 300, sum: retried, max: 1 });
+    expect(m.RequestTime.total.count).toBe(fake.calls.length);
+    expect(m.KinesisRecordsPerPutRecordsRequest.total.sum).toBe(
+      fake.calls.reduce((n, c) => n + c.entries.length, 0),
+    );
+    expect(m.UserRecordsPerPutRecordsRequest.total.sum).toBe(300 + retried);
+    expect(m.UserRecordsPerKinesisRecord.total.sum).toBe(300);
+    expect(m.BufferingTime.total.count).toBe(300);
+    expect(m.BufferingTime.total.min).toBeGreaterThanOrEqual(0);
+    expect(m.UserRecordsPending).toBe(0);
+    expect(m.OldestRecordAgeMs).toBe(0);
+    // Shard figures add up to the stream's, and match where the records went.
+    for (const [shardId, count] of wire.perShard)
+      expect(m.shards[shardId]!.UserRecordsPut.total.sum).toBe(count);
+    expect(Object.values(m.shards).reduce((n, s) => n + s.UserRecordsPut.total.sum, 0)).toBe(300);
+    // Everything happened within the window.
+    expect(m.UserRecordsPut.window.sum).toBe(300);
+  });
+
+  it('reports pending records and the age of the oldest while they wait, and expired ones', async () => {
+    vi.useFakeTimers();
+    fake.onPut = () => ({ errorCodes: ['ProvisionedThroughputExceededException'] });
+    const p = producer({ recordTtlMs: 2000 });
+    const failed = p.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1500);
+    const during = p.metrics().streams.test!;
+    expect(during.UserRecordsPending).toBe(1);
+    expect(during.OldestRecordAgeMs).toBe(1500);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await failed).toMatchObject({ code: 'Expired' });
+    const after = p.metrics().streams.test!;
+    expect(after.UserRecordsPending).toBe(0);
+    expect(after.UserRecordExpired.total.sum).toBe(1);
+    expect(after.ErrorsByCode.ProvisionedThroughputExceededException!.total.sum).toBe(fake.calls.length);
+  });
+
+  it('keeps the window to the last minute while totals keep everything', async () => {
+    vi.useFakeTimers();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    await Promise.all([p.put({ partitionKey: 'a', data: '1' }), vi.advanceTimersByTimeAsync(10)]);
+    await vi.advanceTimersByTimeAsync(120_000);
+    await Promise.all([p.put({ partitionKey: 'a', data: '2' }), vi.advanceTimersByTimeAsync(10)]);
+    const m = p.metrics().streams.test!;
+    expect(m.UserRecordsPut.total.sum).toBe(2);
+    expect(m.UserRecordsPut.window.sum).toBe(1);
+  });
+});
+
+class TestReader extends MetricReader {
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('OpenTelemetry', () => {
+  it('feeds a real Meter: counters, histograms and gauges with KPL names and dimensions', async () => {
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const meter: Meter = provider.getMeter('kinesis-producer-test');
+    fake.script.push({ throw: serviceError('ServiceUnavailable', 503) });
+    const p = producer({ meter });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => p.put({ partitionKey: `k${i}`, data: 'x' })));
+
+    const { resourceMetrics } = await reader.collect();
+    const metrics = new Map<string, MetricData>(
+      resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => [m.descriptor.name, m])),
+    );
+    const points = (name: string) =>
+      (metrics.get(name)?.dataPoints ?? []) as DataPoint<number | { sum?: number; count: number }>[];
+    const total = (name: string) => points(name).reduce((n, d) => n + (d.value as number), 0);
+
+    expect(total('UserRecordsReceived')).toBe(50);
+    expect(total('UserRecordsPut')).toBe(50);
+    expect(total('ErrorsByCode')).toBe(50);
+    expect(points('ErrorsByCode')[0]!.attributes).toMatchObject({
+      StreamName: 'test',
+      ErrorCode: 'ServiceUnavailable',
+    });
+    const shardIds = new Set(points('UserRecordsPut').map((d) => d.attributes.ShardId));
+    expect(shardIds).toEqual(new Set(fake.shards.map((s) => s.id)));
+    const retries = points('RetriesPerRecord').reduce(
+      (acc, d) => {
+        const h = d.value as { sum?: number; count: number };
+        return { count: acc.count + h.count, sum: acc.sum + (h.sum ?? 0) };
+      },
+      { count: 0, sum: 0 },
+    );
+    expect(retries).toEqual({ count: 50, sum: 50 });
+    expect(points('RequestTime').reduce((n, d) => n + (d.value as { count: number }).count, 0)).toBe(
+      fake.calls.length,
+    );
+    expect(points('UserRecordsPending')).toEqual([
+      expect.objectContaining({ value: 0, attributes: { StreamName: 'test' } }),
+    ]);
+    expect(metrics.get('UserRecordsDataPut')!.descriptor.unit).toBe('By');
+    await provider.shutdown();
+  });
+});
+
+describe('logging', () => {
+  it('never puts credentials in logs or errors', async () => {
+    const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY';
+    const keyId = 'AKIAIOSFODNN7SECRETID';
+    const lines: string[] = [];
+    const log = (context: object, message: string) => lines.push(`${message} ${JSON.stringify(context)}`);
+    const logger: Logger = { debug: log, info: log, warn: log, error: log };
+    // Nothing listens on this port: every call fails, and everything is logged at debug level.
+    const p = new KinesisProducer({
+      streamName: 'test',
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      credentials: { accessKeyId: keyId, secretAccessKey: secret, sessionToken: `${secret}-token` },
+      recordTtlMs: 1500,
+      requestTimeoutMs: 500,
+      logger,
+    });
+    producers.push(p);
+    const error = await p.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'Expired' });
+    const everything = [
+      ...lines,
+      JSON.stringify(error, Object.getOwnPropertyNames(error)),
+      String((error as Error).stack),
+      JSON.stringify((error as { attempts: unknown }).attempts),
+    ].join('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    expect(everything).not.toContain(secret);
+    expect(everything).not.toContain(keyId);
+  });
+});
