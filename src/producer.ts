@@ -184,6 +184,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     return this.#outstanding;
   }
 
+  /** Calls to `put` waiting for room (the producer is full). */
+  get waitingPuts(): number {
+    return this.#roomWaiters.length;
+  }
+
   /** Bytes (partition keys + data) of the records accepted and not yet settled. */
   get bufferedBytes(): number {
     return this.#bufferedBytes;

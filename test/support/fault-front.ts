@@ -17,7 +17,7 @@
  * const client = localClient(front.endpoint);
  * ```
  */
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -139,6 +139,8 @@ class Front implements FaultFront {
 
   constructor(upstream: string, config: FaultFrontConfig) {
     this.#config = config;
+    // Every request in flight listens on this one signal: more than EventTarget's default 10 is normal.
+    setMaxListeners(Number.POSITIVE_INFINITY, this.#closing.signal);
     this.#random = seededRandom(config.seed);
     this.#buckets = config.shardLimits === false ? undefined : new ShardBuckets(config.shardLimits);
     this.#upstream = new Upstream(upstream, this.#closing.signal);

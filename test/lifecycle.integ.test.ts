@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { readStream } from '../scripts/local-kinesis.js';
+import { deaggregate } from '../src/index.js';
+import { testClient, testStream } from './support/streams.js';
+
+const root = resolve(import.meta.dirname, '..');
+const client = testClient();
+afterAll(() => client.destroy());
+
+/** Runs exit-check.ts and measures how long Node takes to exit after the script's last line ran. */
+async function runUntilExit(
+  mode: 'close' | 'idle',
+  streamName: string,
+): Promise<{ code: number | null; exitAfterMs: number; out: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/support/exit-check.ts', inject('kinesisEndpoint'), streamName, mode],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  let doneAt = 0;
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    if (doneAt === 0 && out.includes('done')) doneAt = Date.now();
+  });
+  // If Node does not exit on its own, the test fails here instead of hanging.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(killer);
+  return { code, exitAfterMs: Date.now() - doneAt, out };
+}
+
+describe('lifecycle', () => {
+  it.each(['close', 'idle'] as const)(
+    'node exits on its own after %s, with every record written',
+    async (mode) => {
+      const { streamName } = await testStream(client, 2, `exit-${mode}`);
+      const { code, exitAfterMs, out } = await runUntilExit(mode, streamName);
+      expect(out).toContain(`done ${mode} outstanding=0`);
+      expect(code).toBe(0);
+      // Exiting takes a moment for the child's own teardown, never a timer's worth of waiting.
+      expect(exitAfterMs).toBeLessThan(2_000);
+      let stored = 0;
+      for (const { shard, records } of await readStream(client, streamName)) {
+        for (const r of records) stored += deaggregate(r, { hashKeyRange: shard.HashKeyRange! }).length;
+      }
+      expect(stored).toBe(400);
+    },
+  );
+});
