@@ -1,0 +1,197 @@
+/**
+ * What sending costs without our producer: the plain SDK, aws-kinesis-agg + SDK, and the raw ceiling
+ * (the SDK alone sending aggregates built before timing), all against the null sink.
+ */
+import type { PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import { DEFAULT_AGGREGATION_MAX_BYTES, RecordAggregator } from '../src/index.js';
+import type { Case, Metrics, RunSettings } from './case.js';
+import { partitionKeyHashKey, shardIndexOf } from './hash-space.js';
+import { kinesisAggAggregate } from './kinesis-agg.js';
+import { keepInFlight, type Tally } from './measure.js';
+import { putRecords } from './sdk-client.js';
+import {
+  IN_FLIGHT,
+  measureAgainstSink,
+  SENDING_DATA_BYTES,
+  SHARDS,
+  sendingSection as section,
+} from './sending.js';
+import {
+  type BenchRecord,
+  PARTITION_KEYS,
+  PUT_RECORDS_MAX_BYTES,
+  packRequests,
+  RECORD_SIZES,
+  userRecords,
+} from './workload.js';
+
+/**
+ * User data handed to each aws-kinesis-agg `aggregate()` call: ~4 MiB aggregates to ~4 full 1 MiB
+ * aggregates and a partial one, which fit one 5 MiB PutRecords request. A larger chunk would hold
+ * back sending while it aggregates; a smaller one would leave more partial aggregates.
+ */
+const KINESIS_AGG_CHUNK_BYTES = PUT_RECORDS_MAX_BYTES - 1024 * 1024;
+
+function dataBytes(records: readonly { readonly data: Uint8Array }[]): number {
+  let bytes = 0;
+  for (const record of records) bytes += record.data.byteLength;
+  return bytes;
+}
+
+interface PeerParams {
+  readonly recordBytes: number;
+}
+
+function workload(params: PeerParams): BenchRecord[] {
+  return userRecords({
+    recordBytes: params.recordBytes,
+    totalBytes: SENDING_DATA_BYTES,
+    keyCount: PARTITION_KEYS,
+  });
+}
+
+/** (a) The plain SDK: unaggregated user records, 500 to a request. */
+function plainSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+  return measureAgainstSink(settings, () => {
+    const requests = packRequests(workload(params)).map((records) => ({
+      records,
+      bytes: dataBytes(records),
+    }));
+    let next = 0;
+    return async (client, until): Promise<Tally> => {
+      const tally = { records: 0, bytes: 0 };
+      await keepInFlight(IN_FLIGHT, until, async () => {
+        const request = requests[next++ % requests.length]!;
+        await putRecords(
+          client,
+          request.records.map((r) => ({ Data: r.data, PartitionKey: r.partitionKey })),
+        );
+        tally.records += request.records.length;
+        tally.bytes += request.bytes;
+      });
+      return tally;
+    };
+  });
+}
+
+/** (b) aws-kinesis-agg's aggregates, sent with the SDK; aggregation is timed too. */
+function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+  return measureAgainstSink(settings, () => {
+    const records = workload(params);
+    const perChunk = Math.max(1, Math.floor(KINESIS_AGG_CHUNK_BYTES / params.recordBytes));
+    const chunks: { records: BenchRecord[]; bytes: number }[] = [];
+    for (let i = 0; i < records.length; i += perChunk) {
+      const chunk = records.slice(i, i + perChunk);
+      chunks.push({ records: chunk, bytes: dataBytes(chunk) });
+    }
+    let next = 0;
+    return async (client, until): Promise<Tally> => {
+      const tally = { records: 0, bytes: 0 };
+      await keepInFlight(IN_FLIGHT, until, async () => {
+        const chunk = chunks[next++ % chunks.length]!;
+        const aggregates = await kinesisAggAggregate(chunk.records);
+        for (const request of packRequests(aggregates)) {
+          await putRecords(
+            client,
+            request.map((a) => ({
+              Data: a.data,
+              PartitionKey: a.partitionKey,
+              ExplicitHashKey: a.ExplicitHashKey,
+            })),
+          );
+        }
+        tally.records += chunk.records.length;
+        tally.bytes += chunk.bytes;
+      });
+      return tally;
+    };
+  });
+}
+
+/** One aggregate built before timing, with what it holds. */
+interface PrebuiltAggregate {
+  readonly partitionKey: string;
+  readonly data: Uint8Array;
+  readonly entry: PutRecordsRequestEntry;
+  readonly userRecords: number;
+  readonly userBytes: number;
+}
+
+/**
+ * The aggregates the producer would send for `records`: one RecordAggregator per predicted shard, at
+ * the KPL default size, each aggregate shipped when full.
+ */
+function shardAggregates(records: readonly BenchRecord[]): PrebuiltAggregate[] {
+  const shards = Array.from({ length: SHARDS }, () => ({
+    aggregator: new RecordAggregator({ maxBytes: DEFAULT_AGGREGATION_MAX_BYTES }),
+    userBytes: 0,
+  }));
+  const out: PrebuiltAggregate[] = [];
+  const ship = (shard: (typeof shards)[number]) => {
+    const userRecords = shard.aggregator.count;
+    const { partitionKey, data, explicitHashKey } = shard.aggregator.build();
+    const entry = { Data: data, PartitionKey: partitionKey, ExplicitHashKey: explicitHashKey };
+    out.push({ partitionKey, data, entry, userRecords, userBytes: shard.userBytes });
+    shard.userBytes = 0;
+  };
+  for (const record of records) {
+    const shard = shards[shardIndexOf(partitionKeyHashKey(record.partitionKey), SHARDS)]!;
+    if (!shard.aggregator.add(record)) {
+      ship(shard);
+      shard.aggregator.add(record);
+    }
+    shard.userBytes += record.data.byteLength;
+  }
+  for (const shard of shards) if (shard.aggregator.count > 0) ship(shard);
+  return out;
+}
+
+/** (c) The raw ceiling: the SDK alone, sending aggregates built before timing. */
+function rawCeiling(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+  return measureAgainstSink(settings, () => {
+    const requests = packRequests(shardAggregates(workload(params))).map((aggregates) => ({
+      entries: aggregates.map((a) => a.entry),
+      userRecords: aggregates.reduce((sum, a) => sum + a.userRecords, 0),
+      userBytes: aggregates.reduce((sum, a) => sum + a.userBytes, 0),
+    }));
+    let next = 0;
+    return async (client, until): Promise<Tally> => {
+      const tally = { records: 0, bytes: 0 };
+      await keepInFlight(IN_FLIGHT, until, async () => {
+        const request = requests[next++ % requests.length]!;
+        await putRecords(client, request.entries);
+        tally.records += request.userRecords;
+        tally.bytes += request.userBytes;
+      });
+      return tally;
+    };
+  });
+}
+
+export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({ bytes, label }) => [
+  {
+    name: `sdk/plain/${bytes}`,
+    section,
+    group: label,
+    label: 'plain SDK, unaggregated',
+    params: { recordBytes: bytes },
+    run: plainSdk,
+  },
+  {
+    name: `sdk/aws-kinesis-agg/${bytes}`,
+    section,
+    group: label,
+    label: 'aws-kinesis-agg + SDK',
+    params: { recordBytes: bytes },
+    run: kinesisAggSdk,
+  },
+  {
+    name: `sdk/raw-ceiling/${bytes}`,
+    section,
+    group: label,
+    label: 'raw ceiling: SDK sending pre-built aggregates',
+    baseline: true,
+    params: { recordBytes: bytes },
+    run: rawCeiling,
+  },
+]);
