@@ -88,6 +88,21 @@ export interface KinesisProducerOptions {
    * @default 'wait'
    */
   readonly onFull?: 'wait' | 'reject';
+  /**
+   * `'per-partition-key'`: records of one partition key reach the stream in the order `put`/`send`
+   * was called, also across retries. It costs throughput: each shard has at most one request in
+   * flight, holding one Kinesis record for it (an aggregate when aggregating), and a record in backoff
+   * holds back the records behind it.
+   * @default 'none'
+   */
+  readonly ordering?: 'none' | 'per-partition-key';
+  /**
+   * Ceiling of the adaptive per-shard rate, in percent of a shard's write limits (1,000 records/s and
+   * 1 MiB/s; KPL RateLimit). The producer paces each shard at this rate, lowers it when the shard
+   * throttles and probes back up.
+   * @default 100
+   */
+  readonly rateLimit?: number;
   /** An OpenTelemetry `Meter` to receive the producer's metrics as instruments (optional peer `@opentelemetry/api`). */
   readonly meter?: MeterLike;
   /** Where the producer logs (pino-compatible). @default util.debuglog, warnings as process warnings */
@@ -113,6 +128,8 @@ export interface ResolvedOptions {
   readonly maxOutstandingRecords: number;
   readonly maxBufferedBytes: number;
   readonly onFull: 'wait' | 'reject';
+  readonly ordering: 'none' | 'per-partition-key';
+  readonly rateLimit: number;
   readonly meter: MeterLike | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -138,6 +155,8 @@ export const DEFAULTS = {
   maxOutstandingRecords: 100_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   onFull: 'wait',
+  ordering: 'none',
+  rateLimit: 100,
 } as const;
 
 const HOUR = 3_600_000;
@@ -242,6 +261,8 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     maxOutstandingRecords: o.maxOutstandingRecords,
     maxBufferedBytes: o.maxBufferedBytes,
     onFull: o.onFull,
+    ordering: o.ordering,
+    rateLimit: o.rateLimit,
     meter,
     logger,
     clock,

@@ -92,6 +92,8 @@ export class OutboundRecord {
   readonly expiresAt: number;
   /** When its backoff ends, while it waits to be retried. */
   retryAt = 0;
+  /** With ordering: the shard buffer it was taken from, busy until the record's answer is handled. */
+  lane: string | undefined = undefined;
   readonly attempts: AttemptLog[] = [];
   /** Creation order: among records of one shard, the order their records were put. */
   readonly sequence = nextSequence++;

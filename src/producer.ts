@@ -648,9 +648,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         idle++;
         continue;
       }
-      idle = 0;
       const batch = pipeline.collect(now);
-      if (batch.length === 0) continue;
+      // Nothing could go (rate-limited shards, records in backoff): the pipeline asked for a wake-up.
+      if (batch.length === 0) {
+        idle++;
+        continue;
+      }
+      idle = 0;
       this.#inFlight.set(batch, pipeline);
       sender.send(pipeline.stream, batch, (outcome) => this.#onOutcome(pipeline, batch, outcome));
     }
@@ -682,86 +686,80 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       }
       return delay;
     };
+    const failed = (
+      record: OutboundRecord,
+      kind: FailureKind,
+      code: string,
+      message: string,
+      perEntry: boolean,
+    ) => {
+      record.attempts.push({ startedAt, endedAt, success: false, errorCode: code, errorMessage: message });
+      if (kind === FailureKind.Throttled) pipeline.onThrottled(record.predictedShardId, endedAt);
+      this.#afterFailure(pipeline, record, kind, code, message, perEntry, endedAt, backoff);
+    };
     if (!outcome.ok) {
       const failure = classifyRequestError(outcome.error);
       this.#logger.debug(
         { stream: pipeline.stream.label, records: batch.length, code: failure.code, kind: failure.kind },
         'PutRecords request failed',
       );
-      for (const record of batch) {
-        record.attempts.push({
-          startedAt,
-          endedAt,
-          success: false,
-          errorCode: failure.code,
-          errorMessage: failure.message,
-        });
-        this.#afterFailure(pipeline, record, failure.kind, failure.code, failure.message, endedAt, backoff);
-      }
+      for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
     } else {
       const entries: readonly PutRecordsResultEntry[] = outcome.output.Records ?? [];
       for (let i = 0; i < batch.length; i++) {
         const record = batch[i]!;
         const entry = entries[i];
-        if (
-          entry === undefined ||
-          (entry.ErrorCode === undefined &&
-            (entry.ShardId === undefined || entry.SequenceNumber === undefined))
-        ) {
-          const message = 'PutRecords answered without a result for this record';
-          record.attempts.push({
-            startedAt,
-            endedAt,
-            success: false,
-            errorCode: 'MissingResult',
-            errorMessage: message,
-          });
-          this.#afterFailure(
-            pipeline,
+        const errorCode = entry?.ErrorCode;
+        if (typeof errorCode === 'string') {
+          failed(record, classifyEntryError(errorCode), errorCode, entry?.ErrorMessage ?? errorCode, true);
+        } else if (typeof entry?.ShardId === 'string' && typeof entry.SequenceNumber === 'string') {
+          pipeline.onAccepted(record.predictedShardId, endedAt);
+          this.#afterWrite(pipeline, record, entry.ShardId, entry.SequenceNumber, startedAt, endedAt);
+        } else {
+          failed(
             record,
             FailureKind.Transient,
             'MissingResult',
-            message,
-            endedAt,
-            backoff,
+            'PutRecords answered without a result for this record',
+            true,
           );
-        } else if (entry.ErrorCode !== undefined) {
-          const message = entry.ErrorMessage ?? entry.ErrorCode;
-          record.attempts.push({
-            startedAt,
-            endedAt,
-            success: false,
-            errorCode: entry.ErrorCode,
-            errorMessage: message,
-          });
-          this.#afterFailure(
-            pipeline,
-            record,
-            classifyEntryError(entry.ErrorCode),
-            entry.ErrorCode,
-            message,
-            endedAt,
-            backoff,
-          );
-        } else {
-          this.#afterWrite(pipeline, record, entry.ShardId!, entry.SequenceNumber!, startedAt, endedAt);
         }
       }
     }
+    // With ordering, a shard may send again once its record's answer is handled (a record waiting for
+    // a fresh shard map keeps its shard until then).
+    for (const record of batch) if (!this.#verifying.has(record)) pipeline.release(record);
     this.#pump();
   }
 
+  /**
+   * A failed attempt: fail the records at once if retrying cannot help, else retry after backoff. An
+   * aggregate whose entry keeps failing (or fails for good) is split in two, and again, so that one
+   * record that can never be written fails alone while the others get through.
+   */
   #afterFailure(
     pipeline: StreamPipeline,
     record: OutboundRecord,
     kind: FailureKind,
     code: string,
     message: string,
+    perEntry: boolean,
     now: number,
     backoff: (attempts: number) => number,
   ): void {
     this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, record.items.length, now);
-    if (kind === FailureKind.Fatal || (kind === FailureKind.Throttled && this.#options.failIfThrottled)) {
+    const throttled = kind === FailureKind.Throttled;
+    if (
+      perEntry &&
+      record.aggregated &&
+      !throttled &&
+      (kind === FailureKind.Fatal || failureStreak(record) >= SPLIT_AFTER_FAILURES)
+    ) {
+      const retryAt = kind === FailureKind.Fatal ? now : now + backoff(record.attempts.length);
+      pipeline.requeue(record.items, record.attempts, now, retryAt, true);
+      return;
+    }
+    if (kind === FailureKind.Fatal || (throttled && this.#options.failIfThrottled)) {
       for (const item of record.items) {
         this.#fail(pipeline.stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
       }
@@ -841,6 +839,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         const now = this.#options.clock.now();
         pipeline.requeue(record.items, record.attempts, now, now);
       }
+      pipeline.release(record);
       this.#pump();
     });
   }
@@ -1010,6 +1009,24 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       `${count} record(s) sent without a callback failed and no 'recordFailed' listener is attached; last: ${error.code}: ${error.message}`,
     );
   }
+}
+
+/** Consecutive failures of an aggregate's entry that were not throttling, before it is split. */
+const SPLIT_AFTER_FAILURES = 2;
+
+function failureStreak(record: OutboundRecord): number {
+  let streak = 0;
+  for (let i = record.attempts.length - 1; i >= 0; i--) {
+    const attempt = record.attempts[i]!;
+    if (
+      attempt.success ||
+      attempt.errorCode === undefined ||
+      classifyEntryError(attempt.errorCode) === FailureKind.Throttled
+    )
+      break;
+    streak++;
+  }
+  return streak;
 }
 
 /** Every attempt made for `item`: those of earlier Kinesis records it travelled in, then this one's. */

@@ -1,4 +1,5 @@
 import { AggregateBuilder } from './aggregator.js';
+import { ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { OutboundRecord, type PendingRecord } from './pending-record.js';
@@ -63,6 +64,11 @@ export class StreamPipeline {
   #minSendBy = Number.POSITIVE_INFINITY;
   #urgent = false;
   /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
+  /** Per-shard rate limiters, by shard id: they outlive buffers so a shard keeps its learned rate. */
+  readonly #limiters = new Map<string, ShardLimiter>();
+  /** With ordering: shard buffers (by key) with a record in flight or being verified. */
+  readonly #busyLanes = new Set<string>();
+  readonly #ordered: boolean;
   readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
     const da = Math.min(a.retryAt, a.expiresAt);
     const db = Math.min(b.retryAt, b.expiresAt);
@@ -74,6 +80,7 @@ export class StreamPipeline {
     this.shardMap = shardMap;
     this.#host = host;
     this.#options = host.options;
+    this.#ordered = host.options.ordering === 'per-partition-key';
   }
 
   /** The stream's summary, once DescribeStreamSummary answered (or failed and defaults apply). */
@@ -243,29 +250,77 @@ export class StreamPipeline {
   /**
    * Collects the next PutRecords request: sealed records, oldest first per shard, shards in turn, up to
    * `collectionMaxCount` records and `collectionMaxBytes` (a single record larger than that still goes
-   * alone: the service takes up to 10 MiB per request). Expired records are failed, not sent.
+   * alone: the service takes up to 10 MiB per request). Each record must pass its shard's rate limiter;
+   * with ordering, a shard gives at most one record, and none while one is in flight or in backoff.
+   * Expired records are failed, not sent.
    */
   collect(now: number): OutboundRecord[] {
     const maxCount = this.#options.collectionMaxCount;
     const maxBytes = this.#options.collectionMaxBytes;
+    const ordered = this.#ordered;
     const batch: OutboundRecord[] = [];
     let bytes = 0;
+    let blockedUntil = Number.POSITIVE_INFINITY;
     for (const buffer of this.#ready) {
+      if (ordered && this.#busyLanes.has(buffer.key)) continue;
+      const limiter = buffer.shardId === undefined ? undefined : this.#limiter(buffer.shardId, now);
       for (let record = buffer.peek(); record !== undefined; record = buffer.peek()) {
         if (record.expiresAt <= now) {
           this.#take(buffer);
           this.#expire(record, now, now);
           continue;
         }
+        if (record.retryAt > now) {
+          // Only with ordering does a record wait for its backoff at the head of its queue.
+          blockedUntil = Math.min(blockedUntil, record.retryAt);
+          break;
+        }
         if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) break;
+        if (limiter !== undefined && !limiter.tryTake(record.sizeBytes, now)) {
+          blockedUntil = Math.min(blockedUntil, limiter.availableAt(record.sizeBytes, now));
+          break;
+        }
         this.#take(buffer);
         batch.push(record);
         bytes += record.sizeBytes;
+        if (ordered) {
+          record.lane = buffer.key;
+          this.#busyLanes.add(buffer.key);
+          break;
+        }
       }
       if (batch.length >= maxCount) break;
     }
     this.#recomputeReady();
+    if (blockedUntil !== Number.POSITIVE_INFINITY) this.#host.wakeAt(blockedUntil);
     return batch;
+  }
+
+  #limiter(shardId: string, now: number): ShardLimiter {
+    let limiter = this.#limiters.get(shardId);
+    if (limiter === undefined) {
+      limiter = new ShardLimiter(this.#options.rateLimit / 100, now);
+      this.#limiters.set(shardId, limiter);
+    }
+    return limiter;
+  }
+
+  /** The service throttled records predicted for `shardId`: that shard's rate comes down. */
+  onThrottled(shardId: string | undefined, now: number): void {
+    if (shardId !== undefined) this.#limiters.get(shardId)?.onThrottled(now);
+  }
+
+  /** The service took records predicted for `shardId`: that shard's rate may probe upward. */
+  onAccepted(shardId: string | undefined, now: number): void {
+    if (shardId !== undefined) this.#limiters.get(shardId)?.onAccepted(now);
+  }
+
+  /** With ordering: the record's answer is handled, its shard may send again. */
+  release(record: OutboundRecord): void {
+    if (record.lane === undefined) return;
+    this.#busyLanes.delete(record.lane);
+    record.lane = undefined;
+    if (this.#readyCount > 0) this.#host.wakeAt(0);
   }
 
   #take(buffer: ShardBuffer): OutboundRecord {
@@ -301,6 +356,12 @@ export class StreamPipeline {
   /** Puts a record that failed a retryable attempt into backoff until `retryAt`. */
   retryLater(record: OutboundRecord, retryAt: number): void {
     record.retryAt = retryAt;
+    if (this.#ordered) {
+      // It holds back the records behind it: it stays at the head of its shard's queue.
+      record.sendBy = retryAt;
+      this.#enqueue(this.#bufferForRecord(record), record, true);
+      return;
+    }
     this.#waiting.push(record);
     this.#host.wakeAt(Math.min(retryAt, record.expiresAt));
   }
@@ -332,10 +393,18 @@ export class StreamPipeline {
   }
 
   /**
-   * Re-routes records (after a reshard, an expiry inside their aggregate, or a wrong-shard landing)
-   * into fresh Kinesis records under the current shard map, due at once or after `notBefore`.
+   * Re-routes records (after a reshard, an expiry inside their aggregate, a wrong-shard landing, or an
+   * aggregate split to isolate a record that keeps failing) into fresh Kinesis records under the
+   * current shard map, due at once or after `notBefore`. With `split`, each shard's records go into
+   * two halves (in order) rather than one aggregate.
    */
-  requeue(items: PendingRecord[], attempts: readonly AttemptLog[], now: number, notBefore: number): void {
+  requeue(
+    items: PendingRecord[],
+    attempts: readonly AttemptLog[],
+    now: number,
+    notBefore: number,
+    split = false,
+  ): void {
     const byBuffer = new Map<ShardBuffer, PendingRecord[]>();
     for (const item of items) {
       if (item.settled) continue;
@@ -377,8 +446,9 @@ export class StreamPipeline {
             new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
           );
         };
+        const perRecord = split ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
         for (const item of list) {
-          if (!builder.tryAdd(item)) {
+          if (builder.count >= perRecord || !builder.tryAdd(item)) {
             sealFresh();
             builder.tryAdd(item);
           }

@@ -1,0 +1,177 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, KinesisProducer, type KinesisProducerOptions } from '../src/index.js';
+import {
+  BURST_SECONDS,
+  DECREASE_FACTOR,
+  DECREASE_INTERVAL_MS,
+  INCREASE_PER_SECOND,
+  SHARD_BYTES_PER_SECOND,
+  SHARD_RECORDS_PER_SECOND,
+  ShardLimiter,
+} from '../src/limiter.js';
+import { FakeKinesis } from './support/fake-kinesis.js';
+
+describe('ShardLimiter', () => {
+  it('lets a burst through, then paces records at the shard rate', () => {
+    const limiter = new ShardLimiter(1, 0);
+    let taken = 0;
+    while (limiter.tryTake(10, 0)) taken++;
+    expect(taken).toBe(SHARD_RECORDS_PER_SECOND * BURST_SECONDS);
+    expect(limiter.availableAt(10, 0)).toBe(1);
+    expect(limiter.tryTake(10, 1)).toBe(true);
+    expect(limiter.tryTake(10, 1)).toBe(false);
+  });
+
+  it('paces bytes at 1 MiB/s', () => {
+    const limiter = new ShardLimiter(1, 0);
+    const record = 50 * 1024;
+    let bytes = 0;
+    while (limiter.tryTake(record, 0)) bytes += record;
+    expect(bytes).toBeLessThanOrEqual(SHARD_BYTES_PER_SECOND * BURST_SECONDS);
+    const next = limiter.availableAt(record, 0);
+    expect(next).toBeGreaterThan(0);
+    expect(limiter.tryTake(record, next - 1)).toBe(false);
+    expect(limiter.tryTake(record, next)).toBe(true);
+    // Over ten seconds, at most the burst plus ten seconds' worth.
+    let sent = 0;
+    for (let t = next; t <= next + 10_000; t += 5) while (limiter.tryTake(record, t)) sent += record;
+    expect(sent).toBeLessThanOrEqual(10 * SHARD_BYTES_PER_SECOND + record);
+    expect(sent).toBeGreaterThan(9.9 * SHARD_BYTES_PER_SECOND - 2 * record);
+  });
+
+  it('lets a record larger than the burst through when the bucket is full', () => {
+    const limiter = new ShardLimiter(1, 0);
+    expect(limiter.tryTake(2 * SHARD_BYTES_PER_SECOND, 0)).toBe(true);
+    expect(limiter.tryTake(100, 0)).toBe(false);
+  });
+
+  it('decreases multiplicatively on throttling, once per burst of throttles, and probes back up', () => {
+    const limiter = new ShardLimiter(1, 0);
+    limiter.onThrottled(1000);
+    expect(limiter.rate).toBeCloseTo(DECREASE_FACTOR);
+    limiter.onThrottled(1000 + DECREASE_INTERVAL_MS - 1);
+    expect(limiter.rate).toBeCloseTo(DECREASE_FACTOR);
+    limiter.onThrottled(1000 + DECREASE_INTERVAL_MS);
+    expect(limiter.rate).toBeCloseTo(DECREASE_FACTOR ** 2);
+    const low = limiter.rate;
+    limiter.onAccepted(1000 + DECREASE_INTERVAL_MS + 2000);
+    expect(limiter.rate).toBeCloseTo(low + 2 * INCREASE_PER_SECOND);
+    limiter.onAccepted(1_000_000);
+    expect(limiter.rate).toBe(1);
+  });
+
+  it('respects its ceiling (rateLimit) and a floor', () => {
+    const limiter = new ShardLimiter(0.5, 0);
+    let taken = 0;
+    while (limiter.tryTake(1, 0)) taken++;
+    expect(taken).toBe(0.5 * SHARD_RECORDS_PER_SECOND * BURST_SECONDS);
+    for (let t = 0; t < 100_000; t += DECREASE_INTERVAL_MS) limiter.onThrottled(t);
+    expect(limiter.rate).toBeGreaterThan(0);
+  });
+
+  it('two limiters sharing a shard converge to about half each (AIMD)', () => {
+    // A toy shard: 1.0 of capacity per second; a producer above its share gets throttled.
+    const a = new ShardLimiter(1, 0);
+    const b = new ShardLimiter(1, 0);
+    b.onThrottled(0); // they start unequal
+    b.onThrottled(DECREASE_INTERVAL_MS);
+    for (let t = 1000; t < 120_000; t += 100) {
+      if (a.rate + b.rate > 1) {
+        a.onThrottled(t);
+        b.onThrottled(t);
+      } else {
+        a.onAccepted(t);
+        b.onAccepted(t);
+      }
+    }
+    expect(Math.abs(a.rate - b.rate)).toBeLessThan(0.05);
+    expect(a.rate + b.rate).toBeGreaterThan(0.75);
+    expect(a.rate + b.rate).toBeLessThanOrEqual(1.06);
+  });
+});
+
+describe('the producer paces each shard', () => {
+  let fake: FakeKinesis;
+  const producers: KinesisProducer[] = [];
+  const producer = (options: Partial<KinesisProducerOptions> = {}) => {
+    const p = new KinesisProducer({ streamName: 's', client: fake.client, ...options });
+    producers.push(p);
+    return p;
+  };
+  beforeEach(() => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+  });
+  afterEach(async () => {
+    for (const p of producers.splice(0)) {
+      const closed = p.close();
+      await vi.runAllTimersAsync();
+      await closed;
+    }
+    vi.useRealTimers();
+  });
+
+  const sentBytesBy = (t: number, start: number) =>
+    fake.calls
+      .filter((c) => c.at - start <= t)
+      .reduce((n, c) => n + c.entries.reduce((m, e) => m + 1 + e.Data!.length, 0), 0);
+
+  it('sends no more than the shard takes: the burst, then 1 MiB/s', async () => {
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    const data = Buffer.alloc(1000, 7);
+    for (let i = 0; i < 4000; i++) p.send({ partitionKey: `k${i}`, data });
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(p.outstandingRecords).toBe(0);
+    for (const t of [500, 1000, 2000]) {
+      expect(sentBytesBy(t, start)).toBeLessThanOrEqual(
+        BURST_SECONDS * SHARD_BYTES_PER_SECOND + (t / 1000) * SHARD_BYTES_PER_SECOND + 52_000,
+      );
+    }
+    // And it does use the shard: well over 90% of it once the burst is spent.
+    expect(sentBytesBy(3000, start)).toBeGreaterThan(0.9 * 3 * SHARD_BYTES_PER_SECOND);
+  });
+
+  it('with rateLimit: 50, half that', async () => {
+    const p = producer({ rateLimit: 50 });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    for (let i = 0; i < 3000; i++) p.send({ partitionKey: `k${i}`, data: Buffer.alloc(1000) });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(sentBytesBy(2000, start)).toBeLessThanOrEqual(
+      0.5 * (BURST_SECONDS + 2) * SHARD_BYTES_PER_SECOND + 52_000,
+    );
+  });
+
+  it('paces unaggregated records at 1,000 records/s', async () => {
+    const p = producer({ aggregation: false });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    for (let i = 0; i < 3000; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(1000);
+    const entries = fake.calls.filter((c) => c.at - start <= 1000).reduce((n, c) => n + c.entries.length, 0);
+    expect(entries).toBeLessThanOrEqual((BURST_SECONDS + 1) * SHARD_RECORDS_PER_SECOND);
+    expect(entries).toBeGreaterThan(0.9 * (BURST_SECONDS + 1) * SHARD_RECORDS_PER_SECOND);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(fake.storedUserRecords()).toHaveLength(3000);
+  });
+
+  it('slows down a shard that throttles', async () => {
+    fake.onPut = (call) =>
+      call.index < 3
+        ? { errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') }
+        : undefined;
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 3000; i++) p.send({ partitionKey: `k${i}`, data: Buffer.alloc(1000) });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(fake.storedUserRecords()).toHaveLength(3000);
+    const stored = fake.calls
+      .slice(3)
+      .flatMap((c) =>
+        c.entries.flatMap((e) => deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! })),
+      );
+    expect(stored).toHaveLength(3000);
+  });
+});

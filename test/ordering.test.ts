@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, KinesisProducer, type KinesisProducerOptions, type PutResult } from '../src/index.js';
+import { FakeKinesis, type FakePutCall, networkError } from './support/fake-kinesis.js';
+
+let fake: FakeKinesis;
+const producers: KinesisProducer[] = [];
+
+function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
+  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
+  producers.push(p);
+  return p;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(3);
+});
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) {
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
+  }
+  vi.restoreAllMocks();
+  vi.useRealTimers();
+});
+
+/** A seeded generator, so a failing run can be replayed. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Per partition key, the sequence numbers in the order a consumer reading each shard would see them. */
+function consumerOrder(): Map<string, number[]> {
+  const order = new Map<string, number[]>();
+  for (const call of fake.calls) {
+    for (const [i, entry] of call.entries.entries()) {
+      if (call.results?.[i]?.ShardId === undefined) continue;
+      for (const user of deaggregate({ data: entry.Data!, partitionKey: entry.PartitionKey! })) {
+        const n = Number(Buffer.from(user.data).toString());
+        const list = order.get(user.partitionKey) ?? [];
+        if (!list.includes(n)) list.push(n); // first occurrence: a timed-out request may repeat records
+        order.set(user.partitionKey, list);
+      }
+    }
+  }
+  return order;
+}
+
+describe("ordering: 'per-partition-key'", () => {
+  it.each([true, false])(
+    'keeps put order per partition key under failures and retries (aggregation %s)',
+    async (aggregation) => {
+      const random = seeded(42);
+      fake.onPut = (call: FakePutCall) => {
+        const roll = random();
+        if (roll < 0.1) return { throw: networkError('ECONNRESET') };
+        return {
+          errorCodes: call.entries.map(() =>
+            random() < 0.25
+              ? random() < 0.5
+                ? 'InternalFailure'
+                : 'ProvisionedThroughputExceededException'
+              : undefined,
+          ),
+        };
+      };
+      const p = producer({ ordering: 'per-partition-key', aggregation, maxBufferedTimeMs: 5 });
+      const puts: Promise<PutResult>[] = [];
+      const expected = new Map<string, number[]>();
+      for (let i = 0; i < 600; i++) {
+        const partitionKey = `key-${i % 17}`;
+        puts.push(p.put({ partitionKey, data: String(i) }));
+        expected.set(partitionKey, [...(expected.get(partitionKey) ?? []), i]);
+        if (i % 50 === 49) await vi.advanceTimersByTimeAsync(3);
+      }
+      await vi.advanceTimersByTimeAsync(60_000);
+      const results = await Promise.all(puts);
+      expect(results.some((r) => r.attempts.length > 1)).toBe(true);
+      expect(consumerOrder()).toEqual(expected);
+    },
+  );
+
+  it('never has two requests in flight for one shard, nor two Kinesis records of one shard in a request', async () => {
+    fake = new FakeKinesis(1);
+    fake.hold();
+    const p = producer({ ordering: 'per-partition-key', aggregationMaxBytes: 1000 });
+    for (let i = 0; i < 200; i++) p.send({ partitionKey: `k${i % 5}`, data: Buffer.alloc(100) });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(fake.heldCalls).toBe(1);
+    expect(fake.calls[0]!.entries).toHaveLength(1);
+    while (p.outstandingRecords > 0) {
+      fake.release(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(fake.heldCalls).toBeLessThanOrEqual(1);
+    }
+    expect(fake.calls.every((c) => c.entries.length === 1)).toBe(true);
+  });
+
+  it("without ordering, retries may overtake later records (that is what 'none' allows)", async () => {
+    fake = new FakeKinesis(1);
+    fake.onPut = (call) => (call.index === 0 ? { errorCodes: ['InternalFailure'] } : undefined);
+    const p = producer({ aggregation: false, maxBufferedTimeMs: 0 });
+    const first = p.put({ partitionKey: 'k', data: '0' });
+    await vi.advanceTimersByTimeAsync(1);
+    const second = p.put({ partitionKey: 'k', data: '1' });
+    await vi.advanceTimersByTimeAsync(1000);
+    await Promise.all([first, second]);
+    expect(consumerOrder().get('k')).toEqual([1, 0]);
+  });
+});
+
+describe('poison isolation', () => {
+  it('a record that can never be written fails alone; its batch-mates succeed', async () => {
+    fake = new FakeKinesis(1);
+    // Every entry carrying the poison record fails, whatever else it carries.
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) =>
+        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'poison')
+          ? 'InternalFailure'
+          : undefined,
+      ),
+    });
+    const p = producer({ recordTtlMs: 5_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = Array.from({ length: 64 }, (_, i) =>
+      p.put({ partitionKey: i === 37 ? 'poison' : `k${i}`, data: String(i) }).then(
+        (result) => ({ ok: true as const, result }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    const outcomes = await Promise.all(puts);
+    expect(outcomes.filter((o) => !o.ok).map((_, i) => i)).toHaveLength(1);
+    expect(outcomes[37]).toMatchObject({ ok: false, error: { code: 'Expired' } });
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(63);
+    // Split in halves: the poison is alone after log2(64) = 6 splits.
+    const lastPoison = fake.calls
+      .at(-1)!
+      .entries.map((e) => deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).length);
+    expect(lastPoison).toEqual([1]);
+  });
+
+  it('a per-entry error that can never succeed splits the aggregate at once instead of failing it whole', async () => {
+    fake = new FakeKinesis(1);
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) =>
+        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'bad')
+          ? 'ValidationException'
+          : undefined,
+      ),
+    });
+    const p = producer();
+    const puts = ['a', 'b', 'bad', 'c'].map((k) =>
+      p.put({ partitionKey: k, data: k }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await Promise.all(puts)).toEqual(['ok', 'ok', 'ValidationException', 'ok']);
+  });
+});
