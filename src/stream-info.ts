@@ -35,7 +35,7 @@ export async function loadStreamInfo(
   try {
     const output = await callWithRetries(
       (abortSignal) => client.send(new DescribeStreamSummaryCommand(streamParams(stream)), { abortSignal }),
-      { timeoutMs, retries: 3 },
+      { timeoutMs, retries: 2 },
     );
     const summary = output.StreamDescriptionSummary;
     const kib = summary?.MaxRecordSizeInKiB;
