@@ -122,3 +122,8 @@ export class OutboundRecord {
     return this.items.length > 1;
   }
 }
+
+/** Every attempt made for `item`: those of earlier Kinesis records it travelled in, then this one's. */
+export function attemptsOf(item: PendingRecord, record: OutboundRecord): readonly AttemptLog[] {
+  return item.priorAttempts === undefined ? record.attempts : [...item.priorAttempts, ...record.attempts];
+}

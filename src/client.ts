@@ -1,0 +1,25 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { KinesisProducerOptions, ResolvedOptions } from './options.js';
+
+/**
+ * The client the producer creates when none is given: HTTP/1.1 with keep-alive and `maxConnections`
+ * sockets (plain-HTTP endpoints need HTTP/1.1; for HTTPS it also keeps connections warm instead of one
+ * HTTP/2 session per request), and the SDK's retries off — the producer retries per record itself.
+ */
+export function createClient(options: KinesisProducerOptions, resolved: ResolvedOptions): KinesisClient {
+  const agentOptions = { keepAlive: true, maxSockets: resolved.maxConnections };
+  return new KinesisClient({
+    ...(options.region === undefined ? {} : { region: options.region }),
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: Math.min(resolved.requestTimeoutMs, 10_000),
+    }),
+  });
+}

@@ -1,0 +1,114 @@
+import type { Clock } from './clock.js';
+import type { OutboundRecord } from './pending-record.js';
+import type { Sender, SendOutcome } from './sender.js';
+import type { StreamPipeline } from './stream-pipeline.js';
+
+/**
+ * Drives the pipelines: one timer wakes the producer at the earliest moment something is due — an
+ * aggregate's buffering time, a backoff's end, a record's expiry, a rate limiter's next token — and
+ * the pump starts PutRecords requests while a connection is free and some stream has one due, taking
+ * streams in turn. The timer keeps Node running only while records wait on it.
+ */
+export class Dispatcher {
+  readonly #sender: Sender;
+  readonly #clock: Clock;
+  readonly #pipelines: () => readonly StreamPipeline[];
+  readonly #onOutcome: (
+    pipeline: StreamPipeline,
+    batch: readonly OutboundRecord[],
+    outcome: SendOutcome,
+  ) => void;
+  /** Requests in flight, so close() can fail their records when it gives up. */
+  readonly #inFlight = new Map<readonly OutboundRecord[], StreamPipeline>();
+  #next = 0;
+  #wakeTime = Number.POSITIVE_INFINITY;
+  #timer: unknown;
+  #inWake = false;
+  #stopped = false;
+
+  constructor(
+    sender: Sender,
+    clock: Clock,
+    pipelines: () => readonly StreamPipeline[],
+    onOutcome: (pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome) => void,
+  ) {
+    this.#sender = sender;
+    this.#clock = clock;
+    this.#pipelines = pipelines;
+    this.#onOutcome = onOutcome;
+  }
+
+  /** Requests in flight and their streams. */
+  get inFlight(): ReadonlyMap<readonly OutboundRecord[], StreamPipeline> {
+    return this.#inFlight;
+  }
+
+  /** Makes sure the producer wakes up at `at` (ms since the epoch; at once if past). */
+  wakeAt(at: number): void {
+    if (at >= this.#wakeTime || this.#stopped) return;
+    const now = this.#clock.now();
+    // Inside a wake the pump runs right after the ticks: nothing due now needs another timer.
+    if (this.#inWake && at <= now) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#wakeTime = at;
+    this.#timer = this.#clock.setTimeout(() => this.#onWake(), Math.max(0, at - now), true);
+  }
+
+  /** Nothing is pending: drop the timer, so an idle producer holds the process for nothing. */
+  idle(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeTime = Number.POSITIVE_INFINITY;
+  }
+
+  /** Stops for good: no timer, no request. */
+  stop(): void {
+    this.#stopped = true;
+    this.idle();
+  }
+
+  #onWake(): void {
+    this.#timer = undefined;
+    this.#wakeTime = Number.POSITIVE_INFINITY;
+    this.#inWake = true;
+    let next = Number.POSITIVE_INFINITY;
+    try {
+      const now = this.#clock.now();
+      for (const pipeline of this.#pipelines()) next = Math.min(next, pipeline.tick(now));
+      this.pump();
+    } finally {
+      this.#inWake = false;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.wakeAt(next);
+  }
+
+  /** Starts PutRecords requests while a connection is free and some stream has a request due. */
+  pump(): void {
+    const sender = this.#sender;
+    const pipelines = this.#pipelines();
+    if (pipelines.length === 0 || this.#stopped) return;
+    const now = this.#clock.now();
+    let idle = 0;
+    while (sender.hasCapacity && idle < pipelines.length) {
+      const pipeline = pipelines[this.#next % pipelines.length]!;
+      this.#next = (this.#next + 1) % pipelines.length;
+      // Nothing due, or nothing could go (rate-limited shards, backoff: the pipeline asked for a wake-up).
+      const batch = pipeline.isDue(now) ? pipeline.collect(now) : undefined;
+      if (batch === undefined || batch.length === 0) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      this.#inFlight.set(batch, pipeline);
+      sender.send(pipeline.stream, batch, (outcome) => {
+        this.#inFlight.delete(batch);
+        if (!this.#stopped) this.#onOutcome(pipeline, batch, outcome);
+      });
+    }
+    // What is left waits for its buffering time (or for a free connection, which calls pump again).
+    for (const pipeline of pipelines) {
+      const sendBy = pipeline.nextSendBy;
+      if (sendBy > now && sendBy !== Number.POSITIVE_INFINITY) this.wakeAt(sendBy);
+    }
+  }
+}

@@ -1,0 +1,234 @@
+import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
+import type { Logger } from './logger.js';
+import type { ProducerMetrics } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import { attemptsOf, type OutboundRecord } from './pending-record.js';
+import { backoffDelay, classifyEntryError, classifyRequestError, FailureKind } from './retry-policy.js';
+import type { SendOutcome } from './sender.js';
+import type { Settlement } from './settlement.js';
+import type { StreamPipeline } from './stream-pipeline.js';
+
+/** Consecutive failures of an aggregate's entry, not throttling, after which it is split in two. */
+export const SPLIT_AFTER_FAILURES = 2;
+
+/**
+ * Classifies the answer to a PutRecords request, record by record, and decides each record's fate:
+ * settled (stored), retried after backoff, split (an aggregate that keeps failing), sent again (an
+ * aggregate that landed on a shard its records do not all belong to), or failed for good. Feeds the
+ * shard rate limiters: throttling lowers a shard's rate, success lets it probe upward.
+ */
+export class ResponseHandler {
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #metrics: ProducerMetrics;
+  readonly #settlement: Settlement;
+  readonly #pump: () => void;
+  /** Stored aggregates waiting for a fresh shard map to tell whether they must be sent again. */
+  readonly #verifying = new Map<OutboundRecord, StreamPipeline>();
+  #stopped = false;
+
+  constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#metrics = metrics;
+    this.#settlement = settlement;
+    this.#pump = pump;
+  }
+
+  /** Records stored but not yet answered, waiting for a fresh shard map. */
+  get verifying(): ReadonlyMap<OutboundRecord, StreamPipeline> {
+    return this.#verifying;
+  }
+
+  /** Ignores everything from now on (the producer shut down). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
+    const { startedAt, endedAt } = outcome;
+    let userRecords = 0;
+    for (const record of batch) userRecords += record.items.length;
+    this.#metrics.request(pipeline.stream.label, batch.length, userRecords, endedAt - startedAt, endedAt);
+    // One backoff draw per attempt count per response, so the failed entries of a request go out
+    // again together, in one request, instead of scattered by their own jitter.
+    const delays = new Map<number, number>();
+    const backoff = (attempts: number) => {
+      let delay = delays.get(attempts);
+      if (delay === undefined) {
+        delay = backoffDelay(attempts, this.#options.retryBaseDelayMs, this.#options.retryMaxDelayMs);
+        delays.set(attempts, delay);
+      }
+      return delay;
+    };
+    const failed = (
+      record: OutboundRecord,
+      kind: FailureKind,
+      code: string,
+      message: string,
+      perEntry: boolean,
+    ) => {
+      record.attempts.push({ startedAt, endedAt, success: false, errorCode: code, errorMessage: message });
+      if (kind === FailureKind.Throttled) pipeline.onThrottled(record.predictedShardId, endedAt);
+      this.#afterFailure(pipeline, record, kind, code, message, perEntry, endedAt, backoff);
+    };
+    if (!outcome.ok) {
+      const failure = classifyRequestError(outcome.error);
+      this.#logger.debug(
+        { stream: pipeline.stream.label, records: batch.length, code: failure.code, kind: failure.kind },
+        'PutRecords request failed',
+      );
+      for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
+    } else {
+      const entries: readonly PutRecordsResultEntry[] = outcome.output.Records ?? [];
+      for (let i = 0; i < batch.length; i++) {
+        const record = batch[i]!;
+        const entry = entries[i];
+        const errorCode = entry?.ErrorCode;
+        if (typeof errorCode === 'string') {
+          failed(record, classifyEntryError(errorCode), errorCode, entry?.ErrorMessage ?? errorCode, true);
+        } else if (typeof entry?.ShardId === 'string' && typeof entry.SequenceNumber === 'string') {
+          pipeline.onAccepted(record.predictedShardId, endedAt);
+          this.#afterWrite(pipeline, record, entry.ShardId, entry.SequenceNumber, startedAt, endedAt);
+        } else {
+          failed(
+            record,
+            FailureKind.Transient,
+            'MissingResult',
+            'PutRecords answered without a result for this record',
+            true,
+          );
+        }
+      }
+    }
+    // With ordering, a shard may send again once its record's answer is handled (a record waiting for
+    // a fresh shard map keeps its shard until then).
+    for (const record of batch) if (!this.#verifying.has(record)) pipeline.release(record);
+    this.#pump();
+  }
+
+  /**
+   * A failed attempt: fail the records at once if retrying cannot help, else retry after backoff. An
+   * aggregate whose entry keeps failing (or fails for good) is split in two, and again, so that one
+   * record that can never be written fails alone while the others get through.
+   */
+  #afterFailure(
+    pipeline: StreamPipeline,
+    record: OutboundRecord,
+    kind: FailureKind,
+    code: string,
+    message: string,
+    perEntry: boolean,
+    now: number,
+    backoff: (attempts: number) => number,
+  ): void {
+    this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, record.items.length, now);
+    const throttled = kind === FailureKind.Throttled;
+    if (
+      perEntry &&
+      record.aggregated &&
+      !throttled &&
+      (kind === FailureKind.Fatal || failureStreak(record) >= SPLIT_AFTER_FAILURES)
+    ) {
+      const retryAt = kind === FailureKind.Fatal ? now : now + backoff(record.attempts.length);
+      pipeline.requeue(record.items, record.attempts, now, retryAt, true);
+      return;
+    }
+    if (kind === FailureKind.Fatal || (throttled && this.#options.failIfThrottled)) {
+      for (const item of record.items) {
+        this.#settlement.fail(
+          pipeline.stream,
+          item,
+          code,
+          message,
+          record.predictedShardId,
+          attemptsOf(item, record),
+        );
+      }
+      return;
+    }
+    pipeline.retryLater(record, now + backoff(record.attempts.length));
+  }
+
+  /**
+   * The service stored the Kinesis record. If it landed on another shard than predicted, the shard map
+   * is stale (a reshard): KCL drops an aggregate holding any record outside the shard it is read
+   * from, so once the map is fresh, an aggregate whose records are not all inside the shard that
+   * took it is sent again (as KPL does); otherwise it stands.
+   */
+  #afterWrite(
+    pipeline: StreamPipeline,
+    record: OutboundRecord,
+    shardId: string,
+    sequenceNumber: string,
+    startedAt: number,
+    endedAt: number,
+  ): void {
+    const stored = () => {
+      record.attempts.push({
+        startedAt,
+        endedAt,
+        success: true,
+        errorCode: undefined,
+        errorMessage: undefined,
+      });
+      this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
+    };
+    const predicted = record.predictedShardId;
+    if (predicted === undefined || predicted === shardId || !pipeline.info?.userPartitioned) {
+      stored();
+      return;
+    }
+    this.#logger.debug(
+      { stream: pipeline.stream.label, predicted, actual: shardId },
+      'record landed on another shard than predicted',
+    );
+    if (!record.aggregated) {
+      // A single record is never filtered by consumers: it stands wherever it landed.
+      stored();
+      pipeline.shardMap.refresh();
+      return;
+    }
+    this.#verifying.set(record, pipeline);
+    pipeline.shardMap.refreshThen(() => {
+      this.#verifying.delete(record);
+      if (this.#stopped) return;
+      const range = pipeline.shardMap.range(shardId);
+      if (
+        range !== undefined &&
+        record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
+      ) {
+        stored();
+      } else {
+        const message = `Aggregate landed on ${shardId}, not ${predicted} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`;
+        record.attempts.push({
+          startedAt,
+          endedAt,
+          success: false,
+          errorCode: 'WrongShard',
+          errorMessage: message,
+        });
+        const now = this.#options.clock.now();
+        pipeline.requeue(record.items, record.attempts, now, now);
+      }
+      pipeline.release(record);
+      this.#pump();
+    });
+  }
+}
+
+/** Failures of `record`'s latest attempts in a row that were not throttling. */
+function failureStreak(record: OutboundRecord): number {
+  let streak = 0;
+  for (let i = record.attempts.length - 1; i >= 0; i--) {
+    const attempt = record.attempts[i]!;
+    if (
+      attempt.success ||
+      attempt.errorCode === undefined ||
+      classifyEntryError(attempt.errorCode) === FailureKind.Throttled
+    )
+      break;
+    streak++;
+  }
+  return streak;
+}
