@@ -38,9 +38,19 @@ function run(args: string[]): { exports: string[]; back: string[]; errorIsTyped:
   return JSON.parse(execFileSync(process.execPath, args, { cwd: consumer, encoding: 'utf8' }));
 }
 
+// Node 20.19+ and 22.12+ can require() ES modules; turn that off so the test proves the CommonJS build
+// stands alone (p-retry, an ES module only, must be bundled into it), as on older Node releases.
+const noRequireEsm = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
+  ? ['--no-experimental-require-module']
+  : [];
+
 describe('the built package', () => {
-  it('works with require() (CommonJS)', () => {
-    const out = run(['-e', `const k = require('kinesis-producer');${script}`]);
+  it('works with require() (CommonJS), without require(esm)', () => {
+    const out = run([
+      ...noRequireEsm,
+      '-e',
+      `const k = require('kinesis-producer'); new k.KinesisProducer({ streamName: 's', region: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } }).close();${script}`,
+    ]);
     expect(out.back).toEqual(['a=one', 'b=two']);
     expect(out.errorIsTyped).toBe('InvalidRecord');
   });
