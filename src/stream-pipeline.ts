@@ -1,4 +1,5 @@
 import { AggregateBuilder } from './aggregator.js';
+import { ErrorCode } from './errors.js';
 import { ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
@@ -37,8 +38,10 @@ export interface PipelineHost {
  *
  * A record waits, in order: in the gate (until DescribeStreamSummary answered), in its shard's open
  * aggregate (until full or `maxBufferedTimeMs` after its arrival), in its shard's queue (until a
- * request is due and a connection is free), then in flight; after a retryable failure in the retry
- * heap (until its backoff ends), then back at the head of its shard's queue.
+ * request is due, a connection is free and the shard's rate limiter has a token — with ordering, also
+ * until the shard has nothing in flight), then in flight; after a retryable failure in the retry heap
+ * (until its backoff ends; with ordering, at the head of its shard's queue instead), then back at the
+ * head of its shard's queue. Its TTL runs all along: wherever it waits, it fails on time.
  */
 export class StreamPipeline {
   readonly stream: StreamRef;
@@ -63,12 +66,12 @@ export class StreamPipeline {
   #readyBytes = 0;
   #minSendBy = Number.POSITIVE_INFINITY;
   #urgent = false;
-  /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
   /** Per-shard rate limiters, by shard id: they outlive buffers so a shard keeps its learned rate. */
   readonly #limiters = new Map<string, ShardLimiter>();
   /** With ordering: shard buffers (by key) with a record in flight or being verified. */
   readonly #busyLanes = new Set<string>();
   readonly #ordered: boolean;
+  /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
   readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
     const da = Math.min(a.retryAt, a.expiresAt);
     const db = Math.min(b.retryAt, b.expiresAt);
@@ -105,7 +108,7 @@ export class StreamPipeline {
         this.#host.fail(
           this.stream,
           item,
-          'InvalidRecord',
+          ErrorCode.InvalidRecord,
           `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
           undefined,
           [],
@@ -380,7 +383,7 @@ export class StreamPipeline {
         this.#host.fail(
           this.stream,
           item,
-          'Expired',
+          ErrorCode.Expired,
           `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made.`,
           record.predictedShardId,
           attempts,
@@ -546,7 +549,7 @@ export class StreamPipeline {
           this.#host.fail(
             this.stream,
             item,
-            'Expired',
+            ErrorCode.Expired,
             `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read.`,
             undefined,
             [],
