@@ -1,3 +1,5 @@
+// The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { partitionKeyHash } from './hash-key.js';
 import { checkInteger } from './option-checks.js';
@@ -20,6 +22,7 @@ import {
   DEFAULT_MAX_RECORD_BYTES,
   newRecordFacts,
   type UserRecord,
+  type ValidatedPartitionKey,
   validateUserRecord,
 } from './user-record.js';
 
@@ -69,72 +72,136 @@ export interface AggregatableRecord {
   readonly explicitHashKey: string | undefined;
 }
 
+/** Records an encoder has room for before its per-record arrays first grow. */
+const INITIAL_CAPACITY = 64;
+
 /**
- * @internal The incremental encoder behind {@link RecordAggregator}, generic over the record type so
- * the producer can aggregate its own pending-record objects without copying them.
+ * What an encoder knows of a partition key it has seen: its UTF-8 length, measured once, and its
+ * place in the key table of aggregate number `aggregate`. An entry can outlive its aggregate (see
+ * `rememberedKeys`), so a key that comes back in the next one is not measured or allocated again.
+ */
+interface PartitionKeyEntry extends ValidatedPartitionKey {
+  /** Index in the key table of aggregate number `aggregate`; meaningless for any other. */
+  index: number;
+  aggregate: number;
+}
+
+/**
+ * The byte-level state of one aggregate, shared by {@link AggregateBuilder} and
+ * {@link RecordAggregator}: key tables, and per record only numbers and a data reference, kept as
+ * parallel arrays so adding a record allocates nothing of its own.
  *
  * It keeps the exact encoded size current on every add: each key-table entry and each record entry is
  * one tag byte, a varint length and the payload; the aggregate adds the 4-byte magic, the 16-byte MD5
  * and the one-byte outer partition key `"a"`.
  */
-export class AggregateBuilder<T extends AggregatableRecord> {
+class AggregateEncoder {
   readonly maxBytes: number;
   readonly maxCount: number;
-  readonly #hashKeyDecimal: (record: T) => string;
 
-  #items: T[] = [];
-  #partitionKeyIndexes: number[] = [];
-  #hashKeyIndexes: number[] = [];
-  #partitionKeys = new Map<string, number>();
-  #partitionKeyTable: T[] = [];
+  /** Every key seen in this aggregate, and in earlier ones while there are few (`#rememberedKeys`). */
+  readonly #partitionKeys = new Map<string, PartitionKeyEntry>();
+  /** Most keys `#partitionKeys` keeps from one aggregate to the next; beyond it, all are forgotten. */
+  readonly #rememberedKeys: number;
+  /** Numbers aggregates, so an entry's stamp tells whether it is in this one's key table. */
+  #aggregate = 0;
+  /** This aggregate's key table, in order. */
+  #partitionKeyTable: PartitionKeyEntry[] = [];
   #hashKeys = new Map<string, number>();
   #hashKeyTable: string[] = [];
+  /** Records added. */
+  #count = 0;
+  /**
+   * Per record, in add order. One array for the encoder's life, emptied by `reset()`: a fresh one per
+   * aggregate would be regrown, and re-typed from small integers to objects, every time.
+   */
+  #data: (Uint8Array | string | undefined)[] = [];
+  /**
+   * Also per record, but only numbers: typed arrays, grown by doubling and kept from one aggregate to
+   * the next (so at most twice what the largest aggregate needed), so they cost neither a growth nor
+   * any GC work per record. All Int32 (the hash-key indexes need -1); sizes stay far below 2^31.
+   */
+  #dataBytes = new Int32Array(INITIAL_CAPACITY);
+  #partitionKeyIndexes = new Int32Array(INITIAL_CAPACITY);
+  /** -1 for a record without an explicit hash key. */
+  #hashKeyIndexes = new Int32Array(INITIAL_CAPACITY);
   /** Bytes of the protobuf body holding every record added so far. */
   #bodyBytes = 0;
 
-  constructor(maxBytes: number, maxCount: number, hashKeyDecimal?: (record: T) => string) {
+  constructor(maxBytes: number, maxCount: number, rememberedKeys: number) {
     this.maxBytes = maxBytes;
     this.maxCount = maxCount;
-    this.#hashKeyDecimal =
-      hashKeyDecimal ?? ((r) => r.explicitHashKey ?? partitionKeyHash(r.partitionKey).toString());
+    this.#rememberedKeys = rememberedKeys;
   }
 
-  /** Number of user records held. */
   get count(): number {
-    return this.#items.length;
+    return this.#count;
   }
 
-  /** The records held, in the order they were added (their sub-sequence order). */
-  get items(): readonly T[] {
-    return this.#items;
-  }
-
-  /** Exact size, partition key + data, of the Kinesis record `build()` would return now (0 if empty). */
   get sizeBytes(): number {
-    const n = this.#items.length;
+    const n = this.#count;
     if (n === 0) return 0;
-    if (n === 1) return this.#items[0]!.partitionKeyBytes + this.#items[0]!.dataBytes;
+    if (n === 1) return this.#partitionKeyTable[0]!.bytes + this.#dataBytes[0]!;
     return AGGREGATE_PARTITION_KEY.length + AGGREGATE_OVERHEAD_BYTES + this.#bodyBytes;
   }
 
-  /**
-   * Exact size the Kinesis record would have with `record` added. An aggregate of two or more
-   * records is `1 + 4 + body + 16`; a single record is sent raw, so it is its own key + data.
-   */
-  sizeWith(record: T): number {
-    if (this.#items.length === 0) return record.partitionKeyBytes + record.dataBytes;
-    return AGGREGATE_PARTITION_KEY.length + AGGREGATE_OVERHEAD_BYTES + this.#bodyBytes + this.#growth(record);
+  /** The first record's explicit hash key, or undefined. Only while `count > 0`. */
+  get firstExplicitHashKey(): string | undefined {
+    const index = this.#hashKeyIndexes[0]!;
+    return index < 0 ? undefined : this.#hashKeyTable[index];
+  }
+
+  /** The first record's partition key. Only while `count > 0`. */
+  get firstPartitionKey(): string {
+    return this.#partitionKeyTable[0]!.key;
+  }
+
+  /** The entry of `partitionKey` if the encoder has seen it (in this aggregate or an earlier one). */
+  partitionKeyEntry(partitionKey: unknown): PartitionKeyEntry | undefined {
+    // Only strings are stored, so any other value is simply not found.
+    return this.#partitionKeys.get(partitionKey as string);
+  }
+
+  /** The key's index in this aggregate's key table, or undefined if it is not in it yet. */
+  #tableIndex(entry: PartitionKeyEntry | undefined): number | undefined {
+    return entry !== undefined && entry.aggregate === this.#aggregate ? entry.index : undefined;
+  }
+
+  sizeWith(
+    partitionKey: string,
+    partitionKeyBytes: number,
+    dataBytes: number,
+    hashKey: string | undefined,
+  ): number {
+    if (this.#count === 0) return partitionKeyBytes + dataBytes;
+    const pkIndex = this.#tableIndex(this.#partitionKeys.get(partitionKey));
+    const ehkIndex = hashKey === undefined ? -1 : this.#hashKeys.get(hashKey);
+    return (
+      AGGREGATE_PARTITION_KEY.length +
+      AGGREGATE_OVERHEAD_BYTES +
+      this.#bodyBytes +
+      this.#growth(pkIndex, partitionKeyBytes, dataBytes, hashKey, ehkIndex)
+    );
   }
 
   /**
-   * Adds `record` unless the aggregate already holds records and this one would push it past
-   * `maxBytes` or `maxCount`; returns whether it was added.
+   * Adds a record unless it would push a non-empty aggregate past `maxBytes` or `maxCount`. A caller
+   * that already looked the key up passes its `entry`, so each key is looked up once per record.
    */
-  tryAdd(record: T): boolean {
-    const n = this.#items.length;
+  tryAdd(
+    partitionKey: string,
+    partitionKeyBytes: number,
+    data: Uint8Array | string,
+    dataBytes: number,
+    hashKey: string | undefined,
+    entry = this.#partitionKeys.get(partitionKey),
+  ): boolean {
+    const n = this.#count;
+    const pkIndex = this.#tableIndex(entry);
+    const ehkIndex = hashKey === undefined ? -1 : this.#hashKeys.get(hashKey);
+    const growth = this.#growth(pkIndex, partitionKeyBytes, dataBytes, hashKey, ehkIndex);
     if (n > 0) {
       if (n >= this.maxCount) return false;
-      const growth = this.#growth(record);
       if (
         AGGREGATE_PARTITION_KEY.length + AGGREGATE_OVERHEAD_BYTES + this.#bodyBytes + growth >
         this.maxBytes
@@ -142,73 +209,80 @@ export class AggregateBuilder<T extends AggregatableRecord> {
         return false;
       }
     }
-    this.#append(record);
+    let pk = pkIndex;
+    if (pk === undefined) {
+      pk = this.#partitionKeyTable.length;
+      if (entry === undefined) {
+        entry = { key: partitionKey, bytes: partitionKeyBytes, index: pk, aggregate: this.#aggregate };
+        this.#partitionKeys.set(partitionKey, entry);
+      } else {
+        entry.index = pk;
+        entry.aggregate = this.#aggregate;
+      }
+      this.#partitionKeyTable.push(entry);
+    }
+    let ehk = ehkIndex;
+    if (ehk === undefined) {
+      ehk = this.#hashKeyTable.length;
+      this.#hashKeys.set(hashKey!, ehk);
+      this.#hashKeyTable.push(hashKey!);
+    }
+    if (n === this.#dataBytes.length) this.#grow();
+    this.#bodyBytes += growth;
+    this.#data[n] = data;
+    this.#count = n + 1;
+    this.#dataBytes[n] = dataBytes;
+    this.#partitionKeyIndexes[n] = pk;
+    this.#hashKeyIndexes[n] = ehk;
     return true;
   }
 
-  /** Bytes `record` would add to the protobuf body: a new table entry or two, and its own entry. */
-  #growth(record: T): number {
-    let growth = 0;
-    let pkIndex = this.#partitionKeys.get(record.partitionKey);
-    if (pkIndex === undefined) {
-      pkIndex = this.#partitionKeyTable.length;
-      growth += lengthDelimitedSize(record.partitionKeyBytes);
-    }
-    let entry = 1 + varintSize(pkIndex) + lengthDelimitedSize(record.dataBytes);
-    const ehk = record.explicitHashKey;
-    if (ehk !== undefined) {
-      let ehkIndex = this.#hashKeys.get(ehk);
-      if (ehkIndex === undefined) {
-        ehkIndex = this.#hashKeyTable.length;
-        growth += lengthDelimitedSize(ehk.length);
-      }
-      entry += 1 + varintSize(ehkIndex);
-    }
-    return growth + lengthDelimitedSize(entry);
-  }
-
-  #append(record: T): void {
-    let pkIndex = this.#partitionKeys.get(record.partitionKey);
-    if (pkIndex === undefined) {
-      pkIndex = this.#partitionKeyTable.length;
-      this.#partitionKeys.set(record.partitionKey, pkIndex);
-      this.#partitionKeyTable.push(record);
-      this.#bodyBytes += lengthDelimitedSize(record.partitionKeyBytes);
-    }
-    let entry = 1 + varintSize(pkIndex) + lengthDelimitedSize(record.dataBytes);
-    let ehkIndex = -1;
-    const ehk = record.explicitHashKey;
-    if (ehk !== undefined) {
-      const known = this.#hashKeys.get(ehk);
-      if (known === undefined) {
-        ehkIndex = this.#hashKeyTable.length;
-        this.#hashKeys.set(ehk, ehkIndex);
-        this.#hashKeyTable.push(ehk);
-        this.#bodyBytes += lengthDelimitedSize(ehk.length);
-      } else {
-        ehkIndex = known;
-      }
-      entry += 1 + varintSize(ehkIndex);
-    }
-    this.#bodyBytes += lengthDelimitedSize(entry);
-    this.#items.push(record);
-    this.#partitionKeyIndexes.push(pkIndex);
-    this.#hashKeyIndexes.push(ehkIndex);
+  #grow(): void {
+    const capacity = this.#dataBytes.length * 2;
+    const dataBytes = new Int32Array(capacity);
+    dataBytes.set(this.#dataBytes);
+    this.#dataBytes = dataBytes;
+    const pkIndexes = new Int32Array(capacity);
+    pkIndexes.set(this.#partitionKeyIndexes);
+    this.#partitionKeyIndexes = pkIndexes;
+    const ehkIndexes = new Int32Array(capacity);
+    ehkIndexes.set(this.#hashKeyIndexes);
+    this.#hashKeyIndexes = ehkIndexes;
   }
 
   /**
-   * Encodes what was added and empties the builder. Throws if it is empty.
+   * Bytes a record adds to the protobuf body: a new table entry or two, and its own entry. An index
+   * is undefined for a key not yet in its table; `ehkIndex` is -1 when there is no explicit hash key.
+   */
+  #growth(
+    pkIndex: number | undefined,
+    partitionKeyBytes: number,
+    dataBytes: number,
+    hashKey: string | undefined,
+    ehkIndex: number | undefined,
+  ): number {
+    let growth = 0;
+    if (pkIndex === undefined) growth += lengthDelimitedSize(partitionKeyBytes);
+    let entry = 1 + varintSize(pkIndex ?? this.#partitionKeyTable.length) + lengthDelimitedSize(dataBytes);
+    if (ehkIndex === undefined) growth += lengthDelimitedSize(hashKey!.length);
+    if (ehkIndex !== -1) entry += 1 + varintSize(ehkIndex ?? this.#hashKeyTable.length);
+    return growth + lengthDelimitedSize(entry);
+  }
+
+  /**
+   * Returns the Kinesis record for what was added and empties the encoder. Throws if it is empty.
    * One record is returned raw under its own partition key; two or more as one KPL aggregate.
    */
-  build(): KinesisRecord {
-    const n = this.#items.length;
-    if (n === 0) throw new Error('RecordAggregator.build() called on an empty aggregator');
-    const first = this.#items[0]!;
-    const explicitHashKey = this.#hashKeyDecimal(first);
+  build(explicitHashKey: string): KinesisRecord {
+    const n = this.#count;
     let result: KinesisRecord;
     if (n === 1) {
-      const data = typeof first.data === 'string' ? Buffer.from(first.data, 'utf8') : first.data;
-      result = { partitionKey: first.partitionKey, explicitHashKey, data };
+      const data = this.#data[0]!;
+      result = {
+        partitionKey: this.#partitionKeyTable[0]!.key,
+        explicitHashKey,
+        data: typeof data === 'string' ? Buffer.from(data, 'utf8') : data,
+      };
     } else {
       result = { partitionKey: AGGREGATE_PARTITION_KEY, explicitHashKey, data: this.#encode() };
     }
@@ -221,24 +295,25 @@ export class AggregateBuilder<T extends AggregatableRecord> {
     const buf = Buffer.allocUnsafe(MAGIC.length + bodyBytes + DIGEST_BYTES);
     buf.set(MAGIC, 0);
     let pos = MAGIC.length;
-    for (const owner of this.#partitionKeyTable) {
+    for (const { key, bytes } of this.#partitionKeyTable) {
       buf[pos++] = TAG_PARTITION_KEY_TABLE;
-      pos = writeVarint(buf, pos, owner.partitionKeyBytes);
-      pos += buf.write(owner.partitionKey, pos, 'utf8');
+      pos = writeVarint(buf, pos, bytes);
+      pos += buf.write(key, pos, 'utf8');
     }
     for (const ehk of this.#hashKeyTable) {
       buf[pos++] = TAG_EXPLICIT_HASH_KEY_TABLE;
       pos = writeVarint(buf, pos, ehk.length);
       pos += buf.write(ehk, pos, 'latin1');
     }
-    const items = this.#items;
+    const datas = this.#data;
+    const dataBytesOf = this.#dataBytes;
     const pkIndexes = this.#partitionKeyIndexes;
     const ehkIndexes = this.#hashKeyIndexes;
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!;
+    const n = this.#count;
+    for (let i = 0; i < n; i++) {
       const pkIndex = pkIndexes[i]!;
       const ehkIndex = ehkIndexes[i]!;
-      const dataBytes = item.dataBytes;
+      const dataBytes = dataBytesOf[i]!;
       let entry = 1 + varintSize(pkIndex) + lengthDelimitedSize(dataBytes);
       if (ehkIndex >= 0) entry += 1 + varintSize(ehkIndex);
       buf[pos++] = TAG_RECORDS;
@@ -251,7 +326,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
       }
       buf[pos++] = TAG_DATA;
       pos = writeVarint(buf, pos, dataBytes);
-      const data = item.data;
+      const data = datas[i]!;
       if (typeof data === 'string') {
         pos += buf.write(data, pos, 'utf8');
       } else {
@@ -268,18 +343,114 @@ export class AggregateBuilder<T extends AggregatableRecord> {
     return buf;
   }
 
-  /** Empties the builder without encoding. */
   reset(): void {
-    this.#items = [];
-    this.#partitionKeyIndexes = [];
-    this.#hashKeyIndexes = [];
-    this.#partitionKeys.clear();
+    // Every entry goes stale at once; when there are too many to be worth keeping, they go.
+    this.#aggregate++;
+    if (this.#partitionKeys.size > this.#rememberedKeys) this.#partitionKeys.clear();
     this.#partitionKeyTable = [];
     this.#hashKeys.clear();
     this.#hashKeyTable = [];
+    // Drop the references, keep the room.
+    this.#data.fill(undefined, 0, this.#count);
+    this.#count = 0;
     this.#bodyBytes = 0;
   }
 }
+
+/**
+ * @internal The producer's incremental encoder: an aggregate that also keeps the records added to it,
+ * generic over the record type so the producer can aggregate its own pending-record objects without
+ * copying them.
+ */
+export class AggregateBuilder<T extends AggregatableRecord> {
+  readonly #encoder: AggregateEncoder;
+  readonly #hashKeyDecimal: (record: T) => string;
+  #items: T[] = [];
+
+  constructor(maxBytes: number, maxCount: number, hashKeyDecimal?: (record: T) => string) {
+    // Forget keys at every reset, as before: a producer holds a builder per shard, and memory for
+    // keys across aggregates in each would add up.
+    this.#encoder = new AggregateEncoder(maxBytes, maxCount, 0);
+    this.#hashKeyDecimal =
+      hashKeyDecimal ?? ((r) => r.explicitHashKey ?? partitionKeyHash(r.partitionKey).toString());
+  }
+
+  get maxBytes(): number {
+    return this.#encoder.maxBytes;
+  }
+
+  get maxCount(): number {
+    return this.#encoder.maxCount;
+  }
+
+  /** Number of user records held. */
+  get count(): number {
+    return this.#items.length;
+  }
+
+  /** The records held, in the order they were added (their sub-sequence order). */
+  get items(): readonly T[] {
+    return this.#items;
+  }
+
+  /** Exact size, partition key + data, of the Kinesis record `build()` would return now (0 if empty). */
+  get sizeBytes(): number {
+    return this.#encoder.sizeBytes;
+  }
+
+  /**
+   * Exact size the Kinesis record would have with `record` added. An aggregate of two or more
+   * records is `1 + 4 + body + 16`; a single record is sent raw, so it is its own key + data.
+   */
+  sizeWith(record: T): number {
+    return this.#encoder.sizeWith(
+      record.partitionKey,
+      record.partitionKeyBytes,
+      record.dataBytes,
+      record.explicitHashKey,
+    );
+  }
+
+  /**
+   * Adds `record` unless the aggregate already holds records and this one would push it past
+   * `maxBytes` or `maxCount`; returns whether it was added.
+   */
+  tryAdd(record: T): boolean {
+    const added = this.#encoder.tryAdd(
+      record.partitionKey,
+      record.partitionKeyBytes,
+      record.data,
+      record.dataBytes,
+      record.explicitHashKey,
+    );
+    if (added) this.#items.push(record);
+    return added;
+  }
+
+  /**
+   * Encodes what was added and empties the builder. Throws if it is empty.
+   * One record is returned raw under its own partition key; two or more as one KPL aggregate.
+   */
+  build(): KinesisRecord {
+    const first = this.#items[0];
+    if (first === undefined) throw new Error('RecordAggregator.build() called on an empty aggregator');
+    const result = this.#encoder.build(this.#hashKeyDecimal(first));
+    this.#items = [];
+    return result;
+  }
+
+  /** Empties the builder without encoding. */
+  reset(): void {
+    this.#encoder.reset();
+    this.#items = [];
+  }
+}
+
+/**
+ * Partition keys a RecordAggregator remembers across aggregates (about 100 bytes each, plus the key):
+ * a key seen before is neither validated, measured nor allocated for again.
+ */
+const REMEMBERED_PARTITION_KEYS = 16_384;
 
 /**
  * Packs user records into one Kinesis record in the KPL aggregated format, byte for byte as the Kinesis
@@ -304,7 +475,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
  * ```
  */
 export class RecordAggregator {
-  readonly #builder: AggregateBuilder<AggregatableRecord>;
+  readonly #encoder: AggregateEncoder;
   readonly #maxRecordBytes: number;
   readonly #facts = newRecordFacts();
 
@@ -316,17 +487,17 @@ export class RecordAggregator {
     const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
     checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
     this.#maxRecordBytes = maxRecordBytes;
-    this.#builder = new AggregateBuilder(maxBytes, maxCount);
+    this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
   }
 
   /** Number of user records held. */
   get count(): number {
-    return this.#builder.count;
+    return this.#encoder.count;
   }
 
   /** Exact size (partition key + data, as the service counts it) of what `build()` would return. */
   get sizeBytes(): number {
-    return this.#builder.sizeBytes;
+    return this.#encoder.sizeBytes;
   }
 
   /**
@@ -337,23 +508,32 @@ export class RecordAggregator {
    */
   add(record: UserRecord): boolean {
     const facts = this.#facts;
-    validateUserRecord(record, this.#maxRecordBytes, facts);
-    return this.#builder.tryAdd({
-      partitionKey: record.partitionKey,
-      partitionKeyBytes: facts.partitionKeyBytes,
-      data: record.data,
-      dataBytes: facts.dataBytes,
-      explicitHashKey: facts.explicitHashKey,
-    });
+    // One lookup of the key serves validation (a key already in the table is valid and measured)
+    // and the encoder. `?.` because validation, not this line, reports a record that is no object.
+    const known = this.#encoder.partitionKeyEntry((record as UserRecord | null | undefined)?.partitionKey);
+    validateUserRecord(record, this.#maxRecordBytes, facts, known);
+    // The fields go to the encoder as they are: no per-record object.
+    return this.#encoder.tryAdd(
+      record.partitionKey,
+      facts.partitionKeyBytes,
+      record.data,
+      facts.dataBytes,
+      facts.explicitHashKey,
+      known,
+    );
   }
 
   /** Returns the Kinesis record for everything added, and empties the aggregator. Throws if empty. */
   build(): KinesisRecord {
-    return this.#builder.build();
+    const encoder = this.#encoder;
+    if (encoder.count === 0) throw new Error('RecordAggregator.build() called on an empty aggregator');
+    return encoder.build(
+      encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
+    );
   }
 
   /** Empties the aggregator without building. */
   reset(): void {
-    this.#builder.reset();
+    this.#encoder.reset();
   }
 }

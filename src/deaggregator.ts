@@ -1,3 +1,5 @@
+// The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
 import { MAX_HASH_KEY, partitionKeyHash } from './hash-key.js';
@@ -164,16 +166,25 @@ export function deaggregateAll(
 function expand(input: NormalizedInput, body: Uint8Array, start: bigint, end: bigint): DeaggregatedRecord[] {
   const decoded = decodeAggregatedRecord(body);
   const hashKeys = decoded.explicitHashKeys.map(parseTableHashKey);
+  // An MD5 hash key always lies in [0, 2^128-1]: unless the range is narrower, only explicit hash keys
+  // can fall outside it, and partition keys need no hashing.
+  const hashPartitionKeys = start > 0n || end < MAX_HASH_KEY;
+  /** MD5 hash keys by partition-key table index, each computed once. */
+  const partitionKeyHashes: bigint[] = [];
   const out: DeaggregatedRecord[] = [];
   for (let i = 0; i < decoded.records.length; i++) {
     const sub = decoded.records[i]!;
     const partitionKey = decoded.partitionKeys[sub.partitionKeyIndex]!;
     const explicitHashKey =
       sub.explicitHashKeyIndex >= 0 ? decoded.explicitHashKeys[sub.explicitHashKeyIndex] : undefined;
-    const hashKey =
-      sub.explicitHashKeyIndex >= 0 ? hashKeys[sub.explicitHashKeyIndex]! : partitionKeyHash(partitionKey);
+    let hashKey: bigint | undefined;
+    if (sub.explicitHashKeyIndex >= 0) {
+      hashKey = hashKeys[sub.explicitHashKeyIndex]!;
+    } else if (hashPartitionKeys) {
+      hashKey = partitionKeyHashes[sub.partitionKeyIndex] ??= partitionKeyHash(partitionKey);
+    }
     // KCL drops the whole aggregate, not just this record: it belongs to another shard's history.
-    if (hashKey < start || hashKey > end) return [];
+    if (hashKey !== undefined && (hashKey < start || hashKey > end)) return [];
     out.push(userRecord(input, partitionKey, explicitHashKey, sub.data, i, true));
   }
   return out;

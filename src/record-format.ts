@@ -21,6 +21,9 @@
  * protobuf parser accepts (unknown fields skipped, required fields enforced).
  */
 
+// The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
+import { Buffer } from 'node:buffer';
+
 /** The four bytes every aggregated record starts with. */
 export const MAGIC = Uint8Array.of(0xf3, 0x89, 0x9a, 0xc2);
 /** Length of the MD5 trailer. */

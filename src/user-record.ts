@@ -1,3 +1,5 @@
+// The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
+import { Buffer } from 'node:buffer';
 import { describeValue, InvalidRecordError } from './errors.js';
 import { MAX_PARTITION_KEY_LENGTH, parseExplicitHashKey } from './hash-key.js';
 
@@ -26,9 +28,17 @@ export interface RecordFacts {
   explicitHashKeyValue: bigint;
 }
 
+/** `explicitHashKeyValue` without an explicit hash key. A constant: `-1n` in code allocates a BigInt per use. */
+const NO_HASH_KEY_VALUE = -1n;
+
 /** Returns a fresh {@link RecordFacts} to pass to {@link validateUserRecord}. */
 export function newRecordFacts(): RecordFacts {
-  return { partitionKeyBytes: 0, dataBytes: 0, explicitHashKey: undefined, explicitHashKeyValue: -1n };
+  return {
+    partitionKeyBytes: 0,
+    dataBytes: 0,
+    explicitHashKey: undefined,
+    explicitHashKeyValue: NO_HASH_KEY_VALUE,
+  };
 }
 
 /** Throws unless `partitionKey` is a string of 1..256 UTF-16 units of well-formed Unicode. */
@@ -55,13 +65,26 @@ export function validatePartitionKey(partitionKey: unknown): asserts partitionKe
   }
 }
 
+/** A partition key that passed {@link validatePartitionKey}, with its UTF-8 length. */
+export interface ValidatedPartitionKey {
+  readonly key: string;
+  readonly bytes: number;
+}
+
 /**
  * Validates a user record and fills `facts` with its measured sizes.
  *
  * @param maxRecordBytes - the stream's maximum record size (partition key + data).
+ * @param knownKey - a key the caller validated before (e.g. one already in its aggregate): if it is
+ *   the record's key, it is neither checked nor measured again, most of the work for a small record.
  * @throws {InvalidRecordError} naming the field at fault and its limit.
  */
-export function validateUserRecord(record: unknown, maxRecordBytes: number, facts: RecordFacts): void {
+export function validateUserRecord(
+  record: unknown,
+  maxRecordBytes: number,
+  facts: RecordFacts,
+  knownKey?: ValidatedPartitionKey,
+): void {
   if (typeof record !== 'object' || record === null) {
     throw new InvalidRecordError(
       'record',
@@ -69,13 +92,20 @@ export function validateUserRecord(record: unknown, maxRecordBytes: number, fact
     );
   }
   const { partitionKey, data, explicitHashKey } = record as Record<string, unknown>;
-  validatePartitionKey(partitionKey);
+  let partitionKeyBytes: number;
+  if (knownKey !== undefined && knownKey.key === partitionKey) {
+    partitionKeyBytes = knownKey.bytes;
+  } else {
+    validatePartitionKey(partitionKey);
+    partitionKeyBytes = Buffer.byteLength(partitionKey, 'utf8');
+  }
 
   let dataBytes: number;
   if (typeof data === 'string') {
     dataBytes = Buffer.byteLength(data, 'utf8');
   } else if (data instanceof Uint8Array) {
-    dataBytes = data.byteLength;
+    // `length` equals `byteLength` for a Uint8Array, and is the getter V8 inlines; `byteLength` is a call.
+    dataBytes = data.length;
   } else {
     throw new InvalidRecordError(
       'data',
@@ -83,7 +113,6 @@ export function validateUserRecord(record: unknown, maxRecordBytes: number, fact
     );
   }
 
-  const partitionKeyBytes = Buffer.byteLength(partitionKey, 'utf8');
   if (partitionKeyBytes + dataBytes > maxRecordBytes) {
     throw new InvalidRecordError(
       'data',
@@ -93,7 +122,7 @@ export function validateUserRecord(record: unknown, maxRecordBytes: number, fact
 
   if (explicitHashKey === undefined) {
     facts.explicitHashKey = undefined;
-    facts.explicitHashKeyValue = -1n;
+    facts.explicitHashKeyValue = NO_HASH_KEY_VALUE;
   } else {
     const value = parseExplicitHashKey(explicitHashKey);
     facts.explicitHashKeyValue = value;

@@ -164,6 +164,66 @@ describe('RecordAggregator: limits', () => {
   });
 });
 
+describe('RecordAggregator: partition keys across aggregates', () => {
+  it('gives every aggregate its own key table, in first-seen order, when keys come back', () => {
+    const aggregator = new RecordAggregator();
+    for (const key of ['k1', 'k2', 'k1']) aggregator.add({ partitionKey: key, data: key });
+    const first = oracleDecode(body(aggregator.build().data));
+    for (const key of ['k3', 'k1', 'k1', 'k2', 'k3', 'k2']) aggregator.add({ partitionKey: key, data: key });
+    const second = oracleDecode(body(aggregator.build().data));
+    expect(first.partition_key_table).toEqual(['k1', 'k2']);
+    expect(first.records.map((r) => r.partition_key_index)).toEqual([0, 1, 0]);
+    expect(second.partition_key_table).toEqual(['k3', 'k1', 'k2']);
+    expect(second.records.map((r) => r.partition_key_index)).toEqual([0, 1, 1, 2, 0, 2]);
+    aggregator.add({ partitionKey: 'k2', data: 'raw' });
+    expect(aggregator.sizeBytes).toBe(2 + 3);
+    expect(aggregator.build().partitionKey).toBe('k2');
+  });
+
+  it('validates every record in full, whatever its partition key was seen with before', () => {
+    const aggregator = new RecordAggregator({ maxRecordBytes: 100, maxBytes: 100 });
+    const key = 'é'.repeat(10); // 20 bytes of UTF-8
+    expect(aggregator.add({ partitionKey: key, data: 'x' })).toBe(true);
+    aggregator.build();
+    expect(() => aggregator.add({ partitionKey: key, data: 12 as never })).toThrow(
+      /data must be a Uint8Array/,
+    );
+    expect(() => aggregator.add({ partitionKey: key, data: 'x'.repeat(81) })).toThrow(
+      'partitionKey + data is 101 bytes',
+    );
+    expect(() => aggregator.add({ partitionKey: key, data: 'x', explicitHashKey: '-1' })).toThrow(
+      InvalidRecordError,
+    );
+    expect(aggregator.add({ partitionKey: key, data: 'x'.repeat(80) })).toBe(true);
+    expect(aggregator.sizeBytes).toBe(100);
+  });
+
+  it('round-trips when more distinct keys pass through it than it remembers', () => {
+    // 40,000 distinct keys, then the first ones again: past any bound on remembered keys.
+    const records = Array.from({ length: 44_000 }, (_, i) => ({
+      partitionKey: `key-${i % 40_000}`,
+      data: Buffer.from([i & 255]),
+    }));
+    const aggregator = new RecordAggregator({ maxBytes: 64 * 1024 });
+    let next = 0;
+    const check = () => {
+      for (const user of deaggregate({ data: aggregator.build().data, partitionKey: 'a' })) {
+        const expected = records[next++]!;
+        expect(user.partitionKey).toBe(expected.partitionKey);
+        expect(Buffer.from(user.data).equals(expected.data)).toBe(true);
+      }
+    };
+    for (const record of records) {
+      if (!aggregator.add(record)) {
+        check();
+        aggregator.add(record);
+      }
+    }
+    check();
+    expect(next).toBe(records.length);
+  });
+});
+
 describe('RecordAggregator: properties', () => {
   // Partition keys: any well-formed Unicode, 1..256 UTF-16 units (what the service counts).
   const partitionKey = fc

@@ -283,6 +283,38 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
     expect(deaggregate({ data: frame(body), partitionKey: 'a' })).toEqual([]);
   });
 
+  it('filters by the MD5 of every partition key of the table, each record checked', () => {
+    const [inside, outside] = ['key-a', 'key-b'].sort((x, y) =>
+      partitionKeyHash(x) < partitionKeyHash(y) ? -1 : 1,
+    ) as [string, string];
+    const range = { startingHashKey: 0n, endingHashKey: partitionKeyHash(inside) };
+    const kept = aggregateOf([
+      { partitionKey: inside, data: '1' },
+      { partitionKey: inside, data: '2' },
+    ]);
+    expect(deaggregate({ data: kept.data, partitionKey: 'a' }, { hashKeyRange: range })).toHaveLength(2);
+    const mixed = aggregateOf([
+      { partitionKey: inside, data: '1' },
+      { partitionKey: inside, data: '2' },
+      { partitionKey: outside, data: '3' },
+    ]);
+    expect(deaggregate({ data: mixed.data, partitionKey: 'a' }, { hashKeyRange: range })).toEqual([]);
+  });
+
+  it('filters with a range of the whole hash space given explicitly as it does with none', () => {
+    const whole = { StartingHashKey: '0', EndingHashKey: MAX_HASH_KEY.toString() };
+    expect(deaggregate({ data: two.data, partitionKey: 'a' }, { hashKeyRange: whole })).toHaveLength(2);
+    const body = oracleEncode({
+      partition_key_table: ['k'],
+      explicit_hash_key_table: [(MAX_HASH_KEY + 1n).toString()],
+      records: [
+        { partition_key_index: 0, data: Buffer.from('x') },
+        { partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('y') },
+      ],
+    });
+    expect(deaggregate({ data: frame(body), partitionKey: 'a' }, { hashKeyRange: whole })).toEqual([]);
+  });
+
   it('rejects a malformed range with a typed option error', () => {
     expect(() =>
       deaggregate(

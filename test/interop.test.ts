@@ -31,12 +31,14 @@ const agg: {
 // aws-kinesis-agg builds its key tables with Object.keys(), which lists integer-like keys ("0", "17")
 // first and in numeric order, so its indexes point at the wrong keys for them. Keep the keys it is given
 // away from that bug: it is theirs, and this test is about the format.
+// Its tables are plain objects, too: a key such as "__proto__" or "hasOwnProperty" breaks them.
 const isArrayIndex = (key: string) => /^(0|[1-9][0-9]*)$/.test(key) && Number(key) < 2 ** 32 - 1;
+const breaksObjectTable = (key: string) => key in Object.prototype;
 const userRecord = fc.record(
   {
     partitionKey: fc
       .string({ unit: 'grapheme', minLength: 1, maxLength: 64 })
-      .filter((k) => !isArrayIndex(k)),
+      .filter((k) => !isArrayIndex(k) && !breaksObjectTable(k)),
     data: fc.uint8Array({ minLength: 1, maxLength: 400 }),
     explicitHashKey: fc.bigInt({ min: 2n ** 32n, max: MAX_HASH_KEY }).map((v) => v.toString()),
   },
