@@ -23,7 +23,8 @@ export class Dispatcher {
   #next = 0;
   #wakeTime = Number.POSITIVE_INFINITY;
   #timer: unknown;
-  #inWake = false;
+  /** While the pipelines tick: the time they tick at (else -infinity). */
+  #tickingAt = Number.NEGATIVE_INFINITY;
   #stopped = false;
 
   constructor(
@@ -46,9 +47,11 @@ export class Dispatcher {
   /** Makes sure the producer wakes up at `at` (ms since the epoch; at once if past). */
   wakeAt(at: number): void {
     if (at >= this.#wakeTime || this.#stopped) return;
+    // While the pipelines tick, the pump runs right after them: what is due by then needs no timer.
+    // (Only then: a wake-up asked for from within the pump itself must be kept, or nothing may ever
+    // call the pump again.)
+    if (at <= this.#tickingAt) return;
     const now = this.#clock.now();
-    // Inside a wake the pump runs right after the ticks: nothing due now needs another timer.
-    if (this.#inWake && at <= now) return;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#wakeTime = at;
     this.#timer = this.#clock.setTimeout(() => this.#onWake(), Math.max(0, at - now), true);
@@ -70,15 +73,15 @@ export class Dispatcher {
   #onWake(): void {
     this.#timer = undefined;
     this.#wakeTime = Number.POSITIVE_INFINITY;
-    this.#inWake = true;
+    const now = this.#clock.now();
     let next = Number.POSITIVE_INFINITY;
+    this.#tickingAt = now;
     try {
-      const now = this.#clock.now();
       for (const pipeline of this.#pipelines()) next = Math.min(next, pipeline.tick(now));
-      this.pump();
     } finally {
-      this.#inWake = false;
+      this.#tickingAt = Number.NEGATIVE_INFINITY;
     }
+    this.pump();
     if (next !== Number.POSITIVE_INFINITY) this.wakeAt(next);
   }
 

@@ -138,14 +138,10 @@ export class ProducerClosedError extends KinesisProducerError {
  * taken.
  */
 export class BufferFullError extends KinesisProducerError {
-  constructor(
-    outstandingRecords: number,
-    bufferedBytes: number,
-    limits: { maxOutstandingRecords: number; maxBufferedBytes: number },
-  ) {
+  constructor(outstandingRecords: number, bufferedBytes: number, room: { records: number; bytes: number }) {
     super(
       ErrorCode.BufferFull,
-      `The producer is full (${outstandingRecords} of maxOutstandingRecords ${limits.maxOutstandingRecords} records, ${bufferedBytes} of maxBufferedBytes ${limits.maxBufferedBytes} bytes): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+      `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now; the room follows what the stream writes, up to maxOutstandingRecords and maxBufferedBytes): the record was not taken. Wait for 'drain', or use put(), which waits.`,
       { retryable: true },
     );
   }

@@ -31,7 +31,9 @@ export class FlushBarrier {
     const still: { epoch: number; resolve: () => void }[] = [];
     for (const waiter of this.#waiters) {
       if (this.#unsettledUpTo(waiter.epoch)) still.push(waiter);
-      else waiter.resolve();
+      // A microtask later: the record settling now answers its own caller first, so code after
+      // `await flush()` sees every covered put already resolved.
+      else queueMicrotask(waiter.resolve);
     }
     this.#waiters = still;
   }

@@ -209,8 +209,13 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, o.retryBaseDelayMs, HOUR);
   checkInteger('maxOutstandingRecords', o.maxOutstandingRecords, 1, 100_000_000);
   checkInteger('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER);
-  if (o.onFull !== 'wait' && o.onFull !== 'reject')
+  if (o.onFull !== 'wait' && o.onFull !== 'reject') {
     throw new InvalidOptionError('onFull', "'wait' or 'reject'", o.onFull);
+  }
+  if (o.ordering !== 'none' && o.ordering !== 'per-partition-key') {
+    throw new InvalidOptionError('ordering', "'none' or 'per-partition-key'", o.ordering);
+  }
+  checkInteger('rateLimit', o.rateLimit, 1, 100_000);
   const meter = options.meter;
   if (
     meter !== undefined &&

@@ -150,6 +150,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#metrics,
       () => clock.now(),
       (item) => this.#settled(item),
+      (records, bytes, now) => this.#room.written(records, bytes, now),
     );
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
@@ -253,8 +254,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * and always asynchronously, with the error or the result. Failures of records sent without a
    * callback are emitted as `'recordFailed'`.
    *
-   * Returns false when the producer is full after taking this record, like `Writable.write`: wait for
-   * `'drain'` before sending more.
+   * Returns false when, after taking this record, the producer has no room for another of its size,
+   * like `Writable.write`: wait for `'drain'` before sending more. True means the next send of a record
+   * this size will be taken.
    *
    * @throws {InvalidRecordError} synchronously for a record that can never be written.
    * @throws {BufferFullError} synchronously when the producer is already full: the record is not taken.
@@ -272,13 +274,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#room.owe();
       throw this.#fullError();
     }
+    const bytes = prepared.partitionKeyBytes + prepared.dataBytes;
     this.#admit(
       prepared,
       callback === undefined ? undefined : { kind: 'callback', callback },
       this.#barrier.epoch,
       false,
     );
-    if (!this.#room.full) return true;
+    // True promises that the next send of a record this size is taken.
+    if (this.#room.hasRoomFor(bytes)) return true;
     this.#room.owe();
     return false;
   }
@@ -434,7 +438,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   }
 
   #fullError(): BufferFullError {
-    return new BufferFullError(this.#room.records, this.#room.bytes, this.#options);
+    return new BufferFullError(this.#room.records, this.#room.bytes, {
+      records: this.#room.maxRecords,
+      bytes: this.#room.maxBytes,
+    });
   }
 
   #pipelineForRecord(record: ProducerRecord): StreamPipeline {

@@ -26,6 +26,7 @@ export class Settlement {
   readonly #metrics: ProducerMetrics;
   readonly #now: () => number;
   readonly #onSettled: (item: PendingRecord) => void;
+  readonly #onWritten: (records: number, bytes: number, now: number) => void;
   #unheardFailures = 0;
   #lastUnheardWarning = Number.NEGATIVE_INFINITY;
 
@@ -35,12 +36,14 @@ export class Settlement {
     metrics: ProducerMetrics,
     now: () => number,
     onSettled: (item: PendingRecord) => void,
+    onWritten: (records: number, bytes: number, now: number) => void,
   ) {
     this.#events = events;
     this.#logger = logger;
     this.#metrics = metrics;
     this.#now = now;
     this.#onSettled = onSettled;
+    this.#onWritten = onWritten;
   }
 
   /** The service stored `record` in `shardId`: each user record inside resolves, with its index. */
@@ -78,6 +81,7 @@ export class Settlement {
       if (settler.kind === 'promise') settler.resolve(result);
       else this.#callBack(settler, null, result);
     }
+    this.#onWritten(userRecords, userBytes, now);
     this.#metrics.kinesisRecordPut(stream.label, shardId, userRecords, userBytes, record.sizeBytes, now);
   }
 

@@ -87,7 +87,7 @@ describe('limits', () => {
     const first = track(p.put({ partitionKey: 'k', data: '1' }));
     await expect(p.put({ partitionKey: 'k', data: '2' })).rejects.toThrow(BufferFullError);
     await expect(p.put({ partitionKey: 'k', data: '2' })).rejects.toThrow(
-      /1 of maxOutstandingRecords 1 records/,
+      /\(1 of 1 records, 2 of \d+ bytes allowed now/,
     );
     fake.release();
     await vi.advanceTimersByTimeAsync(200);
@@ -145,6 +145,19 @@ describe('limits', () => {
     expect(drains).toHaveLength(1);
     expect(drains[0]).toBeLessThanOrEqual(2);
     expect(p.send({ partitionKey: 'k', data: '6' })).toBe(true);
+  });
+
+  it('send() returning true promises the next send of a record that size is taken', () => {
+    fake.hold();
+    const p = producer({ maxBufferedBytes: 1000 });
+    const record = { partitionKey: 'k', data: Buffer.alloc(299) }; // 300 bytes with its key
+    const answers: boolean[] = [];
+    for (let ok = true; ok; ) {
+      ok = p.send(record);
+      answers.push(ok);
+    }
+    expect(answers).toEqual([true, true, false]);
+    expect(() => p.send(record)).toThrow(BufferFullError);
   });
 
   it('flush covers puts still waiting for room when it was called', async () => {
@@ -329,5 +342,34 @@ describe('results', () => {
     const results: Promise<PutResult>[] = [1, 2, 3].map((i) => p.put({ partitionKey: 'k', data: String(i) }));
     await vi.advanceTimersByTimeAsync(100);
     for (const r of await Promise.all(results)) expect(r.attempts).toHaveLength(1);
+  });
+});
+
+describe('room that follows the stream', () => {
+  it('callers wait instead of records expiring when the stream is slower than the feed', async () => {
+    // One shard: the producer paces itself at 1 MiB/s. 20 MB of records with a 10 s TTL could never
+    // all be written in time if the producer took them all at once.
+    const p = producer({ aggregation: true, recordTtlMs: 10_000, maxBufferedTimeMs: 100 });
+    await vi.advanceTimersByTimeAsync(0);
+    // 2,000 callers at once, one record each: far more than the stream writes in the TTL.
+    const callers = Array.from({ length: 2000 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, data: Buffer.alloc(10_000, i % 251) }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    let peakBytes = 0;
+    const start = Date.now();
+    while (p.outstandingRecords > 0 || p.waitingPuts > 0 || Date.now() - start < 1000) {
+      await vi.advanceTimersByTimeAsync(100);
+      peakBytes = Math.max(peakBytes, p.bufferedBytes);
+      if (Date.now() - start > 60_000) break;
+    }
+    const outcomes = await Promise.all(callers);
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+    expect(outcomes).toHaveLength(2000);
+    // What it held was about what the stream writes in half the TTL (5 s at 1 MiB/s, plus the
+    // shard's first burst in the measured rate), not the 20 MB it was offered.
+    expect(peakBytes).toBeLessThanOrEqual(8 * 1024 * 1024);
   });
 });

@@ -226,6 +226,22 @@ describe('flush and close', () => {
     expect(fake.calls.length).toBeGreaterThan(0);
   });
 
+  it('after await flush(), every put it covered has already resolved', async () => {
+    const p = producer();
+    let reactions = 0;
+    const puts = [1, 2, 3].map((i) =>
+      p.put({ partitionKey: `k${i}`, data: String(i) }).then(() => reactions++),
+    );
+    let seenAfterFlush = -1;
+    const flushed = p.flush().then(() => {
+      seenAfterFlush = reactions;
+    });
+    await vi.advanceTimersByTimeAsync(10);
+    await flushed;
+    expect(seenAfterFlush).toBe(3);
+    await Promise.all(puts);
+  });
+
   it('flush waits for records that are being retried', async () => {
     fake.script.push({ errorCodes: ['InternalFailure'] });
     const p = producer();
