@@ -12,6 +12,8 @@ import type { StreamRef } from './stream-ref.js';
 
 /** KPL sends a PutRecords request early once one shard has this much waiting in it. */
 const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
+/** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
+const COALESCE_MS = 25;
 
 /** What a stream pipeline needs from the producer that owns it. */
 export interface PipelineHost {
@@ -492,11 +494,14 @@ export class StreamPipeline {
    */
   tick(now: number): number {
     let next = Number.POSITIVE_INFINITY;
-    // Open aggregates, oldest first: seal those whose sendBy passed.
+    // Open aggregates, oldest first: seal those whose sendBy passed, and those due within the next
+    // moment too, so that aggregates of many shards, opened a few milliseconds apart, share one request
+    // instead of each going alone.
+    const horizon = now + Math.min(COALESCE_MS, this.#options.maxBufferedTimeMs / 4);
     while (this.#openHead < this.#open.length) {
       const { buffer, sendBy } = this.#open[this.#openHead]!;
       const live = buffer.sendBy === sendBy && buffer.builder.count > 0;
-      if (live && sendBy > now) {
+      if (live && sendBy > horizon) {
         next = sendBy;
         break;
       }
