@@ -1,12 +1,16 @@
 /**
  * What `flush()` waits for: every record taken (or waiting for room) before the call. Records belong
- * to the epoch current when they were taken; each flush starts a new epoch and waits until no record
- * of its epoch or an earlier one is unsettled. Epochs only grow, so the first key of the map is the
- * oldest epoch still unsettled.
+ * to the epoch current when they were taken; each flush closes the current epoch and waits until no
+ * record of it or an earlier one is unsettled. Records of the current epoch are counted in a plain
+ * number (the hot path); closed epochs still unsettled are kept in a map whose keys only grow, so its
+ * first key is the oldest.
  */
 export class FlushBarrier {
   #epoch = 0;
-  readonly #unsettled = new Map<number, number>();
+  /** Unsettled records of the current epoch. */
+  #current = 0;
+  /** Unsettled records of closed epochs. */
+  readonly #closed = new Map<number, number>();
   #waiters: { epoch: number; resolve: () => void }[] = [];
 
   /** The epoch a record taken now belongs to. */
@@ -16,17 +20,23 @@ export class FlushBarrier {
 
   /** One more unsettled record in `epoch`. */
   count(epoch: number): void {
-    this.#unsettled.set(epoch, (this.#unsettled.get(epoch) ?? 0) + 1);
+    if (epoch === this.#epoch) this.#current++;
+    else this.#closed.set(epoch, (this.#closed.get(epoch) ?? 0) + 1);
   }
 
   /** A record of `epoch` settled (or left: an aborted wait). */
   release(epoch: number): void {
-    const left = (this.#unsettled.get(epoch) ?? 1) - 1;
-    if (left > 0) {
-      this.#unsettled.set(epoch, left);
+    if (epoch === this.#epoch) {
+      // No flush waits on the current epoch: nothing to resolve.
+      this.#current--;
       return;
     }
-    this.#unsettled.delete(epoch);
+    const left = (this.#closed.get(epoch) ?? 1) - 1;
+    if (left > 0) {
+      this.#closed.set(epoch, left);
+      return;
+    }
+    this.#closed.delete(epoch);
     if (this.#waiters.length === 0) return;
     const still: { epoch: number; resolve: () => void }[] = [];
     for (const waiter of this.#waiters) {
@@ -41,12 +51,14 @@ export class FlushBarrier {
   /** Closes the current epoch; resolves once every record of it and before has settled. */
   next(): Promise<void> {
     const epoch = this.#epoch++;
+    if (this.#current > 0) this.#closed.set(epoch, this.#current);
+    this.#current = 0;
     if (!this.#unsettledUpTo(epoch)) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push({ epoch, resolve }));
   }
 
   #unsettledUpTo(epoch: number): boolean {
-    for (const oldest of this.#unsettled.keys()) return oldest <= epoch;
+    for (const oldest of this.#closed.keys()) return oldest <= epoch;
     return false;
   }
 }

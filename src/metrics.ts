@@ -97,10 +97,15 @@ class Stat {
   readonly #max = new Float64Array(BUCKETS);
 
   add(value: number, now: number): void {
-    this.count++;
-    this.sum += value;
-    if (value < this.min) this.min = value;
-    if (value > this.max) this.max = value;
+    this.addMany(1, value, value, value, now);
+  }
+
+  /** Records `count` observations at once, given their sum, least and greatest. */
+  addMany(count: number, sum: number, min: number, max: number, now: number): void {
+    this.count += count;
+    this.sum += sum;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
     const start = now - (now % BUCKET_MS);
     const i = (start / BUCKET_MS) % BUCKETS;
     if (this.#bucketStart[i] !== start) {
@@ -110,10 +115,10 @@ class Stat {
       this.#min[i] = Number.POSITIVE_INFINITY;
       this.#max[i] = Number.NEGATIVE_INFINITY;
     }
-    this.#count[i]!++;
-    this.#sum[i]! += value;
-    if (value < this.#min[i]!) this.#min[i] = value;
-    if (value > this.#max[i]!) this.#max[i] = value;
+    this.#count[i]! += count;
+    this.#sum[i]! += sum;
+    if (min < this.#min[i]!) this.#min[i] = min;
+    if (max > this.#max[i]!) this.#max[i] = max;
   }
 
   snapshot(now: number): MetricSnapshot {
@@ -312,10 +317,25 @@ export class OtelInstruments {
   }
 }
 
+/** @internal What {@link ProducerMetrics.written} records for one Kinesis record. */
+export interface WrittenFigures {
+  userRecords: number;
+  userBytes: number;
+  kinesisBytes: number;
+  retriesSum: number;
+  retriesMin: number;
+  retriesMax: number;
+  bufferingSum: number;
+  bufferingMin: number;
+  bufferingMax: number;
+}
+
 /** @internal Records the producer's events into per-stream metrics and, if given, an OpenTelemetry Meter. */
 export class ProducerMetrics {
   readonly #streams = new Map<string, StreamMetrics>();
   readonly #otel: OtelInstruments | undefined;
+  #lastLabel: string | undefined;
+  #lastMetrics: StreamMetrics | undefined;
 
   constructor(
     meter: MeterLike | undefined,
@@ -325,11 +345,15 @@ export class ProducerMetrics {
   }
 
   stream(label: string): StreamMetrics {
+    // Most producers write to one stream: skip the map for it.
+    if (label === this.#lastLabel) return this.#lastMetrics!;
     let metrics = this.#streams.get(label);
     if (metrics === undefined) {
       metrics = new StreamMetrics();
       this.#streams.set(label, metrics);
     }
+    this.#lastLabel = label;
+    this.#lastMetrics = metrics;
     return metrics;
   }
 
@@ -358,50 +382,61 @@ export class ProducerMetrics {
     }
   }
 
-  /** A Kinesis record was stored: counts for it and its user records. */
-  kinesisRecordPut(
-    stream: string,
-    shardId: string,
-    userRecords: number,
-    userBytes: number,
-    kinesisBytes: number,
-    now: number,
-  ): void {
+  /**
+   * A Kinesis record was stored: counts for it and its user records, and their retries and buffering
+   * times gathered by the caller (one call per Kinesis record, not per user record).
+   */
+  written(stream: string, shardId: string, figures: WrittenFigures, now: number): void {
     const m = this.stream(stream);
+    const n = figures.userRecords;
     for (const target of [m.stream, m.shard(shardId)!]) {
       target.KinesisRecordsPut.add(1, now);
-      target.KinesisRecordsDataPut.add(kinesisBytes, now);
-      target.UserRecordsPerKinesisRecord.add(userRecords, now);
-      target.UserRecordsPut.add(userRecords, now);
-      target.UserRecordsDataPut.add(userBytes, now);
+      target.KinesisRecordsDataPut.add(figures.kinesisBytes, now);
+      target.UserRecordsPerKinesisRecord.add(n, now);
+      target.UserRecordsPut.add(n, now);
+      target.UserRecordsDataPut.add(figures.userBytes, now);
+      target.RetriesPerRecord.addMany(n, figures.retriesSum, figures.retriesMin, figures.retriesMax, now);
+      target.BufferingTime.addMany(n, figures.bufferingSum, figures.bufferingMin, figures.bufferingMax, now);
     }
     const otel = this.#otel;
     if (otel !== undefined) {
       const attributes = otel.attributes(stream, shardId);
       otel.KinesisRecordsPut.add(1, attributes);
-      otel.KinesisRecordsDataPut.add(kinesisBytes, attributes);
-      otel.UserRecordsPerKinesisRecord.record(userRecords, attributes);
-      otel.UserRecordsPut.add(userRecords, attributes);
-      otel.UserRecordsDataPut.add(userBytes, attributes);
+      otel.KinesisRecordsDataPut.add(figures.kinesisBytes, attributes);
+      otel.UserRecordsPerKinesisRecord.record(n, attributes);
+      otel.UserRecordsPut.add(n, attributes);
+      otel.UserRecordsDataPut.add(figures.userBytes, attributes);
     }
   }
 
-  /** A user record settled (written or failed) after `attempts` attempts, first sent `bufferingMs` after arrival. */
+  /** Whether per-record figures are wanted too (an OpenTelemetry histogram takes them one by one). */
+  get perRecord(): boolean {
+    return this.#otel !== undefined;
+  }
+
+  /**
+   * A user record settled (written or failed) after `attempts` attempts, first sent `bufferingMs` after
+   * arrival. Written records are counted in bulk by {@link written}; this is for failed ones, and for
+   * OpenTelemetry's histograms (`recordWritten: true` then, so the bulk counts are not doubled).
+   */
   settled(
     stream: string,
     shardId: string | undefined,
     attempts: number,
     bufferingMs: number | undefined,
     now: number,
+    recordWritten = false,
   ): void {
-    const m = this.stream(stream);
-    const shard = m.shard(shardId);
     const retries = Math.max(0, attempts - 1);
-    m.stream.RetriesPerRecord.add(retries, now);
-    shard?.RetriesPerRecord.add(retries, now);
-    if (bufferingMs !== undefined) {
-      m.stream.BufferingTime.add(bufferingMs, now);
-      shard?.BufferingTime.add(bufferingMs, now);
+    if (!recordWritten) {
+      const m = this.stream(stream);
+      const shard = m.shard(shardId);
+      m.stream.RetriesPerRecord.add(retries, now);
+      shard?.RetriesPerRecord.add(retries, now);
+      if (bufferingMs !== undefined) {
+        m.stream.BufferingTime.add(bufferingMs, now);
+        shard?.BufferingTime.add(bufferingMs, now);
+      }
     }
     const otel = this.#otel;
     if (otel !== undefined) {

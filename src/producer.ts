@@ -84,10 +84,8 @@ export interface CloseOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** A record validated and measured: what it takes to admit it, now or once there is room. */
+/** What validation measured of a record that waits for room: kept until it is taken. */
 interface Prepared {
-  readonly record: ProducerRecord;
-  readonly pipeline: StreamPipeline;
   readonly partitionKeyBytes: number;
   readonly dataBytes: number;
   readonly explicitHashKey: string | undefined;
@@ -119,6 +117,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #ownsClient: boolean;
   readonly #hashes = new PartitionKeyHashCache();
   readonly #facts = newRecordFacts();
+  /** The hash key of the record `#prepare` measured last (scratch, like `#facts`). */
+  #hashKey = 0n;
   readonly #room: Room;
   readonly #barrier = new FlushBarrier();
   readonly #metrics: ProducerMetrics;
@@ -199,9 +199,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * `close()`, with {@link ProducerClosedError}.
    */
   put(record: ProducerRecord, options?: PutOptions): Promise<PutResult> {
-    let prepared: Prepared;
+    let pipeline: StreamPipeline;
     try {
-      prepared = this.#prepare(record);
+      pipeline = this.#prepare(record);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -212,15 +212,33 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       reject = rej;
     });
     const settler: Settler = { kind: 'promise', resolve, reject };
-    const bytes = prepared.partitionKeyBytes + prepared.dataBytes;
+    const facts = this.#facts;
+    const bytes = facts.partitionKeyBytes + facts.dataBytes;
     if (this.#room.hasRoomFor(bytes)) {
-      this.#admit(prepared, settler, this.#barrier.epoch, false);
+      this.#take(
+        record,
+        pipeline,
+        facts.partitionKeyBytes,
+        facts.dataBytes,
+        facts.explicitHashKey,
+        this.#hashKey,
+        settler,
+        this.#barrier.epoch,
+        false,
+      );
       return promise;
     }
     this.#room.owe();
     if (this.#options.onFull === 'reject') return Promise.reject(this.#fullError());
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+    // What the shared validation scratch holds now, kept for when there is room.
+    const prepared: Prepared = {
+      partitionKeyBytes: facts.partitionKeyBytes,
+      dataBytes: facts.dataBytes,
+      explicitHashKey: facts.explicitHashKey,
+      hashKey: this.#hashKey,
+    };
     // It counts for flush() from now: a flush called while it waits covers it.
     const epoch = this.#barrier.epoch;
     this.#barrier.count(epoch);
@@ -228,10 +246,21 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       bytes,
       {
         admit: () => {
-          this.#admit(prepared, settler, epoch, true);
+          const { partitionKeyBytes, dataBytes, explicitHashKey, hashKey } = prepared;
+          this.#take(
+            record,
+            pipeline,
+            partitionKeyBytes,
+            dataBytes,
+            explicitHashKey,
+            hashKey,
+            settler,
+            epoch,
+            true,
+          );
           // A flush() was asked for while it waited: send it at once.
           if (epoch < this.#barrier.epoch) {
-            prepared.pipeline.flushAll(this.#options.clock.now());
+            pipeline.flushAll(this.#options.clock.now());
             this.#dispatcher.pump();
           }
         },
@@ -240,7 +269,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           if (why === 'aborted') {
             (reject as (error: unknown) => void)(new AbortedError(reason));
           } else {
-            this.#settlement.deliver(settler, this.#closeTimeoutError(prepared.pipeline, record));
+            this.#settlement.deliver(settler, this.#closeTimeoutError(pipeline, record));
           }
         },
       },
@@ -269,15 +298,22 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         `send() callback must be a function; received ${describeValue(callback)}.`,
       );
     }
-    const prepared = this.#prepare(record);
-    if (!this.#room.hasRoomFor(prepared.partitionKeyBytes + prepared.dataBytes)) {
+    const pipeline = this.#prepare(record);
+    const facts = this.#facts;
+    const bytes = facts.partitionKeyBytes + facts.dataBytes;
+    if (!this.#room.hasRoomFor(bytes)) {
       this.#room.owe();
       throw this.#fullError();
     }
-    const bytes = prepared.partitionKeyBytes + prepared.dataBytes;
-    this.#admit(
-      prepared,
-      callback === undefined ? undefined : { kind: 'callback', callback },
+    const settler: Settler | undefined = callback === undefined ? undefined : { kind: 'callback', callback };
+    this.#take(
+      record,
+      pipeline,
+      facts.partitionKeyBytes,
+      facts.dataBytes,
+      facts.explicitHashKey,
+      this.#hashKey,
+      settler,
       this.#barrier.epoch,
       false,
     );
@@ -368,8 +404,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   // ---- taking records ----------------------------------------------------------------------------
 
-  /** Validates a record and measures it; throws at the call for anything that can never be written. */
-  #prepare(record: ProducerRecord): Prepared {
+  /**
+   * Validates a record and measures it, into `#facts` and `#hashKey` (scratch space reused by every
+   * call: no allocation per record); returns its stream's pipeline. Throws at the call for anything
+   * that can never be written.
+   */
+  #prepare(record: ProducerRecord): StreamPipeline {
     if (this.#closing) throw new ProducerClosedError();
     if (typeof record !== 'object' || record === null) {
       throw new InvalidRecordError(
@@ -391,43 +431,46 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // own limit is checked when the answer comes.
     const facts = this.#facts;
     validateUserRecord(record, pipeline.info?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts);
-    return {
-      record,
-      pipeline,
-      partitionKeyBytes: facts.partitionKeyBytes,
-      dataBytes: facts.dataBytes,
-      explicitHashKey: facts.explicitHashKey,
-      hashKey:
-        facts.explicitHashKey === undefined
-          ? this.#hashes.hash(record.partitionKey)
-          : facts.explicitHashKeyValue,
-    };
+    this.#hashKey =
+      facts.explicitHashKey === undefined
+        ? this.#hashes.hash(record.partitionKey)
+        : facts.explicitHashKeyValue;
+    return pipeline;
   }
 
   /**
    * Takes a record: from here it will settle exactly once. `counted` when it already counts in its
    * flush epoch (a put that waited for room).
    */
-  #admit(prepared: Prepared, settler: Settler | undefined, epoch: number, counted: boolean): void {
+  #take(
+    record: ProducerRecord,
+    pipeline: StreamPipeline,
+    partitionKeyBytes: number,
+    dataBytes: number,
+    explicitHashKey: string | undefined,
+    hashKey: bigint,
+    settler: Settler | undefined,
+    epoch: number,
+    counted: boolean,
+  ): void {
     const now = this.#options.clock.now();
-    const record = prepared.record;
     const item = new PendingRecord(
       record,
       record.partitionKey,
-      prepared.partitionKeyBytes,
+      partitionKeyBytes,
       record.data,
-      prepared.dataBytes,
-      prepared.explicitHashKey,
-      prepared.hashKey,
+      dataBytes,
+      explicitHashKey,
+      hashKey,
       now,
       now + this.#options.recordTtlMs,
       epoch,
       settler,
     );
-    this.#room.take(item.sizeBytes);
+    this.#room.take(partitionKeyBytes + dataBytes);
     if (!counted) this.#barrier.count(epoch);
-    this.#metrics.received(prepared.pipeline.stream.label, now);
-    prepared.pipeline.accept(item);
+    this.#metrics.received(pipeline.stream.label, now);
+    pipeline.accept(item);
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */

@@ -1,6 +1,6 @@
 import { ErrorCode, RecordFailedError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { ProducerMetrics } from './metrics.js';
+import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
 import { type AttemptLog, type PutResult, toAttempts } from './result.js';
 import type { StreamRef } from './stream-ref.js';
@@ -27,6 +27,18 @@ export class Settlement {
   readonly #now: () => number;
   readonly #onSettled: (item: PendingRecord) => void;
   readonly #onWritten: (records: number, bytes: number, now: number) => void;
+  /** Reused for every Kinesis record settled: no allocation per record. */
+  readonly #figures: WrittenFigures = {
+    userRecords: 0,
+    userBytes: 0,
+    kinesisBytes: 0,
+    retriesSum: 0,
+    retriesMin: 0,
+    retriesMax: 0,
+    bufferingSum: 0,
+    bufferingMin: 0,
+    bufferingMax: 0,
+  };
   #unheardFailures = 0;
   #lastUnheardWarning = Number.NEGATIVE_INFINITY;
 
@@ -51,24 +63,37 @@ export class Settlement {
     const aggregated = record.aggregated;
     const items = record.items;
     const now = this.#now();
-    let userRecords = 0;
-    let userBytes = 0;
+    const perRecord = this.#metrics.perRecord;
+    const figures = this.#figures;
+    figures.userRecords = 0;
+    figures.userBytes = 0;
+    figures.kinesisBytes = record.sizeBytes;
+    figures.retriesSum = 0;
+    figures.retriesMin = Number.POSITIVE_INFINITY;
+    figures.retriesMax = 0;
+    figures.bufferingSum = 0;
+    figures.bufferingMin = Number.POSITIVE_INFINITY;
+    figures.bufferingMax = 0;
+    const ownAttempts = record.attempts.length;
+    const firstOwnStart = record.attempts[0]!.startedAt;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       if (item.settled) continue;
-      userRecords++;
-      userBytes += item.sizeBytes;
       item.settled = true;
       this.#onSettled(item);
+      // Retries and buffering time, gathered here and recorded once for the Kinesis record.
       const prior = item.priorAttempts;
-      const first = prior?.[0] ?? record.attempts[0]!;
-      this.#metrics.settled(
-        stream.label,
-        shardId,
-        (prior?.length ?? 0) + record.attempts.length,
-        first.startedAt - item.arrivedAt,
-        now,
-      );
+      const retries = (prior === undefined ? 0 : prior.length) + ownAttempts - 1;
+      const buffering = (prior === undefined ? firstOwnStart : prior[0]!.startedAt) - item.arrivedAt;
+      figures.userRecords++;
+      figures.userBytes += item.sizeBytes;
+      figures.retriesSum += retries;
+      if (retries < figures.retriesMin) figures.retriesMin = retries;
+      if (retries > figures.retriesMax) figures.retriesMax = retries;
+      figures.bufferingSum += buffering;
+      if (buffering < figures.bufferingMin) figures.bufferingMin = buffering;
+      if (buffering > figures.bufferingMax) figures.bufferingMax = buffering;
+      if (perRecord) this.#metrics.settled(stream.label, shardId, retries + 1, buffering, now, true);
       const settler = item.settler;
       if (settler === undefined) continue;
       const result: PutResult = {
@@ -81,8 +106,9 @@ export class Settlement {
       if (settler.kind === 'promise') settler.resolve(result);
       else this.#callBack(settler, null, result);
     }
-    this.#onWritten(userRecords, userBytes, now);
-    this.#metrics.kinesisRecordPut(stream.label, shardId, userRecords, userBytes, record.sizeBytes, now);
+    if (figures.userRecords === 0) return;
+    this.#onWritten(figures.userRecords, figures.userBytes, now);
+    this.#metrics.written(stream.label, shardId, figures, now);
   }
 
   /** `item` failed for good with `code`, after `attempts`. */
