@@ -141,7 +141,7 @@ export class BufferFullError extends KinesisProducerError {
   constructor(outstandingRecords: number, bufferedBytes: number, room: { records: number; bytes: number }) {
     super(
       ErrorCode.BufferFull,
-      `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now; the room follows what the stream writes, up to maxOutstandingRecords and maxBufferedBytes): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+      `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the stream can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`,
       { retryable: true },
     );
   }

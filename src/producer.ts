@@ -15,6 +15,7 @@ import {
 } from './errors.js';
 import { FlushBarrier } from './flush-barrier.js';
 import { PartitionKeyHashCache } from './hash-cache.js';
+import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
 import { checkInteger } from './option-checks.js';
@@ -140,7 +141,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? createClient(options, resolved);
     const clock = resolved.clock;
-    this.#room = new Room(resolved, () => this.#emitSafely('drain'));
+    this.#room = new Room(
+      resolved,
+      () => clock.now(),
+      () => this.#emitSafely('drain'),
+    );
     this.#metrics = new ProducerMetrics(resolved.meter, () =>
       Array.from(this.#gauges(), ([stream, gauge]) => ({ stream, ...gauge })),
     );
@@ -149,8 +154,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#logger,
       this.#metrics,
       () => clock.now(),
-      (item) => this.#settled(item),
-      (records, bytes, now) => this.#room.written(records, bytes, now),
+      (item, now) => this.#settled(item, now),
     );
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
@@ -214,7 +218,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const settler: Settler = { kind: 'promise', resolve, reject };
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    if (this.#room.hasRoomFor(bytes)) {
+    const now = this.#options.clock.now();
+    if (this.#room.hasRoomFor(bytes, now)) {
       this.#take(
         record,
         pipeline,
@@ -223,6 +228,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         facts.explicitHashKey,
         this.#hashKey,
         settler,
+        now,
         this.#barrier.epoch,
         false,
       );
@@ -247,6 +253,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       {
         admit: () => {
           const { partitionKeyBytes, dataBytes, explicitHashKey, hashKey } = prepared;
+          const takenAt = this.#options.clock.now();
           this.#take(
             record,
             pipeline,
@@ -255,6 +262,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
             explicitHashKey,
             hashKey,
             settler,
+            takenAt,
             epoch,
             true,
           );
@@ -301,7 +309,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const pipeline = this.#prepare(record);
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    if (!this.#room.hasRoomFor(bytes)) {
+    const now = this.#options.clock.now();
+    if (!this.#room.hasRoomFor(bytes, now)) {
       this.#room.owe();
       throw this.#fullError();
     }
@@ -314,11 +323,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       facts.explicitHashKey,
       this.#hashKey,
       settler,
+      now,
       this.#barrier.epoch,
       false,
     );
     // True promises that the next send of a record this size is taken.
-    if (this.#room.hasRoomFor(bytes)) return true;
+    if (this.#room.hasRoomFor(bytes, now)) return true;
     this.#room.owe();
     return false;
   }
@@ -450,10 +460,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     explicitHashKey: string | undefined,
     hashKey: bigint,
     settler: Settler | undefined,
+    now: number,
     epoch: number,
     counted: boolean,
   ): void {
-    const now = this.#options.clock.now();
     const item = new PendingRecord(
       record,
       record.partitionKey,
@@ -467,15 +477,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       epoch,
       settler,
     );
-    this.#room.take(partitionKeyBytes + dataBytes);
+    this.#room.take(partitionKeyBytes + dataBytes, now);
     if (!counted) this.#barrier.count(epoch);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */
-  #settled(item: PendingRecord): void {
-    this.#room.free(item.sizeBytes);
+  #settled(item: PendingRecord, now: number): void {
+    this.#room.free(item.sizeBytes, item.arrivedAt, now);
     this.#barrier.release(item.epoch);
     if (this.#room.records === 0 && this.#room.waiting === 0) this.#dispatcher.idle();
   }
@@ -522,6 +532,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       clock,
       onChange: () => {
         pipeline.onShardMapChange(clock.now());
+        this.#updateCapacity();
         this.#dispatcher.pump();
       },
     });
@@ -531,9 +542,31 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     shardMap.refresh();
     void loadStreamInfo(this.#client, ref, this.#options.requestTimeoutMs, this.#logger).then((info) => {
       pipeline.open(info, clock.now());
+      this.#updateCapacity();
       this.#dispatcher.pump();
     });
     return pipeline;
+  }
+
+  /**
+   * Tells the room what the streams can take per second: each open shard 1 MiB and 1,000 records
+   * (the latter bounds user records only when not aggregating) at `rateLimit`. Unknown while any
+   * stream's shard map is, or for streams the service routes itself (AUTO).
+   */
+  #updateCapacity(): void {
+    let bytes = 0;
+    let records = 0;
+    for (const pipeline of this.#pipelineList) {
+      const info = pipeline.info;
+      if (info === undefined || !info.userPartitioned || !pipeline.shardMap.ready) {
+        this.#room.setCapacity(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+        return;
+      }
+      const shards = pipeline.shardMap.shards.length * (this.#options.rateLimit / 100);
+      bytes += shards * SHARD_BYTES_PER_SECOND;
+      records += pipeline.aggregating ? Number.POSITIVE_INFINITY : shards * SHARD_RECORDS_PER_SECOND;
+    }
+    this.#room.setCapacity(bytes, records);
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------------

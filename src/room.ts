@@ -5,23 +5,23 @@
  * producer is at most half full with nobody waiting — like `Writable`, but at half rather than empty
  * so the pipeline keeps batching.
  *
- * The room also adapts to the stream: it holds no more than the stream was measured to write in half
- * of `recordTtlMs` (never less than a small floor, never more than the configured limits). When the
- * stream is slower than the feed, callers wait for room instead of their records waiting in the
- * producer until they expire.
+ * The room is also no larger than the stream can write in half of `recordTtlMs`, so that a feed faster
+ * than the stream makes callers wait instead of making records wait in the producer until they
+ * expire. Two rules keep it so: the bytes held never exceed what the stream's shards take in that
+ * time (1 MiB/s each, at `rateLimit`), known from the shard map; and no record is taken while the
+ * oldest record held has waited that long already (the stream is slower than its shards allow:
+ * shared with other producers, throttled, or down).
  */
 export interface RoomLimits {
   readonly maxOutstandingRecords: number;
   readonly maxBufferedBytes: number;
   readonly recordTtlMs: number;
+  readonly maxBufferedTimeMs: number;
+  readonly requestTimeoutMs: number;
 }
 
-/** The room never shrinks below this (unless the configured limits are smaller). */
-export const MIN_ROOM_RECORDS = 4096;
-export const MIN_ROOM_BYTES = 4 * 1024 * 1024;
-/** The write rate is measured over this many one-second buckets. */
-const RATE_BUCKETS = 10;
-const BUCKET_MS = 1000;
+/** Granularity of the ages of records held. */
+const AGE_BUCKET_MS = 100;
 
 /** What the producer does with a waiting record: take it once it fits, or drop it. */
 export interface RoomRequest {
@@ -41,84 +41,54 @@ interface Waiter {
 export class Room {
   readonly #limits: RoomLimits;
   readonly #onDrain: () => void;
+  readonly #now: () => number;
+  /** Half the TTL: what the bytes held must be writable in. */
+  readonly #horizonMs: number;
+  /**
+   * A record held longer than this means the stream is behind. Half the TTL, but never less than a
+   * record normally waits (buffering plus one request), or slow configurations would never take any.
+   */
+  readonly #maxAgeMs: number;
   #records = 0;
   #bytes = 0;
   #waiters: Waiter[] = [];
   #drainOwed = false;
-  /** The limits in force: the configured ones, or less while the stream writes slowly. */
-  #maxRecords: number;
-  #maxBytes: number;
-  /** Records and bytes written per one-second bucket (a ring), and the second of each bucket. */
-  readonly #writtenRecords = new Float64Array(RATE_BUCKETS);
-  readonly #writtenBytes = new Float64Array(RATE_BUCKETS);
-  readonly #bucketSecond = new Float64Array(RATE_BUCKETS).fill(-1);
-  #currentSecond = -1;
-  #firstSecond = -1;
+  /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
+  #capacityBytes = Number.POSITIVE_INFINITY;
+  #capacityRecords = Number.POSITIVE_INFINITY;
+  /**
+   * Unsettled records by the tenth of a second they were taken in: the current one in a plain counter
+   * (the hot path), earlier ones in a map whose keys only grow, so its first key is the oldest.
+   */
+  #slot = -1;
+  #slotCount = 0;
+  readonly #earlier = new Map<number, number>();
 
-  constructor(limits: RoomLimits, onDrain: () => void) {
+  constructor(limits: RoomLimits, now: () => number, onDrain: () => void) {
     this.#limits = limits;
+    this.#now = now;
     this.#onDrain = onDrain;
-    // Until the stream's rate is known, start small: a burst must not fill the producer with more
-    // than a slow stream can write before the records expire.
-    this.#maxRecords = Math.min(limits.maxOutstandingRecords, MIN_ROOM_RECORDS);
-    this.#maxBytes = Math.min(limits.maxBufferedBytes, MIN_ROOM_BYTES);
+    this.#horizonMs = limits.recordTtlMs / 2;
+    this.#maxAgeMs = Math.max(this.#horizonMs, limits.maxBufferedTimeMs + limits.requestTimeoutMs);
   }
 
   /** The record limit in force now. */
   get maxRecords(): number {
-    return this.#maxRecords;
+    return Math.min(this.#limits.maxOutstandingRecords, this.#capacityRecords);
   }
 
   /** The byte limit in force now. */
   get maxBytes(): number {
-    return this.#maxBytes;
+    return Math.min(this.#limits.maxBufferedBytes, this.#capacityBytes);
   }
 
   /**
-   * The stream wrote `records` records of `bytes` bytes. Once a second, the room is set to what the
-   * stream wrote per second over the last seconds, times half the TTL, within [floor, configured].
+   * What the streams can write per second, when known (infinity otherwise): the room holds at most
+   * that much for half the TTL.
    */
-  written(records: number, bytes: number, now: number): void {
-    const second = Math.floor(now / BUCKET_MS);
-    if (second !== this.#currentSecond) {
-      if (this.#currentSecond >= 0) this.#adapt(second);
-      else this.#firstSecond = second;
-      this.#currentSecond = second;
-      const i = second % RATE_BUCKETS;
-      this.#bucketSecond[i] = second;
-      this.#writtenRecords[i] = 0;
-      this.#writtenBytes[i] = 0;
-    }
-    const i = second % RATE_BUCKETS;
-    this.#writtenRecords[i]! += records;
-    this.#writtenBytes[i]! += bytes;
-  }
-
-  /** Sets the limits from the rate over the complete seconds before `second`. */
-  #adapt(second: number): void {
-    const from = Math.max(this.#firstSecond, second - RATE_BUCKETS);
-    const seconds = second - from;
-    if (seconds <= 0) return;
-    let records = 0;
-    let bytes = 0;
-    for (let i = 0; i < RATE_BUCKETS; i++) {
-      const s = this.#bucketSecond[i]!;
-      if (s >= from && s < second) {
-        records += this.#writtenRecords[i]!;
-        bytes += this.#writtenBytes[i]!;
-      }
-    }
-    const horizon = this.#limits.recordTtlMs / 2 / 1000;
-    const clamp = (value: number, floor: number, ceiling: number) =>
-      Math.min(ceiling, Math.max(Math.min(floor, ceiling), value));
-    this.#maxRecords = Math.floor(
-      clamp((records / seconds) * horizon, MIN_ROOM_RECORDS, this.#limits.maxOutstandingRecords),
-    );
-    this.#maxBytes = Math.floor(
-      clamp((bytes / seconds) * horizon, MIN_ROOM_BYTES, this.#limits.maxBufferedBytes),
-    );
-    // More room: waiting records may fit now.
-    if (this.#waiters.length > 0) this.#admitWaiters();
+  setCapacity(bytesPerSecond: number, recordsPerSecond: number): void {
+    this.#capacityBytes = (bytesPerSecond * this.#horizonMs) / 1000;
+    this.#capacityRecords = (recordsPerSecond * this.#horizonMs) / 1000;
   }
 
   /** Records taken and not settled. */
@@ -136,19 +106,22 @@ export class Room {
     return this.#waiters.length;
   }
 
-  /** At either limit. */
-  get full(): boolean {
-    return this.#records >= this.#maxRecords || this.#bytes >= this.#maxBytes;
-  }
-
   /** Room now for a record of `bytes`, with nobody waiting before it. */
-  hasRoomFor(bytes: number): boolean {
-    return this.#waiters.length === 0 && this.#fits(bytes);
+  hasRoomFor(bytes: number, now: number): boolean {
+    return this.#waiters.length === 0 && this.#fits(bytes, now);
   }
 
-  /** A record larger than `maxBufferedBytes` still fits an empty producer, or it never would. */
-  #fits(bytes: number): boolean {
-    return this.#records < this.#maxRecords && (this.#bytes === 0 || this.#bytes + bytes <= this.#maxBytes);
+  /** A record larger than the byte limit still fits an empty producer, or it never would. */
+  #fits(bytes: number, now: number): boolean {
+    if (this.#records >= this.maxRecords) return false;
+    if (this.#bytes !== 0 && this.#bytes + bytes > this.maxBytes) return false;
+    return now - this.#oldestSlot() * AGE_BUCKET_MS <= this.#maxAgeMs;
+  }
+
+  /** The tenth of a second the oldest unsettled record was taken in (or +infinity if none). */
+  #oldestSlot(): number {
+    for (const slot of this.#earlier.keys()) return slot;
+    return this.#slotCount > 0 ? this.#slot : Number.POSITIVE_INFINITY;
   }
 
   /** Someone was turned away or told to wait: 'drain' is owed. */
@@ -156,22 +129,40 @@ export class Room {
     this.#drainOwed = true;
   }
 
-  /** Counts a record taken. */
-  take(bytes: number): void {
+  /** Counts a record of `bytes` taken at `now`. */
+  take(bytes: number, now: number): void {
     this.#records++;
     this.#bytes += bytes;
+    const slot = Math.floor(now / AGE_BUCKET_MS);
+    if (slot !== this.#slot) {
+      if (this.#slotCount > 0) this.#earlier.set(this.#slot, this.#slotCount);
+      this.#slot = slot;
+      this.#slotCount = 0;
+    }
+    this.#slotCount++;
   }
 
-  /** Counts a record settled: takes waiters that now fit, in order, and pays 'drain' if owed. */
-  free(bytes: number): void {
+  /**
+   * Counts a record settled (taken at `takenAt`): takes waiters that now fit, in order, and pays
+   * 'drain' if owed.
+   */
+  free(bytes: number, takenAt: number, now: number): void {
     this.#records--;
     this.#bytes -= bytes;
-    if (this.#waiters.length > 0) this.#admitWaiters();
+    const slot = Math.floor(takenAt / AGE_BUCKET_MS);
+    if (slot === this.#slot) {
+      this.#slotCount--;
+    } else {
+      const left = (this.#earlier.get(slot) ?? 1) - 1;
+      if (left > 0) this.#earlier.set(slot, left);
+      else this.#earlier.delete(slot);
+    }
+    if (this.#waiters.length > 0) this.#admitWaiters(now);
     if (
       this.#drainOwed &&
       this.#waiters.length === 0 &&
-      this.#records <= this.#maxRecords / 2 &&
-      this.#bytes <= this.#maxBytes / 2
+      this.#records <= this.maxRecords / 2 &&
+      this.#bytes <= this.maxBytes / 2
     ) {
       this.#drainOwed = false;
       this.#onDrain();
@@ -194,15 +185,15 @@ export class Room {
             this.#waiters.splice(index, 1);
             request.cancel('aborted', signal.reason);
             // The next waiter may fit now that the one before it left.
-            this.#admitWaiters();
+            this.#admitWaiters(this.#now());
           };
     waiter = { bytes, request, signal, onAbort };
     if (signal !== undefined) signal.addEventListener('abort', onAbort!, { once: true });
     this.#waiters.push(waiter);
   }
 
-  #admitWaiters(): void {
-    while (this.#waiters.length > 0 && this.#fits(this.#waiters[0]!.bytes)) {
+  #admitWaiters(now: number): void {
+    while (this.#waiters.length > 0 && this.#fits(this.#waiters[0]!.bytes, now)) {
       const waiter = this.#waiters.shift()!;
       waiter.signal?.removeEventListener('abort', waiter.onAbort!);
       waiter.request.admit();

@@ -25,8 +25,7 @@ export class Settlement {
   readonly #logger: Logger;
   readonly #metrics: ProducerMetrics;
   readonly #now: () => number;
-  readonly #onSettled: (item: PendingRecord) => void;
-  readonly #onWritten: (records: number, bytes: number, now: number) => void;
+  readonly #onSettled: (item: PendingRecord, now: number) => void;
   /** Reused for every Kinesis record settled: no allocation per record. */
   readonly #figures: WrittenFigures = {
     userRecords: 0,
@@ -47,15 +46,13 @@ export class Settlement {
     logger: Logger,
     metrics: ProducerMetrics,
     now: () => number,
-    onSettled: (item: PendingRecord) => void,
-    onWritten: (records: number, bytes: number, now: number) => void,
+    onSettled: (item: PendingRecord, now: number) => void,
   ) {
     this.#events = events;
     this.#logger = logger;
     this.#metrics = metrics;
     this.#now = now;
     this.#onSettled = onSettled;
-    this.#onWritten = onWritten;
   }
 
   /** The service stored `record` in `shardId`: each user record inside resolves, with its index. */
@@ -80,7 +77,7 @@ export class Settlement {
       const item = items[i]!;
       if (item.settled) continue;
       item.settled = true;
-      this.#onSettled(item);
+      this.#onSettled(item, now);
       // Retries and buffering time, gathered here and recorded once for the Kinesis record.
       const prior = item.priorAttempts;
       const retries = (prior === undefined ? 0 : prior.length) + ownAttempts - 1;
@@ -107,7 +104,6 @@ export class Settlement {
       else this.#callBack(settler, null, result);
     }
     if (figures.userRecords === 0) return;
-    this.#onWritten(figures.userRecords, figures.userBytes, now);
     this.#metrics.written(stream.label, shardId, figures, now);
   }
 
@@ -122,8 +118,8 @@ export class Settlement {
   ): void {
     if (item.settled) return;
     item.settled = true;
-    this.#onSettled(item);
     const now = this.#now();
+    this.#onSettled(item, now);
     const first = attempts[0];
     this.#metrics.settled(
       stream.label,
