@@ -15,6 +15,8 @@ export interface Column {
   readonly header: string;
   /** Digits shown after the decimal point. */
   readonly digits: number;
+  /** Show ±spread beside the median. Always shown for a metric that a ratio compares. */
+  readonly spread?: boolean;
 }
 
 /** One table of the report. */
@@ -25,17 +27,24 @@ export interface Section {
   /** Header of the first column, which shows each case's group (e.g. "record size"). */
   readonly groupHeader: string;
   readonly columns: readonly Column[];
-  /** The comparisons with the group's baseline, one column each, after the metric columns. */
+  /** Comparisons with reference cases of the same group, one column each, after the metric columns. */
   readonly ratios: readonly Ratio[];
+  /**
+   * Runs per figure of this section's cases when fewer than the other sections' will do (at most
+   * BENCH_RUNS): for scenarios that take several seconds a run.
+   */
+  readonly maxRuns?: number;
 }
 
 /**
- * A comparison with the baseline, written so that above 1 is better than the baseline: the case's
- * median over the baseline's, or the inverse when lower is better (e.g. CPU per record).
+ * A comparison with the group's case whose `reference` is `against`, written so that above 1 is better
+ * than that case: the case's median over the reference's, or the inverse when lower is better (e.g.
+ * CPU per record).
  */
 export interface Ratio {
   readonly metric: string;
   readonly header: string;
+  readonly against: string;
   readonly lowerIsBetter?: boolean;
 }
 
@@ -52,8 +61,11 @@ export interface Case<P = unknown> {
   readonly group: string;
   /** The row's label in the table. */
   readonly label: string;
-  /** Whether the group's ratios divide by this case. At most one per section and group. */
-  readonly baseline?: boolean;
+  /**
+   * Names this case as the one the section's ratios with this `against` divide by, in its group. Unique
+   * within a section and group.
+   */
+  readonly reference?: string;
   /** Plain data, written to the results file and handed to `run`. */
   readonly params: P;
   /** In the child: set up, warm up, measure, verify; resolves with the metrics. */

@@ -4,6 +4,17 @@
  */
 import type { Case } from './case.js';
 import { codecCases } from './codec.js';
+import { latencyCases } from './latency.js';
+import { memoryCases } from './memory.js';
+import { producerSendingCases } from './producer-sending.js';
 import { sdkPeerCases } from './sdk-peers.js';
+import { shardLimitCases } from './shard-limit.js';
 
-export const cases: readonly Case[] = [...codecCases, ...sdkPeerCases];
+export const cases: readonly Case[] = [
+  ...codecCases,
+  ...sdkPeerCases,
+  ...producerSendingCases,
+  ...latencyCases,
+  ...memoryCases,
+  ...shardLimitCases,
+];

@@ -38,8 +38,13 @@ const section: Section = {
     { metric: 'aggregateKiB', header: 'mean aggregate KiB', digits: 1 },
   ],
   ratios: [
-    { metric: 'recordsPerSec', header: '× aws-kinesis-agg, records/s' },
-    { metric: 'cpuSecPerMillion', header: '× aws-kinesis-agg, CPU', lowerIsBetter: true },
+    { metric: 'recordsPerSec', header: '× aws-kinesis-agg, records/s', against: 'aws-kinesis-agg' },
+    {
+      metric: 'cpuSecPerMillion',
+      header: '× aws-kinesis-agg, CPU',
+      against: 'aws-kinesis-agg',
+      lowerIsBetter: true,
+    },
   ],
 };
 
@@ -122,7 +127,7 @@ export const codecCases: readonly Case<CodecParams>[] = RECORD_SIZES.flatMap(({ 
     section,
     group: label,
     label: 'aws-kinesis-agg aggregate(), 1 MiB',
-    baseline: true,
+    reference: 'aws-kinesis-agg',
     params: { recordBytes: bytes, codec: 'aws-kinesis-agg' },
     run: runCodec,
   },

@@ -1,5 +1,5 @@
 /** Turns the runs of every case into the Markdown report: per section, a table of medians and ratios. */
-import type { Case, Metrics, Section } from './case.js';
+import type { Case, Column, Metrics, Section } from './case.js';
 
 /** Every run of one case. */
 export interface CaseResult {
@@ -47,29 +47,32 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 
 function sectionTable(section: Section, results: readonly CaseResult[]): string {
   const compared = new Set(section.ratios.map((r) => r.metric));
+  const spreadShown = (c: Column) => c.spread === true || compared.has(c.metric);
   const header = [
     section.groupHeader,
     'case',
-    ...section.columns.map((c) => (compared.has(c.metric) ? `${c.header} ±spread` : c.header)),
+    ...section.columns.map((c) => (spreadShown(c) ? `${c.header} ±spread` : c.header)),
     ...section.ratios.map((r) => r.header),
   ];
   const rows: string[][] = [];
   for (const group of new Set(results.map((r) => r.case.group))) {
     const peers = results.filter((r) => r.case.group === group);
-    const baseline = peers.find((r) => r.case.baseline === true);
-    const base = baseline === undefined ? undefined : medians(baseline.runs);
+    const medianOf = new Map(peers.map((r) => [r, medians(r.runs)]));
+    const referenceOf = (name: string) => peers.find((r) => r.case.reference === name);
     for (const result of peers) {
-      const m = medians(result.runs);
+      const m = medianOf.get(result)!;
       const cells = section.columns.map((c) => {
         const value = formatNumber(m[c.metric], c.digits);
-        return compared.has(c.metric)
-          ? `${value} ±${formatNumber(spread(result.runs, c.metric) * 100, 0)}%`
-          : value;
+        if (!spreadShown(c)) return value;
+        const relative = spread(result.runs, c.metric);
+        // Relative to a median of 0 (nothing measured, e.g. nothing throttled) there is none to show.
+        return Number.isFinite(relative) ? `${value} ±${formatNumber(relative * 100, 0)}%` : value;
       });
       const ratios = section.ratios.map((r) => {
-        if (result === baseline) return 'baseline';
+        const reference = referenceOf(r.against);
+        if (result === reference) return 'baseline';
         const value = m[r.metric];
-        const against = base?.[r.metric];
+        const against = reference === undefined ? undefined : medianOf.get(reference)![r.metric];
         if (value === undefined || against === undefined) return '–';
         return `${formatNumber(r.lowerIsBetter === true ? against / value : value / against, 2)}×`;
       });
@@ -79,24 +82,36 @@ function sectionTable(section: Section, results: readonly CaseResult[]): string 
   return table(header, rows);
 }
 
+/** How many runs each figure of a section is the median of, e.g. "Medians of 5 runs". */
+function runsSentence(results: readonly CaseResult[]): string {
+  const counts = [...new Set(results.map((r) => r.runs.length))].sort((a, b) => a - b);
+  if (counts.length === 1 && counts[0] === 1) return 'One run';
+  return `Medians of ${counts.join(' or ')} runs`;
+}
+
 /** One `## section` per section, in the order the cases were registered. */
-export function renderSections(results: readonly CaseResult[], runsPerFigure: number): string {
+export function renderSections(results: readonly CaseResult[]): string {
   return [...new Set(results.map((r) => r.case.section))]
-    .map((section) =>
-      [
+    .map((section) => {
+      const own = results.filter((r) => r.case.section === section);
+      const notes = [
+        `${runsSentence(own)}; ±spread is half the range of the runs, relative to the median.`,
+        ...(section.ratios.length === 0
+          ? []
+          : [
+              'A × column compares the median with the case it names, in the same group, so that above 1 is ' +
+                'better than that case (for CPU per record, that case divided by this one).',
+            ]),
+      ];
+      return [
         `## ${section.title}`,
         '',
         section.about,
         '',
-        `${runsPerFigure === 1 ? 'One run' : `Medians of ${runsPerFigure} runs`}; ±spread is half the range of the runs, relative to the median. ` +
-          'A × column compares the median with the baseline of the same group, so that above 1 is better ' +
-          'than the baseline (for CPU per record, the baseline divided by the case).',
+        notes.join(' '),
         '',
-        sectionTable(
-          section,
-          results.filter((r) => r.case.section === section),
-        ),
-      ].join('\n'),
-    )
+        sectionTable(section, own),
+      ].join('\n');
+    })
     .join('\n\n');
 }

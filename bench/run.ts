@@ -65,6 +65,11 @@ function describeMachine(): string {
   return `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${process.platform} ${process.arch}`;
 }
 
+/** Runs per figure of a case: BENCH_RUNS, or fewer where its section asks for fewer. */
+function runsOf(benchCase: Case): number {
+  return Math.min(runsPerFigure, benchCase.section.maxRuns ?? runsPerFigure);
+}
+
 async function main(): Promise<void> {
   const selected = cases.filter((c) => filter === undefined || c.name.includes(filter));
   if (selected.length === 0) throw new Error(`no case name contains BENCH_FILTER=${filter}`);
@@ -76,13 +81,14 @@ async function main(): Promise<void> {
   // than on every run of one case.
   for (let round = 1; round <= runsPerFigure; round++) {
     for (const benchCase of selected) {
+      if (round > runsOf(benchCase)) continue;
       const metrics = await runChild(benchCase);
       runs.get(benchCase)!.push(metrics);
       const shown = Object.entries(metrics)
         .map(([k, v]) => `${k}=${v.toPrecision(4)}`)
         .join(' ');
       const elapsed = ((Date.now() - started) / 1000).toFixed(0);
-      process.stderr.write(`[${elapsed}s] run ${round}/${runsPerFigure} ${benchCase.name}: ${shown}\n`);
+      process.stderr.write(`[${elapsed}s] run ${round}/${runsOf(benchCase)} ${benchCase.name}: ${shown}\n`);
     }
   }
 
@@ -97,11 +103,13 @@ async function main(): Promise<void> {
     `- Machine: ${machine}`,
     `- Node: ${process.version}`,
     `- Mode: ${quick ? 'BENCH_QUICK smoke run — short timings, indicative only' : 'full'}`,
-    `- Runs per figure: ${runsPerFigure}, the median shown. Every run is a fresh child process that warms up for ` +
-      `${settings.warmupMs} ms, then measures for ${settings.measureMs} ms (wall time by performance.now(), CPU by ` +
-      'process.cpuUsage()). Runs of different cases are interleaved; peers in a table were measured in the same run.',
+    `- Runs per figure: ${runsPerFigure} (fewer where a section says so), the median shown. Every run is a fresh ` +
+      `child process that warms up for ${settings.warmupMs} ms, then measures for ${settings.measureMs} ms (wall ` +
+      'time by performance.now(), CPU by process.cpuUsage()); sections that run a longer scenario give its ' +
+      'timings as multiples of these. Runs of different cases are interleaved; peers in a table were measured in ' +
+      'the same run.',
   ].join('\n');
-  const report = `${header}\n\n${renderSections(results, runsPerFigure)}\n`;
+  const report = `${header}\n\n${renderSections(results)}\n`;
   process.stdout.write(`\n${report}`);
 
   const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));

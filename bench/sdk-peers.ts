@@ -13,6 +13,7 @@ import {
   IN_FLIGHT,
   measureAgainstSink,
   SENDING_DATA_BYTES,
+  SENDING_PEERS,
   SHARDS,
   sendingSection as section,
 } from './sending.js';
@@ -58,7 +59,7 @@ function plainSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
       bytes: dataBytes(records),
     }));
     let next = 0;
-    return async (client, until): Promise<Tally> => {
+    return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
       await keepInFlight(IN_FLIGHT, until, async () => {
         const request = requests[next++ % requests.length]!;
@@ -85,7 +86,7 @@ function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metri
       chunks.push({ records: chunk, bytes: dataBytes(chunk) });
     }
     let next = 0;
-    return async (client, until): Promise<Tally> => {
+    return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
       await keepInFlight(IN_FLIGHT, until, async () => {
         const chunk = chunks[next++ % chunks.length]!;
@@ -155,7 +156,7 @@ function rawCeiling(params: PeerParams, settings: RunSettings): Promise<Metrics>
       userBytes: aggregates.reduce((sum, a) => sum + a.userBytes, 0),
     }));
     let next = 0;
-    return async (client, until): Promise<Tally> => {
+    return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
       await keepInFlight(IN_FLIGHT, until, async () => {
         const request = requests[next++ % requests.length]!;
@@ -174,6 +175,7 @@ export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({
     section,
     group: label,
     label: 'plain SDK, unaggregated',
+    reference: SENDING_PEERS.plainSdk,
     params: { recordBytes: bytes },
     run: plainSdk,
   },
@@ -182,6 +184,7 @@ export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({
     section,
     group: label,
     label: 'aws-kinesis-agg + SDK',
+    reference: SENDING_PEERS.kinesisAgg,
     params: { recordBytes: bytes },
     run: kinesisAggSdk,
   },
@@ -190,7 +193,7 @@ export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({
     section,
     group: label,
     label: 'raw ceiling: SDK sending pre-built aggregates',
-    baseline: true,
+    reference: SENDING_PEERS.ceiling,
     params: { recordBytes: bytes },
     run: rawCeiling,
   },

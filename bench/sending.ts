@@ -4,9 +4,10 @@
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { DEFAULT_AGGREGATION_MAX_BYTES } from '../src/index.js';
-import type { Metrics, RunSettings, Section } from './case.js';
+import type { Metrics, Ratio, RunSettings, Section } from './case.js';
 import { measure, type Tally, throughputMetrics } from './measure.js';
 import { startNullKinesis } from './null-kinesis.js';
+import { UNPACED_RATE_LIMIT } from './producer-feed.js';
 import { benchClient } from './sdk-client.js';
 import { PARTITION_KEYS } from './workload.js';
 
@@ -16,6 +17,34 @@ export const SHARDS = 4;
 export const IN_FLIGHT = 8;
 /** User data generated per workload; sending cycles over it. */
 export const SENDING_DATA_BYTES = 8 * 1024 * 1024;
+/**
+ * `put` calls awaited at once when KinesisProducer awaits every record. Each caller gets one record
+ * per round trip of about `maxBufferedTimeMs` (100 ms), so throughput is about callers / latency: it
+ * takes tens of thousands of callers to keep the producer busy, and more than the producer holds
+ * before puts wait (at 1 KiB and up), which the measurement includes.
+ */
+export const PUT_CALLERS = 50_000;
+
+/** The peers every sender is compared with: the `reference` of their cases. */
+export const SENDING_PEERS = {
+  ceiling: 'raw ceiling',
+  plainSdk: 'plain SDK',
+  kinesisAgg: 'aws-kinesis-agg + SDK',
+} as const;
+
+/** Records/s and client CPU per record of a case, over those of one peer. */
+function ratiosTo(peer: string, name: string): Ratio[] {
+  return [
+    { metric: 'recordsPerSec', header: `× ${name}, records/s`, against: peer },
+    { metric: 'cpuSecPerMillion', header: `× ${name}, client CPU`, against: peer, lowerIsBetter: true },
+  ];
+}
+
+/** Where a sending case sends: the null sink's endpoint, and a client for it with `IN_FLIGHT` sockets. */
+export interface SinkTarget {
+  readonly endpoint: string;
+  readonly client: KinesisClient;
+}
 
 export const sendingSection: Section = {
   title: 'Sending through the SDK to the null sink',
@@ -27,6 +56,15 @@ export const sendingSection: Section = {
     '~4 MiB of user records at a time, timed with the sends. Raw ceiling: aggregates built by RecordAggregator',
     `(${DEFAULT_AGGREGATION_MAX_BYTES.toLocaleString('en-US')} B, per predicted shard, as the producer builds`,
     'them) before timing, so only the sends are timed: what a producer built on the SDK could at best reach.',
+    'KinesisProducer: one producer for the warm-up and the measurement, with default options except',
+    `\`rateLimit\` ${UNPACED_RATE_LIMIT.toLocaleString('en-US')} (%): the sink has no shard limits, and the default pacing of`,
+    `1 MiB/s and 1,000 records/s a shard would hold it to ${SHARDS} MiB/s. It creates its own client, with`,
+    `the default \`maxConnections\` 24 where the peers have ${IN_FLIGHT} requests in flight; on this loopback sink the`,
+    `client is CPU-bound (with maxConnections ${IN_FLIGHT} the producer measured within noise of 24 when these`,
+    'cases were written). `send()`: fire and forget, no callback, 1,000 records between turns of the event',
+    "loop and a wait for 'drain' when full; flushed before the measurement ends and counted by its",
+    `\`UserRecordsPut\` metric. \`await put()\`: ${PUT_CALLERS.toLocaleString('en-US')} callers, each awaiting its put before the`,
+    'next, so its rate is about callers ÷ latency (records wait up to `maxBufferedTimeMs`, 100 ms).',
     'Client CPU is the sending process; sink CPU is the sink process. Every run checks that the sink',
     'received exactly the user records and bytes sent (it counts those inside aggregates itself).',
   ].join(' '),
@@ -38,32 +76,33 @@ export const sendingSection: Section = {
     { metric: 'sinkCpuSecPerMillion', header: 'sink CPU s / M records', digits: 2 },
   ],
   ratios: [
-    { metric: 'recordsPerSec', header: '× ceiling, records/s' },
-    { metric: 'cpuSecPerMillion', header: '× ceiling, client CPU', lowerIsBetter: true },
+    ...ratiosTo(SENDING_PEERS.ceiling, 'ceiling'),
+    ...ratiosTo(SENDING_PEERS.plainSdk, 'plain SDK'),
+    ...ratiosTo(SENDING_PEERS.kinesisAgg, 'aws-kinesis-agg'),
   ],
 };
 
 /**
  * Runs a sending case. `setUp` builds the workload (while the sink starts) and returns the work, which
- * sends with the client it is given until `until` and returns the user records and bytes it had
+ * sends to the target it is given until `until` and returns the user records and bytes it had
  * acknowledged. The work is warmed up, then measured; the sink, which counts the user records inside
  * aggregates itself, must then have received exactly those. Adds the sink's CPU per million user
  * records to the throughput figures.
  */
 export async function measureAgainstSink(
   settings: RunSettings,
-  setUp: () => (client: KinesisClient, until: number) => Promise<Tally>,
+  setUp: () => (target: SinkTarget, until: number) => Promise<Tally>,
 ): Promise<Metrics> {
   const starting = startNullKinesis({ shards: SHARDS });
   try {
     const work = setUp();
     const sink = await starting;
-    const client = benchClient(sink.endpoint, IN_FLIGHT);
-    await work(client, performance.now() + settings.warmupMs);
+    const target = { endpoint: sink.endpoint, client: benchClient(sink.endpoint, IN_FLIGHT) };
+    await work(target, performance.now() + settings.warmupMs);
     const before = await sink.stats();
-    const m = await measure(settings.measureMs, (until) => work(client, until));
+    const m = await measure(settings.measureMs, (until) => work(target, until));
     const after = await sink.stats();
-    client.destroy();
+    target.client.destroy();
     const records = after.userRecords - before.userRecords;
     const bytes = after.userBytes - before.userBytes;
     if (records !== m.tally.records || bytes !== m.tally.bytes) {

@@ -1,0 +1,90 @@
+/**
+ * KinesisProducer in the section "Sending through the SDK to the null sink", beside the SDK peers:
+ * fire and forget (`send()` without a callback) and awaiting every record (`await put()`).
+ */
+import type { KinesisProducer, RecordFailedError } from '../src/index.js';
+import type { Case, Metrics, RunSettings } from './case.js';
+import { keepInFlight, type Tally } from './measure.js';
+import { benchProducer, RecordCycle, sendUntil, UNPACED_RATE_LIMIT, writtenDuring } from './producer-feed.js';
+import { measureAgainstSink, PUT_CALLERS, SENDING_DATA_BYTES, sendingSection as section } from './sending.js';
+import { PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
+
+interface ProducerParams {
+  readonly recordBytes: number;
+  readonly mode: 'send' | 'put';
+}
+
+/**
+ * One producer for the warm-up and the measurement, as the peers keep one client: created on the
+ * first call of the work, when the sink's endpoint is known, and closed after the measurement.
+ */
+async function runProducer(params: ProducerParams, settings: RunSettings): Promise<Metrics> {
+  let producer: KinesisProducer | undefined;
+  let failure: RecordFailedError | undefined;
+  try {
+    return await measureAgainstSink(settings, () => {
+      const records = new RecordCycle(
+        userRecords({
+          recordBytes: params.recordBytes,
+          totalBytes: SENDING_DATA_BYTES,
+          keyCount: PARTITION_KEYS,
+        }),
+      );
+      const start = (endpoint: string) => {
+        const started = benchProducer(endpoint, { rateLimit: UNPACED_RATE_LIMIT });
+        started.on('recordFailed', (error) => {
+          failure ??= error;
+        });
+        return started;
+      };
+      return async ({ endpoint }, until): Promise<Tally> => {
+        producer ??= start(endpoint);
+        const active = producer;
+        const written =
+          params.mode === 'send'
+            ? // Flushed before the measurement ends: every record counted has reached the sink.
+              await writtenDuring(active, () => sendUntil(active, records, until))
+            : await putWithCallers(active, records, until);
+        if (failure !== undefined) throw failure;
+        return { records: written, bytes: written * params.recordBytes };
+      };
+    });
+  } finally {
+    await producer?.close();
+  }
+}
+
+/** `PUT_CALLERS` callers, each awaiting its put before the next, until `until`. */
+async function putWithCallers(
+  producer: KinesisProducer,
+  records: RecordCycle,
+  until: number,
+): Promise<number> {
+  let written = 0;
+  await keepInFlight(PUT_CALLERS, until, async () => {
+    await producer.put(records.next());
+    written++;
+  });
+  return written;
+}
+
+export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZES.flatMap(
+  ({ bytes, label }) => [
+    {
+      name: `sdk/producer-send/${bytes}`,
+      section,
+      group: label,
+      label: 'KinesisProducer send(), fire and forget',
+      params: { recordBytes: bytes, mode: 'send' },
+      run: runProducer,
+    },
+    {
+      name: `sdk/producer-put/${bytes}`,
+      section,
+      group: label,
+      label: `KinesisProducer await put(), ${PUT_CALLERS.toLocaleString('en-US')} callers`,
+      params: { recordBytes: bytes, mode: 'put' },
+      run: runProducer,
+    },
+  ],
+);
