@@ -13,81 +13,81 @@ import { checkInteger } from './option-checks.js';
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
   /** The stream records go to unless a record names its own. One of `streamName`/`streamARN`. */
-  readonly streamName?: string;
+  readonly streamName?: string | undefined;
   /** The stream by ARN (for cross-account access). */
-  readonly streamARN?: string;
+  readonly streamARN?: string | undefined;
   /**
    * Your own KinesisClient. The producer never destroys it. Its own retries run inside each of the
    * producer's attempts; give it `maxAttempts: 1` to leave retrying to the producer alone.
    * Exclusive with `region`, `endpoint`, `credentials`.
    */
-  readonly client?: KinesisClient;
+  readonly client?: KinesisClient | undefined;
   /** Region of the client the producer creates. */
-  readonly region?: KinesisClientConfig['region'];
+  readonly region?: KinesisClientConfig['region'] | undefined;
   /** Endpoint of the client the producer creates, e.g. `http://127.0.0.1:4567`. */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** Credentials of the client the producer creates (default: the SDK's provider chain). */
-  readonly credentials?: KinesisClientConfig['credentials'];
+  readonly credentials?: KinesisClientConfig['credentials'] | undefined;
   /**
    * Longest a record waits to be batched with others, from its arrival (KPL RecordMaxBufferedTime).
    * 0 sends at once, still batching whatever is queued at that moment.
    * @default 100
    */
-  readonly maxBufferedTimeMs?: number;
+  readonly maxBufferedTimeMs?: number | undefined;
   /**
    * Pack records bound for the same shard into KPL aggregates (KPL AggregationEnabled). Turned off
    * automatically on streams with `RecordDistributionStrategy` AUTO, where consumers drop aggregates.
    * @default true
    */
-  readonly aggregation?: boolean;
+  readonly aggregation?: boolean | undefined;
   /** Most user records in one aggregate. @default 4294967295 */
-  readonly aggregationMaxCount?: number;
+  readonly aggregationMaxCount?: number | undefined;
   /** Largest aggregate, partition key + data. @default 51200 */
-  readonly aggregationMaxBytes?: number;
+  readonly aggregationMaxBytes?: number | undefined;
   /** Most Kinesis records in one PutRecords request (service limit 500). @default 500 */
-  readonly collectionMaxCount?: number;
+  readonly collectionMaxCount?: number | undefined;
   /**
    * Largest PutRecords request, counting partition keys + data (service limit 10 MiB).
    * @default 5242880 (5 MiB, as KPL)
    */
-  readonly collectionMaxBytes?: number;
+  readonly collectionMaxBytes?: number | undefined;
   /**
    * Time a record has to be written, from its arrival; after it the record fails with `Expired`
    * and every attempt made (KPL RecordTtl).
    * @default 30000
    */
-  readonly recordTtlMs?: number;
+  readonly recordTtlMs?: number | undefined;
   /**
    * Fail throttled records at once (code `ProvisionedThroughputExceededException`) instead of retrying.
    * @default false
    */
-  readonly failIfThrottled?: boolean;
+  readonly failIfThrottled?: boolean | undefined;
   /** Most PutRecords requests in flight at once (and sockets of the client the producer creates). @default 24 */
-  readonly maxConnections?: number;
+  readonly maxConnections?: number | undefined;
   /** Longest one PutRecords request may take before it is abandoned and retried. @default 6000 */
-  readonly requestTimeoutMs?: number;
+  readonly requestTimeoutMs?: number | undefined;
   /** First retry backoff cap; each retry doubles it (full jitter: the wait is random below it). @default 100 */
-  readonly retryBaseDelayMs?: number;
+  readonly retryBaseDelayMs?: number | undefined;
   /** Largest retry backoff cap. @default 5000 */
-  readonly retryMaxDelayMs?: number;
+  readonly retryMaxDelayMs?: number | undefined;
   /**
    * Most records accepted and not yet settled. Beyond it `put` waits (or rejects, see `onFull`) and
    * `send` throws {@link BufferFullError}. Bounds the producer's memory with `maxBufferedBytes`.
    * @default 100000
    */
-  readonly maxOutstandingRecords?: number;
+  readonly maxOutstandingRecords?: number | undefined;
   /**
    * Most bytes (partition keys + data) of records accepted and not yet settled. A record larger than
    * this is still taken when the producer holds nothing else.
    * @default 67108864 (64 MiB)
    */
-  readonly maxBufferedBytes?: number;
+  readonly maxBufferedBytes?: number | undefined;
   /**
    * What `put` does when the producer is full: `'wait'` for room (honouring the `signal` passed to
    * it), or `'reject'` at once with {@link BufferFullError}. `send` never waits.
    * @default 'wait'
    */
-  readonly onFull?: 'wait' | 'reject';
+  readonly onFull?: 'wait' | 'reject' | undefined;
   /**
    * `'per-partition-key'`: records of one partition key reach the stream in the order `put`/`send`
    * was called, also across retries. It costs throughput: each shard has at most one request in
@@ -95,18 +95,18 @@ export interface KinesisProducerOptions {
    * holds back the records behind it.
    * @default 'none'
    */
-  readonly ordering?: 'none' | 'per-partition-key';
+  readonly ordering?: 'none' | 'per-partition-key' | undefined;
   /**
    * Ceiling of the adaptive per-shard rate, in percent of a shard's write limits (1,000 records/s and
    * 1 MiB/s; KPL RateLimit). The producer paces each shard at this rate, lowers it when the shard
    * throttles and probes back up.
    * @default 100
    */
-  readonly rateLimit?: number;
+  readonly rateLimit?: number | undefined;
   /** An OpenTelemetry `Meter` to receive the producer's metrics as instruments (optional peer `@opentelemetry/api`). */
-  readonly meter?: MeterLike;
+  readonly meter?: MeterLike | undefined;
   /** Where the producer logs (pino-compatible). @default util.debuglog, warnings as process warnings */
-  readonly logger?: Logger;
+  readonly logger?: Logger | undefined;
 }
 
 /** @internal Options with every default applied. */
@@ -274,8 +274,11 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   };
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** The options actually given: an option set to `undefined` takes its default, like one left out. */
+function withoutUndefined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 function optionalString(name: string, value: unknown): void {

@@ -20,7 +20,7 @@ import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
 import { checkInteger } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { attemptsOf, PendingRecord, type Settler } from './pending-record.js';
+import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
 import type { PutResult } from './result.js';
 import { Room } from './room.js';
@@ -220,18 +220,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
     const now = this.#options.clock.now();
     if (this.#room.hasRoomFor(bytes, now)) {
-      this.#take(
-        record,
-        pipeline,
-        facts.partitionKeyBytes,
-        facts.dataBytes,
-        facts.explicitHashKey,
-        this.#hashKey,
-        settler,
-        now,
-        this.#barrier.epoch,
-        false,
-      );
+      this.#takeMeasured(record, pipeline, settler, now);
       return promise;
     }
     this.#room.owe();
@@ -315,18 +304,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       throw this.#fullError();
     }
     const settler: Settler | undefined = callback === undefined ? undefined : { kind: 'callback', callback };
-    this.#take(
-      record,
-      pipeline,
-      facts.partitionKeyBytes,
-      facts.dataBytes,
-      facts.explicitHashKey,
-      this.#hashKey,
-      settler,
-      now,
-      this.#barrier.epoch,
-      false,
-    );
+    this.#takeMeasured(record, pipeline, settler, now);
     // True promises that the next send of a record this size is taken.
     if (this.#room.hasRoomFor(bytes, now)) return true;
     this.#room.owe();
@@ -446,6 +424,29 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         ? this.#hashes.hash(record.partitionKey)
         : facts.explicitHashKeyValue;
     return pipeline;
+  }
+
+  /** Takes the record `#prepare` just measured, counted in the current flush epoch. */
+  #takeMeasured(
+    record: ProducerRecord,
+    pipeline: StreamPipeline,
+    settler: Settler | undefined,
+    now: number,
+  ): void {
+    const facts = this.#facts;
+    const epoch = this.#barrier.epoch;
+    this.#take(
+      record,
+      pipeline,
+      facts.partitionKeyBytes,
+      facts.dataBytes,
+      facts.explicitHashKey,
+      this.#hashKey,
+      settler,
+      now,
+      epoch,
+      false,
+    );
   }
 
   /**
@@ -596,16 +597,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       batch.map((record) => [record, pipeline] as const),
     );
     for (const [record, pipeline] of [...inFlight, ...this.#responses.verifying]) {
-      for (const item of record.items) {
-        this.#settlement.fail(
-          pipeline.stream,
-          item,
-          code,
-          message,
-          record.predictedShardId,
-          attemptsOf(item, record),
-        );
-      }
+      this.#settlement.failAll(pipeline.stream, record, code, message);
     }
   }
 

@@ -2,7 +2,7 @@ import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import { attemptsOf, type OutboundRecord } from './pending-record.js';
+import type { OutboundRecord } from './pending-record.js';
 import { backoffDelay, classifyEntryError, classifyRequestError, FailureKind } from './retry-policy.js';
 import type { SendOutcome } from './sender.js';
 import type { Settlement } from './settlement.js';
@@ -135,16 +135,7 @@ export class ResponseHandler {
       return;
     }
     if (kind === FailureKind.Fatal || (throttled && this.#options.failIfThrottled)) {
-      for (const item of record.items) {
-        this.#settlement.fail(
-          pipeline.stream,
-          item,
-          code,
-          message,
-          record.predictedShardId,
-          attemptsOf(item, record),
-        );
-      }
+      this.#settlement.failAll(pipeline.stream, record, code, message);
       return;
     }
     pipeline.retryLater(record, now + backoff(record.attempts.length));

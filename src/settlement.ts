@@ -138,6 +138,13 @@ export class Settlement {
     this.deliver(item.settler, error);
   }
 
+  /** Every user record of `record` failed for good with `code`, each with its attempts. */
+  failAll(stream: StreamRef, record: OutboundRecord, code: string, message: string): void {
+    for (const item of record.items) {
+      this.fail(stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
+    }
+  }
+
   /**
    * Hands a failure to its caller — promise, callback — and to 'recordFailed'; warns (rate-limited)
    * when a record sent without a callback fails and nobody listens.

@@ -5,6 +5,7 @@ import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { OutboundRecord, type PendingRecord } from './pending-record.js';
 import type { AttemptLog } from './result.js';
+import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
 import type { ShardMap } from './shard-map.js';
 import type { StreamInfo } from './stream-info.js';
@@ -19,14 +20,7 @@ const COALESCE_MS = 25;
 export interface PipelineHost {
   readonly options: ResolvedOptions;
   /** Fails a record for good with every attempt made for it. */
-  fail(
-    stream: StreamRef,
-    item: PendingRecord,
-    code: string,
-    message: string,
-    shardId: string | undefined,
-    attempts: readonly AttemptLog[],
-  ): void;
+  readonly fail: Settlement['fail'];
   /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
   wakeAt(at: number): void;
   /** The decimal hash key of a record, for the outer record's ExplicitHashKey. */
@@ -135,18 +129,11 @@ export class StreamPipeline {
   #route(item: PendingRecord): void {
     const buffer = this.#bufferFor(item);
     if (!this.aggregating) {
-      const record = new OutboundRecord(
-        [item],
-        {
-          partitionKey: item.partitionKey,
-          explicitHashKey: this.#host.hashKeyDecimal(item),
-          data: toBytes(item.data),
-        },
-        buffer.shardId,
-        this.shardMap.version,
-        item.arrivedAt + this.#options.maxBufferedTimeMs,
+      this.#enqueue(
+        buffer,
+        this.#single(item, buffer, item.arrivedAt + this.#options.maxBufferedTimeMs),
+        false,
       );
-      this.#enqueue(buffer, record, false);
       return;
     }
     const builder = buffer.builder;
@@ -162,6 +149,16 @@ export class StreamPipeline {
     }
     // Full (or a single record at least as large as an aggregate may be): no reason to wait.
     if (builder.sizeBytes >= builder.maxBytes || builder.count >= builder.maxCount) this.#seal(buffer);
+  }
+
+  /** One user record as a Kinesis record of its own (aggregation off), due by `sendBy`. */
+  #single(item: PendingRecord, buffer: ShardBuffer, sendBy: number): OutboundRecord {
+    const record = {
+      partitionKey: item.partitionKey,
+      explicitHashKey: this.#host.hashKeyDecimal(item),
+      data: toBytes(item.data),
+    };
+    return new OutboundRecord([item], record, buffer.shardId, this.shardMap.version, sendBy);
   }
 
   #bufferFor(item: PendingRecord): ShardBuffer {
@@ -425,19 +422,7 @@ export class StreamPipeline {
       const records: OutboundRecord[] = [];
       if (!this.aggregating) {
         for (const item of list) {
-          records.push(
-            new OutboundRecord(
-              [item],
-              {
-                partitionKey: item.partitionKey,
-                explicitHashKey: this.#host.hashKeyDecimal(item),
-                data: toBytes(item.data),
-              },
-              buffer.shardId,
-              this.shardMap.version,
-              now,
-            ),
-          );
+          records.push(this.#single(item, buffer, now));
         }
       } else {
         const builder = new AggregateBuilder<PendingRecord>(

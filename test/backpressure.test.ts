@@ -1,24 +1,12 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  AbortedError,
-  BufferFullError,
-  KinesisProducer,
-  type KinesisProducerOptions,
-  type PutResult,
-  RecordFailedError,
-} from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { AbortedError, BufferFullError, type PutResult, RecordFailedError } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, aggregation: false, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake, { aggregation: false });
 
 /** Tracks how a promise ended without marking it handled late. */
 function track<T>(promise: Promise<T>) {
@@ -35,16 +23,6 @@ function track<T>(promise: Promise<T>) {
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
-});
-
-afterEach(async () => {
-  fake.release();
-  for (const p of producers.splice(0)) {
-    const closed = p.close();
-    await vi.runAllTimersAsync();
-    await closed;
-  }
-  vi.useRealTimers();
 });
 
 describe('limits', () => {

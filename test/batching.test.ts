@@ -1,29 +1,15 @@
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, KinesisProducer, type KinesisProducerOptions, partitionKeyHash } from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, partitionKeyHash } from '../src/index.js';
 import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake);
 
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(4);
-});
-
-afterEach(async () => {
-  for (const p of producers.splice(0)) {
-    const closed = p.close();
-    await vi.runAllTimersAsync();
-    await closed;
-  }
-  vi.useRealTimers();
 });
 
 const sizeOf = (e: { PartitionKey?: string | undefined; Data?: Uint8Array | undefined }) =>
@@ -162,14 +148,12 @@ describe('connections', () => {
       },
       destroy: () => {},
     };
-    const p = new KinesisProducer({
-      streamName: 's',
+    const p = producer({
       client: slow as never,
       maxConnections: 3,
       aggregation: false,
       collectionMaxCount: 1,
     });
-    producers.push(p);
     for (let i = 0; i < 10; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
     await vi.advanceTimersByTimeAsync(150);
     expect(most).toBe(3);

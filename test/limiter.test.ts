@@ -1,5 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, KinesisProducer, type KinesisProducerOptions } from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate } from '../src/index.js';
 import {
   BURST_SECONDS,
   DECREASE_FACTOR,
@@ -10,6 +10,7 @@ import {
   ShardLimiter,
 } from '../src/limiter.js';
 import { FakeKinesis } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 describe('ShardLimiter', () => {
   it('lets a burst through, then paces records at the shard rate', () => {
@@ -92,23 +93,10 @@ describe('ShardLimiter', () => {
 
 describe('the producer paces each shard', () => {
   let fake: FakeKinesis;
-  const producers: KinesisProducer[] = [];
-  const producer = (options: Partial<KinesisProducerOptions> = {}) => {
-    const p = new KinesisProducer({ streamName: 's', client: fake.client, ...options });
-    producers.push(p);
-    return p;
-  };
+  const producer = producersOn(() => fake);
   beforeEach(() => {
     vi.useFakeTimers();
     fake = new FakeKinesis(1);
-  });
-  afterEach(async () => {
-    for (const p of producers.splice(0)) {
-      const closed = p.close();
-      await vi.runAllTimersAsync();
-      await closed;
-    }
-    vi.useRealTimers();
   });
 
   const sentBytesBy = (t: number, start: number) =>

@@ -1,25 +1,15 @@
 import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, KinesisProducer, type KinesisProducerOptions, type Logger } from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, type Logger } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake);
 
 beforeEach(() => {
   fake = new FakeKinesis(2);
-});
-
-afterEach(async () => {
-  for (const p of producers.splice(0)) await p.close();
-  vi.useRealTimers();
 });
 
 /** What actually went to the fake, counted from the wire. */
@@ -172,8 +162,8 @@ describe('logging', () => {
     const log = (context: object, message: string) => lines.push(`${message} ${JSON.stringify(context)}`);
     const logger: Logger = { debug: log, info: log, warn: log, error: log };
     // Nothing listens on this port: every call fails, and everything is logged at debug level.
-    const p = new KinesisProducer({
-      streamName: 'test',
+    const p = producer({
+      client: undefined,
       endpoint: 'http://127.0.0.1:9',
       region: 'us-east-1',
       credentials: { accessKeyId: keyId, secretAccessKey: secret, sessionToken: `${secret}-token` },
@@ -181,7 +171,6 @@ describe('logging', () => {
       requestTimeoutMs: 500,
       logger,
     });
-    producers.push(p);
     const error = await p.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'Expired' });
     const everything = [

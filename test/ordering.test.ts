@@ -1,42 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, KinesisProducer, type KinesisProducerOptions, type PutResult } from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { deaggregate, type PutResult } from '../src/index.js';
 import { FakeKinesis, type FakePutCall, networkError } from './support/fake-kinesis.js';
+import { seededRandom } from './support/fault-front/prng.js';
+import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake);
 
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(3);
 });
-
-afterEach(async () => {
-  for (const p of producers.splice(0)) {
-    const closed = p.close();
-    await vi.runAllTimersAsync();
-    await closed;
-  }
-  vi.restoreAllMocks();
-  vi.useRealTimers();
-});
-
-/** A seeded generator, so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Per partition key, the sequence numbers in the order a consumer reading each shard would see them. */
 function consumerOrder(): Map<string, number[]> {
@@ -59,7 +33,7 @@ describe("ordering: 'per-partition-key'", () => {
   it.each([true, false])(
     'keeps put order per partition key under failures and retries (aggregation %s)',
     async (aggregation) => {
-      const random = seeded(42);
+      const random = seededRandom(42);
       fake.onPut = (call: FakePutCall) => {
         const roll = random();
         if (roll < 0.1) return { throw: networkError('ECONNRESET') };

@@ -1,16 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   deaggregate,
   InvalidOptionError,
   InvalidRecordError,
   KinesisProducer,
-  type KinesisProducerOptions,
   ProducerClosedError,
   type PutResult,
   RecordFailedError,
 } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 /** A logger that remembers what it was told. */
 function memoryLogger() {
@@ -22,26 +22,11 @@ function memoryLogger() {
 }
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake);
 
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(2);
-});
-
-afterEach(async () => {
-  for (const p of producers.splice(0)) {
-    const closed = p.close();
-    await vi.runAllTimersAsync();
-    await closed;
-  }
-  vi.useRealTimers();
 });
 
 describe('put: await each record', () => {
@@ -311,8 +296,7 @@ describe('streams', () => {
   });
 
   it('refuses a record without a stream when the producer has none', async () => {
-    const p = new KinesisProducer({ client: fake.client });
-    producers.push(p);
+    const p = producer({ streamName: undefined });
     await expect(p.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(/names no stream/);
   });
 

@@ -1,15 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KinesisProducer, type KinesisProducerOptions, type RecordFailedError } from '../src/index.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RecordFailedError } from '../src/index.js';
 import { FakeKinesis, networkError, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
-const producers: KinesisProducer[] = [];
-
-function producer(options: Partial<KinesisProducerOptions> = {}): KinesisProducer {
-  const p = new KinesisProducer({ streamName: 'test', client: fake.client, ...options });
-  producers.push(p);
-  return p;
-}
+const producer = producersOn(() => fake);
 
 /** Settles a promise under fake timers and returns how it ended. */
 async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: RecordFailedError }> {
@@ -22,16 +17,6 @@ async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: Rec
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
-});
-
-afterEach(async () => {
-  for (const p of producers.splice(0)) {
-    const closed = p.close();
-    await vi.runAllTimersAsync();
-    await closed;
-  }
-  vi.restoreAllMocks();
-  vi.useRealTimers();
 });
 
 const text = (data: Uint8Array | undefined) => Buffer.from(data!).toString();
