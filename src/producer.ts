@@ -154,7 +154,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#logger,
       this.#metrics,
       () => clock.now(),
-      (item, now) => this.#settled(item, now),
+      (item) => this.#settled(item),
     );
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
@@ -485,8 +485,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */
-  #settled(item: PendingRecord, now: number): void {
-    this.#room.free(item.sizeBytes, item.arrivedAt, now);
+  #settled(item: PendingRecord): void {
+    this.#room.free(item.sizeBytes, item.arrivedAt);
     this.#barrier.release(item.epoch);
     if (this.#room.records === 0 && this.#room.waiting === 0) this.#dispatcher.idle();
   }

@@ -51,6 +51,9 @@ const FATAL = new Set([
   'SerializationException',
 ]);
 
+/** Messages of signature errors caused by clock skew. */
+const SKEW = /signature expired|request time too skewed|clock skew/i;
+
 /** Classifies a per-entry PutRecords error code. Unknown codes are retried: losing data is worse. */
 export function classifyEntryError(errorCode: string): FailureKind {
   if (THROTTLING.has(errorCode)) return FailureKind.Throttled;
@@ -77,13 +80,18 @@ export function classifyRequestError(error: unknown): RequestFailure {
     name?: unknown;
     code?: unknown;
     message?: unknown;
-    $metadata?: { httpStatusCode?: number };
+    $metadata?: { httpStatusCode?: number; clockSkewCorrected?: boolean };
     $fault?: unknown;
   };
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const message = typeof e.message === 'string' ? e.message : String(error);
   const errno = typeof e.code === 'string' ? e.code : undefined;
   if (THROTTLING.has(name)) return { code: name, message, kind: FailureKind.Throttled };
+  // A signature refused because this host's clock is off: the SDK has just corrected its offset, so the
+  // next request is signed right. (The SDK would retry it itself; the producer's client does not.)
+  if (e.$metadata?.clockSkewCorrected === true || SKEW.test(message)) {
+    return { code: name, message, kind: FailureKind.Transient };
+  }
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
   if (status === 429) return { code: name, message, kind: FailureKind.Throttled };

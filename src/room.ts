@@ -8,8 +8,8 @@
  * The room is also no larger than the stream can write in half of `recordTtlMs`, so that a feed faster
  * than the stream makes callers wait instead of making records wait in the producer until they
  * expire. Two rules keep it so: the bytes held never exceed what the stream's shards take in that
- * time (1 MiB/s each, at `rateLimit`), known from the shard map; and no record is taken while the
- * oldest record held has waited that long already (the stream is slower than its shards allow:
+ * time (1 MiB/s each, at `rateLimit`), known from the shard map; and no record is taken while an
+ * eighth of the byte limit has waited that long already (the stream is slower than its shards allow:
  * shared with other producers, throttled, or down).
  */
 export interface RoomLimits {
@@ -22,6 +22,8 @@ export interface RoomLimits {
 
 /** Granularity of the ages of records held. */
 const AGE_BUCKET_MS = 100;
+/** No record is taken while more than this share of the byte limit has been held too long. */
+const STALE_SHARE = 1 / 8;
 
 /** What the producer does with a waiting record: take it once it fits, or drop it. */
 export interface RoomRequest {
@@ -53,15 +55,16 @@ export class Room {
   #bytes = 0;
   #waiters: Waiter[] = [];
   #drainOwed = false;
+  #afterFreeScheduled = false;
   /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
   #capacityBytes = Number.POSITIVE_INFINITY;
   #capacityRecords = Number.POSITIVE_INFINITY;
   /**
-   * Unsettled records by the tenth of a second they were taken in: the current one in a plain counter
-   * (the hot path), earlier ones in a map whose keys only grow, so its first key is the oldest.
+   * Bytes of unsettled records by the tenth of a second they were taken in: the current one in a
+   * plain number (the hot path), earlier ones in a map whose keys only grow, oldest first.
    */
   #slot = -1;
-  #slotCount = 0;
+  #slotBytes = 0;
   readonly #earlier = new Map<number, number>();
 
   constructor(limits: RoomLimits, now: () => number, onDrain: () => void) {
@@ -113,15 +116,24 @@ export class Room {
 
   /** A record larger than the byte limit still fits an empty producer, or it never would. */
   #fits(bytes: number, now: number): boolean {
+    const maxBytes = this.maxBytes;
     if (this.#records >= this.maxRecords) return false;
-    if (this.#bytes !== 0 && this.#bytes + bytes > this.maxBytes) return false;
-    return now - this.#oldestSlot() * AGE_BUCKET_MS <= this.#maxAgeMs;
+    if (this.#bytes !== 0 && this.#bytes + bytes > maxBytes) return false;
+    return this.#staleBytes(now) <= maxBytes * STALE_SHARE;
   }
 
-  /** The tenth of a second the oldest unsettled record was taken in (or +infinity if none). */
-  #oldestSlot(): number {
-    for (const slot of this.#earlier.keys()) return slot;
-    return this.#slotCount > 0 ? this.#slot : Number.POSITIVE_INFINITY;
+  /**
+   * Bytes held longer than `#maxAgeMs`. Counting bytes, not the single oldest record, keeps one stuck
+   * record (a poison record retried alone, a hot shard) from closing the room for everyone.
+   */
+  #staleBytes(now: number): number {
+    const limit = Math.floor((now - this.#maxAgeMs) / AGE_BUCKET_MS);
+    let stale = 0;
+    for (const [slot, bytes] of this.#earlier) {
+      if (slot >= limit) break;
+      stale += bytes;
+    }
+    return stale;
   }
 
   /** Someone was turned away or told to wait: 'drain' is owed. */
@@ -135,29 +147,39 @@ export class Room {
     this.#bytes += bytes;
     const slot = Math.floor(now / AGE_BUCKET_MS);
     if (slot !== this.#slot) {
-      if (this.#slotCount > 0) this.#earlier.set(this.#slot, this.#slotCount);
+      if (this.#slotBytes > 0) this.#earlier.set(this.#slot, this.#slotBytes);
       this.#slot = slot;
-      this.#slotCount = 0;
+      this.#slotBytes = 0;
     }
-    this.#slotCount++;
+    this.#slotBytes += bytes;
   }
 
   /**
    * Counts a record settled (taken at `takenAt`): takes waiters that now fit, in order, and pays
    * 'drain' if owed.
    */
-  free(bytes: number, takenAt: number, now: number): void {
+  free(bytes: number, takenAt: number): void {
     this.#records--;
     this.#bytes -= bytes;
     const slot = Math.floor(takenAt / AGE_BUCKET_MS);
     if (slot === this.#slot) {
-      this.#slotCount--;
+      this.#slotBytes -= bytes;
     } else {
-      const left = (this.#earlier.get(slot) ?? 1) - 1;
+      const left = (this.#earlier.get(slot) ?? bytes) - bytes;
       if (left > 0) this.#earlier.set(slot, left);
       else this.#earlier.delete(slot);
     }
-    if (this.#waiters.length > 0) this.#admitWaiters(now);
+    // Waiters are taken, and 'drain' paid, a microtask later: never in the middle of the pipeline
+    // work that settled this record (a taken record goes straight into that pipeline).
+    if ((this.#waiters.length > 0 || this.#drainOwed) && !this.#afterFreeScheduled) {
+      this.#afterFreeScheduled = true;
+      queueMicrotask(() => this.#afterFree());
+    }
+  }
+
+  #afterFree(): void {
+    this.#afterFreeScheduled = false;
+    if (this.#waiters.length > 0) this.#admitWaiters(this.#now());
     if (
       this.#drainOwed &&
       this.#waiters.length === 0 &&

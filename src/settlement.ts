@@ -5,6 +5,9 @@ import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } fro
 import { type AttemptLog, type PutResult, toAttempts } from './result.js';
 import type { StreamRef } from './stream-ref.js';
 
+/** A send() callback. */
+type SendCallback = (error: RecordFailedError | null, result?: PutResult) => void;
+
 /** At most one "failed with nobody listening" warning per this interval, with a count. */
 const UNHEARD_WARNING_INTERVAL_MS = 5000;
 
@@ -25,7 +28,7 @@ export class Settlement {
   readonly #logger: Logger;
   readonly #metrics: ProducerMetrics;
   readonly #now: () => number;
-  readonly #onSettled: (item: PendingRecord, now: number) => void;
+  readonly #onSettled: (item: PendingRecord) => void;
   /** Reused for every Kinesis record settled: no allocation per record. */
   readonly #figures: WrittenFigures = {
     userRecords: 0,
@@ -40,13 +43,19 @@ export class Settlement {
   };
   #unheardFailures = 0;
   #lastUnheardWarning = Number.NEGATIVE_INFINITY;
+  /** The outbox: callbacks to call (with their error or result) and failures to emit. */
+  #callbacks: SendCallback[] = [];
+  #callbackErrors: (RecordFailedError | null)[] = [];
+  #callbackResults: (PutResult | undefined)[] = [];
+  #failures: RecordFailedError[] = [];
+  #flushScheduled = false;
 
   constructor(
     events: FailureEvents,
     logger: Logger,
     metrics: ProducerMetrics,
     now: () => number,
-    onSettled: (item: PendingRecord, now: number) => void,
+    onSettled: (item: PendingRecord) => void,
   ) {
     this.#events = events;
     this.#logger = logger;
@@ -77,7 +86,7 @@ export class Settlement {
       const item = items[i]!;
       if (item.settled) continue;
       item.settled = true;
-      this.#onSettled(item, now);
+      this.#onSettled(item);
       // Retries and buffering time, gathered here and recorded once for the Kinesis record.
       const prior = item.priorAttempts;
       const retries = (prior === undefined ? 0 : prior.length) + ownAttempts - 1;
@@ -119,7 +128,7 @@ export class Settlement {
     if (item.settled) return;
     item.settled = true;
     const now = this.#now();
-    this.#onSettled(item, now);
+    this.#onSettled(item);
     const first = attempts[0];
     this.#metrics.settled(
       stream.label,
@@ -152,7 +161,57 @@ export class Settlement {
   deliver(settler: Settler | undefined, error: RecordFailedError): void {
     if (settler?.kind === 'promise') settler.reject(error);
     else if (settler?.kind === 'callback') this.#callBack(settler, error, undefined);
-    if (this.#events.listenerCount('recordFailed') > 0) {
+    this.#failures.push(error);
+    this.#flushSoon();
+    if (settler === undefined && this.#events.listenerCount('recordFailed') === 0) this.#warnUnheard(error);
+  }
+
+  /**
+   * Callbacks and 'recordFailed' listeners run from the outbox, a microtask later: never inside the
+   * pipeline work that settled the record, which they could otherwise re-enter (a callback that sends
+   * again is common). Promises need no outbox: their reactions run later anyway.
+   */
+  #callBack(
+    settler: Settler & { kind: 'callback' },
+    error: RecordFailedError | null,
+    result: PutResult | undefined,
+  ): void {
+    this.#callbacks.push(settler.callback);
+    this.#callbackErrors.push(error);
+    this.#callbackResults.push(result);
+    this.#flushSoon();
+  }
+
+  #flushSoon(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => this.#flushOutbox());
+  }
+
+  #flushOutbox(): void {
+    this.#flushScheduled = false;
+    const callbacks = this.#callbacks;
+    const errors = this.#callbackErrors;
+    const results = this.#callbackResults;
+    const failures = this.#failures;
+    this.#callbacks = [];
+    this.#callbackErrors = [];
+    this.#callbackResults = [];
+    this.#failures = [];
+    for (let i = 0; i < callbacks.length; i++) {
+      try {
+        const error = errors[i]!;
+        if (error === null) callbacks[i]!(null, results[i]);
+        else callbacks[i]!(error);
+      } catch (callbackError) {
+        this.#logger.error(
+          { error: String(callbackError) },
+          'a send() callback threw; the producer carries on',
+        );
+      }
+    }
+    if (this.#events.listenerCount('recordFailed') === 0) return;
+    for (const error of failures) {
       try {
         this.#events.emit('recordFailed', error);
       } catch (listenerError) {
@@ -161,24 +220,6 @@ export class Settlement {
           "a 'recordFailed' listener threw; the producer carries on",
         );
       }
-    } else if (settler === undefined) {
-      this.#warnUnheard(error);
-    }
-  }
-
-  #callBack(
-    settler: Settler & { kind: 'callback' },
-    error: RecordFailedError | null,
-    result: PutResult | undefined,
-  ): void {
-    try {
-      if (error === null) settler.callback(null, result);
-      else settler.callback(error);
-    } catch (callbackError) {
-      this.#logger.error(
-        { error: String(callbackError) },
-        'a send() callback threw; the producer carries on',
-      );
     }
   }
 

@@ -351,3 +351,31 @@ describe('room that follows the stream', () => {
     expect(peakBytes).toBeLessThanOrEqual(8 * 1024 * 1024);
   });
 });
+
+describe('room and stuck records', () => {
+  it('one record stuck in retries does not close the room for the others', async () => {
+    fake = new FakeKinesis(4);
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) => (e.PartitionKey === 'poison' ? 'InternalFailure' : undefined)),
+    });
+    const p = producer({
+      recordTtlMs: 4000,
+      maxBufferedTimeMs: 10,
+      requestTimeoutMs: 500,
+      retryMaxDelayMs: 200,
+    });
+    const poison = track(p.put({ partitionKey: 'poison', data: 'x' }));
+    const refused: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      await vi.advanceTimersByTimeAsync(100);
+      try {
+        p.send({ partitionKey: `healthy-${i}`, data: 'y' });
+      } catch {
+        refused.push(i);
+      }
+    }
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(refused).toEqual([]);
+    expect(poison).toMatchObject({ status: 'rejected', error: { code: 'Expired' } });
+  });
+});

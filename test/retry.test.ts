@@ -232,3 +232,37 @@ describe('whole-request failures that are retried', () => {
     expect((await b).attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['MissingResult', 'ok']);
   });
 });
+
+describe('clock skew', () => {
+  it('retries a signature refused for clock skew (the SDK corrected its clock), and fails other signature errors', async () => {
+    const skewed = Object.assign(
+      serviceError(
+        'InvalidSignatureException',
+        400,
+        'Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z',
+      ),
+      {
+        $metadata: { httpStatusCode: 400, clockSkewCorrected: true },
+      },
+    );
+    fake.script.push({ throw: skewed });
+    const p = producer();
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await result).value?.attempts.map((a) => a.errorCode ?? 'ok')).toEqual([
+      'InvalidSignatureException',
+      'ok',
+    ]);
+
+    fake.script.push({
+      throw: serviceError(
+        'InvalidSignatureException',
+        400,
+        'The request signature we calculated does not match',
+      ),
+    });
+    const bad = outcome(p.put({ partitionKey: 'k', data: 'y' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await bad).error).toMatchObject({ code: 'InvalidSignatureException' });
+  });
+});
