@@ -169,6 +169,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       options: resolved,
       fail: (stream, item, code, message, shardId, attempts) =>
         this.#settlement.fail(stream, item, code, message, shardId, attempts),
+      stored: (stream, record, shardId, sequenceNumber) =>
+        this.#settlement.succeed(stream, record, shardId, sequenceNumber),
+      now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? this.#hashes.decimal(item.partitionKey, item.hashKey),
     };
@@ -593,17 +596,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#settlement.fail(pipeline.stream, item, code, message, undefined, item.priorAttempts ?? []);
       }
     }
-    const inFlight = [...this.#dispatcher.inFlight].flatMap(([batch, pipeline]) =>
-      batch.map((record) => [record, pipeline] as const),
-    );
-    for (const [record, pipeline] of [...inFlight, ...this.#responses.verifying]) {
-      this.#settlement.failAll(pipeline.stream, record, code, message);
+    for (const [batch, pipeline] of this.#dispatcher.inFlight) {
+      for (const record of batch) this.#settlement.failAll(pipeline.stream, record, code, message);
     }
   }
 
   #shutdown(): void {
     this.#dispatcher.stop();
-    this.#responses.stop();
     for (const pipeline of this.#pipelineList) pipeline.shardMap.close();
     if (this.#ownsClient) this.#client.destroy();
   }
@@ -625,8 +624,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     for (const [batch, pipeline] of this.#dispatcher.inFlight) {
       for (const record of batch) for (const item of record.items) note(pipeline.stream.label, item);
     }
-    for (const [record, pipeline] of this.#responses.verifying)
-      for (const item of record.items) note(pipeline.stream.label, item);
     return gauges;
   }
 

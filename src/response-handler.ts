@@ -23,9 +23,6 @@ export class ResponseHandler {
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
   readonly #pump: () => void;
-  /** Stored aggregates waiting for a fresh shard map to tell whether they must be sent again. */
-  readonly #verifying = new Map<OutboundRecord, StreamPipeline>();
-  #stopped = false;
 
   constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
     this.#options = options;
@@ -33,16 +30,6 @@ export class ResponseHandler {
     this.#metrics = metrics;
     this.#settlement = settlement;
     this.#pump = pump;
-  }
-
-  /** Records stored but not yet answered, waiting for a fresh shard map. */
-  get verifying(): ReadonlyMap<OutboundRecord, StreamPipeline> {
-    return this.#verifying;
-  }
-
-  /** Ignores everything from now on (the producer shut down). */
-  stop(): void {
-    this.#stopped = true;
   }
 
   handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
@@ -102,8 +89,8 @@ export class ResponseHandler {
       }
     }
     // With ordering, a shard may send again once its record's answer is handled (a record waiting for
-    // a fresh shard map keeps its shard until then).
-    for (const record of batch) if (!this.#verifying.has(record)) pipeline.release(record);
+    // a newer shard map keeps its shard until then: the pipeline releases it).
+    for (const record of batch) if (!pipeline.isLanded(record)) pipeline.release(record);
     this.#pump();
   }
 
@@ -180,31 +167,15 @@ export class ResponseHandler {
       pipeline.shardMap.refresh();
       return;
     }
-    this.#verifying.set(record, pipeline);
-    pipeline.shardMap.refreshThen(() => {
-      this.#verifying.delete(record);
-      if (this.#stopped) return;
-      const range = pipeline.shardMap.range(shardId);
-      if (
-        range !== undefined &&
-        record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
-      ) {
-        stored();
-      } else {
-        const message = `Aggregate landed on ${shardId}, not ${predicted} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`;
-        record.attempts.push({
-          startedAt,
-          endedAt,
-          success: false,
-          errorCode: 'WrongShard',
-          errorMessage: message,
-        });
-        const now = this.#options.clock.now();
-        pipeline.requeue(record.items, record.attempts, now, now);
-      }
-      pipeline.release(record);
-      this.#pump();
+    // The attempt is logged as stored; if the aggregate must be sent again, the pipeline says so.
+    record.attempts.push({
+      startedAt,
+      endedAt,
+      success: true,
+      errorCode: undefined,
+      errorMessage: undefined,
     });
+    pipeline.landedElsewhere(record, shardId, sequenceNumber);
   }
 }
 

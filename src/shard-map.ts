@@ -51,8 +51,8 @@ export class ShardMap {
   #notBefore = 0;
   #timer: unknown;
   #closed = false;
-  /** Callbacks waiting for a load that starts after they asked. */
-  #afterNextLoad: (() => void)[] = [];
+  /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
+  #newerWanted = false;
 
   constructor(
     client: KinesisClient,
@@ -127,36 +127,26 @@ export class ShardMap {
     }
     this.#wanted = false;
     this.#loading = true;
-    const waiting = this.#afterNextLoad;
-    this.#afterNextLoad = [];
     void this.#load().finally(() => {
       this.#loading = false;
-      for (const callback of waiting) callback();
-      if (this.#wanted) this.refresh();
+      if (this.#wanted || this.#newerWanted) this.refresh();
     });
   }
 
   /**
-   * Refreshes the map and calls `callback` once a load that started after this call has finished,
-   * successfully or not (or at once if the map is closed).
+   * Loads until the map changes: after each load that brings nothing new (or fails), another one
+   * follows once the interval allows. For records waiting to learn where a stale map sent them.
    */
-  refreshThen(callback: () => void): void {
-    if (this.#closed) {
-      callback();
-      return;
-    }
-    this.#afterNextLoad.push(callback);
+  refreshUntilNewer(): void {
+    this.#newerWanted = true;
     this.refresh();
   }
 
-  /** Stops background refreshes; anyone waiting for a load is answered now. */
+  /** Stops background refreshes. */
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    const waiting = this.#afterNextLoad;
-    this.#afterNextLoad = [];
-    for (const callback of waiting) callback();
   }
 
   async #load(): Promise<void> {
@@ -210,6 +200,7 @@ export class ShardMap {
     this.#ranges = ranges;
     this.#starts = ranges.map((r) => r.start);
     this.#version++;
+    this.#newerWanted = false;
     this.#logger.debug(
       { stream: this.#stream.label, shards: ranges.length, version: this.#version },
       'shard map updated',

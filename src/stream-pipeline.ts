@@ -3,7 +3,7 @@ import { ErrorCode } from './errors.js';
 import { ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
-import { OutboundRecord, type PendingRecord } from './pending-record.js';
+import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
 import type { AttemptLog } from './result.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
@@ -16,11 +16,23 @@ const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
+/** An aggregate stored on another shard than predicted, and the map version it was stored under. */
+interface Landed {
+  readonly record: OutboundRecord;
+  readonly shardId: string;
+  readonly sequenceNumber: string;
+  readonly version: number;
+}
+
 /** What a stream pipeline needs from the producer that owns it. */
 export interface PipelineHost {
   readonly options: ResolvedOptions;
   /** Fails a record for good with every attempt made for it. */
   readonly fail: Settlement['fail'];
+  /** The service stored `record` in `shardId` and consumers will read it there: it succeeded. */
+  stored(stream: StreamRef, record: OutboundRecord, shardId: string, sequenceNumber: string): void;
+  /** The producer's clock. */
+  now(): number;
   /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
   wakeAt(at: number): void;
   /** The decimal hash key of a record, for the outer record's ExplicitHashKey. */
@@ -67,6 +79,16 @@ export class StreamPipeline {
   /** With ordering: shard buffers (by key) with a record in flight or being verified. */
   readonly #busyLanes = new Set<string>();
   readonly #ordered: boolean;
+  /**
+   * With ordering, after the shard map changed: no shard sends until the records in flight under the
+   * old map are answered, so a key's newer records cannot overtake its older ones on another lane.
+   */
+  #laneBarrier = false;
+  /**
+   * Aggregates stored on another shard than predicted, waiting for a newer shard map to tell whether
+   * consumers will read them there (then they succeeded) or drop them (then they are sent again).
+   */
+  #landed: Landed[] = [];
   /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
   readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
     const da = Math.min(a.retryAt, a.expiresAt);
@@ -263,6 +285,10 @@ export class StreamPipeline {
     const batch: OutboundRecord[] = [];
     let bytes = 0;
     let blockedUntil = Number.POSITIVE_INFINITY;
+    if (ordered && this.#laneBarrier) {
+      this.#recomputeReady();
+      return batch;
+    }
     for (const buffer of this.#ready) {
       if (ordered && this.#busyLanes.has(buffer.key)) continue;
       const limiter = buffer.shardId === undefined ? undefined : this.#limiter(buffer.shardId, now);
@@ -322,7 +348,55 @@ export class StreamPipeline {
     if (record.lane === undefined) return;
     this.#busyLanes.delete(record.lane);
     record.lane = undefined;
+    if (this.#busyLanes.size === 0) this.#laneBarrier = false;
     if (this.#readyCount > 0) this.#host.wakeAt(0);
+  }
+
+  /**
+   * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
+   * Consumers reading `shardId` keep the aggregate only if all its records belong there, which only
+   * a newer map can tell. It waits for one here (its TTL still running, its ordering lane still
+   * busy), and the map is asked to load until it is newer.
+   */
+  landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
+    this.#landed.push({ record, shardId, sequenceNumber, version: this.shardMap.version });
+    this.shardMap.refreshUntilNewer();
+    this.#host.wakeAt(record.expiresAt);
+  }
+
+  /** Whether `record` waits for a newer shard map (see landedElsewhere). */
+  isLanded(record: OutboundRecord): boolean {
+    return this.#landed.some((landed) => landed.record === record);
+  }
+
+  /** Decides the aggregates that landed elsewhere once the map is newer than when they landed. */
+  #settleLanded(now: number): void {
+    const waiting: Landed[] = [];
+    for (const landed of this.#landed) {
+      if (landed.version === this.shardMap.version) {
+        waiting.push(landed);
+        continue;
+      }
+      const { record, shardId } = landed;
+      const range = this.shardMap.range(shardId);
+      if (
+        range !== undefined &&
+        record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
+      ) {
+        this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
+      } else {
+        const last = record.attempts[record.attempts.length - 1]!;
+        record.attempts[record.attempts.length - 1] = {
+          ...last,
+          success: false,
+          errorCode: 'WrongShard',
+          errorMessage: `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
+        };
+        this.requeue(record.items, record.attempts, now, now);
+      }
+      this.release(record);
+    }
+    this.#landed = waiting;
   }
 
   #take(buffer: ShardBuffer): OutboundRecord {
@@ -359,6 +433,11 @@ export class StreamPipeline {
   retryLater(record: OutboundRecord, retryAt: number): void {
     record.retryAt = retryAt;
     if (this.#ordered) {
+      if (record.predictedShardId !== undefined && this.#isStale(record)) {
+        // Its shard closed (a reshard): route its records again, still ahead of newer ones.
+        this.requeue(record.items, record.attempts, this.#host.now(), retryAt);
+        return;
+      }
       // It holds back the records behind it: it stays at the head of its shard's queue.
       record.sendBy = retryAt;
       this.#enqueue(this.#bufferForRecord(record), record, true);
@@ -530,6 +609,30 @@ export class StreamPipeline {
       if (head !== undefined) next = Math.min(next, head.expiresAt);
     }
     if (expiredAny) this.#recomputeReady();
+    // Aggregates waiting for a newer shard map: at their TTL, their records fail.
+    if (this.#landed.length > 0) {
+      const waiting: Landed[] = [];
+      for (const landed of this.#landed) {
+        const { record } = landed;
+        if (record.expiresAt > now) {
+          waiting.push(landed);
+          next = Math.min(next, record.expiresAt);
+          continue;
+        }
+        for (const item of record.items) {
+          this.#host.fail(
+            this.stream,
+            item,
+            ErrorCode.Expired,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs): it was stored in ${landed.shardId}, not the predicted shard, and no newer shard map came to tell whether consumers read it there.`,
+            landed.shardId,
+            attemptsOf(item, record),
+          );
+        }
+        this.release(record);
+      }
+      this.#landed = waiting;
+    }
     // Records still waiting for the stream's summary.
     if (this.#gate.length > 0) {
       const alive: PendingRecord[] = [];
@@ -577,7 +680,10 @@ export class StreamPipeline {
   onShardMapChange(now: number): void {
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     for (const buffer of [...this.#buffers.values()]) {
-      if (buffer.shardId === undefined || open.has(buffer.shardId)) continue;
+      // Buffers of one hash key (no map before) stay valid, but with ordering their keys now belong
+      // to shard lanes: they move there too, ahead of newer records.
+      const current = buffer.shardId === undefined ? !this.#ordered : open.has(buffer.shardId);
+      if (current) continue;
       this.#buffers.delete(buffer.key);
       const items: PendingRecord[] = buffer.builder.items.slice();
       buffer.builder.reset();
@@ -592,6 +698,8 @@ export class StreamPipeline {
       if (items.length > 0) this.requeue(items, [], now, now);
     }
     this.#byShardIndexVersion = -1;
+    if (this.#ordered && this.#busyLanes.size > 0) this.#laneBarrier = true;
+    this.#settleLanded(now);
     this.#recomputeReady();
   }
 
@@ -602,6 +710,7 @@ export class StreamPipeline {
     if (this.#unpartitioned !== undefined) yield* this.#unpartitioned.builder.items;
     for (const buffer of this.#ready) for (const record of buffer.records()) yield* record.items;
     for (const record of this.#waiting.values()) yield* record.items;
+    for (const { record } of this.#landed) yield* record.items;
   }
 }
 

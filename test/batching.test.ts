@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, partitionKeyHash } from '../src/index.js';
+import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
 import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -213,5 +213,49 @@ describe('shard map', () => {
     expect(fake.calls).toHaveLength(1);
     expect(r1.shardId).toBe(fake.shardFor(partitionKeyHash('a')).id);
     expect([r1.subSequenceNumber, r2.subSequenceNumber]).toEqual([0, 1]);
+  });
+});
+
+describe('an aggregate that landed on another shard', () => {
+  const twoKeys = () => {
+    const half = (MAX_HASH_KEY + 1n) / 2n;
+    const find = (low: boolean) => {
+      for (let i = 0; ; i++) if (partitionKeyHash(`k${i}`) < half === low) return `k${i}`;
+    };
+    return [find(true), find(false)] as const;
+  };
+
+  it('waits for a newer map on the timers that keep the producer running, then is sent again', async () => {
+    fake.shards = evenShards(1);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    fake.shards = evenShards(2, 'child-');
+    const [low, high] = twoKeys();
+    const puts = [p.put({ partitionKey: low, data: 'x' }), p.put({ partitionKey: high, data: 'y' })];
+    await vi.advanceTimersByTimeAsync(3000);
+    const results = await Promise.all(puts);
+    expect(results.map((r) => r.shardId)).toEqual(['child-000000000000', 'child-000000000001']);
+    expect(results[0]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+  });
+
+  it('fails with Expired at its TTL when no newer map comes, instead of waiting forever', async () => {
+    fake.shards = evenShards(1);
+    const p = producer({ recordTtlMs: 3000 });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.shards = evenShards(2, 'child-');
+    fake.listShardsError = serviceError('LimitExceededException', 400);
+    const [low, high] = twoKeys();
+    const outcomes = [low, high].map((k) =>
+      p.put({ partitionKey: k, data: 'x' }).then(
+        () => 'ok',
+        (e: { code: string; message: string }) => `${e.code}: ${e.message}`,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(3500);
+    const landedWithoutMap =
+      /^Expired: Record expired after 3000 ms \(recordTtlMs\): it was stored in child-000000000000, not the predicted shard/;
+    const results = await Promise.all(outcomes);
+    expect(results).toHaveLength(2);
+    for (const r of results) expect(r).toMatch(landedWithoutMap);
   });
 });

@@ -143,3 +143,28 @@ describe('poison isolation', () => {
     expect(await Promise.all(puts)).toEqual(['ok', 'ok', 'ValidationException', 'ok']);
   });
 });
+
+describe('ordering across a change of lanes', () => {
+  it('keeps put order for a key whose records were routed before and after the shard map came', async () => {
+    fake = new FakeKinesis(1);
+    const inner = fake.client;
+    let puts = 0;
+    const slow = {
+      async send(command: unknown, options?: unknown) {
+        const name = (command as object).constructor.name;
+        if (name === 'ListShardsCommand') await new Promise((r) => setTimeout(r, 300));
+        if (name === 'PutRecordsCommand' && puts++ === 0) await new Promise((r) => setTimeout(r, 600));
+        return await (inner.send as (c: unknown, o: unknown) => Promise<unknown>)(command, options);
+      },
+      destroy() {},
+    };
+    const p = producer({ client: slow as never, ordering: 'per-partition-key', maxBufferedTimeMs: 10 });
+    const first = p.put({ partitionKey: 'K', data: '1' });
+    await vi.advanceTimersByTimeAsync(400); // the map came at 300 ms; the first record is still in flight
+    const second = p.put({ partitionKey: 'K', data: '2' });
+    await vi.advanceTimersByTimeAsync(2000);
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.sequenceNumber < b.sequenceNumber).toBe(true);
+    expect(consumerOrder().get('K')).toEqual([1, 2]);
+  });
+});
