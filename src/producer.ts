@@ -27,7 +27,7 @@ import { Room } from './room.js';
 import { Sender } from './sender.js';
 import { Settlement } from './settlement.js';
 import { ShardMap } from './shard-map.js';
-import { loadStreamInfo } from './stream-info.js';
+import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
 import { streamRef } from './stream-ref.js';
 import { newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
@@ -364,6 +364,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * client (if the producer created it) and its timers. With `timeoutMs` or `signal`, records still
    * unsettled when it passes fail with code `CloseTimeout`. Idempotent: every call returns the same
    * promise, which never rejects.
+   *
+   * @throws {InvalidOptionError} synchronously, on the first call, if `timeoutMs` is not an integer
+   * in [0, 86400000]; the producer is then still open.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
@@ -421,7 +424,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // Until DescribeStreamSummary answers, a record may be as large as any stream allows; the stream's
     // own limit is checked when the answer comes.
     const facts = this.#facts;
-    validateUserRecord(record, pipeline.info?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts);
+    validateUserRecord(record, pipeline.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts);
     this.#hashKey =
       facts.explicitHashKey === undefined
         ? this.#hashes.hash(record.partitionKey)
@@ -540,15 +543,21 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#dispatcher.pump();
       },
     });
-    const pipeline = new StreamPipeline(ref, shardMap, this.#host);
+    const summary = new StreamSummary(this.#client, ref, {
+      timeoutMs: this.#options.requestTimeoutMs,
+      logger: this.#logger,
+      clock,
+      onRead: (info) => {
+        pipeline.open(info, clock.now());
+        this.#updateCapacity();
+        this.#dispatcher.pump();
+      },
+    });
+    const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);
     this.#pipelines.set(key, pipeline);
     this.#pipelineList = [...this.#pipelines.values()];
     shardMap.refresh();
-    void loadStreamInfo(this.#client, ref, this.#options.requestTimeoutMs, this.#logger).then((info) => {
-      pipeline.open(info, clock.now());
-      this.#updateCapacity();
-      this.#dispatcher.pump();
-    });
+    summary.read();
     return pipeline;
   }
 
@@ -603,7 +612,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   #shutdown(): void {
     this.#dispatcher.stop();
-    for (const pipeline of this.#pipelineList) pipeline.shardMap.close();
+    for (const pipeline of this.#pipelineList) pipeline.close();
     if (this.#ownsClient) this.#client.destroy();
   }
 

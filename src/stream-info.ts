@@ -1,7 +1,8 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import { callWithRetries } from './metadata-call.js';
-import { classifyRequestError } from './retry-policy.js';
+import { backoffDelay, classifyRequestError, FailureKind } from './retry-policy.js';
 import { type StreamRef, streamParams } from './stream-ref.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
 
@@ -14,43 +15,123 @@ export interface StreamInfo {
    * so records cannot be routed to a shard, and KCL drops KPL aggregates.
    */
   readonly userPartitioned: boolean;
+  /**
+   * False while the summary could not be read for a passing reason (throttling, 5xx, network) and
+   * is read again in the background: the producer sends records unaggregated (safe on any stream)
+   * and holds records above 1 MiB until it knows whether the stream takes them.
+   */
+  readonly final: boolean;
 }
 
-/** Defaults used when DescribeStreamSummary is denied or fails. */
+/** What applies when DescribeStreamSummary is denied (or the stream not found): for good. */
 export const DEFAULT_STREAM_INFO: StreamInfo = {
   maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
   userPartitioned: true,
+  final: true,
 };
 
+/** What applies while DescribeStreamSummary keeps failing for a passing reason. */
+export const PROVISIONAL_STREAM_INFO: StreamInfo = { ...DEFAULT_STREAM_INFO, final: false };
+
+/** Backoff between background reads after a passing failure. */
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
 /**
- * Reads DescribeStreamSummary once. A denied or failing call is logged and the defaults are used
- * (1 MiB records, partition-key routing): the producer still works, only unaware of raised limits.
+ * Reads a stream's DescribeStreamSummary and reports what it learnt through `onRead`.
+ *
+ * A denied call (or an unknown stream) is logged and the defaults apply for good (1 MiB records,
+ * partition-key routing): the producer still works, only unaware of raised limits. A call that
+ * fails for a passing reason reports provisional defaults and is tried again in the background,
+ * with backoff, until it succeeds or is denied. Its timers never hold the process open.
  */
-export async function loadStreamInfo(
-  client: KinesisClient,
-  stream: StreamRef,
-  timeoutMs: number,
-  logger: Logger,
-): Promise<StreamInfo> {
-  try {
-    const output = await callWithRetries(
-      (abortSignal) => client.send(new DescribeStreamSummaryCommand(streamParams(stream)), { abortSignal }),
-      { timeoutMs, retries: 2 },
+export class StreamSummary {
+  readonly #client: KinesisClient;
+  readonly #stream: StreamRef;
+  readonly #timeoutMs: number;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #onRead: (info: StreamInfo) => void;
+  #failures = 0;
+  #timer: unknown;
+  #closed = false;
+
+  constructor(
+    client: KinesisClient,
+    stream: StreamRef,
+    options: { timeoutMs: number; logger: Logger; clock: Clock; onRead: (info: StreamInfo) => void },
+  ) {
+    this.#client = client;
+    this.#stream = stream;
+    this.#timeoutMs = options.timeoutMs;
+    this.#logger = options.logger;
+    this.#clock = options.clock;
+    this.#onRead = options.onRead;
+  }
+
+  /** Starts reading (once). */
+  read(): void {
+    void this.#read();
+  }
+
+  /** Stops reading in the background. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #read(): Promise<void> {
+    const info = await this.#load();
+    if (this.#closed) return;
+    this.#onRead(info);
+    if (info.final) return;
+    this.#failures++;
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        if (!this.#closed) this.read();
+      },
+      RETRY_BASE_MS + backoffDelay(this.#failures, RETRY_BASE_MS, RETRY_MAX_MS),
+      false,
     );
-    const summary = output.StreamDescriptionSummary;
-    const kib = summary?.MaxRecordSizeInKiB;
-    const info: StreamInfo = {
-      maxRecordBytes: typeof kib === 'number' && kib > 0 ? kib * 1024 : DEFAULT_MAX_RECORD_BYTES,
-      userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
-    };
-    logger.debug({ stream: stream.label, ...info }, 'read stream summary');
-    return info;
-  } catch (error) {
-    const failure = classifyRequestError(error);
-    logger.warn(
-      { stream: stream.label, code: failure.code, error: failure.message },
-      'DescribeStreamSummary failed; assuming a 1 MiB record limit and partition-key routing',
-    );
-    return DEFAULT_STREAM_INFO;
+  }
+
+  async #load(): Promise<StreamInfo> {
+    try {
+      const output = await callWithRetries(
+        (abortSignal) =>
+          this.#client.send(new DescribeStreamSummaryCommand(streamParams(this.#stream)), { abortSignal }),
+        { timeoutMs: this.#timeoutMs, retries: 2 },
+      );
+      const summary = output.StreamDescriptionSummary;
+      const kib = summary?.MaxRecordSizeInKiB;
+      const info: StreamInfo = {
+        maxRecordBytes: typeof kib === 'number' && kib > 0 ? kib * 1024 : DEFAULT_MAX_RECORD_BYTES,
+        userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
+        final: true,
+      };
+      this.#logger.debug({ stream: this.#stream.label, ...info }, 'read stream summary');
+      return info;
+    } catch (error) {
+      const failure = classifyRequestError(error);
+      if (failure.kind === FailureKind.Fatal) {
+        this.#logger.warn(
+          { stream: this.#stream.label, code: failure.code, error: failure.message },
+          'DescribeStreamSummary failed; assuming a 1 MiB record limit and partition-key routing',
+        );
+        return DEFAULT_STREAM_INFO;
+      }
+      this.#logger.warn(
+        {
+          stream: this.#stream.label,
+          code: failure.code,
+          error: failure.message,
+          failures: this.#failures + 1,
+        },
+        'DescribeStreamSummary failed; sending unaggregated and holding records over 1 MiB until it answers',
+      );
+      return PROVISIONAL_STREAM_INFO;
+    }
   }
 }

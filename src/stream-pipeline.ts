@@ -8,7 +8,7 @@ import type { AttemptLog } from './result.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
 import type { ShardMap } from './shard-map.js';
-import type { StreamInfo } from './stream-info.js';
+import type { StreamInfo, StreamSummary } from './stream-info.js';
 import type { StreamRef } from './stream-ref.js';
 
 /** KPL sends a PutRecords request early once one shard has this much waiting in it. */
@@ -54,6 +54,7 @@ export interface PipelineHost {
 export class StreamPipeline {
   readonly stream: StreamRef;
   readonly shardMap: ShardMap;
+  readonly #summary: StreamSummary;
   readonly #host: PipelineHost;
   readonly #options: ResolvedOptions;
 
@@ -96,25 +97,37 @@ export class StreamPipeline {
     return da < db || (da === db && a.sequence < b.sequence);
   });
 
-  constructor(stream: StreamRef, shardMap: ShardMap, host: PipelineHost) {
+  constructor(stream: StreamRef, shardMap: ShardMap, summary: StreamSummary, host: PipelineHost) {
     this.stream = stream;
     this.shardMap = shardMap;
+    this.#summary = summary;
     this.#host = host;
     this.#options = host.options;
     this.#ordered = host.options.ordering === 'per-partition-key';
   }
 
-  /** The stream's summary, once DescribeStreamSummary answered (or failed and defaults apply). */
+  /** The stream's summary once read (or the defaults, for good or provisionally, if the read failed). */
   get info(): StreamInfo | undefined {
     return this.#info;
   }
 
-  /** Whether records of this stream are aggregated. */
+  /**
+   * Whether records of this stream are aggregated: only once the summary is known for sure, since
+   * consumers drop aggregates on streams the service routes itself.
+   */
   get aggregating(): boolean {
-    return this.#options.aggregation && this.#info?.userPartitioned !== false;
+    return this.#options.aggregation && this.#info?.final === true && this.#info.userPartitioned;
   }
 
-  /** Opens the gate: records waiting for the stream's summary go on (or fail if too large). */
+  /** The largest record the stream is known to take; the largest any stream takes until then. */
+  get maxRecordBytes(): number | undefined {
+    return this.#info?.final === true ? this.#info.maxRecordBytes : undefined;
+  }
+
+  /**
+   * Opens the gate with what the stream's summary said: records waiting for it go on (or fail if too
+   * large). With a provisional summary, records above its size limit keep waiting for a final one.
+   */
   open(info: StreamInfo, now: number): void {
     this.#info = info;
     if (!info.userPartitioned) this.shardMap.close();
@@ -122,7 +135,9 @@ export class StreamPipeline {
     this.#gate = [];
     for (const item of waiting) {
       if (item.settled) continue;
-      if (item.sizeBytes > info.maxRecordBytes) {
+      if (item.sizeBytes > info.maxRecordBytes && !info.final) {
+        this.#gate.push(item);
+      } else if (item.sizeBytes > info.maxRecordBytes) {
         this.#host.fail(
           this.stream,
           item,
@@ -138,9 +153,16 @@ export class StreamPipeline {
     if (this.#flushWhenOpen) this.flushAll(now);
   }
 
+  /** Stops the stream's background reads (the producer shut down). */
+  close(): void {
+    this.shardMap.close();
+    this.#summary.close();
+  }
+
   /** Takes an accepted record into the pipeline. */
   accept(item: PendingRecord): void {
-    if (this.#info === undefined) {
+    const info = this.#info;
+    if (info === undefined || (!info.final && item.sizeBytes > info.maxRecordBytes)) {
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
     } else {

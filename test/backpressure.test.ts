@@ -1,7 +1,13 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { AbortedError, BufferFullError, type PutResult, RecordFailedError } from '../src/index.js';
+import {
+  AbortedError,
+  BufferFullError,
+  InvalidOptionError,
+  type PutResult,
+  RecordFailedError,
+} from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -194,6 +200,16 @@ describe('close', () => {
     fake.release();
     await vi.advanceTimersByTimeAsync(10);
     expect(inFlight.status).toBe('rejected');
+  });
+
+  it('throws InvalidOptionError for a bad timeoutMs and stays open', async () => {
+    const p = producer({ maxBufferedTimeMs: 0 });
+    expect(() => p.close({ timeoutMs: -5 })).toThrow(InvalidOptionError);
+    expect(() => p.close({ timeoutMs: -5 })).toThrow(/timeoutMs` must be an integer in \[0, 86400000\]/);
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(put.status).toBe('fulfilled');
+    await p.close();
   });
 
   it('with an aborted signal, fails what is left at once', async () => {

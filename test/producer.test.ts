@@ -323,6 +323,53 @@ describe('streams', () => {
   });
 });
 
+describe('while DescribeStreamSummary fails for a passing reason', () => {
+  it('sends unaggregated and holds records over 1 MiB until it answers, then aggregates and sends them', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger, recordTtlMs: 20_000 });
+    const big = p.put({ partitionKey: 'k', data: Buffer.alloc(1_500_000, 1) });
+    const early = [p.put({ partitionKey: 'k', data: '1' }), p.put({ partitionKey: 'k', data: '2' })];
+    // The call and its two retries fail; the two small records go out one Kinesis record each.
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await Promise.all(early)).map((r) => r.aggregated)).toEqual([false, false]);
+    expect(fake.calls.flatMap((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()))).toEqual([
+      '1',
+      '2',
+    ]);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'DescribeStreamSummary failed; sending unaggregated and holding records over 1 MiB until it answers',
+    );
+    // A big record put while the summary is provisional waits too.
+    const bigLater = p.put({ partitionKey: 'k', data: Buffer.alloc(1_200_000, 2) });
+    await vi.advanceTimersByTimeAsync(500);
+    const sizes = () => fake.calls.flatMap((c) => c.entries.map((e) => e.Data!.length));
+    expect(sizes().filter((n) => n > 1024 * 1024)).toEqual([]);
+    // Read again in the background; once it answers, the big records go and aggregation resumes.
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(5_000);
+    await expect(big).resolves.toMatchObject({ aggregated: false });
+    await expect(bigLater).resolves.toMatchObject({ aggregated: false });
+    expect(sizes().filter((n) => n > 1024 * 1024)).toEqual([1_500_000, 1_200_000]);
+    const later = [p.put({ partitionKey: 'k', data: '3' }), p.put({ partitionKey: 'k', data: '4' })];
+    await vi.advanceTimersByTimeAsync(150);
+    expect((await Promise.all(later)).map((r) => r.aggregated)).toEqual([true, true]);
+    await p.close();
+  });
+
+  it('fails a held record over 1 MiB with Expired at its TTL if the summary never comes', async () => {
+    fake.describeError = serviceError('InternalFailure', 500);
+    const p = producer({ recordTtlMs: 5_000 });
+    const big = p.put({ partitionKey: 'k', data: Buffer.alloc(1_500_000, 1) });
+    const caught = big.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(5_500);
+    expect(await caught).toMatchObject({ code: 'Expired' });
+    expect(String(((await caught) as Error).message)).toMatch(/while the stream's summary was being read/);
+    expect(fake.calls).toHaveLength(0);
+  });
+});
+
 describe('options', () => {
   it.each([
     [
