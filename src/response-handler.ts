@@ -131,7 +131,7 @@ export class ResponseHandler {
   /**
    * The service stored the Kinesis record. If it landed on another shard than predicted, the shard map
    * is stale (a reshard): KCL drops an aggregate holding any record outside the shard it is read
-   * from, so once the map is fresh, an aggregate whose records are not all inside the shard that
+   * from, so once a newer map comes, an aggregate whose records are not all inside the shard that
    * took it is sent again (as KPL does); otherwise it stands.
    */
   #afterWrite(
@@ -142,19 +142,17 @@ export class ResponseHandler {
     startedAt: number,
     endedAt: number,
   ): void {
-    const stored = () => {
-      record.attempts.push({
-        startedAt,
-        endedAt,
-        success: true,
-        errorCode: undefined,
-        errorMessage: undefined,
-      });
-      this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
-    };
+    // The attempt is logged as stored; if an aggregate must be sent again, the pipeline says so.
+    record.attempts.push({
+      startedAt,
+      endedAt,
+      success: true,
+      errorCode: undefined,
+      errorMessage: undefined,
+    });
     const predicted = record.predictedShardId;
     if (predicted === undefined || predicted === shardId || !pipeline.info?.userPartitioned) {
-      stored();
+      this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
       return;
     }
     this.#logger.debug(
@@ -163,18 +161,10 @@ export class ResponseHandler {
     );
     if (!record.aggregated) {
       // A single record is never filtered by consumers: it stands wherever it landed.
-      stored();
+      this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
       pipeline.shardMap.refresh();
       return;
     }
-    // The attempt is logged as stored; if the aggregate must be sent again, the pipeline says so.
-    record.attempts.push({
-      startedAt,
-      endedAt,
-      success: true,
-      errorCode: undefined,
-      errorMessage: undefined,
-    });
     pipeline.landedElsewhere(record, shardId, sequenceNumber);
   }
 }

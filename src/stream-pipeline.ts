@@ -126,7 +126,8 @@ export class StreamPipeline {
 
   /**
    * Opens the gate with what the stream's summary said: records waiting for it go on (or fail if too
-   * large). With a provisional summary, records above its size limit keep waiting for a final one.
+   * large). With a provisional summary, records above its size limit keep waiting for a final one,
+   * and with ordering so does every record behind them.
    */
   open(info: StreamInfo, now: number): void {
     this.#info = info;
@@ -135,7 +136,7 @@ export class StreamPipeline {
     this.#gate = [];
     for (const item of waiting) {
       if (item.settled) continue;
-      if (item.sizeBytes > info.maxRecordBytes && !info.final) {
+      if (!info.final && (item.sizeBytes > info.maxRecordBytes || (this.#ordered && this.#gate.length > 0))) {
         this.#gate.push(item);
       } else if (item.sizeBytes > info.maxRecordBytes) {
         this.#host.fail(
@@ -162,7 +163,10 @@ export class StreamPipeline {
   /** Takes an accepted record into the pipeline. */
   accept(item: PendingRecord): void {
     const info = this.#info;
-    if (info === undefined || (!info.final && item.sizeBytes > info.maxRecordBytes)) {
+    if (
+      info === undefined ||
+      (!info.final && (item.sizeBytes > info.maxRecordBytes || (this.#ordered && this.#gate.length > 0)))
+    ) {
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
     } else {
@@ -377,12 +381,21 @@ export class StreamPipeline {
   /**
    * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
    * Consumers reading `shardId` keep the aggregate only if all its records belong there, which only
-   * a newer map can tell. It waits for one here (its TTL still running, its ordering lane still
-   * busy), and the map is asked to load until it is newer.
+   * a newer map can tell. The map may already be newer than the one the aggregate was built under
+   * (it changed while the request was in flight): then it is decided at once. Otherwise it waits
+   * for one here (its TTL still running, its ordering lane still busy), and the map is asked to
+   * load until it is newer.
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    this.#landed.push({ record, shardId, sequenceNumber, version: this.shardMap.version });
-    this.shardMap.refreshUntilNewer();
+    const map = this.shardMap;
+    if (map.version > record.mapVersion && map.range(shardId) !== undefined) {
+      this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion });
+      this.#settleLanded(this.#host.now());
+      this.#recomputeReady();
+      return;
+    }
+    this.#landed.push({ record, shardId, sequenceNumber, version: map.version });
+    map.refreshUntilNewer();
     this.#host.wakeAt(record.expiresAt);
   }
 

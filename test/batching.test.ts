@@ -238,6 +238,33 @@ describe('an aggregate that landed on another shard', () => {
     expect(results[0]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
   });
 
+  it('is decided at once when the map changed while it was in flight', async () => {
+    fake.shards = evenShards(1);
+    const p = producer({ recordTtlMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0); // map: one shard
+    fake.hold();
+    const [low, high] = twoKeys();
+    // First request: a single record. Second: an aggregate of two records, built under the old map.
+    const single = p.put({ partitionKey: low, data: 'single' });
+    await vi.advanceTimersByTimeAsync(150);
+    const puts = [p.put({ partitionKey: low, data: 'x' }), p.put({ partitionKey: high, data: 'y' })];
+    await vi.advanceTimersByTimeAsync(150);
+    expect(fake.heldCalls).toBe(2);
+    fake.shards = evenShards(2, 'child-');
+    // The single record lands on a child: the map is reloaded and is newer while the aggregate is out.
+    fake.release(1);
+    await vi.advanceTimersByTimeAsync(600);
+    expect((await single).shardId).toBe('child-000000000000');
+    const listings = fake.commands.filter((c) => c === 'ListShards').length;
+    expect(listings).toBe(2);
+    // The aggregate lands on a child too, under a map that already knows it: no newer map is needed.
+    fake.release();
+    await vi.advanceTimersByTimeAsync(200);
+    const results = await Promise.all(puts);
+    expect(results.map((r) => r.shardId)).toEqual(['child-000000000000', 'child-000000000001']);
+    expect(results[1]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+  });
+
   it('fails with Expired at its TTL when no newer map comes, instead of waiting forever', async () => {
     fake.shards = evenShards(1);
     const p = producer({ recordTtlMs: 3000 });

@@ -358,6 +358,40 @@ describe('while DescribeStreamSummary fails for a passing reason', () => {
     await p.close();
   });
 
+  it('with ordering, holds the records put behind a held one, so they keep put order', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    fake.describeError = serviceError('InternalFailure', 500);
+    const p = producer({ ordering: 'per-partition-key', recordTtlMs: 20_000 });
+    const puts = [
+      p.put({ partitionKey: 'k', data: 'before' }),
+      p.put({ partitionKey: 'k', data: Buffer.alloc(1_500_000, 1) }),
+      p.put({ partitionKey: 'k', data: 'after' }),
+    ];
+    await vi.advanceTimersByTimeAsync(2_000);
+    const sent = () =>
+      fake.calls.flatMap((c) =>
+        c.entries.map((e) => (e.Data!.length > 100 ? 'big' : Buffer.from(e.Data!).toString())),
+      );
+    expect(sent()).toEqual(['before']);
+    const late = p.put({ partitionKey: 'k', data: 'late' });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(sent()).toEqual(['before']);
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all([...puts, late]);
+    expect(sent().slice(0, 2)).toEqual(['before', 'big']);
+    const rest = fake.calls
+      .slice(2)
+      .flatMap((c) =>
+        c.entries.flatMap((e) =>
+          deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).map((r) =>
+            Buffer.from(r.data).toString(),
+          ),
+        ),
+      );
+    expect(rest).toEqual(['after', 'late']);
+  });
+
   it('fails a held record over 1 MiB with Expired at its TTL if the summary never comes', async () => {
     fake.describeError = serviceError('InternalFailure', 500);
     const p = producer({ recordTtlMs: 5_000 });
