@@ -83,9 +83,15 @@ describe("ordering: 'per-partition-key'", () => {
     fake = new FakeKinesis(1);
     fake.onPut = (call) => (call.index === 0 ? { errorCodes: ['InternalFailure'] } : undefined);
     const p = producer({ aggregation: false, maxBufferedTimeMs: 0 });
+    // Both requests are out before either answers, so the retry (after a random backoff that may be
+    // 0 ms) always comes after the second record was stored.
+    fake.hold();
     const first = p.put({ partitionKey: 'k', data: '0' });
     await vi.advanceTimersByTimeAsync(1);
     const second = p.put({ partitionKey: 'k', data: '1' });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake.heldCalls).toBe(2);
+    fake.release();
     await vi.advanceTimersByTimeAsync(1000);
     await Promise.all([first, second]);
     expect(consumerOrder().get('k')).toEqual([1, 0]);
