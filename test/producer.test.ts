@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   deaggregate,
   InvalidOptionError,
@@ -27,6 +27,10 @@ const producer = producersOn(() => fake);
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(2);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 describe('put: await each record', () => {
@@ -229,6 +233,8 @@ describe('flush and close', () => {
 
   it('flush waits for records that are being retried', async () => {
     fake.script.push({ errorCodes: ['InternalFailure'] });
+    // A backoff of 50 ms (full jitter below 100 ms can be 0 ms, which would retry before we look).
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
     const p = producer();
     const put = p.put({ partitionKey: 'k', data: 'x' });
     let flushed = false;
@@ -240,7 +246,10 @@ describe('flush and close', () => {
     expect(flushed).toBe(false);
     await vi.advanceTimersByTimeAsync(200);
     expect(flushed).toBe(true);
-    expect((await put).attempts.map((a) => a.success)).toEqual([false, true]);
+    expect((await put).attempts.map((a) => [a.success, a.delayMs])).toEqual([
+      [false, 0],
+      [true, 50],
+    ]);
   });
 
   it('flush does not wait for records accepted after it', async () => {
