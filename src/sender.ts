@@ -1,6 +1,7 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { Clock } from './clock.js';
 import type { OutboundRecord } from './pending-record.js';
+import { withNativeBody } from './put-records-body.js';
 import { type StreamRef, streamParams } from './stream-ref.js';
 
 /** How one PutRecords request ended: with a response, or with an error for the whole request. */
@@ -76,9 +77,8 @@ export class Sender {
     };
     let request: Promise<PutRecordsCommandOutput>;
     try {
-      request = this.#client.send(new PutRecordsCommand({ ...streamParams(stream), Records: entries }), {
-        abortSignal: controller.signal,
-      });
+      const command = withNativeBody(new PutRecordsCommand({ ...streamParams(stream), Records: entries }));
+      request = this.#client.send(command, { abortSignal: controller.signal });
     } catch (error) {
       request = Promise.reject(error);
     }
