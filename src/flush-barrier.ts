@@ -18,10 +18,10 @@ export class FlushBarrier {
     return this.#epoch;
   }
 
-  /** One more unsettled record in `epoch`. */
-  count(epoch: number): void {
-    if (epoch === this.#epoch) this.#current++;
-    else this.#closed.set(epoch, (this.#closed.get(epoch) ?? 0) + 1);
+  /** One more unsettled record, in the current epoch; returns that epoch. */
+  count(): number {
+    this.#current++;
+    return this.#epoch;
   }
 
   /** A record of `epoch` settled (or left: an aborted wait). */

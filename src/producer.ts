@@ -129,6 +129,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #host: PipelineHost;
   readonly #pipelines = new Map<string, StreamPipeline>();
   #pipelineList: StreamPipeline[] = [];
+  /** Pipelines to flush once the waiters admitted in this turn are in (see #flushSoon). */
+  readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
   #closing = false;
   #closePromise: Promise<void> | undefined;
@@ -238,8 +240,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       hashKey: this.#hashKey,
     };
     // It counts for flush() from now: a flush called while it waits covers it.
-    const epoch = this.#barrier.epoch;
-    this.#barrier.count(epoch);
+    const epoch = this.#barrier.count();
     this.#room.wait(
       bytes,
       {
@@ -256,13 +257,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
             settler,
             takenAt,
             epoch,
-            true,
           );
           // A flush() was asked for while it waited: send it at once.
-          if (epoch < this.#barrier.epoch) {
-            pipeline.flushAll(this.#options.clock.now());
-            this.#dispatcher.pump();
-          }
+          if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
         },
         cancel: (why, reason) => {
           this.#barrier.release(epoch);
@@ -440,7 +437,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     now: number,
   ): void {
     const facts = this.#facts;
-    const epoch = this.#barrier.epoch;
     this.#take(
       record,
       pipeline,
@@ -450,14 +446,29 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#hashKey,
       settler,
       now,
-      epoch,
-      false,
+      this.#barrier.count(),
     );
   }
 
   /**
-   * Takes a record: from here it will settle exactly once. `counted` when it already counts in its
-   * flush epoch (a put that waited for room).
+   * Flushes `pipeline` once the waiters admitted in this turn are all in: one flush for all of them,
+   * so they still share aggregates (sealing per waiter would send each as its own Kinesis record).
+   */
+  #flushSoon(pipeline: StreamPipeline): void {
+    if (this.#toFlush.size === 0) {
+      queueMicrotask(() => {
+        const now = this.#options.clock.now();
+        for (const waiting of this.#toFlush) waiting.flushAll(now);
+        this.#toFlush.clear();
+        this.#dispatcher.pump();
+      });
+    }
+    this.#toFlush.add(pipeline);
+  }
+
+  /**
+   * Takes a record: from here it will settle exactly once. `epoch` is the flush epoch it already
+   * counts in (see FlushBarrier.count).
    */
   #take(
     record: ProducerRecord,
@@ -469,7 +480,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     settler: Settler | undefined,
     now: number,
     epoch: number,
-    counted: boolean,
   ): void {
     const item = new PendingRecord(
       record,
@@ -485,7 +495,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       settler,
     );
     this.#room.take(partitionKeyBytes + dataBytes, now);
-    if (!counted) this.#barrier.count(epoch);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
   }
@@ -600,14 +609,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       : `close() gave up after ${timeoutMs} ms (timeoutMs) before the record was written`;
     const code = ErrorCode.CloseTimeout;
     this.#room.evict();
-    for (const pipeline of this.#pipelineList) {
-      for (const item of pipeline.pendingItems()) {
-        this.#settlement.fail(pipeline.stream, item, code, message, undefined, item.priorAttempts ?? []);
-      }
-    }
+    for (const pipeline of this.#pipelineList) pipeline.failPending(code, message);
     for (const [batch, pipeline] of this.#dispatcher.inFlight) {
       for (const record of batch) this.#settlement.failAll(pipeline.stream, record, code, message);
     }
+    // Nothing failed here may still be sent (its caller was told it was not written), and the
+    // answers of requests in flight no longer matter.
+    this.#dispatcher.stop();
   }
 
   #shutdown(): void {

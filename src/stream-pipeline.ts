@@ -491,8 +491,7 @@ export class StreamPipeline {
     for (const item of record.items) {
       if (item.settled) continue;
       if (item.expiresAt <= now) {
-        const attempts =
-          item.priorAttempts === undefined ? record.attempts : [...item.priorAttempts, ...record.attempts];
+        const attempts = attemptsOf(item, record);
         this.#host.fail(
           this.stream,
           item,
@@ -738,7 +737,33 @@ export class StreamPipeline {
     this.#recomputeReady();
   }
 
-  /** Records still inside the pipeline (not in flight), for close() with a timeout. */
+  /**
+   * close() gave up: every record still inside the pipeline (not in flight) fails with `code`,
+   * carrying the attempts made so far — also those of records waiting out a backoff.
+   */
+  failPending(code: string, message: string): void {
+    const fail = (item: PendingRecord, record: OutboundRecord | undefined, shardId?: string) =>
+      this.#host.fail(
+        this.stream,
+        item,
+        code,
+        message,
+        shardId,
+        record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record),
+      );
+    for (const item of this.#gate) fail(item, undefined);
+    for (const buffer of this.#buffers.values())
+      for (const item of buffer.builder.items) fail(item, undefined);
+    if (this.#unpartitioned !== undefined)
+      for (const item of this.#unpartitioned.builder.items) fail(item, undefined);
+    for (const buffer of this.#ready)
+      for (const record of buffer.records()) for (const item of record.items) fail(item, record);
+    for (const record of this.#waiting.values()) for (const item of record.items) fail(item, record);
+    for (const { record, shardId } of this.#landed)
+      for (const item of record.items) fail(item, record, shardId);
+  }
+
+  /** Records still inside the pipeline (not in flight), for the producer's gauges. */
   *pendingItems(): Generator<PendingRecord> {
     yield* this.#gate;
     for (const buffer of this.#buffers.values()) yield* buffer.builder.items;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortedError,
   BufferFullError,
@@ -29,6 +29,10 @@ function track<T>(promise: Promise<T>) {
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 describe('limits', () => {
@@ -223,6 +227,56 @@ describe('close', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect([put.status, closed.status]).toEqual(['rejected', 'fulfilled']);
     expect((put.error as RecordFailedError).message).toMatch(/close\(\) was aborted/);
+  });
+});
+
+describe('close gives up', () => {
+  it('with an already aborted signal: sends nothing of what it failed', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0); // the stream's summary is known
+    const puts = [1, 2, 3].map((i) => track(p.put({ partitionKey: `k${i}`, data: String(i) })));
+    const closed = track(p.close({ signal: AbortSignal.abort() }));
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(closed.status).toBe('fulfilled');
+    expect(puts.map((s) => (s.error as RecordFailedError).code)).toEqual([
+      'CloseTimeout',
+      'CloseTimeout',
+      'CloseTimeout',
+    ]);
+    // Their callers were told they were not written: nothing of them may reach the stream.
+    expect(fake.calls).toHaveLength(0);
+  });
+
+  it('a record waiting out a backoff fails with the attempts it made', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.99); // a backoff of 99 ms
+    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'InternalFailure') });
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fake.calls).toHaveLength(1);
+    track(p.close({ timeoutMs: 0 }));
+    await vi.advanceTimersByTimeAsync(1);
+    const error = put.error as RecordFailedError;
+    expect(error.code).toBe('CloseTimeout');
+    expect(error.attempts.map((a) => [a.success, a.errorCode])).toEqual([[false, 'InternalFailure']]);
+  });
+
+  it('puts admitted after a flush still share aggregates', async () => {
+    fake.hold();
+    const p = producer({ aggregation: true, maxOutstandingRecords: 5, maxBufferedTimeMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = Array.from({ length: 25 }, (_, i) =>
+      track(p.put({ partitionKey: `k${i}`, data: String(i) })),
+    );
+    const flushed = track(p.flush());
+    while (flushed.status === 'pending') {
+      await vi.advanceTimersByTimeAsync(1);
+      fake.release(1);
+    }
+    expect(puts.every((s) => s.status === 'fulfilled')).toBe(true);
+    // Five at a time: each group admitted together goes out as one aggregate of five.
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 1, 1, 1, 1]);
+    expect(fake.storedUserRecords()).toHaveLength(25);
   });
 });
 
