@@ -722,14 +722,15 @@ export class StreamPipeline {
       const items: PendingRecord[] = buffer.builder.items.slice();
       buffer.builder.reset();
       buffer.sendBy = Number.POSITIVE_INFINITY;
-      if (this.#ready.delete(buffer)) {
-        for (const record of buffer.drain()) {
-          this.#readyCount--;
-          this.#readyBytes -= record.sizeBytes;
-          this.requeue(record.items, record.attempts, now, now);
-        }
-      }
+      const sealed = this.#ready.delete(buffer) ? buffer.drain() : [];
+      // requeue() puts records at the head of their new queues: newest first, so the oldest ends first.
       if (items.length > 0) this.requeue(items, [], now, now);
+      for (let i = sealed.length - 1; i >= 0; i--) {
+        const record = sealed[i]!;
+        this.#readyCount--;
+        this.#readyBytes -= record.sizeBytes;
+        this.requeue(record.items, record.attempts, now, now);
+      }
     }
     this.#byShardIndexVersion = -1;
     if (this.#ordered && this.#busyLanes.size > 0) this.#laneBarrier = true;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, type PutResult } from '../src/index.js';
-import { FakeKinesis, type FakePutCall, networkError } from './support/fake-kinesis.js';
+import { evenShards, FakeKinesis, type FakePutCall, networkError } from './support/fake-kinesis.js';
 import { seededRandom } from './support/fault-front/prng.js';
 import { producersOn } from './support/producers.js';
 
@@ -84,6 +84,25 @@ describe("ordering: 'per-partition-key'", () => {
       expect(fake.heldCalls).toBeLessThanOrEqual(1);
     }
     expect(fake.calls.every((c) => c.entries.length === 1)).toBe(true);
+  });
+
+  it('keeps put order when the shard is split while records of a key wait in its queue', async () => {
+    fake = new FakeKinesis(1);
+    fake.hold();
+    const p = producer({ ordering: 'per-partition-key', aggregationMaxBytes: 300, maxBufferedTimeMs: 5 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = Array.from({ length: 30 }, (_, i) => p.put({ partitionKey: 'k', data: `${i}`.padEnd(40) }));
+    await vi.advanceTimersByTimeAsync(20);
+    // One aggregate out (the shard's one request in flight), several sealed behind it, one open.
+    expect(fake.heldCalls).toBe(1);
+    fake.shards = evenShards(2, 'child-');
+    // It lands on a child: the map is reloaded, and the parent's queue moves to the child's.
+    fake.release();
+    await vi.advanceTimersByTimeAsync(2_000);
+    const results = await Promise.all(puts);
+    expect(new Set(results.map((r) => r.shardId)).size).toBe(1);
+    expect(fake.commands.filter((c) => c === 'ListShards').length).toBeGreaterThanOrEqual(2);
+    expect(consumerOrder().get('k')).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
   it("without ordering, retries may overtake later records (that is what 'none' allows)", async () => {
