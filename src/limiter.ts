@@ -103,7 +103,8 @@ export class ShardLimiter {
     this.#refill(now);
     this.#lastDecreaseAt = now;
     this.#lastIncreaseAt = now;
-    this.#rate = Math.max(MIN_RATE, this.#rate * DECREASE_FACTOR);
+    // Never below the floor, nor above the ceiling (which may be below the floor: rateLimit 1..4).
+    this.#rate = Math.max(Math.min(MIN_RATE, this.#ceiling), this.#rate * DECREASE_FACTOR);
     // Drop tokens above the new burst size: they were granted at the old rate.
     this.#records = Math.min(this.#records, this.#maxRecords());
     this.#bytes = Math.min(this.#bytes, this.#maxBytes());

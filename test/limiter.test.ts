@@ -70,6 +70,14 @@ describe('ShardLimiter', () => {
     expect(limiter.rate).toBeGreaterThan(0);
   });
 
+  it('never goes above a ceiling that is below the floor (rateLimit 1)', () => {
+    const limiter = new ShardLimiter(0.01, 0);
+    limiter.onThrottled(DECREASE_INTERVAL_MS);
+    expect(limiter.rate).toBe(0.01);
+    limiter.onAccepted(60_000);
+    expect(limiter.rate).toBe(0.01);
+  });
+
   it('two limiters sharing a shard converge to about half each (AIMD)', () => {
     // A toy shard: 1.0 of capacity per second; a producer above its share gets throttled.
     const a = new ShardLimiter(1, 0);
