@@ -127,3 +127,16 @@ export class OutboundRecord {
 export function attemptsOf(item: PendingRecord, record: OutboundRecord): readonly AttemptLog[] {
   return item.priorAttempts === undefined ? record.attempts : [...item.priorAttempts, ...record.attempts];
 }
+
+/**
+ * How many attempts the records of `record` have made, counting those of earlier Kinesis records
+ * they travelled in (before a split, a reshard or an expiry rebuilt it): what backoff grows with.
+ */
+export function attemptCount(record: OutboundRecord): number {
+  let prior = 0;
+  for (const item of record.items) {
+    const n = item.priorAttempts?.length ?? 0;
+    if (n > prior) prior = n;
+  }
+  return prior + record.attempts.length;
+}

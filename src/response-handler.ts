@@ -2,7 +2,7 @@ import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import type { OutboundRecord } from './pending-record.js';
+import { attemptCount, type OutboundRecord } from './pending-record.js';
 import { backoffDelay, classifyEntryError, classifyRequestError, FailureKind } from './retry-policy.js';
 import type { SendOutcome } from './sender.js';
 import type { Settlement } from './settlement.js';
@@ -117,7 +117,7 @@ export class ResponseHandler {
       !throttled &&
       (kind === FailureKind.Fatal || failureStreak(record) >= SPLIT_AFTER_FAILURES)
     ) {
-      const retryAt = kind === FailureKind.Fatal ? now : now + backoff(record.attempts.length);
+      const retryAt = kind === FailureKind.Fatal ? now : now + backoff(attemptCount(record));
       pipeline.requeue(record.items, record.attempts, now, retryAt, true);
       return;
     }
@@ -125,7 +125,7 @@ export class ResponseHandler {
       this.#settlement.failAll(pipeline.stream, record, code, message);
       return;
     }
-    pipeline.retryLater(record, now + backoff(record.attempts.length));
+    pipeline.retryLater(record, now + backoff(attemptCount(record)));
   }
 
   /**
@@ -169,18 +169,24 @@ export class ResponseHandler {
   }
 }
 
-/** Failures of `record`'s latest attempts in a row that were not throttling. */
+/**
+ * Failures in a row, not throttling, that end the attempts of `record`'s records — also those made
+ * in the aggregate it was split from, so that once a split started, every further failure splits
+ * again (a record that can never be written is alone after log2(n) more attempts).
+ */
 function failureStreak(record: OutboundRecord): number {
   let streak = 0;
-  for (let i = record.attempts.length - 1; i >= 0; i--) {
-    const attempt = record.attempts[i]!;
-    if (
-      attempt.success ||
-      attempt.errorCode === undefined ||
-      classifyEntryError(attempt.errorCode) === FailureKind.Throttled
-    )
-      break;
-    streak++;
+  for (const attempts of [record.attempts, record.items[0]?.priorAttempts ?? []]) {
+    for (let i = attempts.length - 1; i >= 0; i--) {
+      const attempt = attempts[i]!;
+      if (
+        attempt.success ||
+        attempt.errorCode === undefined ||
+        classifyEntryError(attempt.errorCode) === FailureKind.Throttled
+      )
+        return streak;
+      streak++;
+    }
   }
   return streak;
 }

@@ -32,7 +32,6 @@ const THROTTLING = new Set([
 
 const FATAL = new Set([
   'ResourceNotFoundException',
-  'ResourceInUseException',
   'AccessDeniedException',
   'AccessDenied',
   'UnrecognizedClientException',
@@ -50,6 +49,12 @@ const FATAL = new Set([
   'InvalidArgumentException',
   'SerializationException',
 ]);
+
+/**
+ * 4xx answers that a later attempt can get past: temporary credentials the SDK refreshes, a stream
+ * that is not ACTIVE yet (being created or resharded).
+ */
+const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
 /** Messages of signature errors caused by clock skew. */
 const SKEW = /signature expired|request time too skewed|clock skew/i;
@@ -72,8 +77,9 @@ export interface RequestFailure {
  * Classifies an error thrown by `client.send(PutRecords)`: an SDK service exception (by its `name`,
  * then by HTTP status), our own request timeout, or a network error.
  *
- * `ExpiredTokenException` is retried: the SDK's credential providers refresh temporary credentials,
- * so a later attempt can succeed. Any other 4xx is fatal; 5xx and anything unrecognised is retried.
+ * `ExpiredTokenException` is retried (the SDK's credential providers refresh temporary credentials),
+ * and so is `ResourceInUseException` (the stream is not ACTIVE yet). Any other 4xx is fatal; 5xx and
+ * anything unrecognised is retried.
  */
 export function classifyRequestError(error: unknown): RequestFailure {
   const e = (typeof error === 'object' && error !== null ? error : {}) as {
@@ -95,13 +101,7 @@ export function classifyRequestError(error: unknown): RequestFailure {
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
   if (status === 429) return { code: name, message, kind: FailureKind.Throttled };
-  if (
-    status !== undefined &&
-    status >= 400 &&
-    status < 500 &&
-    name !== 'ExpiredTokenException' &&
-    name !== 'RequestTimeout'
-  ) {
+  if (status !== undefined && status >= 400 && status < 500 && !PASSING_CLIENT_ERRORS.has(name)) {
     return { code: name, message, kind: FailureKind.Fatal };
   }
   // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.

@@ -96,7 +96,8 @@ describe('poison isolation', () => {
         : undefined,
     );
     try {
-      const p = producer(front.endpoint, streamName, { recordTtlMs: 6000 });
+      // Isolating it takes 2 + log2(n) attempts; a short backoff cap keeps them within the TTL.
+      const p = producer(front.endpoint, streamName, { recordTtlMs: 6000, retryMaxDelayMs: 500 });
       const outcomes = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
           p.put({ partitionKey: i === 123 ? 'poison' : `k${i % 30}`, data: `r${i}` }).then(

@@ -135,7 +135,8 @@ describe('poison isolation', () => {
           : undefined,
       ),
     });
-    const p = producer({ recordTtlMs: 5_000 });
+    // Isolating it takes 2 + log2(64) attempts, with the backoff growing all along (up to 5 s).
+    const p = producer({ recordTtlMs: 20_000 });
     await vi.advanceTimersByTimeAsync(0);
     const puts = Array.from({ length: 64 }, (_, i) =>
       p.put({ partitionKey: i === 37 ? 'poison' : `k${i}`, data: String(i) }).then(
@@ -143,7 +144,7 @@ describe('poison isolation', () => {
         (error: unknown) => ({ ok: false as const, error }),
       ),
     );
-    await vi.advanceTimersByTimeAsync(10_000);
+    await vi.advanceTimersByTimeAsync(25_000);
     const outcomes = await Promise.all(puts);
     expect(outcomes.filter((o) => !o.ok).map((_, i) => i)).toHaveLength(1);
     expect(outcomes[37]).toMatchObject({ ok: false, error: { code: 'Expired' } });

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailedError } from '../src/index.js';
 import { FakeKinesis, networkError, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
@@ -17,6 +17,10 @@ async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: Rec
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 const text = (data: Uint8Array | undefined) => Buffer.from(data!).toString();
@@ -82,6 +86,21 @@ describe('backoff', () => {
     await vi.advanceTimersByTimeAsync(25_000);
     const jittered = (await again).error!.attempts.slice(1, 5).map((a) => a.delayMs);
     expect(jittered).toEqual([25, 50, 100, 200]);
+  });
+
+  it('keeps growing when an aggregate that keeps failing is split into new Kinesis records', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'InternalFailure') });
+    const p = producer({ recordTtlMs: 20_000, maxBufferedTimeMs: 0 });
+    const results = ['a', 'b', 'c', 'd'].map((k) => outcome(p.put({ partitionKey: k, data: k })));
+    await vi.advanceTimersByTimeAsync(25_000);
+    for (const { error } of await Promise.all(results)) {
+      const waits = error!.attempts.slice(1).map((a) => a.delayMs);
+      const caps = waits.map((_, i) => Math.min(5000, 100 * 2 ** i));
+      expect(waits).toEqual(caps.map((cap) => Math.floor(0.999 * cap)));
+    }
+    // It was split (more Kinesis records than the one aggregate it started as).
+    expect(Math.max(...fake.calls.map((c) => c.entries.length))).toBeGreaterThan(1);
   });
 
   it('honours retryBaseDelayMs and retryMaxDelayMs', async () => {
@@ -191,6 +210,11 @@ describe('whole-request failures that are retried', () => {
       'an expired token (credentials refresh)',
       { throw: serviceError('ExpiredTokenException', 400) },
       'ExpiredTokenException',
+    ],
+    [
+      'a stream that is not ACTIVE yet',
+      { throw: serviceError('ResourceInUseException', 400) },
+      'ResourceInUseException',
     ],
     ['a connection reset', { throw: networkError('ECONNRESET') }, 'ECONNRESET'],
     ['a request that never answers (requestTimeoutMs)', 'hang' as const, 'RequestTimeout'],
