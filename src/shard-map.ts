@@ -142,6 +142,11 @@ export class ShardMap {
     this.refresh();
   }
 
+  /** Nobody waits for a newer map any more (see refreshUntilNewer): loads stop once this one ends. */
+  stopWaitingForNewer(): void {
+    this.#newerWanted = false;
+  }
+
   /** Stops background refreshes. */
   close(): void {
     this.#closed = true;

@@ -666,6 +666,7 @@ export class StreamPipeline {
         this.release(record);
       }
       this.#landed = waiting;
+      if (waiting.length === 0) this.shardMap.stopWaitingForNewer();
     }
     // Records still waiting for the stream's summary.
     if (this.#gate.length > 0) {

@@ -284,5 +284,11 @@ describe('an aggregate that landed on another shard', () => {
     const results = await Promise.all(outcomes);
     expect(results).toHaveLength(2);
     for (const r of results) expect(r).toMatch(landedWithoutMap);
+    // Nobody waits for a newer map any more: once the load under way ends, ListShards rests.
+    const listings = () => fake.commands.filter((c) => c === 'ListShards').length;
+    await vi.advanceTimersByTimeAsync(60_000);
+    const settled = listings();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(listings()).toBe(settled);
   });
 });
