@@ -167,23 +167,6 @@ class AggregateEncoder {
     return entry !== undefined && entry.aggregate === this.#aggregate ? entry.index : undefined;
   }
 
-  sizeWith(
-    partitionKey: string,
-    partitionKeyBytes: number,
-    dataBytes: number,
-    hashKey: string | undefined,
-  ): number {
-    if (this.#count === 0) return partitionKeyBytes + dataBytes;
-    const pkIndex = this.#tableIndex(this.#partitionKeys.get(partitionKey));
-    const ehkIndex = hashKey === undefined ? -1 : this.#hashKeys.get(hashKey);
-    return (
-      AGGREGATE_PARTITION_KEY.length +
-      AGGREGATE_OVERHEAD_BYTES +
-      this.#bodyBytes +
-      this.#growth(pkIndex, partitionKeyBytes, dataBytes, hashKey, ehkIndex)
-    );
-  }
-
   /**
    * Adds a record unless it would push a non-empty aggregate past `maxBytes` or `maxCount`. A caller
    * that already looked the key up passes its `entry`, so each key is looked up once per record.
@@ -388,7 +371,10 @@ export class AggregateBuilder<T extends AggregatableRecord> {
     return this.#items.length;
   }
 
-  /** The records held, in the order they were added (their sub-sequence order). */
+  /**
+   * The records held, in the order they were added (their sub-sequence order). `build()` and
+   * `reset()` start a new array, so what this returned before them may be kept as it is.
+   */
   get items(): readonly T[] {
     return this.#items;
   }
@@ -396,19 +382,6 @@ export class AggregateBuilder<T extends AggregatableRecord> {
   /** Exact size, partition key + data, of the Kinesis record `build()` would return now (0 if empty). */
   get sizeBytes(): number {
     return this.#encoder.sizeBytes;
-  }
-
-  /**
-   * Exact size the Kinesis record would have with `record` added. An aggregate of two or more
-   * records is `1 + 4 + body + 16`; a single record is sent raw, so it is its own key + data.
-   */
-  sizeWith(record: T): number {
-    return this.#encoder.sizeWith(
-      record.partitionKey,
-      record.partitionKeyBytes,
-      record.dataBytes,
-      record.explicitHashKey,
-    );
   }
 
   /**

@@ -7,10 +7,6 @@ export class MinHeap<T> {
     this.#less = less;
   }
 
-  get size(): number {
-    return this.#items.length;
-  }
-
   peek(): T | undefined {
     return this.#items[0];
   }
@@ -51,10 +47,5 @@ export class MinHeap<T> {
   /** Every element, in no particular order (without removing them). */
   values(): readonly T[] {
     return this.#items;
-  }
-
-  /** Removes and returns every element. */
-  drain(): T[] {
-    return this.#items.splice(0);
   }
 }

@@ -78,7 +78,7 @@ let nextSequence = 0;
  * shard, with the attempts made to write it.
  */
 export class OutboundRecord {
-  readonly items: PendingRecord[];
+  readonly items: readonly PendingRecord[];
   readonly record: KinesisRecord;
   /** Partition key + data, as the service counts it against request and shard limits. */
   readonly sizeBytes: number;
@@ -99,7 +99,7 @@ export class OutboundRecord {
   readonly sequence = nextSequence++;
 
   constructor(
-    items: PendingRecord[],
+    items: readonly PendingRecord[],
     record: KinesisRecord,
     predictedShardId: string | undefined,
     mapVersion: number,

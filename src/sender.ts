@@ -45,11 +45,6 @@ export class Sender {
     this.#maxInFlight = options.maxConnections;
   }
 
-  /** Requests in flight. */
-  get inFlight(): number {
-    return this.#inFlight;
-  }
-
   /** Whether another request may start. */
   get hasCapacity(): boolean {
     return this.#inFlight < this.#maxInFlight;

@@ -2,11 +2,9 @@ import { ErrorCode, RecordFailedError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
+import type { SendCallback } from './producer.js';
 import { type AttemptLog, type PutResult, toAttempts } from './result.js';
 import type { StreamRef } from './stream-ref.js';
-
-/** A send() callback. */
-type SendCallback = (error: RecordFailedError | null, result?: PutResult) => void;
 
 /** At most one "failed with nobody listening" warning per this interval, with a count. */
 const UNHEARD_WARNING_INTERVAL_MS = 5000;

@@ -82,12 +82,6 @@ export class ShardMap {
     return this.#ranges;
   }
 
-  /** The open shard owning `hashKey`, or undefined while no map is known. */
-  lookup(hashKey: bigint): ShardRange | undefined {
-    const index = this.lookupIndex(hashKey);
-    return index < 0 ? undefined : this.#ranges[index];
-  }
-
   /** Index in `shards` of the open shard owning `hashKey`, or -1 while no map is known. */
   lookupIndex(hashKey: bigint): number {
     const starts = this.#starts;

@@ -258,7 +258,7 @@ export class StreamPipeline {
 
   /** Turns the open aggregate of `buffer` into a sealed Kinesis record waiting for a request. */
   #seal(buffer: ShardBuffer): void {
-    const items = buffer.builder.items.slice();
+    const items = buffer.builder.items;
     const record = buffer.builder.build();
     const sealed = new OutboundRecord(items, record, buffer.shardId, buffer.mapVersion, buffer.sendBy);
     buffer.sendBy = Number.POSITIVE_INFINITY;
@@ -459,9 +459,9 @@ export class StreamPipeline {
 
   /** Buffers keyed by hash key (no map) or of closed shards are dropped once empty. */
   #dropIfIdle(buffer: ShardBuffer): void {
-    if (!buffer.empty || buffer === this.#unpartitioned) return;
-    if (buffer.shardId !== undefined && this.#byShardIndex.includes(buffer)) return;
-    this.#buffers.delete(buffer.key);
+    // Open shards keep their buffer (a closed shard's goes in onShardMapChange); only buffers of one
+    // hash key, used while no map is known, come and go.
+    if (buffer.empty && buffer.shardId === undefined) this.#buffers.delete(buffer.key);
   }
 
   /** Puts a record that failed a retryable attempt into backoff until `retryAt`. */
@@ -514,7 +514,7 @@ export class StreamPipeline {
    * two halves (in order) rather than one aggregate.
    */
   requeue(
-    items: PendingRecord[],
+    items: readonly PendingRecord[],
     attempts: readonly AttemptLog[],
     now: number,
     notBefore: number,
@@ -544,7 +544,7 @@ export class StreamPipeline {
           (r) => this.#host.hashKeyDecimal(r),
         );
         const sealFresh = () => {
-          const sealedItems = builder.items.slice();
+          const sealedItems = builder.items;
           records.push(
             new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
           );
@@ -714,13 +714,15 @@ export class StreamPipeline {
    */
   onShardMapChange(now: number): void {
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
+    // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
+    for (const shardId of this.#limiters.keys()) if (!open.has(shardId)) this.#limiters.delete(shardId);
     for (const buffer of [...this.#buffers.values()]) {
       // Buffers of one hash key (no map before) stay valid, but with ordering their keys now belong
       // to shard lanes: they move there too, ahead of newer records.
       const current = buffer.shardId === undefined ? !this.#ordered : open.has(buffer.shardId);
       if (current) continue;
       this.#buffers.delete(buffer.key);
-      const items: PendingRecord[] = buffer.builder.items.slice();
+      const items = buffer.builder.items;
       buffer.builder.reset();
       buffer.sendBy = Number.POSITIVE_INFINITY;
       const sealed = this.#ready.delete(buffer) ? buffer.drain() : [];

@@ -30,9 +30,28 @@ export interface PutAllResult {
   readonly records: number;
 }
 
+/** Resolves on the producer's next `'drain'`; rejects with {@link AbortedError} if `signal` aborts first. */
+function nextDrain(producer: KinesisProducer, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      producer.off('drain', onDrain);
+      reject(new AbortedError(signal?.reason));
+    };
+    const onDrain = () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    producer.once('drain', onDrain);
+  });
+}
+
 /**
- * Hands `record` to the producer as soon as it has room: `send`, and on {@link BufferFullError} wait
- * for `'drain'` and try again. Resolves once the record is taken.
+ * Hands `record` to the producer as soon as it has room, like a `Writable` would: `send`, and on
+ * {@link BufferFullError} wait for `'drain'` and try again. Settles once the record is taken and
+ * the producer has room for the next one (when `send` returned false, that is after `'drain'`), so
+ * the next record is not built only to be refused; undefined when that is at once.
  */
 function sendWhenRoom(
   producer: KinesisProducer,
@@ -41,34 +60,11 @@ function sendWhenRoom(
   signal: AbortSignal | undefined,
 ): Promise<void> | undefined {
   try {
-    producer.send(record, callback);
-    return undefined;
+    return producer.send(record, callback) ? undefined : nextDrain(producer, signal);
   } catch (error) {
     if (!(error instanceof BufferFullError)) throw error;
   }
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      producer.off('drain', retry);
-      reject(new AbortedError(signal?.reason));
-    };
-    const retry = () => {
-      try {
-        producer.send(record, callback);
-      } catch (error) {
-        if (error instanceof BufferFullError) {
-          producer.once('drain', retry);
-          return;
-        }
-        signal?.removeEventListener('abort', onAbort);
-        reject(error);
-        return;
-      }
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    producer.once('drain', retry);
-  });
+  return nextDrain(producer, signal).then(() => sendWhenRoom(producer, record, callback, signal));
 }
 
 /**

@@ -312,6 +312,34 @@ describe('streams', () => {
     expect(stored[0]).toMatchObject({ partitionKey: 'u0' });
   });
 
+  it('once send() says the producer is full, the Writable waits for drain before building the next record', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 10, maxBufferedTimeMs: 0 });
+    let built = 0;
+    const source = Readable.from(Array.from({ length: 30 }, (_, i) => ({ k: `k${i}` })));
+    const done = track(
+      pipeline(
+        source,
+        p.writable<{ k: string }>({
+          partitionKey: 'k',
+          serialize: (o) => {
+            built++;
+            return o.k;
+          },
+        }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(p.outstandingRecords).toBe(10);
+    // The tenth send() returned false: nothing more was built to be refused.
+    expect(built).toBe(10);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done.status).toBe('fulfilled');
+    expect(built).toBe(30);
+    expect(fake.storedUserRecords()).toHaveLength(30);
+  });
+
   it('a record that fails destroys the stream with its error', async () => {
     fake.onPut = (call) =>
       call.index === 1 ? { throw: serviceError('AccessDeniedException', 400) } : undefined;
