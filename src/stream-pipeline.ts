@@ -136,7 +136,7 @@ export class StreamPipeline {
     this.#gate = [];
     for (const item of waiting) {
       if (item.settled) continue;
-      if (!info.final && (item.sizeBytes > info.maxRecordBytes || (this.#ordered && this.#gate.length > 0))) {
+      if (this.#mustWait(item, info)) {
         this.#gate.push(item);
       } else if (item.sizeBytes > info.maxRecordBytes) {
         this.#host.fail(
@@ -162,16 +162,22 @@ export class StreamPipeline {
 
   /** Takes an accepted record into the pipeline. */
   accept(item: PendingRecord): void {
-    const info = this.#info;
-    if (
-      info === undefined ||
-      (!info.final && (item.sizeBytes > info.maxRecordBytes || (this.#ordered && this.#gate.length > 0)))
-    ) {
+    if (this.#mustWait(item, this.#info)) {
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
     } else {
       this.#route(item);
     }
+  }
+
+  /**
+   * Whether `item` waits in the gate: while the summary is unknown; while it is provisional, if the
+   * record is above its size limit — and with ordering, if records before it wait.
+   */
+  #mustWait(item: PendingRecord, info: StreamInfo | undefined): boolean {
+    if (info === undefined) return true;
+    if (info.final) return false;
+    return item.sizeBytes > info.maxRecordBytes || (this.#ordered && this.#gate.length > 0);
   }
 
   #route(item: PendingRecord): void {
@@ -310,6 +316,7 @@ export class StreamPipeline {
     const ordered = this.#ordered;
     const batch: OutboundRecord[] = [];
     let bytes = 0;
+    let rotate: ShardBuffer | undefined;
     let blockedUntil = Number.POSITIVE_INFINITY;
     if (ordered && this.#laneBarrier) {
       this.#recomputeReady();
@@ -318,6 +325,8 @@ export class StreamPipeline {
     for (const buffer of this.#ready) {
       if (ordered && this.#busyLanes.has(buffer.key)) continue;
       const limiter = buffer.shardId === undefined ? undefined : this.#limiter(buffer.shardId, now);
+      const taken = batch.length;
+      let full = false;
       for (let record = buffer.peek(); record !== undefined; record = buffer.peek()) {
         if (record.expiresAt <= now) {
           this.#take(buffer);
@@ -329,7 +338,10 @@ export class StreamPipeline {
           blockedUntil = Math.min(blockedUntil, record.retryAt);
           break;
         }
-        if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) break;
+        if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) {
+          full = true;
+          break;
+        }
         if (limiter !== undefined && !limiter.tryTake(record.sizeBytes, now)) {
           blockedUntil = Math.min(blockedUntil, limiter.availableAt(record.sizeBytes, now));
           break;
@@ -343,8 +355,11 @@ export class StreamPipeline {
           break;
         }
       }
+      // The request filled up while this shard had more: it goes last next time, so shards take turns.
+      if (full && batch.length > taken) rotate = buffer;
       if (batch.length >= maxCount) break;
     }
+    if (rotate !== undefined && this.#ready.delete(rotate)) this.#ready.add(rotate);
     this.#recomputeReady();
     if (blockedUntil !== Number.POSITIVE_INFINITY) this.#host.wakeAt(blockedUntil);
     return batch;

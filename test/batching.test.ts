@@ -166,6 +166,43 @@ describe('connections', () => {
   });
 });
 
+describe('collecting requests', () => {
+  it('takes shards in turn when one shard alone could fill every request', async () => {
+    fake.shards = evenShards(2);
+    const half = (MAX_HASH_KEY + 1n) / 2n;
+    const keysOf = (low: boolean) => {
+      const keys: string[] = [];
+      for (let i = 0; keys.length < 30; i++) if (partitionKeyHash(`k${i}`) < half === low) keys.push(`k${i}`);
+      return keys;
+    };
+    fake.hold();
+    const p = producer({
+      aggregation: false,
+      maxBufferedTimeMs: 0,
+      collectionMaxCount: 10,
+      maxConnections: 1,
+      rateLimit: 100_000,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    for (const key of [...keysOf(true), ...keysOf(false)]) p.send({ partitionKey: key, data: 'x' });
+    while (p.outstandingRecords > 0) {
+      await vi.advanceTimersByTimeAsync(1);
+      fake.release(1);
+    }
+    const shardOf = (call: (typeof fake.calls)[number]) => [
+      ...new Set(call.entries.map((e) => fake.shardFor(BigInt(e.ExplicitHashKey!)).id)),
+    ];
+    expect(fake.calls.map(shardOf)).toEqual([
+      ['shardId-000000000000'],
+      ['shardId-000000000001'],
+      ['shardId-000000000000'],
+      ['shardId-000000000001'],
+      ['shardId-000000000000'],
+      ['shardId-000000000001'],
+    ]);
+  });
+});
+
 describe('shard map', () => {
   it('aggregates only records of the same hash key while ListShards is denied', async () => {
     fake.listShardsError = serviceError('AccessDeniedException', 400);
