@@ -30,7 +30,7 @@ import { ShardMap } from './shard-map.js';
 import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
 import { streamRef } from './stream-ref.js';
-import { newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
+import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
 import {
   createProducerWritable,
   type ProducerWritableOptions,
@@ -127,8 +127,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #responses: ResponseHandler;
   readonly #dispatcher: Dispatcher;
   readonly #host: PipelineHost;
-  readonly #pipelines = new Map<string, StreamPipeline>();
-  #pipelineList: StreamPipeline[] = [];
+  readonly #pipelinesByName = new Map<string, StreamPipeline>();
+  readonly #pipelinesByARN = new Map<string, StreamPipeline>();
+  readonly #pipelineList: StreamPipeline[] = [];
   /** Pipelines to flush once the waiters admitted in this turn are in (see #flushSoon). */
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
@@ -266,7 +267,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           if (why === 'aborted') {
             (reject as (error: unknown) => void)(new AbortedError(reason));
           } else {
-            this.#settlement.deliver(settler, this.#closeTimeoutError(pipeline, record));
+            this.#settlement.deliver(settler, this.#closeTimeoutError(pipeline, record, reason as string));
           }
         },
       },
@@ -402,12 +403,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    */
   #prepare(record: ProducerRecord): StreamPipeline {
     if (this.#closing) throw new ProducerClosedError();
-    if (typeof record !== 'object' || record === null) {
-      throw new InvalidRecordError(
-        'record',
-        `A record must be an object { partitionKey, data, explicitHashKey? }; received ${describeValue(record)}.`,
-      );
-    }
+    assertRecordObject(record);
     const pipeline =
       record.streamName === undefined && record.streamARN === undefined
         ? this.#defaultPipeline
@@ -515,17 +511,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   #pipelineForRecord(record: ProducerRecord): StreamPipeline {
     const { streamName, streamARN } = record;
-    for (const [field, value] of [
-      ['streamName', streamName],
-      ['streamARN', streamARN],
-    ] as const) {
-      if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-        throw new InvalidRecordError(
-          field,
-          `${field} must be a non-empty string; received ${describeValue(value)}.`,
-        );
-      }
-    }
+    checkStreamField('streamName', streamName);
+    checkStreamField('streamARN', streamARN);
     if (streamName !== undefined && streamARN !== undefined) {
       throw new InvalidRecordError(
         'streamARN',
@@ -537,8 +524,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   /** The pipeline of a stream, created (and its summary and shard map requested) on first use. */
   #pipeline(streamName: string | undefined, streamARN: string | undefined): StreamPipeline {
-    const key = streamARN === undefined ? `name:${streamName}` : `arn:${streamARN}`;
-    const existing = this.#pipelines.get(key);
+    // Two maps rather than one key built per record: a record naming its stream allocates nothing.
+    const byName = streamARN === undefined;
+    const key = (byName ? streamName : streamARN)!;
+    const existing = (byName ? this.#pipelinesByName : this.#pipelinesByARN).get(key);
     if (existing !== undefined) return existing;
     const ref = streamRef(streamName, streamARN);
     const clock = this.#options.clock;
@@ -563,8 +552,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       },
     });
     const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);
-    this.#pipelines.set(key, pipeline);
-    this.#pipelineList = [...this.#pipelines.values()];
+    (byName ? this.#pipelinesByName : this.#pipelinesByARN).set(key, pipeline);
+    this.#pipelineList.push(pipeline);
     shardMap.refresh();
     summary.read();
     return pipeline;
@@ -593,8 +582,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   // ---- lifecycle ---------------------------------------------------------------------------------
 
-  #closeTimeoutError(pipeline: StreamPipeline, record: unknown): RecordFailedError {
-    return new RecordFailedError(ErrorCode.CloseTimeout, 'close() gave up before the record was written', {
+  #closeTimeoutError(pipeline: StreamPipeline, record: unknown, message: string): RecordFailedError {
+    return new RecordFailedError(ErrorCode.CloseTimeout, message, {
       record,
       attempts: [],
       streamName: pipeline.stream.label,
@@ -608,7 +597,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       ? 'close() was aborted before the record was written'
       : `close() gave up after ${timeoutMs} ms (timeoutMs) before the record was written`;
     const code = ErrorCode.CloseTimeout;
-    this.#room.evict();
+    this.#room.evict(message);
     for (const pipeline of this.#pipelineList) pipeline.failPending(code, message);
     for (const [batch, pipeline] of this.#dispatcher.inFlight) {
       for (const record of batch) this.#settlement.failAll(pipeline.stream, record, code, message);
@@ -653,5 +642,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         `a '${event}' listener threw; the producer carries on`,
       );
     }
+  }
+}
+
+/** @throws {InvalidRecordError} unless `value` (a record's stream field) is absent or a non-empty string. */
+function checkStreamField(field: 'streamName' | 'streamARN', value: unknown): void {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new InvalidRecordError(
+      field,
+      `${field} must be a non-empty string; received ${describeValue(value)}.`,
+    );
   }
 }

@@ -29,7 +29,7 @@ const STALE_SHARE = 1 / 8;
 export interface RoomRequest {
   /** Takes the record; called when room is found. */
   admit(): void;
-  /** The wait ended without room: its signal aborted (`reason`), or close() gave up on it. */
+  /** The wait ended without room: its signal aborted, or close() gave up on it (`reason` says which). */
   cancel(why: 'aborted' | 'evicted', reason: unknown): void;
 }
 
@@ -222,13 +222,13 @@ export class Room {
     }
   }
 
-  /** Cancels every waiter without taking it (close gave up). */
-  evict(): void {
+  /** Cancels every waiter without taking it (close gave up), with `message` as the reason. */
+  evict(message: string): void {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) {
       waiter.signal?.removeEventListener('abort', waiter.onAbort!);
-      waiter.request.cancel('evicted', undefined);
+      waiter.request.cancel('evicted', message);
     }
   }
 }

@@ -71,6 +71,16 @@ export interface ValidatedPartitionKey {
   readonly bytes: number;
 }
 
+/** @throws {InvalidRecordError} unless `record` is an object (the fields are checked apart). */
+export function assertRecordObject(record: unknown): asserts record is object {
+  if (typeof record !== 'object' || record === null) {
+    throw new InvalidRecordError(
+      'record',
+      `A record must be an object { partitionKey, data, explicitHashKey? }; received ${describeValue(record)}.`,
+    );
+  }
+}
+
 /**
  * Validates a user record and fills `facts` with its measured sizes.
  *
@@ -85,12 +95,7 @@ export function validateUserRecord(
   facts: RecordFacts,
   knownKey?: ValidatedPartitionKey,
 ): void {
-  if (typeof record !== 'object' || record === null) {
-    throw new InvalidRecordError(
-      'record',
-      `A record must be an object { partitionKey, data, explicitHashKey? }; received ${describeValue(record)}.`,
-    );
-  }
+  assertRecordObject(record);
   const { partitionKey, data, explicitHashKey } = record as Record<string, unknown>;
   let partitionKeyBytes: number;
   if (knownKey !== undefined && knownKey.key === partitionKey) {

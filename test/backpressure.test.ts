@@ -200,6 +200,12 @@ describe('close', () => {
       expect(state.error).toMatchObject({ code: 'CloseTimeout' });
     }
     expect((waiting.error as RecordFailedError).record).toEqual({ partitionKey: 'k', data: '3' });
+    // Waiting for room or inside the producer, each says why close() gave up.
+    for (const state of [inFlight, buffered, waiting]) {
+      expect((state.error as RecordFailedError).message).toBe(
+        'close() gave up after 1000 ms (timeoutMs) before the record was written',
+      );
+    }
     // A late answer for the abandoned request changes nothing.
     fake.release();
     await vi.advanceTimersByTimeAsync(10);
