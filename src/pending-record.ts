@@ -2,23 +2,22 @@ import type { AggregatableRecord, KinesisRecord } from './aggregator.js';
 import type { RecordFailedError } from './errors.js';
 import type { AttemptLog, PutResult } from './result.js';
 
-/** How the caller of one record wants its answer. */
-export type Settler =
-  | {
-      readonly kind: 'promise';
-      readonly resolve: (result: PutResult) => void;
-      readonly reject: (error: RecordFailedError) => void;
-    }
-  | {
-      readonly kind: 'callback';
-      readonly callback: (error: RecordFailedError | null, result?: PutResult) => void;
-    };
+/**
+ * How the caller of one record wants its answer: its promise's functions (`put`), its callback
+ * (`send` with one), or neither (fire and forget). Plain fields, not an object of its own: a record
+ * carries them itself, so an awaited record costs no extra allocation that lives as long as it does.
+ */
+export interface Settler {
+  readonly resolve: ((result: PutResult) => void) | undefined;
+  readonly reject: ((error: RecordFailedError) => void) | undefined;
+  readonly callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined;
+}
 
 /**
  * A user record from acceptance to its one answer. Everything later stages need is measured once,
  * here: sizes, hash key, deadlines. Fields are plain and mutable for a cheap hot path.
  */
-export class PendingRecord implements AggregatableRecord {
+export class PendingRecord implements AggregatableRecord, Settler {
   readonly partitionKey: string;
   readonly partitionKeyBytes: number;
   readonly data: Uint8Array | string;
@@ -33,7 +32,9 @@ export class PendingRecord implements AggregatableRecord {
   readonly expiresAt: number;
   /** The flush barrier the record belongs to (see KinesisProducer.flush). */
   readonly epoch: number;
-  readonly settler: Settler | undefined;
+  readonly resolve: ((result: PutResult) => void) | undefined;
+  readonly reject: ((error: RecordFailedError) => void) | undefined;
+  readonly callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined;
   /** Attempts made for it inside earlier Kinesis records, when it was re-aggregated. */
   priorAttempts: AttemptLog[] | undefined;
   settled = false;
@@ -49,7 +50,9 @@ export class PendingRecord implements AggregatableRecord {
     arrivedAt: number,
     expiresAt: number,
     epoch: number,
-    settler: Settler | undefined,
+    resolve: ((result: PutResult) => void) | undefined,
+    reject: ((error: RecordFailedError) => void) | undefined,
+    callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined,
   ) {
     this.original = original;
     this.partitionKey = partitionKey;
@@ -61,7 +64,9 @@ export class PendingRecord implements AggregatableRecord {
     this.arrivedAt = arrivedAt;
     this.expiresAt = expiresAt;
     this.epoch = epoch;
-    this.settler = settler;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.callback = callback;
     this.priorAttempts = undefined;
   }
 

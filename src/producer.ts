@@ -215,18 +215,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     } catch (error) {
       return Promise.reject(error);
     }
-    let resolve!: (result: PutResult) => void;
-    let reject!: (error: RecordFailedError) => void;
-    const promise = new Promise<PutResult>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const settler: Settler = { kind: 'promise', resolve, reject };
+    const promise = new Promise<PutResult>(capturePromiseFunctions);
+    const { resolve, reject } = captured;
+    captured.resolve = captured.reject = noop;
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
     const now = this.#options.clock.now();
     if (this.#room.hasRoomFor(bytes, now)) {
-      this.#takeMeasured(record, pipeline, settler, now);
+      this.#takeMeasured(record, pipeline, resolve, reject, undefined, now);
       return promise;
     }
     this.#room.owe();
@@ -255,9 +251,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
             dataBytes,
             explicitHashKey,
             hashKey,
-            settler,
             takenAt,
             epoch,
+            resolve,
+            reject,
+            undefined,
           );
           // A flush() was asked for while it waited: send it at once.
           if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
@@ -267,7 +265,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           if (why === 'aborted') {
             (reject as (error: unknown) => void)(new AbortedError(reason));
           } else {
-            this.#settlement.deliver(settler, this.#closeTimeoutError(pipeline, record, reason as string));
+            this.#settlement.deliver(
+              { resolve, reject, callback: undefined },
+              this.#closeTimeoutError(pipeline, record, reason as string),
+            );
           }
         },
       },
@@ -304,8 +305,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#room.owe();
       throw this.#fullError();
     }
-    const settler: Settler | undefined = callback === undefined ? undefined : { kind: 'callback', callback };
-    this.#takeMeasured(record, pipeline, settler, now);
+    this.#takeMeasured(record, pipeline, undefined, undefined, callback, now);
     // True promises that the next send of a record this size is taken.
     if (this.#room.hasRoomFor(bytes, now)) return true;
     this.#room.owe();
@@ -429,7 +429,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #takeMeasured(
     record: ProducerRecord,
     pipeline: StreamPipeline,
-    settler: Settler | undefined,
+    resolve: Settler['resolve'],
+    reject: Settler['reject'],
+    callback: Settler['callback'],
     now: number,
   ): void {
     const facts = this.#facts;
@@ -440,9 +442,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       facts.dataBytes,
       facts.explicitHashKey,
       this.#hashKey,
-      settler,
       now,
       this.#barrier.count(),
+      resolve,
+      reject,
+      callback,
     );
   }
 
@@ -473,9 +477,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     dataBytes: number,
     explicitHashKey: string | undefined,
     hashKey: bigint,
-    settler: Settler | undefined,
     now: number,
     epoch: number,
+    resolve: Settler['resolve'],
+    reject: Settler['reject'],
+    callback: Settler['callback'],
   ): void {
     const item = new PendingRecord(
       record,
@@ -488,7 +494,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       now,
       now + this.#options.recordTtlMs,
       epoch,
-      settler,
+      resolve,
+      reject,
+      callback,
     );
     this.#room.take(partitionKeyBytes + dataBytes, now);
     this.#metrics.received(pipeline.stream.label, now);
@@ -643,6 +651,26 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       );
     }
   }
+}
+
+function noop(): void {}
+
+/**
+ * The resolving functions of the promise `put` is creating. `put` passes `capturePromiseFunctions`
+ * as the executor and takes them right after (leaving `noop`, so no settled promise is kept here), so
+ * a put allocates no executor closure, nor the scope it would capture, on top of the promise.
+ */
+const captured: {
+  resolve: (result: PutResult) => void;
+  reject: (error: RecordFailedError) => void;
+} = { resolve: noop, reject: noop };
+
+function capturePromiseFunctions(
+  resolve: (result: PutResult) => void,
+  reject: (error: RecordFailedError) => void,
+): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
 }
 
 /** @throws {InvalidRecordError} unless `value` (a record's stream field) is absent or a non-empty string. */

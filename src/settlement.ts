@@ -98,8 +98,7 @@ export class Settlement {
       if (buffering < figures.bufferingMin) figures.bufferingMin = buffering;
       if (buffering > figures.bufferingMax) figures.bufferingMax = buffering;
       if (perRecord) this.#metrics.settled(stream.label, shardId, retries + 1, buffering, now, true);
-      const settler = item.settler;
-      if (settler === undefined) continue;
+      if (item.resolve === undefined && item.callback === undefined) continue;
       const result: PutResult = {
         shardId,
         sequenceNumber,
@@ -107,8 +106,8 @@ export class Settlement {
         aggregated,
         attempts: toAttempts(item.arrivedAt, attemptsOf(item, record)),
       };
-      if (settler.kind === 'promise') settler.resolve(result);
-      else this.#callBack(settler, null, result);
+      if (item.resolve !== undefined) item.resolve(result);
+      else this.#callBack(item.callback!, null, result);
     }
     if (figures.userRecords === 0) return;
     this.#metrics.written(stream.label, shardId, figures, now);
@@ -142,7 +141,7 @@ export class Settlement {
       streamName: stream.label,
       shardId,
     });
-    this.deliver(item.settler, error);
+    this.deliver(item, error);
   }
 
   /** Every user record of `record` failed for good with `code`, each with its attempts. */
@@ -156,12 +155,15 @@ export class Settlement {
    * Hands a failure to its caller — promise, callback — and to 'recordFailed'; warns (rate-limited)
    * when a record sent without a callback fails and nobody listens.
    */
-  deliver(settler: Settler | undefined, error: RecordFailedError): void {
-    if (settler?.kind === 'promise') settler.reject(error);
-    else if (settler?.kind === 'callback') this.#callBack(settler, error, undefined);
+  deliver(settler: Settler, error: RecordFailedError): void {
+    const { reject, callback } = settler;
+    if (reject !== undefined) reject(error);
+    else if (callback !== undefined) this.#callBack(callback, error, undefined);
     this.#failures.push(error);
     this.#flushSoon();
-    if (settler === undefined && this.#events.listenerCount('recordFailed') === 0) this.#warnUnheard(error);
+    if (reject === undefined && callback === undefined && this.#events.listenerCount('recordFailed') === 0) {
+      this.#warnUnheard(error);
+    }
   }
 
   /**
@@ -169,12 +171,8 @@ export class Settlement {
    * pipeline work that settled the record, which they could otherwise re-enter (a callback that sends
    * again is common). Promises need no outbox: their reactions run later anyway.
    */
-  #callBack(
-    settler: Settler & { kind: 'callback' },
-    error: RecordFailedError | null,
-    result: PutResult | undefined,
-  ): void {
-    this.#callbacks.push(settler.callback);
+  #callBack(callback: SendCallback, error: RecordFailedError | null, result: PutResult | undefined): void {
+    this.#callbacks.push(callback);
     this.#callbackErrors.push(error);
     this.#callbackResults.push(result);
     this.#flushSoon();
