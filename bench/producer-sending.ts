@@ -4,9 +4,9 @@
  */
 import type { KinesisProducer, RecordFailedError } from '../src/index.js';
 import type { Case, Metrics, RunSettings } from './case.js';
-import { keepInFlight, type Tally } from './measure.js';
+import type { Tally } from './measure.js';
 import { benchProducer, RecordCycle, sendUntil, UNPACED_RATE_LIMIT, writtenDuring } from './producer-feed.js';
-import { measureAgainstSink, PUT_CALLERS, SENDING_DATA_BYTES, sendingSection as section } from './sending.js';
+import { measureAgainstSink, putCallers, SENDING_DATA_BYTES, sendingSection as section } from './sending.js';
 import { PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
 
 interface ProducerParams {
@@ -44,7 +44,7 @@ async function runProducer(params: ProducerParams, settings: RunSettings): Promi
           params.mode === 'send'
             ? // Flushed before the measurement ends: every record counted has reached the sink.
               await writtenDuring(active, () => sendUntil(active, records, until))
-            : await putWithCallers(active, records, until);
+            : await putWithCallers(active, records, until, putCallers(params.recordBytes));
         if (failure !== undefined) throw failure;
         return { records: written, bytes: written * params.recordBytes };
       };
@@ -54,17 +54,22 @@ async function runProducer(params: ProducerParams, settings: RunSettings): Promi
   }
 }
 
-/** `PUT_CALLERS` callers, each awaiting its put before the next, until `until`. */
+/** `callers` callers, each awaiting its put before the next, until `until`. */
 async function putWithCallers(
   producer: KinesisProducer,
   records: RecordCycle,
   until: number,
+  callers: number,
 ): Promise<number> {
   let written = 0;
-  await keepInFlight(PUT_CALLERS, until, async () => {
-    await producer.put(records.next());
-    written++;
-  });
+  // Each caller is one loop awaiting its own put: nothing between the caller and the producer.
+  const caller = async () => {
+    while (performance.now() < until) {
+      await producer.put(records.next());
+      written++;
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
   return written;
 }
 
@@ -82,7 +87,7 @@ export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZE
       name: `sdk/producer-put/${bytes}`,
       section,
       group: label,
-      label: `KinesisProducer await put(), ${PUT_CALLERS.toLocaleString('en-US')} callers`,
+      label: `KinesisProducer await put(), ${putCallers(bytes).toLocaleString('en-US')} callers`,
       params: { recordBytes: bytes, mode: 'put' },
       run: runProducer,
     },

@@ -17,13 +17,19 @@ export const SHARDS = 4;
 export const IN_FLIGHT = 8;
 /** User data generated per workload; sending cycles over it. */
 export const SENDING_DATA_BYTES = 8 * 1024 * 1024;
+/** User data the callers of `await put()` keep outstanding: one full PutRecords request. */
+export const PUT_OUTSTANDING_BYTES = 5 * 1024 * 1024;
+
 /**
- * `put` calls awaited at once when KinesisProducer awaits every record. Each caller gets one record
- * per round trip of about `maxBufferedTimeMs` (100 ms), so throughput is about callers / latency: it
- * takes tens of thousands of callers to keep the producer busy, and more than the producer holds
- * before puts wait (at 1 KiB and up), which the measurement includes.
+ * `put` calls awaited at once when KinesisProducer awaits every record of `recordBytes`: as many as
+ * keep `PUT_OUTSTANDING_BYTES` of user data outstanding. Throughput is about callers / latency, and
+ * records wait until a request's worth is ready (or `maxBufferedTimeMs`, 100 ms), so fewer callers
+ * leave the producer idle; more only queue (and at 10 KiB, 50,000 callers would want 500 MB
+ * outstanding, 8 times `maxBufferedBytes`, measuring the wait for room instead of the put).
  */
-export const PUT_CALLERS = 50_000;
+export function putCallers(recordBytes: number): number {
+  return Math.ceil(PUT_OUTSTANDING_BYTES / recordBytes);
+}
 
 /** The peers every sender is compared with: the `reference` of their cases. */
 export const SENDING_PEERS = {
@@ -65,8 +71,9 @@ export const sendingSection: Section = {
     `client is CPU-bound (with maxConnections ${IN_FLIGHT} the producer measured within noise of 24 when these`,
     'cases were written). `send()`: fire and forget, no callback, 1,000 records between turns of the event',
     "loop and a wait for 'drain' when full; flushed before the measurement ends and counted by its",
-    `\`UserRecordsPut\` metric. \`await put()\`: ${PUT_CALLERS.toLocaleString('en-US')} callers, each awaiting its put before the`,
-    'next, so its rate is about callers ÷ latency (records wait up to `maxBufferedTimeMs`, 100 ms).',
+    '`UserRecordsPut` metric. `await put()`: callers, each a loop awaiting its put before the next, as many',
+    `as keep ${PUT_OUTSTANDING_BYTES / 1024 / 1024} MiB of user data outstanding (a full request): its rate is about callers ÷ latency`,
+    '(records wait until a request is ready or up to `maxBufferedTimeMs`, 100 ms).',
     'Client CPU is the sending process; sink CPU is the sink process. Every run checks that the sink',
     'received exactly the user records and bytes sent (it counts those inside aggregates itself).',
   ].join(' '),
