@@ -174,6 +174,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#settlement.fail(stream, item, code, message, shardId, attempts),
       stored: (stream, record, shardId, sequenceNumber) =>
         this.#settlement.succeed(stream, record, shardId, sequenceNumber),
+      attemptFailed: (stream, shardId, code, count, now) =>
+        this.#metrics.errors(stream.label, shardId, code, count, now),
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? this.#hashes.decimal(item.partitionKey, item.hashKey),

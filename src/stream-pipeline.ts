@@ -13,6 +13,9 @@ import type { StreamRef } from './stream-ref.js';
 
 /** KPL sends a PutRecords request early once one shard has this much waiting in it. */
 const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
+/** The error code of an attempt whose aggregate landed on a shard some of its records do not belong to. */
+const WRONG_SHARD = 'WrongShard';
+
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
@@ -31,6 +34,8 @@ export interface PipelineHost {
   readonly fail: Settlement['fail'];
   /** The service stored `record` in `shardId` and consumers will read it there: it succeeded. */
   stored(stream: StreamRef, record: OutboundRecord, shardId: string, sequenceNumber: string): void;
+  /** Counts a failed attempt of `count` user records, by code, in the metrics (`ErrorsByCode`). */
+  attemptFailed(stream: StreamRef, shardId: string, code: string, count: number, now: number): void;
   /** The producer's clock. */
   now(): number;
   /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
@@ -436,10 +441,11 @@ export class StreamPipeline {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
       } else {
         const last = record.attempts[record.attempts.length - 1]!;
+        this.#host.attemptFailed(this.stream, shardId, WRONG_SHARD, record.items.length, now);
         record.attempts[record.attempts.length - 1] = {
           ...last,
           success: false,
-          errorCode: 'WrongShard',
+          errorCode: WRONG_SHARD,
           errorMessage: `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
         };
         this.requeue(record.items, record.attempts, now, now);

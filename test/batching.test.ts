@@ -236,6 +236,13 @@ describe('shard map', () => {
       expect(r.shardId).toBe(fake.shardFor(partitionKeyHash(keys[i]!)).id);
       expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
     }
+    // The failed attempt counts in the metrics like any other: once per user record, on the shard
+    // that took the aggregate.
+    const metrics = p.metrics().streams.test!;
+    // The aggregate's explicit hash key is its first record's: that is where it landed.
+    const tookIt = fake.shardFor(partitionKeyHash(keys[0]!)).id;
+    expect(metrics.ErrorsByCode.WrongShard?.total.sum).toBe(keys.length);
+    expect(metrics.shards[tookIt]?.ErrorsByCode.WrongShard?.total.sum).toBe(keys.length);
   });
 
   it('keeps an aggregate that landed on another shard when all its records belong there', async () => {
