@@ -2,6 +2,7 @@
  * Every benchmark case, in the order run.ts runs and reports them. To add cases, write a module that
  * exports them (see bench/README.md) and spread its list in here.
  */
+import { awaitFloorCases } from './await-floor.js';
 import type { Case } from './case.js';
 import { codecCases } from './codec.js';
 import { latencyCases } from './latency.js';
@@ -14,6 +15,7 @@ export const cases: readonly Case[] = [
   ...codecCases,
   ...sdkPeerCases,
   ...producerSendingCases,
+  ...awaitFloorCases,
   ...latencyCases,
   ...memoryCases,
   ...shardLimitCases,
