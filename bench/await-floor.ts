@@ -4,6 +4,8 @@
  * is resolved a fixed time later; the longer the promises live, the more of them (and of what each
  * caller's await keeps) outlive the young generation, and the more the garbage collector copies.
  */
+import { type PutResult, partitionKeyHash, type RecordFailedError } from '../src/index.js';
+import { PendingRecord } from '../src/pending-record.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
 import { measure, throughputMetrics } from './measure.js';
 import { putCallers } from './sending.js';
@@ -18,8 +20,8 @@ const section: Section = {
   about: [
     `No producer and no network: ${CALLERS.toLocaleString('en-US')} callers (as in the 100 B \`await put()\` case), each a loop`,
     'awaiting a promise; every promise is resolved `hold` ms after it was made (by a timer that looks',
-    `every ${TICK_MS} ms), with a result object shaped like \`put()\`'s, while an object the size of the`,
-    "producer's per-record state waits with it. This is the floor under the gap between `await put()`",
+    `every ${TICK_MS} ms) with a result shaped like \`put()\`'s, and waits in the producer's own per-record`,
+    'object, as in `put()`. This is the floor under the gap between `await put()`',
     'and `send()` in the section above, where a record lives about callers ÷ rate. CPU is every thread',
     'of the process, GC included.',
   ].join(' '),
@@ -35,42 +37,32 @@ interface FloorParams {
   readonly holdMs: number;
 }
 
-/** What the producer keeps per record while it waits, in size: a plain object of 16 fields. */
-class Waiting {
-  a = 0;
-  b = 0;
-  c = 0;
-  d = 0;
-  e = 0;
-  f = 0;
-  g = 0;
-  h = 0;
-  i = 0;
-  j = 0;
-  k = 0;
-  l = 0;
-  readonly madeAt: number;
-  readonly resolve: (result: object) => void;
-  readonly data: string;
-  settled = false;
+/** The record every promise carries, as a caller would put it. */
+const RECORD = { partitionKey: 'caller', data: Buffer.alloc(100) };
+/** Its hash key (MD5 of the partition key); the producer computes it once per key too. */
+const HASH_KEY = partitionKeyHash(RECORD.partitionKey);
 
-  constructor(madeAt: number, resolve: (result: object) => void, data: string) {
-    this.madeAt = madeAt;
-    this.resolve = resolve;
-    this.data = data;
-  }
+/** The resolving functions of the promise `wait` is making, handed over by `capture` (as in put()). */
+const captured = {
+  resolve: (_result: PutResult) => {},
+  reject: (_error: RecordFailedError) => {},
+};
+
+function capture(resolve: (result: PutResult) => void, reject: (error: RecordFailedError) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
 }
 
 async function runFloor(params: FloorParams, settings: RunSettings): Promise<Metrics> {
-  // Promises waiting, oldest first: a queue with a moving head, compacted now and then.
-  let queue: Waiting[] = [];
+  // Records waiting, oldest first: a queue with a moving head, compacted now and then.
+  let queue: PendingRecord[] = [];
   let head = 0;
   const timer = setInterval(() => {
     const due = performance.now() - params.holdMs;
-    while (head < queue.length && queue[head]!.madeAt <= due) {
+    while (head < queue.length && queue[head]!.arrivedAt <= due) {
       const waiting = queue[head++]!;
       waiting.settled = true;
-      waiting.resolve({
+      waiting.resolve!({
         shardId: 'shardId-000000000000',
         sequenceNumber: '1',
         subSequenceNumber: head,
@@ -83,10 +75,31 @@ async function runFloor(params: FloorParams, settings: RunSettings): Promise<Met
       head = 0;
     }
   }, TICK_MS);
-  const wait = () =>
-    new Promise<object>((resolve) => {
-      queue.push(new Waiting(performance.now(), resolve, 'record'));
-    });
+  // The producer's own per-record object, holding the promise's functions as `put()` has it do
+  // (with one shared executor, as there: no closure per promise).
+  const wait = () => {
+    const promise = new Promise<PutResult>(capture);
+    const now = performance.now();
+    const { partitionKey, data } = RECORD;
+    queue.push(
+      new PendingRecord(
+        RECORD,
+        partitionKey,
+        6,
+        data,
+        100,
+        undefined,
+        HASH_KEY,
+        now,
+        now + 30_000,
+        0,
+        captured.resolve,
+        captured.reject,
+        undefined,
+      ),
+    );
+    return promise;
+  };
   const work = async (until: number) => {
     let records = 0;
     const caller = async () => {
