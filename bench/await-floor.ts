@@ -21,7 +21,7 @@ const section: Section = {
     `No producer and no network: ${CALLERS.toLocaleString('en-US')} callers (as in the 100 B \`await put()\` case), each a loop`,
     'awaiting a promise; a promise is resolved once it is `hold` ms old (a timer looks every',
     `${TICK_MS} ms) with a result shaped like \`put()\`'s, and waits in the producer's own per-record object,`,
-    "as in `put()`. A promise lives about callers ÷ rate, so with a short hold the callers' own work keeps",
+    "as in `put()`. A promise lives at least `hold` and about callers ÷ rate: with a short hold, the callers' work keeps",
     'it waiting longer. This is the floor under the gap between `await put()` and `send()` in the section',
     'above, where a record lives about callers ÷ rate too. CPU is every thread of the process, GC included.',
   ].join(' '),
