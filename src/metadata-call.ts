@@ -1,5 +1,22 @@
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pRetry from 'p-retry';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
+import type { StreamRef } from './stream-ref.js';
+
+/**
+ * Where a stream's metadata (ShardMap, StreamSummary) is read from: the client and stream, with the
+ * producer's per-try timeout, logger and clock. One object per stream, shared by both readers.
+ */
+export interface MetadataSource {
+  readonly client: KinesisClient;
+  readonly stream: StreamRef;
+  /** Timeout of one try of a call (`requestTimeoutMs`). */
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
 
 /**
  * Runs a control-plane call (ListShards, DescribeStreamSummary) with a timeout per try and a few

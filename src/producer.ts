@@ -541,25 +541,22 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     if (existing !== undefined) return existing;
     const ref = streamRef(streamName, streamARN);
     const clock = this.#options.clock;
-    const shardMap = new ShardMap(this.#client, ref, {
+    const source = {
+      client: this.#client,
+      stream: ref,
       timeoutMs: this.#options.requestTimeoutMs,
       logger: this.#logger,
       clock,
-      onChange: () => {
-        pipeline.onShardMapChange(clock.now());
-        this.#updateCapacity();
-        this.#dispatcher.pump();
-      },
+    };
+    const shardMap = new ShardMap(source, () => {
+      pipeline.onShardMapChange(clock.now());
+      this.#updateCapacity();
+      this.#dispatcher.pump();
     });
-    const summary = new StreamSummary(this.#client, ref, {
-      timeoutMs: this.#options.requestTimeoutMs,
-      logger: this.#logger,
-      clock,
-      onRead: (info) => {
-        pipeline.open(info, clock.now());
-        this.#updateCapacity();
-        this.#dispatcher.pump();
-      },
+    const summary = new StreamSummary(source, (info) => {
+      pipeline.open(info, clock.now());
+      this.#updateCapacity();
+      this.#dispatcher.pump();
     });
     const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);
     (byName ? this.#pipelinesByName : this.#pipelinesByARN).set(key, pipeline);

@@ -1,15 +1,8 @@
-import {
-  type KinesisClient,
-  ListShardsCommand,
-  type ListShardsCommandOutput,
-  type Shard,
-} from '@aws-sdk/client-kinesis';
-import type { Clock } from './clock.js';
+import { ListShardsCommand, type ListShardsCommandOutput, type Shard } from '@aws-sdk/client-kinesis';
 import { MAX_HASH_KEY } from './hash-key.js';
-import type { Logger } from './logger.js';
-import { callWithRetries } from './metadata-call.js';
+import { callWithRetries, type MetadataSource } from './metadata-call.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
-import { type StreamRef, streamParams } from './stream-ref.js';
+import { streamParams } from './stream-ref.js';
 
 /** A shard and the hash keys it owns. A shard's range never changes once it exists. */
 export interface ShardRange {
@@ -34,11 +27,7 @@ const RETRY_AFTER_FATAL_MS = 60_000;
  * for while one runs is served by it. Every map that differs from the previous bumps `version`.
  */
 export class ShardMap {
-  readonly #client: KinesisClient;
-  readonly #stream: StreamRef;
-  readonly #timeoutMs: number;
-  readonly #logger: Logger;
-  readonly #clock: Clock;
+  readonly #source: MetadataSource;
   readonly #onChange: () => void;
 
   #starts: bigint[] = [];
@@ -54,17 +43,9 @@ export class ShardMap {
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
 
-  constructor(
-    client: KinesisClient,
-    stream: StreamRef,
-    options: { timeoutMs: number; logger: Logger; clock: Clock; onChange: () => void },
-  ) {
-    this.#client = client;
-    this.#stream = stream;
-    this.#timeoutMs = options.timeoutMs;
-    this.#logger = options.logger;
-    this.#clock = options.clock;
-    this.#onChange = options.onChange;
+  constructor(source: MetadataSource, onChange: () => void) {
+    this.#source = source;
+    this.#onChange = onChange;
   }
 
   /** Increases every time the map changes; 0 while none is known. */
@@ -107,9 +88,9 @@ export class ShardMap {
     if (this.#closed) return;
     this.#wanted = true;
     if (this.#loading || this.#timer !== undefined) return;
-    const wait = this.#notBefore - this.#clock.now();
+    const wait = this.#notBefore - this.#source.clock.now();
     if (wait > 0) {
-      this.#timer = this.#clock.setTimeout(
+      this.#timer = this.#source.clock.setTimeout(
         () => {
           this.#timer = undefined;
           this.refresh();
@@ -144,23 +125,28 @@ export class ShardMap {
   /** Stops background refreshes. */
   close(): void {
     this.#closed = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#source.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
   async #load(): Promise<void> {
     try {
       const shards = await this.#listShards();
-      this.#notBefore = this.#clock.now() + MIN_REFRESH_INTERVAL_MS;
+      this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
       if (this.#closed) return;
       this.#apply(shards);
     } catch (error) {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
       const fatal = failure.kind === FailureKind.Fatal;
-      this.#notBefore = this.#clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
-      this.#logger.warn(
-        { stream: this.#stream.label, code: failure.code, error: failure.message, mapKnown: this.ready },
+      this.#notBefore = this.#source.clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
+      this.#source.logger.warn(
+        {
+          stream: this.#source.stream.label,
+          code: failure.code,
+          error: failure.message,
+          mapKnown: this.ready,
+        },
         this.ready
           ? 'ListShards failed; keeping the previous shard map'
           : 'ListShards failed; aggregating only records with the same hash key until a shard map is known',
@@ -177,13 +163,16 @@ export class ShardMap {
       const token = nextToken;
       const page: ListShardsCommandOutput = await callWithRetries(
         (abortSignal) =>
-          this.#client.send(
+          this.#source.client.send(
             token === undefined
-              ? new ListShardsCommand({ ...streamParams(this.#stream), ShardFilter: { Type: 'AT_LATEST' } })
+              ? new ListShardsCommand({
+                  ...streamParams(this.#source.stream),
+                  ShardFilter: { Type: 'AT_LATEST' },
+                })
               : new ListShardsCommand({ NextToken: token }),
             { abortSignal },
           ),
-        { timeoutMs: this.#timeoutMs, retries: 4 },
+        { timeoutMs: this.#source.timeoutMs, retries: 4 },
       );
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
@@ -200,8 +189,8 @@ export class ShardMap {
     this.#starts = ranges.map((r) => r.start);
     this.#version++;
     this.#newerWanted = false;
-    this.#logger.debug(
-      { stream: this.#stream.label, shards: ranges.length, version: this.#version },
+    this.#source.logger.debug(
+      { stream: this.#source.stream.label, shards: ranges.length, version: this.#version },
       'shard map updated',
     );
     this.#onChange();

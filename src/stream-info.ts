@@ -1,9 +1,7 @@
-import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import type { Clock } from './clock.js';
-import type { Logger } from './logger.js';
-import { callWithRetries } from './metadata-call.js';
+import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { callWithRetries, type MetadataSource } from './metadata-call.js';
 import { backoffDelay, classifyRequestError, FailureKind } from './retry-policy.js';
-import { type StreamRef, streamParams } from './stream-ref.js';
+import { streamParams } from './stream-ref.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
 
 /** What the producer needs to know about a stream before it sends to it. */
@@ -46,27 +44,15 @@ const RETRY_MAX_MS = 30_000;
  * with backoff, until it succeeds or is denied. Its timers never hold the process open.
  */
 export class StreamSummary {
-  readonly #client: KinesisClient;
-  readonly #stream: StreamRef;
-  readonly #timeoutMs: number;
-  readonly #logger: Logger;
-  readonly #clock: Clock;
+  readonly #source: MetadataSource;
   readonly #onRead: (info: StreamInfo) => void;
   #failures = 0;
   #timer: unknown;
   #closed = false;
 
-  constructor(
-    client: KinesisClient,
-    stream: StreamRef,
-    options: { timeoutMs: number; logger: Logger; clock: Clock; onRead: (info: StreamInfo) => void },
-  ) {
-    this.#client = client;
-    this.#stream = stream;
-    this.#timeoutMs = options.timeoutMs;
-    this.#logger = options.logger;
-    this.#clock = options.clock;
-    this.#onRead = options.onRead;
+  constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
+    this.#source = source;
+    this.#onRead = onRead;
   }
 
   /** Starts reading (once). */
@@ -77,7 +63,7 @@ export class StreamSummary {
   /** Stops reading in the background. */
   close(): void {
     this.#closed = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#source.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
@@ -87,7 +73,7 @@ export class StreamSummary {
     this.#onRead(info);
     if (info.final) return;
     this.#failures++;
-    this.#timer = this.#clock.setTimeout(
+    this.#timer = this.#source.clock.setTimeout(
       () => {
         this.#timer = undefined;
         if (!this.#closed) this.read();
@@ -101,8 +87,10 @@ export class StreamSummary {
     try {
       const output = await callWithRetries(
         (abortSignal) =>
-          this.#client.send(new DescribeStreamSummaryCommand(streamParams(this.#stream)), { abortSignal }),
-        { timeoutMs: this.#timeoutMs, retries: 2 },
+          this.#source.client.send(new DescribeStreamSummaryCommand(streamParams(this.#source.stream)), {
+            abortSignal,
+          }),
+        { timeoutMs: this.#source.timeoutMs, retries: 2 },
       );
       const summary = output.StreamDescriptionSummary;
       const kib = summary?.MaxRecordSizeInKiB;
@@ -111,20 +99,20 @@ export class StreamSummary {
         userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
         final: true,
       };
-      this.#logger.debug({ stream: this.#stream.label, ...info }, 'read stream summary');
+      this.#source.logger.debug({ stream: this.#source.stream.label, ...info }, 'read stream summary');
       return info;
     } catch (error) {
       const failure = classifyRequestError(error);
       if (failure.kind === FailureKind.Fatal) {
-        this.#logger.warn(
-          { stream: this.#stream.label, code: failure.code, error: failure.message },
+        this.#source.logger.warn(
+          { stream: this.#source.stream.label, code: failure.code, error: failure.message },
           'DescribeStreamSummary failed; assuming a 1 MiB record limit and partition-key routing',
         );
         return DEFAULT_STREAM_INFO;
       }
-      this.#logger.warn(
+      this.#source.logger.warn(
         {
-          stream: this.#stream.label,
+          stream: this.#source.stream.label,
           code: failure.code,
           error: failure.message,
           failures: this.#failures + 1,
