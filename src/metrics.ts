@@ -95,6 +95,9 @@ class Stat {
   readonly #sum = new Float64Array(BUCKETS);
   readonly #min = new Float64Array(BUCKETS);
   readonly #max = new Float64Array(BUCKETS);
+  /** The bucket the last call wrote, and where its time starts (NaN before the first call). */
+  #current = 0;
+  #currentStart = Number.NaN;
 
   add(value: number, now: number): void {
     this.addMany(1, value, value, value, now);
@@ -106,14 +109,21 @@ class Stat {
     this.sum += sum;
     if (min < this.min) this.min = min;
     if (max > this.max) this.max = max;
-    const start = now - (now % BUCKET_MS);
-    const i = (start / BUCKET_MS) % BUCKETS;
-    if (this.#bucketStart[i] !== start) {
-      this.#bucketStart[i] = start;
-      this.#count[i] = 0;
-      this.#sum[i] = 0;
-      this.#min[i] = Number.POSITIVE_INFINITY;
-      this.#max[i] = Number.NEGATIVE_INFINITY;
+    // Timestamps are doubles, so `%` on them is a library call: take the bucket of the last call
+    // while time is still inside it (almost every call), and work it out only when time leaves it.
+    let i = this.#current;
+    if (!(now >= this.#currentStart && now < this.#currentStart + BUCKET_MS)) {
+      const start = now - (now % BUCKET_MS);
+      i = (start / BUCKET_MS) % BUCKETS;
+      if (this.#bucketStart[i] !== start) {
+        this.#bucketStart[i] = start;
+        this.#count[i] = 0;
+        this.#sum[i] = 0;
+        this.#min[i] = Number.POSITIVE_INFINITY;
+        this.#max[i] = Number.NEGATIVE_INFINITY;
+      }
+      this.#current = i;
+      this.#currentStart = start;
     }
     this.#count[i]! += count;
     this.#sum[i]! += sum;

@@ -98,6 +98,28 @@ describe('metrics()', () => {
     expect(m.UserRecordsPut.total.sum).toBe(2);
     expect(m.UserRecordsPut.window.sum).toBe(1);
   });
+
+  it('counts a record in the window by the 5-second slice it arrived in', async () => {
+    vi.useFakeTimers();
+    const t0 = 1_800_000_000_000; // a multiple of 5 s, so the slices start at t0, t0 + 5 s...
+    vi.setSystemTime(t0);
+    const p = producer();
+    const received = () => p.metrics().streams.test!.UserRecordsReceived;
+    for (const at of [0, 4_900, 5_100, 10_000]) {
+      vi.setSystemTime(t0 + at);
+      p.send({ partitionKey: 'a', data: String(at) });
+    }
+    vi.setSystemTime(t0 + 59_999); // the window still reaches back to the slice at t0
+    expect(received().window.sum).toBe(4);
+    vi.setSystemTime(t0 + 61_000); // the slice at t0 has left the window; the one at t0 + 5 s has not
+    expect(received().window.sum).toBe(2);
+    vi.setSystemTime(t0 + 66_000);
+    expect(received().window.sum).toBe(1);
+    vi.setSystemTime(t0 + 120_000);
+    p.send({ partitionKey: 'a', data: 'late' });
+    expect(received().window.sum).toBe(1);
+    expect(received().total.sum).toBe(5);
+  });
 });
 
 class TestReader extends MetricReader {
