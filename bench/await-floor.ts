@@ -5,6 +5,7 @@
  * caller's await keeps) outlive the young generation, and the more the garbage collector copies.
  */
 import { type PutResult, partitionKeyHash, type RecordFailedError } from '../src/index.js';
+import { PartitionKeyCache } from '../src/key-cache.js';
 import { PendingRecord } from '../src/pending-record.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
 import { measure, throughputMetrics } from './measure.js';
@@ -41,6 +42,8 @@ interface FloorParams {
 const RECORD = { partitionKey: 'caller', data: Buffer.alloc(100) };
 /** Its hash key (MD5 of the partition key); the producer computes it once per key too. */
 const HASH_KEY = partitionKeyHash(RECORD.partitionKey);
+/** What the producer keeps per partition key, as put() finds it for a key it has seen. */
+const KEY = new PartitionKeyCache().add(RECORD.partitionKey, Buffer.byteLength(RECORD.partitionKey));
 
 /** The resolving functions of the promise `wait` is making, handed over by `capture` (as in put()). */
 const captured = {
@@ -80,12 +83,11 @@ async function runFloor(params: FloorParams, settings: RunSettings): Promise<Met
   const wait = () => {
     const promise = new Promise<PutResult>(capture);
     const now = performance.now();
-    const { partitionKey, data } = RECORD;
+    const { data } = RECORD;
     queue.push(
       new PendingRecord(
         RECORD,
-        partitionKey,
-        6,
+        KEY,
         data,
         100,
         undefined,

@@ -70,21 +70,31 @@ export interface AggregatableRecord {
   readonly dataBytes: number;
   /** Normalised decimal, or undefined. */
   readonly explicitHashKey: string | undefined;
+  /** The key's entry, when the caller keeps one per key; otherwise the encoder looks the key up. */
+  readonly partitionKeyEntry?: PartitionKeyEntry;
 }
 
 /** Records an encoder has room for before its per-record arrays first grow. */
 const INITIAL_CAPACITY = 64;
 
 /**
- * What an encoder knows of a partition key it has seen: its UTF-8 length, measured once, and its
- * place in the key table of aggregate number `aggregate`. An entry can outlive its aggregate (see
+ * @internal What an encoder knows of a partition key it has seen: its UTF-8 length, measured once, and
+ * its place in the key table of aggregate number `aggregate`. An entry can outlive its aggregate (see
  * `rememberedKeys`), so a key that comes back in the next one is not measured or allocated again.
+ *
+ * Entries may come from the caller and be shared between encoders (the producer keeps one per key
+ * for all its shards): aggregate numbers are unique across encoders, so an entry another encoder
+ * stamped since reads as "not in this table" here, and the key is simply added again.
  */
-interface PartitionKeyEntry extends ValidatedPartitionKey {
+export interface PartitionKeyEntry extends ValidatedPartitionKey {
   /** Index in the key table of aggregate number `aggregate`; meaningless for any other. */
   index: number;
+  /** The aggregate whose table holds the key at `index`; 0 for none. */
   aggregate: number;
 }
+
+/** The number of the last aggregate any encoder started: numbers are unique in the process. */
+let lastAggregate = 0;
 
 /**
  * The byte-level state of one aggregate, shared by {@link AggregateBuilder} and
@@ -103,8 +113,8 @@ class AggregateEncoder {
   readonly #partitionKeys = new Map<string, PartitionKeyEntry>();
   /** Most keys `#partitionKeys` keeps from one aggregate to the next; beyond it, all are forgotten. */
   readonly #rememberedKeys: number;
-  /** Numbers aggregates, so an entry's stamp tells whether it is in this one's key table. */
-  #aggregate = 0;
+  /** This aggregate's number, so an entry's stamp tells whether it is in this one's key table. */
+  #aggregate = ++lastAggregate;
   /** This aggregate's key table, in order. */
   #partitionKeyTable: PartitionKeyEntry[] = [];
   #hashKeys = new Map<string, number>();
@@ -328,7 +338,7 @@ class AggregateEncoder {
 
   reset(): void {
     // Every entry goes stale at once; when there are too many to be worth keeping, they go.
-    this.#aggregate++;
+    this.#aggregate = ++lastAggregate;
     if (this.#partitionKeys.size > this.#rememberedKeys) this.#partitionKeys.clear();
     this.#partitionKeyTable = [];
     this.#hashKeys.clear();
@@ -395,6 +405,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
       record.data,
       record.dataBytes,
       record.explicitHashKey,
+      record.partitionKeyEntry,
     );
     if (added) this.#items.push(record);
     return added;

@@ -1,5 +1,6 @@
 import type { AggregatableRecord, KinesisRecord } from './aggregator.js';
 import type { RecordFailedError } from './errors.js';
+import type { KnownPartitionKey } from './key-cache.js';
 import type { AttemptLog, PutResult } from './result.js';
 
 /**
@@ -20,6 +21,8 @@ export interface Settler {
 export class PendingRecord implements AggregatableRecord, Settler {
   readonly partitionKey: string;
   readonly partitionKeyBytes: number;
+  /** What the producer knows of the key, shared by every record with it (see PartitionKeyCache). */
+  readonly partitionKeyEntry: KnownPartitionKey;
   readonly data: Uint8Array | string;
   readonly dataBytes: number;
   readonly explicitHashKey: string | undefined;
@@ -41,8 +44,7 @@ export class PendingRecord implements AggregatableRecord, Settler {
 
   constructor(
     original: unknown,
-    partitionKey: string,
-    partitionKeyBytes: number,
+    partitionKeyEntry: KnownPartitionKey,
     data: Uint8Array | string,
     dataBytes: number,
     explicitHashKey: string | undefined,
@@ -55,8 +57,9 @@ export class PendingRecord implements AggregatableRecord, Settler {
     callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined,
   ) {
     this.original = original;
-    this.partitionKey = partitionKey;
-    this.partitionKeyBytes = partitionKeyBytes;
+    this.partitionKey = partitionKeyEntry.key;
+    this.partitionKeyBytes = partitionKeyEntry.bytes;
+    this.partitionKeyEntry = partitionKeyEntry;
     this.data = data;
     this.dataBytes = dataBytes;
     this.explicitHashKey = explicitHashKey;

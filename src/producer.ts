@@ -14,7 +14,7 @@ import {
   RecordFailedError,
 } from './errors.js';
 import { FlushBarrier } from './flush-barrier.js';
-import { PartitionKeyHashCache } from './hash-cache.js';
+import { decimalOf, hashOf, type KnownPartitionKey, PartitionKeyCache } from './key-cache.js';
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
@@ -87,7 +87,8 @@ export interface CloseOptions {
 
 /** What validation measured of a record that waits for room: kept until it is taken. */
 interface Prepared {
-  readonly partitionKeyBytes: number;
+  readonly partitionKey: KnownPartitionKey;
+  readonly data: Uint8Array | string;
   readonly dataBytes: number;
   readonly explicitHashKey: string | undefined;
   readonly hashKey: bigint;
@@ -116,9 +117,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #logger: Logger;
   readonly #client: KinesisClient;
   readonly #ownsClient: boolean;
-  readonly #hashes = new PartitionKeyHashCache();
+  readonly #keys = new PartitionKeyCache();
   readonly #facts = newRecordFacts();
-  /** The hash key of the record `#prepare` measured last (scratch, like `#facts`). */
+  /** The key and hash key of the record `#prepare` measured last (scratch, like `#facts`). */
+  #partitionKey: KnownPartitionKey | undefined;
   #hashKey = 0n;
   readonly #room: Room;
   readonly #barrier = new FlushBarrier();
@@ -178,7 +180,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#metrics.errors(stream.label, shardId, code, count, now),
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
-      hashKeyDecimal: (item) => item.explicitHashKey ?? this.#hashes.decimal(item.partitionKey, item.hashKey),
+      hashKeyDecimal: (item) => item.explicitHashKey ?? decimalOf(item.partitionKeyEntry),
     };
     const { streamName, streamARN } = resolved;
     this.#defaultPipeline =
@@ -233,7 +235,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
     // What the shared validation scratch holds now, kept for when there is room.
     const prepared: Prepared = {
-      partitionKeyBytes: facts.partitionKeyBytes,
+      partitionKey: this.#partitionKey!,
+      data: record.data,
       dataBytes: facts.dataBytes,
       explicitHashKey: facts.explicitHashKey,
       hashKey: this.#hashKey,
@@ -244,12 +247,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       bytes,
       {
         admit: () => {
-          const { partitionKeyBytes, dataBytes, explicitHashKey, hashKey } = prepared;
+          const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
           const takenAt = this.#options.clock.now();
           this.#take(
             record,
             pipeline,
-            partitionKeyBytes,
+            partitionKey,
+            data,
             dataBytes,
             explicitHashKey,
             hashKey,
@@ -419,11 +423,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // Until DescribeStreamSummary answers, a record may be as large as any stream allows; the stream's
     // own limit is checked when the answer comes.
     const facts = this.#facts;
-    validateUserRecord(record, pipeline.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts);
-    this.#hashKey =
-      facts.explicitHashKey === undefined
-        ? this.#hashes.hash(record.partitionKey)
-        : facts.explicitHashKeyValue;
+    // One lookup of the key serves validation (a known key is valid and measured), routing (its
+    // hash) and the shard's aggregate encoder (its table entry).
+    const known = this.#keys.get(record.partitionKey);
+    validateUserRecord(record, pipeline.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
+    const partitionKey = known ?? this.#keys.add(record.partitionKey, facts.partitionKeyBytes);
+    this.#partitionKey = partitionKey;
+    this.#hashKey = facts.explicitHashKey === undefined ? hashOf(partitionKey) : facts.explicitHashKeyValue;
     return pipeline;
   }
 
@@ -440,7 +446,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#take(
       record,
       pipeline,
-      facts.partitionKeyBytes,
+      this.#partitionKey!,
+      record.data,
       facts.dataBytes,
       facts.explicitHashKey,
       this.#hashKey,
@@ -475,7 +482,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #take(
     record: ProducerRecord,
     pipeline: StreamPipeline,
-    partitionKeyBytes: number,
+    partitionKey: KnownPartitionKey,
+    data: Uint8Array | string,
     dataBytes: number,
     explicitHashKey: string | undefined,
     hashKey: bigint,
@@ -487,9 +495,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   ): void {
     const item = new PendingRecord(
       record,
-      record.partitionKey,
-      partitionKeyBytes,
-      record.data,
+      partitionKey,
+      data,
       dataBytes,
       explicitHashKey,
       hashKey,
@@ -500,7 +507,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       reject,
       callback,
     );
-    this.#room.take(partitionKeyBytes + dataBytes, now);
+    this.#room.take(partitionKey.bytes + dataBytes, now);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
   }

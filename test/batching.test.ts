@@ -126,6 +126,57 @@ describe('limits of aggregates and requests', () => {
   });
 });
 
+describe('partition keys', () => {
+  const inShard = (i: number) => (((MAX_HASH_KEY + 1n) / 4n) * BigInt(i)).toString();
+  const stored = () =>
+    fake
+      .storedUserRecords()
+      .map((r) => `${r.partitionKey}=${r.data}`)
+      .sort();
+
+  it('writes each record under its own key when one key is in the aggregates of several shards', async () => {
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    // 'shared' is first in shard 0's key table, second in shard 1's (after 'other').
+    p.send({ partitionKey: 'shared', data: 's0', explicitHashKey: inShard(0) });
+    p.send({ partitionKey: 'other', data: 'o1', explicitHashKey: inShard(1) });
+    p.send({ partitionKey: 'shared', data: 's1', explicitHashKey: inShard(1) });
+    p.send({ partitionKey: 'other', data: 'o0', explicitHashKey: inShard(0) });
+    p.send({ partitionKey: 'shared', data: 's0-again', explicitHashKey: inShard(0) });
+    await p.flush();
+    expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(2);
+    expect(stored()).toEqual(['other=o0', 'other=o1', 'shared=s0', 'shared=s0-again', 'shared=s1']);
+  });
+
+  it('keeps every record with its own key, whatever mix of keys, shards and aggregates', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            key: fc.constantFrom('a', 'b', 'c', 'ключ', 'd'.repeat(200)),
+            shard: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+          }),
+          { minLength: 1, maxLength: 400 },
+        ),
+        fc.integer({ min: 200, max: 2_000 }),
+        async (records, aggregationMaxBytes) => {
+          fake = new FakeKinesis(4);
+          const p = producer({ aggregationMaxBytes });
+          const sent = records.map((r, i) => ({
+            partitionKey: r.key,
+            data: `#${i}`,
+            ...(r.shard === undefined ? {} : { explicitHashKey: inShard(r.shard) }),
+          }));
+          for (const r of sent) p.send(r);
+          await p.flush();
+          expect(stored()).toEqual(sent.map((r) => `${r.partitionKey}=${r.data}`).sort());
+        },
+      ),
+      { numRuns: 20 },
+    );
+  });
+});
+
 describe('connections', () => {
   it('keeps at most maxConnections requests in flight', async () => {
     let inFlight = 0;
