@@ -21,7 +21,10 @@ export interface SdkKinesisRecord {
   readonly EncryptionType?: string | undefined;
 }
 
-/** A record of an AWS Lambda Kinesis event (`event.Records[i]`). */
+/**
+ * A record of an AWS Lambda Kinesis event (`event.Records[i]`): `KinesisStreamRecord` of
+ * `@types/aws-lambda` fits, and so does the event's JSON as it arrives. Only `kinesis` is read.
+ */
 export interface LambdaKinesisRecord {
   readonly kinesis: {
     /** Base64 of the record's bytes. */
@@ -30,9 +33,18 @@ export interface LambdaKinesisRecord {
     readonly sequenceNumber: string;
     /** Seconds since the epoch, with a fractional part. */
     readonly approximateArrivalTimestamp?: number | undefined;
-    readonly [key: string]: unknown;
+    readonly kinesisSchemaVersion?: string | undefined;
+    readonly encryptionType?: string | undefined;
   };
-  readonly [key: string]: unknown;
+  // The event's other members, declared so an object literal of a whole event record type-checks.
+  // (No index signature: an interface such as @types/aws-lambda's would not be assignable to one.)
+  readonly eventSource?: string | undefined;
+  readonly eventVersion?: string | undefined;
+  readonly eventID?: string | undefined;
+  readonly eventName?: string | undefined;
+  readonly invokeIdentityArn?: string | undefined;
+  readonly awsRegion?: string | undefined;
+  readonly eventSourceARN?: string | undefined;
 }
 
 /** A plain camelCase record, e.g. the `kinesis` payload of a Lambda event or one of your own. */
@@ -151,12 +163,16 @@ export function deaggregate(
   return [passThrough(input)];
 }
 
-/** {@link deaggregate} over many records (e.g. a GetRecords response), flattened in order. */
+/**
+ * {@link deaggregate} over many records (e.g. a GetRecords response), flattened in order. `undefined`
+ * (the SDK types `Records` as optional) gives an empty list.
+ */
 export function deaggregateAll(
-  records: Iterable<DeaggregateInput>,
+  records: Iterable<DeaggregateInput> | undefined,
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
   const out: DeaggregatedRecord[] = [];
+  if (records === undefined) return out;
   for (const record of records) {
     for (const user of deaggregate(record, options)) out.push(user);
   }

@@ -1,3 +1,5 @@
+import type { GetRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import type { KinesisStreamEvent, KinesisStreamHandler } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import {
   CorruptAggregateError,
@@ -104,6 +106,40 @@ describe('deaggregate: input shapes', () => {
       ['1', 1, 'two'],
       ['2', 0, 'raw'],
     ]);
+  });
+
+  // Type-checked by `tsc --noEmit` (CI): the types Lambda and SDK users hold must be accepted as they are.
+  it("takes @types/aws-lambda's event records and the SDK's optional GetRecords list as they are typed", async () => {
+    const read: string[] = [];
+    const handler: KinesisStreamHandler = async (event) => {
+      for (const user of deaggregateAll(event.Records)) read.push(text(user));
+      for (const record of event.Records) read.push(`${deaggregate(record).length} in ${record.eventID}`);
+    };
+    const event: KinesisStreamEvent = {
+      Records: [
+        {
+          awsRegion: 'eu-west-1',
+          eventID: 'shardId-000000000000:7',
+          eventName: 'aws:kinesis:record',
+          eventSource: 'aws:kinesis',
+          eventSourceARN: 'arn:aws:kinesis:eu-west-1:123456789012:stream/s',
+          eventVersion: '1.0',
+          invokeIdentityArn: 'arn:aws:iam::123456789012:role/r',
+          kinesis: {
+            approximateArrivalTimestamp: arrival.getTime() / 1000,
+            data: Buffer.from(two.data).toString('base64'),
+            kinesisSchemaVersion: '1.0',
+            partitionKey: 'a',
+            sequenceNumber: '7',
+          },
+        },
+      ],
+    };
+    await handler(event, {} as never, () => {});
+    expect(read).toEqual(['one', 'two', '2 in shardId-000000000000:7']);
+
+    const empty: GetRecordsCommandOutput['Records'] = undefined;
+    expect(deaggregateAll(empty)).toEqual([]);
   });
 
   it('rejects shapes it does not know with a typed error', () => {
