@@ -425,6 +425,27 @@ describe('results', () => {
     await vi.advanceTimersByTimeAsync(100);
     for (const r of await Promise.all(results)) expect(r.attempts).toHaveLength(1);
   });
+
+  it('a put that waited for room writes the record as it was when put() was called', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0, aggregation: true });
+    const first = p.put({ partitionKey: 'k', data: 'first' });
+    const waiting = { partitionKey: 'w', data: 'as called' };
+    const second = track(p.put(waiting));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(second.status).toBe('pending');
+    // The caller reuses its object while the put waits: the put was already validated and measured.
+    waiting.partitionKey = 'x'.repeat(100);
+    waiting.data = 'something much longer than what put() was called with';
+    fake.release();
+    await first;
+    await vi.advanceTimersByTimeAsync(10);
+    expect(second.status).toBe('fulfilled');
+    expect(fake.storedUserRecords().map((r) => [r.partitionKey, r.data])).toEqual([
+      ['k', 'first'],
+      ['w', 'as called'],
+    ]);
+  });
 });
 
 describe('room that follows the stream', () => {
