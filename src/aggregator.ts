@@ -64,14 +64,12 @@ export const MAX_RECORD_BYTES_LIMIT = 10 * 1024 * 1024;
 
 /** @internal What the builder keeps of each user record: measured once, by validation. */
 export interface AggregatableRecord {
-  readonly partitionKey: string;
-  readonly partitionKeyBytes: number;
+  /** The key's entry (its text and UTF-8 length), kept by the caller, one per key. */
+  readonly partitionKeyEntry: PartitionKeyEntry;
   readonly data: Uint8Array | string;
   readonly dataBytes: number;
   /** Normalised decimal, or undefined. */
   readonly explicitHashKey: string | undefined;
-  /** The key's entry, when the caller keeps one per key; otherwise the encoder looks the key up. */
-  readonly partitionKeyEntry?: PartitionKeyEntry;
 }
 
 /** Records an encoder has room for before its per-record arrays first grow. */
@@ -360,12 +358,11 @@ export class AggregateBuilder<T extends AggregatableRecord> {
   readonly #hashKeyDecimal: (record: T) => string;
   #items: T[] = [];
 
-  constructor(maxBytes: number, maxCount: number, hashKeyDecimal?: (record: T) => string) {
-    // Forget keys at every reset, as before: a producer holds a builder per shard, and memory for
-    // keys across aggregates in each would add up.
+  /** `hashKeyDecimal`: the outer ExplicitHashKey of an aggregate, from its first record. */
+  constructor(maxBytes: number, maxCount: number, hashKeyDecimal: (record: T) => string) {
+    // Every record brings its key's entry, so the encoder's own key map stays empty.
     this.#encoder = new AggregateEncoder(maxBytes, maxCount, 0);
-    this.#hashKeyDecimal =
-      hashKeyDecimal ?? ((r) => r.explicitHashKey ?? partitionKeyHash(r.partitionKey).toString());
+    this.#hashKeyDecimal = hashKeyDecimal;
   }
 
   get maxBytes(): number {
@@ -399,13 +396,14 @@ export class AggregateBuilder<T extends AggregatableRecord> {
    * `maxBytes` or `maxCount`; returns whether it was added.
    */
   tryAdd(record: T): boolean {
+    const entry = record.partitionKeyEntry;
     const added = this.#encoder.tryAdd(
-      record.partitionKey,
-      record.partitionKeyBytes,
+      entry.key,
+      entry.bytes,
       record.data,
       record.dataBytes,
       record.explicitHashKey,
-      record.partitionKeyEntry,
+      entry,
     );
     if (added) this.#items.push(record);
     return added;

@@ -19,8 +19,6 @@ export interface Settler {
  * here: sizes, hash key, deadlines. Fields are plain and mutable for a cheap hot path.
  */
 export class PendingRecord implements AggregatableRecord, Settler {
-  readonly partitionKey: string;
-  readonly partitionKeyBytes: number;
   /** What the producer knows of the key, shared by every record with it (see PartitionKeyCache). */
   readonly partitionKeyEntry: KnownPartitionKey;
   readonly data: Uint8Array | string;
@@ -57,8 +55,6 @@ export class PendingRecord implements AggregatableRecord, Settler {
     callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined,
   ) {
     this.original = original;
-    this.partitionKey = partitionKeyEntry.key;
-    this.partitionKeyBytes = partitionKeyEntry.bytes;
     this.partitionKeyEntry = partitionKeyEntry;
     this.data = data;
     this.dataBytes = dataBytes;
@@ -71,6 +67,15 @@ export class PendingRecord implements AggregatableRecord, Settler {
     this.reject = reject;
     this.callback = callback;
     this.priorAttempts = undefined;
+  }
+
+  get partitionKey(): string {
+    return this.partitionKeyEntry.key;
+  }
+
+  /** UTF-8 bytes of the partition key. */
+  get partitionKeyBytes(): number {
+    return this.partitionKeyEntry.bytes;
   }
 
   /** Bytes the record counts for in the service's limits and in the producer's buffer. */
