@@ -78,8 +78,8 @@ export interface RequestFailure {
  * then by HTTP status), our own request timeout, or a network error.
  *
  * `ExpiredTokenException` is retried (the SDK's credential providers refresh temporary credentials),
- * and so is `ResourceInUseException` (the stream is not ACTIVE yet). Any other 4xx is fatal; 5xx and
- * anything unrecognised is retried.
+ * and so is `ResourceInUseException` (the stream is not ACTIVE yet), and a 408 (a request that timed
+ * out on the way). Any other 4xx is fatal; 5xx and anything unrecognised is retried.
  */
 export function classifyRequestError(error: unknown): RequestFailure {
   const e = (typeof error === 'object' && error !== null ? error : {}) as {
@@ -101,7 +101,14 @@ export function classifyRequestError(error: unknown): RequestFailure {
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
   if (status === 429) return { code: name, message, kind: FailureKind.Throttled };
-  if (status !== undefined && status >= 400 && status < 500 && !PASSING_CLIENT_ERRORS.has(name)) {
+  // 408 is a request that timed out on the way (at the service or a proxy), not a bad request.
+  if (
+    status !== undefined &&
+    status >= 400 &&
+    status < 500 &&
+    status !== 408 &&
+    !PASSING_CLIENT_ERRORS.has(name)
+  ) {
     return { code: name, message, kind: FailureKind.Fatal };
   }
   // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.

@@ -216,6 +216,11 @@ describe('whole-request failures that are retried', () => {
       { throw: serviceError('ResourceInUseException', 400) },
       'ResourceInUseException',
     ],
+    [
+      'an HTTP 408 from the service or a proxy on the way',
+      { throw: serviceError('RequestTimeout', 408) },
+      'RequestTimeout',
+    ],
     ['a connection reset', { throw: networkError('ECONNRESET') }, 'ECONNRESET'],
     ['a request that never answers (requestTimeoutMs)', 'hang' as const, 'RequestTimeout'],
   ])('%s', async (_name, answer, code) => {
