@@ -176,8 +176,9 @@ class AggregateEncoder {
   }
 
   /**
-   * Adds a record unless it would push a non-empty aggregate past `maxBytes` or `maxCount`. A caller
-   * that already looked the key up passes its `entry`, so each key is looked up once per record.
+   * Adds a record unless it would push a non-empty aggregate past `maxBytes` or `maxCount`. `entry`
+   * is the key's entry, from `partitionKeyEntry` or the caller's own, or undefined for a key seen
+   * nowhere yet: each key is looked up once per record, by the caller.
    */
   tryAdd(
     partitionKey: string,
@@ -185,7 +186,7 @@ class AggregateEncoder {
     data: Uint8Array | string,
     dataBytes: number,
     hashKey: string | undefined,
-    entry = this.#partitionKeys.get(partitionKey),
+    entry: PartitionKeyEntry | undefined,
   ): boolean {
     const n = this.#count;
     const pkIndex = this.#tableIndex(entry);
