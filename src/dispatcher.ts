@@ -64,10 +64,11 @@ export class Dispatcher {
     this.#wakeTime = Number.POSITIVE_INFINITY;
   }
 
-  /** Stops for good: no timer, no request. */
+  /** Stops for good: no timer, no request (not even one still having its aggregates hashed). */
   stop(): void {
     this.#stopped = true;
     this.idle();
+    this.#sender.stop();
   }
 
   #onWake(): void {
