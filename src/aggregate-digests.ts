@@ -20,7 +20,8 @@ const JOB_BYTES = 256 * 1024;
  * - when a request is sent (`complete`), it waits for the jobs its aggregates are in, and has the rest
  *   hashed: on the thread if there are at least 64 KiB of them, else right here.
  *
- * Without a usable hashing thread, every trailer is written right here when its request is sent.
+ * Without a usable hashing thread, every trailer is written right here when its request is sent;
+ * while the thread's ring is full (it is behind), the aggregates of the next job are hashed here.
  */
 export class AggregateDigests {
   readonly #hasher: HashWorker | undefined;
@@ -70,8 +71,11 @@ export class AggregateDigests {
     if (loose !== undefined) {
       const hasher = this.#hasher;
       if (hasher?.usable === true && looseBytes >= OFF_THREAD_HASH_BYTES) {
-        if (jobs === undefined) jobs = new Set();
-        jobs.add(this.#job(hasher, loose));
+        const job = this.#job(hasher, loose);
+        if (job !== undefined) {
+          if (jobs === undefined) jobs = new Set();
+          jobs.add(job);
+        }
       } else {
         hashHere(loose);
       }
@@ -86,9 +90,17 @@ export class AggregateDigests {
     return Promise.all(jobs).then(() => undefined);
   }
 
-  /** Has the thread hash `records`; should it fail, they are hashed here. Never rejects. */
-  #job(hasher: HashWorker, records: readonly OutboundRecord[]): Promise<void> {
-    const job = hasher.md5(records.map((record) => digestedPart(record.record.data))).then(
+  /**
+   * Has the thread hash `records`; should it fail, they are hashed here. Never rejects. Undefined
+   * when the thread's ring is full: then they were hashed here, at once.
+   */
+  #job(hasher: HashWorker, records: readonly OutboundRecord[]): Promise<void> | undefined {
+    const digested = hasher.md5(records.map((record) => digestedPart(record.record.data)));
+    if (digested === undefined) {
+      hashHere(records);
+      return undefined;
+    }
+    const job = digested.then(
       (digests) => {
         for (let i = 0; i < records.length; i++) {
           const record = records[i]!;

@@ -4,31 +4,38 @@ import { Worker } from 'node:worker_threads';
  * The worker's whole program. Evaluated from this string rather than loaded from a file, so it needs
  * no path that the ESM build, the CJS build and bundlers would each resolve differently.
  *
- * A job is a shared buffer holding byte ranges back to back, and where each range ends; the answer is
- * their MD5 digests, 16 bytes each, in one buffer handed back without a copy.
+ * It gets the ring (memory shared with the producer) once, at start. A job names where in the ring
+ * its byte ranges lie, back to back, and where each ends; the answer is their MD5 digests, 16 bytes
+ * each, in one buffer handed back without a copy. Jobs are answered in the order they came.
  */
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, bytes, ends }) => {
-  const input = new Uint8Array(bytes);
+const ring = new Uint8Array(workerData.ring);
+parentPort.on('message', ({ id, start, ends }) => {
   const digests = new Uint8Array(16 * ends.length);
-  let start = 0;
   for (let i = 0; i < ends.length; i++) {
-    digests.set(createHash('md5').update(input.subarray(start, ends[i])).digest(), 16 * i);
+    digests.set(createHash('md5').update(ring.subarray(start, ends[i])).digest(), 16 * i);
     start = ends[i];
   }
   parentPort.postMessage({ id, digests: digests.buffer }, [digests.buffer]);
 });
 `;
 
+/**
+ * Size of the ring the bytes to hash are copied into: four jobs of 256 KiB. It is all the memory the
+ * hashing takes besides the thread itself; when it is full, the caller hashes on its own thread,
+ * which also keeps the two threads' shares of the work in balance.
+ */
+export const RING_BYTES = 1024 * 1024;
+
 interface Job {
+  readonly id: number;
+  /** Where its bytes start in the ring; they are held until it is answered. */
+  readonly start: number;
   readonly resolve: (digests: ArrayBuffer) => void;
   readonly reject: (error: Error) => void;
 }
-
-/** Idle shared buffers kept for later jobs to copy into. */
-const SPARE_BUFFERS = 2;
 
 /**
  * One worker thread that computes MD5 digests, so that hashing leaves the event loop free.
@@ -39,11 +46,13 @@ const SPARE_BUFFERS = 2;
  */
 export class HashWorker {
   #worker: Worker | undefined;
-  #failure: Error | undefined;
-  readonly #jobs = new Map<number, Job>();
+  #ring: Uint8Array | undefined;
+  /** Where the next job's bytes go in the ring. */
+  #head = 0;
+  /** Jobs the thread has not answered yet, oldest first (the order it answers them). */
+  readonly #jobs: Job[] = [];
   #nextId = 0;
-  /** Shared buffers of finished jobs, for the next ones to copy into. */
-  readonly #spare: SharedArrayBuffer[] = [];
+  #failure: Error | undefined;
   readonly #onFailure: (error: Error) => void;
 
   /** `onFailure`: called once if the thread dies (not when it is closed). */
@@ -57,32 +66,32 @@ export class HashWorker {
   }
 
   /**
-   * The MD5 digest of each of `ranges`, 16 bytes each, in order. The ranges are copied, before this
-   * returns, into memory shared with the thread: the caller may change them right after.
+   * The MD5 digest of each of `ranges`, 16 bytes each, in order; or undefined, at once, when the ring
+   * has no room for them (hash them yourself). The ranges are copied before this returns: the caller
+   * may change them right after.
    */
-  md5(ranges: readonly Uint8Array[]): Promise<Uint8Array> {
+  md5(ranges: readonly Uint8Array[]): Promise<Uint8Array> | undefined {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     let total = 0;
     for (const range of ranges) total += range.byteLength;
-    const bytes = this.#sharedBuffer(total);
-    const into = new Uint8Array(bytes);
+    const worker = this.#start();
+    const start = this.#reserve(total);
+    if (start === undefined) return undefined;
+    const ring = this.#ring!;
     const ends = new Uint32Array(ranges.length);
-    let at = 0;
+    let at = start;
     for (let i = 0; i < ranges.length; i++) {
-      into.set(ranges[i]!, at);
+      ring.set(ranges[i]!, at);
       at += ranges[i]!.byteLength;
       ends[i] = at;
     }
-    const worker = this.#start();
+    this.#head = at;
     const id = this.#nextId++;
     return new Promise<ArrayBuffer>((resolve, reject) => {
-      if (this.#jobs.size === 0) worker.ref();
-      this.#jobs.set(id, { resolve, reject });
-      worker.postMessage({ id, bytes, ends }, [ends.buffer]);
-    }).then((digests) => {
-      if (this.#spare.length < SPARE_BUFFERS) this.#spare.push(bytes);
-      return new Uint8Array(digests);
-    });
+      if (this.#jobs.length === 0) worker.ref();
+      this.#jobs.push({ id, start, resolve, reject });
+      worker.postMessage({ id, start, ends }, [ends.buffer]);
+    }).then((digests) => new Uint8Array(digests));
   }
 
   /** Stops the thread; pending and later jobs reject. */
@@ -90,28 +99,42 @@ export class HashWorker {
     const worker = this.#worker;
     this.#failure ??= new Error('kinesis-producer: the hashing thread was closed');
     this.#rejectAll();
-    this.#spare.length = 0;
+    this.#ring = undefined;
     if (worker !== undefined) await worker.terminate();
   }
 
-  /** A shared buffer of at least `size` bytes: a spare one if large enough. */
-  #sharedBuffer(size: number): SharedArrayBuffer {
-    while (this.#spare.length > 0) {
-      const buffer = this.#spare.pop()!;
-      if (buffer.byteLength >= size) return buffer;
+  /**
+   * Where `size` bytes fit in the ring, contiguous, beside the bytes of pending jobs; undefined if
+   * they do not. Pending bytes run from the oldest job's start to `#head`, wrapping at the end.
+   */
+  #reserve(size: number): number | undefined {
+    if (size > RING_BYTES) return undefined;
+    const oldest = this.#jobs[0];
+    if (oldest === undefined) return 0;
+    const tail = oldest.start;
+    const head = this.#head;
+    if (head > tail) {
+      if (RING_BYTES - head >= size) return head;
+      return tail >= size ? 0 : undefined;
     }
-    return new SharedArrayBuffer(size);
+    // Wrapped (or exactly full when head === tail): the free bytes are those between them.
+    return tail - head >= size ? head : undefined;
   }
 
   #start(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const ring = new SharedArrayBuffer(RING_BYTES);
+    this.#ring = new Uint8Array(ring);
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ring } });
     worker.unref();
     worker.on('message', ({ id, digests }: { id: number; digests: ArrayBuffer }) => {
-      const job = this.#jobs.get(id);
-      if (job === undefined) return;
-      this.#jobs.delete(id);
-      if (this.#jobs.size === 0) worker.unref();
+      const job = this.#jobs[0];
+      if (job?.id !== id) return;
+      this.#jobs.shift();
+      if (this.#jobs.length === 0) {
+        worker.unref();
+        this.#head = 0;
+      }
       job.resolve(digests);
     });
     worker.on('error', (error) => this.#died(error));
@@ -131,8 +154,7 @@ export class HashWorker {
 
   #rejectAll(): void {
     this.#worker?.unref();
-    const jobs = [...this.#jobs.values()];
-    this.#jobs.clear();
+    const jobs = this.#jobs.splice(0);
     for (const job of jobs) job.reject(this.#failure!);
   }
 }

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AggregateDigests } from '../src/aggregate-digests.js';
 import { type AggregatableRecord, AggregateBuilder } from '../src/aggregator.js';
-import { HashWorker } from '../src/hash-worker.js';
+import { HashWorker, RING_BYTES } from '../src/hash-worker.js';
 import { deaggregate } from '../src/index.js';
 import { PartitionKeyCache } from '../src/key-cache.js';
 import { OutboundRecord, type PendingRecord } from '../src/pending-record.js';
@@ -95,7 +95,7 @@ describe('HashWorker', () => {
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 20 }), async (ranges) => {
-          const digests = await worker.md5(ranges);
+          const digests = await worker.md5(ranges)!;
           expect(Buffer.from(digests).equals(Buffer.concat(ranges.map(md5)))).toBe(true);
         }),
         { numRuns: 40 },
@@ -105,13 +105,55 @@ describe('HashWorker', () => {
     }
   });
 
-  it('copies the ranges when called: changing them afterwards changes nothing', async () => {
+  it('stays right as its ring fills, wraps around and empties, and copies before returning', async () => {
     const worker = new HashWorker(() => {});
-    const bytes = randomBytes(100_000);
-    const expected = md5(bytes);
-    const answer = worker.md5([bytes]);
-    bytes.fill(0);
-    expect(Buffer.from(await answer).equals(expected)).toBe(true);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              sizes: fc.array(fc.integer({ min: 1, max: 200_000 }), { minLength: 1, maxLength: 3 }),
+              // Waiting for the oldest job only frees the start of the ring while later jobs hold the
+              // rest: what makes the next job wrap around.
+              waitForOldest: fc.boolean(),
+            }),
+            { minLength: 1, maxLength: 16 },
+          ),
+          async (jobs) => {
+            const answers: Promise<void>[] = [];
+            for (const { sizes, waitForOldest } of jobs) {
+              const ranges = sizes.map((n) => randomBytes(n));
+              const expected = Buffer.concat(ranges.map(md5));
+              const answer = worker.md5(ranges);
+              if (answer === undefined) {
+                // Only ever refused for want of room: while other jobs hold the ring.
+                expect(answers.length).toBeGreaterThan(0);
+              } else {
+                for (const r of ranges) r.fill(0);
+                answers.push(answer.then((d) => expect(Buffer.from(d).equals(expected)).toBe(true)));
+              }
+              if (waitForOldest) await answers.shift();
+            }
+            await Promise.all(answers);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('refuses a job the ring has no room for, at once, and takes jobs again once answered', async () => {
+    const worker = new HashWorker(() => {});
+    const quarter = RING_BYTES / 4;
+    const held = [1, 2, 3, 4].map(() => worker.md5([randomBytes(quarter)]));
+    expect(held.every((answer) => answer !== undefined)).toBe(true);
+    expect(worker.md5([randomBytes(1)])).toBeUndefined();
+    expect(worker.md5([randomBytes(RING_BYTES + 1)])).toBeUndefined();
+    await Promise.all(held);
+    const bytes = randomBytes(RING_BYTES);
+    expect(Buffer.from((await worker.md5([bytes]))!).equals(md5(bytes))).toBe(true);
     await worker.close();
   });
 
@@ -167,6 +209,17 @@ describe('AggregateDigests', () => {
     const batch = aggregates(6);
     for (const r of batch) digests.sealed(r);
     await digests.complete(batch);
+    expect(batch.every((r) => !r.digestDue && correct(r))).toBe(true);
+  });
+
+  it('hashes here, at once, while the thread is behind (its ring full)', () => {
+    const digests = new AggregateDigests({ usable: true, md5: () => undefined } as unknown as HashWorker);
+    const batch = aggregates(6);
+    for (const r of batch) digests.sealed(r);
+    // The first 256 KiB made a job, which the thread had no room for.
+    expect(batch.slice(0, 5).every((r) => !r.digestDue && correct(r))).toBe(true);
+    expect(batch[5]!.digestDue).toBe(true);
+    expect(digests.complete(batch)).toBeUndefined();
     expect(batch.every((r) => !r.digestDue && correct(r))).toBe(true);
   });
 
