@@ -1,7 +1,6 @@
 /**
  * KinesisProducer in the section "Sending through the SDK to the null sink", beside the SDK peers:
- * fire and forget (`send()` without a callback), the same with every MD5 on the event loop
- * (`hashOffThread: false`), and awaiting every record (`await put()`).
+ * fire and forget (`send()` without a callback) and awaiting every record (`await put()`).
  */
 import type { KinesisProducer, RecordFailedError } from '../src/index.js';
 import type { Case, Metrics, RunSettings } from './case.js';
@@ -13,8 +12,6 @@ import { PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
 interface ProducerParams {
   readonly recordBytes: number;
   readonly mode: 'send' | 'put';
-  /** The producer's option; its default (a thread on this machine) when left out. */
-  readonly hashOffThread?: boolean;
 }
 
 /**
@@ -34,10 +31,7 @@ async function runProducer(params: ProducerParams, settings: RunSettings): Promi
         }),
       );
       const start = (endpoint: string) => {
-        const started = benchProducer(endpoint, {
-          rateLimit: UNPACED_RATE_LIMIT,
-          hashOffThread: params.hashOffThread,
-        });
+        const started = benchProducer(endpoint, { rateLimit: UNPACED_RATE_LIMIT });
         started.on('recordFailed', (error) => {
           failure ??= error;
         });
@@ -87,14 +81,6 @@ export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZE
       group: label,
       label: 'KinesisProducer send(), fire and forget',
       params: { recordBytes: bytes, mode: 'send' },
-      run: runProducer,
-    },
-    {
-      name: `sdk/producer-send-loop-md5/${bytes}`,
-      section,
-      group: label,
-      label: 'KinesisProducer send(), hashOffThread: false',
-      params: { recordBytes: bytes, mode: 'send', hashOffThread: false },
       run: runProducer,
     },
     {

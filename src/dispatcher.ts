@@ -64,11 +64,10 @@ export class Dispatcher {
     this.#wakeTime = Number.POSITIVE_INFINITY;
   }
 
-  /** Stops for good: no timer, no request (not even one still having its aggregates hashed). */
+  /** Stops for good: no timer, no request. */
   stop(): void {
     this.#stopped = true;
     this.idle();
-    this.#sender.stop();
   }
 
   #onWake(): void {

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { KinesisClient, KinesisClientConfig } from '@aws-sdk/client-kinesis';
 import {
   DEFAULT_AGGREGATION_MAX_BYTES,
@@ -104,16 +103,6 @@ export interface KinesisProducerOptions {
    * @default 100
    */
   readonly rateLimit?: number | undefined;
-  /**
-   * Compute the MD5 that ends every aggregate on a worker thread, started when first needed, instead
-   * of on the event loop: about a quarter of the event loop's work per 1 KiB record, and a second
-   * core can do it meanwhile. Aggregates go to the thread as they are sealed, so a request rarely
-   * waits for it. The thread keeps the process alive only while it hashes, and ends with `close()`.
-   * With `false`, everything runs on the event loop and no thread is started. The bytes sent are the
-   * same either way.
-   * @default true when Node sees more than one CPU (`os.availableParallelism()`), else false
-   */
-  readonly hashOffThread?: boolean | undefined;
   /** An OpenTelemetry `Meter` to receive the producer's metrics as instruments (optional peer `@opentelemetry/api`). */
   readonly meter?: MeterLike | undefined;
   /** Where the producer logs (pino-compatible). @default util.debuglog, warnings as process warnings */
@@ -141,7 +130,6 @@ export interface ResolvedOptions {
   readonly onFull: 'wait' | 'reject';
   readonly ordering: 'none' | 'per-partition-key';
   readonly rateLimit: number;
-  readonly hashOffThread: boolean;
   readonly meter: MeterLike | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -169,8 +157,6 @@ export const DEFAULTS = {
   onFull: 'wait',
   ordering: 'none',
   rateLimit: 100,
-  // On one CPU a thread would only add a copy and context switches.
-  hashOffThread: availableParallelism() > 1,
 } as const;
 
 const HOUR = 3_600_000;
@@ -230,7 +216,6 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     throw new InvalidOptionError('ordering', "'none' or 'per-partition-key'", o.ordering);
   }
   checkInteger('rateLimit', o.rateLimit, 1, 100_000);
-  checkBoolean('hashOffThread', o.hashOffThread);
   const meter = options.meter;
   if (
     meter !== undefined &&
@@ -283,7 +268,6 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     onFull: o.onFull,
     ordering: o.ordering,
     rateLimit: o.rateLimit,
-    hashOffThread: o.hashOffThread,
     meter,
     logger,
     clock,

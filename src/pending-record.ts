@@ -93,8 +93,6 @@ let nextSequence = 0;
 export class OutboundRecord {
   readonly items: readonly PendingRecord[];
   readonly record: KinesisRecord;
-  /** An aggregate whose MD5 trailer is still to be written: the sender writes it before sending. */
-  digestDue: boolean;
   /** Partition key + data, as the service counts it against request and shard limits. */
   readonly sizeBytes: number;
   /** The shard it was aggregated for; undefined when the shard map was unknown. */
@@ -115,14 +113,13 @@ export class OutboundRecord {
 
   constructor(
     items: readonly PendingRecord[],
-    record: KinesisRecord & { readonly digestDue?: boolean },
+    record: KinesisRecord,
     predictedShardId: string | undefined,
     mapVersion: number,
     sendBy: number,
   ) {
     this.items = items;
     this.record = record;
-    this.digestDue = record.digestDue === true;
     // An aggregate's partition key is "a" (1 byte); a single record keeps its own.
     this.sizeBytes = (items.length > 1 ? 1 : items[0]!.partitionKeyBytes) + record.data.length;
     this.predictedShardId = predictedShardId;

@@ -164,9 +164,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
     );
-    const sender = new Sender(this.#client, clock, resolved);
     this.#dispatcher = new Dispatcher(
-      sender,
+      new Sender(this.#client, clock, resolved),
       clock,
       () => this.#pipelineList,
       (pipeline, batch, outcome) => this.#responses.handle(pipeline, batch, outcome),
@@ -182,7 +181,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? decimalOf(item.partitionKeyEntry),
-      sealed: (record) => sender.sealed(record),
     };
     const { streamName, streamARN } = resolved;
     this.#defaultPipeline =

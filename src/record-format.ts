@@ -23,7 +23,6 @@
 
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 
 /** The four bytes every aggregated record starts with. */
 export const MAGIC = Uint8Array.of(0xf3, 0x89, 0x9a, 0xc2);
@@ -33,21 +32,6 @@ export const DIGEST_BYTES = 16;
 export const AGGREGATE_OVERHEAD_BYTES = MAGIC.length + DIGEST_BYTES;
 /** The outer partition key KPL gives an aggregate of two or more records. */
 export const AGGREGATE_PARTITION_KEY = 'a';
-
-/** What an aggregate's MD5 covers: its protobuf body, between the magic and the trailer. */
-export function digestedPart(aggregate: Uint8Array): Uint8Array {
-  return aggregate.subarray(MAGIC.length, aggregate.length - DIGEST_BYTES);
-}
-
-/** Writes `digest` (16 bytes) as the trailer of `aggregate`, whose other bytes are all in place. */
-export function setAggregateDigest(aggregate: Uint8Array, digest: Uint8Array): void {
-  aggregate.set(digest, aggregate.length - DIGEST_BYTES);
-}
-
-/** Computes and writes the MD5 trailer of `aggregate`, whose other bytes are all in place. */
-export function writeAggregateDigest(aggregate: Uint8Array): void {
-  setAggregateDigest(aggregate, createHash('md5').update(digestedPart(aggregate)).digest());
-}
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;

@@ -42,8 +42,6 @@ export interface PipelineHost {
   wakeAt(at: number): void;
   /** The decimal hash key of a record, for the outer record's ExplicitHashKey. */
   hashKeyDecimal(item: PendingRecord): string;
-  /** A new aggregate was sealed (its MD5 trailer may be computed from now on). */
-  sealed(record: OutboundRecord): void;
 }
 
 /**
@@ -263,11 +261,8 @@ export class StreamPipeline {
     return new ShardBuffer(
       key,
       shardId,
-      new AggregateBuilder<PendingRecord>(
-        maxBytes,
-        this.#options.aggregationMaxCount,
-        (r) => this.#host.hashKeyDecimal(r),
-        true,
+      new AggregateBuilder<PendingRecord>(maxBytes, this.#options.aggregationMaxCount, (r) =>
+        this.#host.hashKeyDecimal(r),
       ),
     );
   }
@@ -277,7 +272,6 @@ export class StreamPipeline {
     const items = buffer.builder.items;
     const record = buffer.builder.build();
     const sealed = new OutboundRecord(items, record, buffer.shardId, buffer.mapVersion, buffer.sendBy);
-    this.#host.sealed(sealed);
     buffer.sendBy = Number.POSITIVE_INFINITY;
     this.#enqueue(buffer, sealed, false);
   }
@@ -569,19 +563,12 @@ export class StreamPipeline {
           buffer.builder.maxBytes,
           buffer.builder.maxCount,
           (r) => this.#host.hashKeyDecimal(r),
-          true,
         );
         const sealFresh = () => {
           const sealedItems = builder.items;
-          const sealed = new OutboundRecord(
-            sealedItems,
-            builder.build(),
-            buffer.shardId,
-            this.shardMap.version,
-            now,
+          records.push(
+            new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
           );
-          this.#host.sealed(sealed);
-          records.push(sealed);
         };
         const perRecord = split ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
         for (const item of list) {

@@ -50,7 +50,7 @@ describe('lifecycle', () => {
       for (const { shard, records } of await readStream(client, streamName)) {
         for (const r of records) stored += deaggregate(r, { hashKeyRange: shard.HashKeyRange! }).length;
       }
-      expect(stored).toBe(496);
+      expect(stored).toBe(400);
     },
   );
 });

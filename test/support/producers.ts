@@ -3,8 +3,7 @@ import { KinesisProducer, type KinesisProducerOptions } from '../../src/index.js
 import type { FakeKinesis } from './fake-kinesis.js';
 
 /**
- * Producers for unit tests, writing to stream `test` through the fake's client (hashing on the event
- * loop when made under fake timers). Every producer made
+ * Producers for unit tests, writing to stream `test` through the fake's client. Every producer made
  * is closed after each test (its timers run out under fake timers), held fake calls are let go, and
  * mocks and timers are restored.
  */
@@ -24,14 +23,7 @@ export function producersOn(
     vi.useRealTimers();
   });
   return (options = {}) => {
-    const p = new KinesisProducer({
-      streamName: 'test',
-      client: fake().client,
-      // Under fake timers a test steps time itself; a hashing thread answers in real time, out of step.
-      ...(vi.isFakeTimers() ? { hashOffThread: false } : {}),
-      ...defaults,
-      ...options,
-    });
+    const p = new KinesisProducer({ streamName: 'test', client: fake().client, ...defaults, ...options });
     producers.push(p);
     return p;
   };
