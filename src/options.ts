@@ -161,6 +161,24 @@ export const DEFAULTS = {
 
 const HOUR = 3_600_000;
 
+/** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
+const OPTION_NAMES = [
+  ...(Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]),
+  'streamName',
+  'streamARN',
+  'client',
+  'region',
+  'endpoint',
+  'credentials',
+  'meter',
+  'logger',
+] as const satisfies readonly (keyof KinesisProducerOptions)[];
+/** Compiles only when `T` is empty. */
+type Nothing<T extends never> = T;
+/** @internal Fails to compile when an option is added to KinesisProducerOptions and not to OPTION_NAMES. */
+export type UnnamedOptions = Nothing<Exclude<keyof KinesisProducerOptions, (typeof OPTION_NAMES)[number]>>;
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set(OPTION_NAMES);
+
 /** @internal Applies defaults and validates; throws {@link InvalidOptionError} naming the option. */
 export function resolveOptions(options: KinesisProducerOptions, clock: Clock = systemClock): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
@@ -242,6 +260,15 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     if (typeof logger[level] !== 'function')
       throw new InvalidOptionError('logger', `an object with a ${level}() method`, logger);
   }
+  for (const name of Object.keys(options)) {
+    if (KNOWN_OPTIONS.has(name)) continue;
+    const like = closestOption(name);
+    // A warning, not an error: callers may pass a larger configuration object of their own.
+    logger.warn(
+      { option: name },
+      `unknown option \`${name}\` is ignored${like === undefined ? '' : ` (did you mean \`${like}\`?)`}`,
+    );
+  }
   if (o.requestTimeoutMs >= o.recordTtlMs) {
     logger.warn(
       { requestTimeoutMs: o.requestTimeoutMs, recordTtlMs: o.recordTtlMs },
@@ -289,4 +316,32 @@ function optionalString(name: string, value: unknown): void {
 
 function checkBoolean(name: string, value: unknown): void {
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'a boolean', value);
+}
+
+/** The option `name` was most likely meant as: same letters but for case, or at most 2 edits away. */
+function closestOption(name: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of OPTION_NAMES) {
+    const distance = known.toLowerCase() === name.toLowerCase() ? 0 : editDistance(known, name);
+    if (distance < bestDistance) {
+      best = known;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }

@@ -437,6 +437,34 @@ describe('options', () => {
     );
   });
 
+  it.each([
+    [
+      'maxBufferedTimeMS',
+      'unknown option `maxBufferedTimeMS` is ignored (did you mean `maxBufferedTimeMs`?)',
+    ],
+    ['streamNmae', 'unknown option `streamNmae` is ignored (did you mean `streamName`?)'],
+    ['recordTTL', 'unknown option `recordTTL` is ignored'],
+  ])('warns that the unknown option %s is ignored, naming the one meant', (name, message) => {
+    const { logger, lines } = memoryLogger();
+    producer({ logger, [name]: 5 });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([
+      { level: 'warn', message, context: { option: name } },
+    ]);
+  });
+
+  it('warns about no option when every one is known', () => {
+    const { logger, lines } = memoryLogger();
+    producer({
+      logger,
+      maxBufferedTimeMs: 50,
+      aggregation: true,
+      ordering: 'per-partition-key',
+      meter: undefined,
+      rateLimit: 80,
+    });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
   it('warns once about a request timeout that leaves no time to retry', () => {
     const { logger, lines } = memoryLogger();
     producer({ logger, requestTimeoutMs: 40_000 });
