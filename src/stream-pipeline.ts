@@ -767,35 +767,33 @@ export class StreamPipeline {
    * carrying the attempts made so far — also those of records waiting out a backoff.
    */
   failPending(code: string, message: string): void {
-    const fail = (item: PendingRecord, record: OutboundRecord | undefined, shardId?: string) =>
-      this.#host.fail(
-        this.stream,
-        item,
-        code,
-        message,
-        shardId,
-        record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record),
-      );
-    for (const item of this.#gate) fail(item, undefined);
-    for (const buffer of this.#buffers.values())
-      for (const item of buffer.builder.items) fail(item, undefined);
-    if (this.#unpartitioned !== undefined)
-      for (const item of this.#unpartitioned.builder.items) fail(item, undefined);
-    for (const buffer of this.#ready)
-      for (const record of buffer.records()) for (const item of record.items) fail(item, record);
-    for (const record of this.#waiting.values()) for (const item of record.items) fail(item, record);
-    for (const { record, shardId } of this.#landed)
-      for (const item of record.items) fail(item, record, shardId);
+    for (const [item, record, shardId] of this.#held()) {
+      const attempts = record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record);
+      this.#host.fail(this.stream, item, code, message, shardId, attempts);
+    }
   }
 
   /** Records still inside the pipeline (not in flight), for the producer's gauges. */
   *pendingItems(): Generator<PendingRecord> {
-    yield* this.#gate;
-    for (const buffer of this.#buffers.values()) yield* buffer.builder.items;
-    if (this.#unpartitioned !== undefined) yield* this.#unpartitioned.builder.items;
-    for (const buffer of this.#ready) for (const record of buffer.records()) yield* record.items;
-    for (const record of this.#waiting.values()) yield* record.items;
-    for (const { record } of this.#landed) yield* record.items;
+    for (const [item] of this.#held()) yield item;
+  }
+
+  /**
+   * Every record still inside the pipeline (not in flight), wherever it waits: with the Kinesis
+   * record it was sealed into, if it was, and the shard that record landed on, if it did.
+   */
+  *#held(): Generator<readonly [PendingRecord, OutboundRecord | undefined, string | undefined]> {
+    for (const item of this.#gate) yield [item, undefined, undefined];
+    for (const buffer of this.#buffers.values())
+      for (const item of buffer.builder.items) yield [item, undefined, undefined];
+    if (this.#unpartitioned !== undefined)
+      for (const item of this.#unpartitioned.builder.items) yield [item, undefined, undefined];
+    for (const buffer of this.#ready)
+      for (const record of buffer.records()) for (const item of record.items) yield [item, record, undefined];
+    for (const record of this.#waiting.values())
+      for (const item of record.items) yield [item, record, undefined];
+    for (const { record, shardId } of this.#landed)
+      for (const item of record.items) yield [item, record, shardId];
   }
 }
 
