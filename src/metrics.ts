@@ -6,11 +6,13 @@ export interface MeterLike {
   createCounter(name: string, options?: { description?: string; unit?: string }): CounterLike;
   createHistogram(name: string, options?: { description?: string; unit?: string }): HistogramLike;
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
-  addBatchObservableCallback(
-    callback: (result: { observe(observable: object, value: number, attributes?: Attributes): void }) => void,
-    observables: object[],
-  ): void;
+  addBatchObservableCallback(callback: BatchObservableCallback, observables: object[]): void;
+  /** Called by `close()`, so a closed producer is neither observed nor kept alive by the Meter. */
+  removeBatchObservableCallback?(callback: BatchObservableCallback, observables: object[]): void;
 }
+type BatchObservableCallback = (result: {
+  observe(observable: object, value: number, attributes?: Attributes): void;
+}) => void;
 type Attributes = Record<string, string>;
 interface CounterLike {
   add(value: number, attributes?: Attributes): void;
@@ -254,6 +256,9 @@ export class OtelInstruments {
   readonly UserRecordsPending: object;
   readonly OldestRecordAgeMs: object;
   readonly #attributes = new Map<string, Attributes>();
+  readonly #meter: MeterLike;
+  readonly #observeGauges: BatchObservableCallback;
+  readonly #observed: object[];
 
   constructor(
     meter: MeterLike,
@@ -301,15 +306,20 @@ export class OtelInstruments {
       description: 'Age of the oldest record not yet settled',
       unit: 'ms',
     });
-    meter.addBatchObservableCallback(
-      (result) => {
-        for (const { stream, pending, oldestAgeMs } of observe()) {
-          result.observe(this.UserRecordsPending, pending, this.attributes(stream, undefined));
-          result.observe(this.OldestRecordAgeMs, oldestAgeMs, this.attributes(stream, undefined));
-        }
-      },
-      [this.UserRecordsPending, this.OldestRecordAgeMs],
-    );
+    this.#observed = [this.UserRecordsPending, this.OldestRecordAgeMs];
+    this.#observeGauges = (result) => {
+      for (const { stream, pending, oldestAgeMs } of observe()) {
+        result.observe(this.UserRecordsPending, pending, this.attributes(stream, undefined));
+        result.observe(this.OldestRecordAgeMs, oldestAgeMs, this.attributes(stream, undefined));
+      }
+    };
+    this.#meter = meter;
+    meter.addBatchObservableCallback(this.#observeGauges, this.#observed);
+  }
+
+  /** Stops observing the gauges: the Meter no longer calls into (and holds) the closed producer. */
+  close(): void {
+    this.#meter.removeBatchObservableCallback?.(this.#observeGauges, this.#observed);
   }
 
   /** Attribute objects are cached: recording must not allocate per record. */
@@ -352,6 +362,11 @@ export class ProducerMetrics {
     observe: () => Iterable<{ stream: string; pending: number; oldestAgeMs: number }>,
   ) {
     this.#otel = meter === undefined ? undefined : new OtelInstruments(meter, observe);
+  }
+
+  /** The producer closed: its gauges are no longer observed through the Meter. */
+  close(): void {
+    this.#otel?.close();
   }
 
   stream(label: string): StreamMetrics {

@@ -623,6 +623,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   #shutdown(): void {
     this.#dispatcher.stop();
+    this.#metrics.close();
     for (const pipeline of this.#pipelineList) pipeline.close();
     if (this.#ownsClient) this.#client.destroy();
   }

@@ -1,7 +1,7 @@
 import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, type Logger } from '../src/index.js';
+import { deaggregate, type Logger, type MeterLike } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -173,6 +173,32 @@ describe('OpenTelemetry', () => {
     ]);
     expect(metrics.get('UserRecordsDataPut')!.descriptor.unit).toBe('By');
     await provider.shutdown();
+  });
+});
+
+describe('OpenTelemetry after close', () => {
+  it('stops observing the gauges once the producer is closed', async () => {
+    // A Meter that keeps its batch callbacks the way the OpenTelemetry SDK does, to call them at collection.
+    const callbacks = new Set<(result: { observe(o: object, value: number): void }) => void>();
+    const instrument = { add() {}, record() {} };
+    const meter: MeterLike = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback: (callback) => callbacks.add(callback),
+      removeBatchObservableCallback: (callback) => callbacks.delete(callback),
+    };
+    const observed: number[] = [];
+    const collect = () => {
+      for (const callback of callbacks) callback({ observe: (_o, value) => observed.push(value) });
+    };
+    const p = producer({ meter });
+    await p.put({ partitionKey: 'k', data: 'x' });
+    collect();
+    expect(observed).toHaveLength(2);
+    await p.close();
+    // Nothing of the closed producer is left for the Meter to call (or to keep alive).
+    expect(callbacks.size).toBe(0);
   });
 });
 
