@@ -64,10 +64,11 @@ export class Dispatcher {
     this.#wakeTime = Number.POSITIVE_INFINITY;
   }
 
-  /** Stops for good: no timer, no request. */
+  /** Stops for good: no timer, no new request, and the requests in flight are abandoned. */
   stop(): void {
     this.#stopped = true;
     this.idle();
+    this.#sender.abandonAll();
   }
 
   #onWake(): void {

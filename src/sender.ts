@@ -33,6 +33,8 @@ export class Sender {
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   #inFlight = 0;
+  /** For each request in flight: aborts it and drops its timer. */
+  readonly #abandon = new Set<() => void>();
 
   constructor(
     client: KinesisClient,
@@ -65,8 +67,14 @@ export class Sender {
         ExplicitHashKey: record.explicitHashKey,
       };
     }
+    const abandon = () => {
+      this.#clock.clearTimeout(timer);
+      controller.abort();
+    };
+    this.#abandon.add(abandon);
     const finish = (outcome: SendOutcome) => {
       this.#clock.clearTimeout(timer);
+      this.#abandon.delete(abandon);
       this.#inFlight--;
       done(outcome);
     };
@@ -87,5 +95,13 @@ export class Sender {
           endedAt: this.#clock.now(),
         }),
     );
+  }
+  /**
+   * Aborts every request in flight and drops its timer: the producer gave up on their records (a
+   * close that timed out or was aborted), and a request it will not wait for must not keep Node
+   * running. Each still ends through its `done`, as an error.
+   */
+  abandonAll(): void {
+    for (const abandon of [...this.#abandon]) abandon();
   }
 }

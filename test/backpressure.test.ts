@@ -253,6 +253,21 @@ describe('close gives up', () => {
     expect(fake.calls).toHaveLength(0);
   });
 
+  it('aborts the requests still in flight: nothing of the producer keeps Node running', async () => {
+    fake.script.push('hang');
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fake.calls).toHaveLength(1);
+    const closed = track(p.close({ timeoutMs: 100 }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(closed.status).toBe('fulfilled');
+    expect(put.error).toMatchObject({ code: 'CloseTimeout' });
+    // The client is the caller's, so the producer does not destroy it: it aborts its own request.
+    expect(fake.calls[0]!.signal?.aborted).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('a record waiting out a backoff fails with the attempts it made', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.99); // a backoff of 99 ms
     fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'InternalFailure') });
