@@ -664,7 +664,8 @@ export class StreamPipeline {
       if (head !== undefined) next = Math.min(next, head.expiresAt);
     }
     if (expiredAny) this.#recomputeReady();
-    // Aggregates waiting for a newer shard map: at their TTL, their records fail.
+    // Aggregates waiting for a newer shard map: each record fails at its own TTL, and the others
+    // keep waiting (a newer map may still come for them).
     if (this.#landed.length > 0) {
       const waiting: Landed[] = [];
       for (const landed of this.#landed) {
@@ -674,7 +675,13 @@ export class StreamPipeline {
           next = Math.min(next, record.expiresAt);
           continue;
         }
+        let nextExpiry = Number.POSITIVE_INFINITY;
         for (const item of record.items) {
+          if (item.settled) continue;
+          if (item.expiresAt > now) {
+            nextExpiry = Math.min(nextExpiry, item.expiresAt);
+            continue;
+          }
           this.#host.fail(
             this.stream,
             item,
@@ -684,7 +691,12 @@ export class StreamPipeline {
             attemptsOf(item, record),
           );
         }
-        this.release(record);
+        if (nextExpiry === Number.POSITIVE_INFINITY) {
+          this.release(record);
+        } else {
+          waiting.push(landed);
+          next = Math.min(next, nextExpiry);
+        }
       }
       this.#landed = waiting;
       if (waiting.length === 0) this.shardMap.stopWaitingForNewer();

@@ -360,6 +360,30 @@ describe('an aggregate that landed on another shard', () => {
     expect(results[1]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
   });
 
+  it('fails each of its records at the TTL of that record, not at the earliest in the aggregate', async () => {
+    fake.shards = evenShards(1);
+    const p = producer({ recordTtlMs: 3000 });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.shards = evenShards(2, 'child-');
+    fake.listShardsError = serviceError('LimitExceededException', 400);
+    const [low, high] = twoKeys();
+    const settledAt: number[] = [];
+    const start = Date.now();
+    const put = (key: string) =>
+      p.put({ partitionKey: key, data: 'x' }).catch((e: { code: string }) => {
+        settledAt.push(Date.now() - start);
+        return e.code;
+      });
+    const first = put(low);
+    await vi.advanceTimersByTimeAsync(50);
+    const second = put(high); // same aggregate: still within maxBufferedTimeMs of the first
+    await vi.advanceTimersByTimeAsync(3500);
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls[0]!.entries).toHaveLength(1);
+    expect([await first, await second]).toEqual(['Expired', 'Expired']);
+    expect(settledAt).toEqual([3000, 3050]);
+  });
+
   it('fails with Expired at its TTL when no newer map comes, instead of waiting forever', async () => {
     fake.shards = evenShards(1);
     const p = producer({ recordTtlMs: 3000 });
