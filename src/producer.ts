@@ -136,6 +136,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
   #closing = false;
+  /** The latest arrival time handed out (see #arrivalTime). */
+  #latestArrival = Number.NEGATIVE_INFINITY;
   #closePromise: Promise<void> | undefined;
 
   constructor(options: KinesisProducerOptions) {
@@ -224,7 +226,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     captured.resolve = captured.reject = noop;
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#options.clock.now();
+    const now = this.#arrivalTime();
     if (this.#room.hasRoomFor(bytes, now)) {
       this.#takeMeasured(record, pipeline, resolve, reject, undefined, now);
       return promise;
@@ -248,7 +250,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       {
         admit: () => {
           const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
-          const takenAt = this.#options.clock.now();
+          const takenAt = this.#arrivalTime();
           this.#take(
             record,
             pipeline,
@@ -306,7 +308,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const pipeline = this.#prepare(record);
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#options.clock.now();
+    const now = this.#arrivalTime();
     if (!this.#room.hasRoomFor(bytes, now)) {
       this.#room.owe();
       throw this.#fullError();
@@ -510,6 +512,17 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#room.take(partitionKey.bytes + dataBytes, now);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
+  }
+
+  /**
+   * Now, for a record being taken: the clock, except that it never goes back. Arrival times then only
+   * grow even if the wall clock steps back (NTP, a resumed VM), which the room's age accounting relies
+   * on; a record taken during such a step counts as taken at the latest time seen.
+   */
+  #arrivalTime(): number {
+    const now = this.#options.clock.now();
+    if (now > this.#latestArrival) this.#latestArrival = now;
+    return this.#latestArrival;
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */

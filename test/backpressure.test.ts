@@ -236,6 +236,27 @@ describe('close', () => {
   });
 });
 
+describe('the wall clock', () => {
+  it('stepping back never leaves the producer full for good', async () => {
+    const p = producer({ maxBufferedBytes: 8000, maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    const record = (bytes: number) => ({ partitionKey: 'k', data: 'x'.repeat(bytes) });
+    // Taken in one 100 ms slot, then the clock steps back a slot (NTP, a resumed VM), then forward.
+    vi.setSystemTime(1_000_000_050);
+    const puts = [p.put(record(2000))];
+    vi.setSystemTime(999_999_950);
+    puts.push(p.put(record(10)));
+    vi.setSystemTime(1_000_000_060);
+    puts.push(p.put(record(10)));
+    await vi.advanceTimersByTimeAsync(100);
+    await Promise.all(puts);
+    expect(p.outstandingRecords).toBe(0);
+    // Long after, with nothing held, there is room: no bytes were left counted as held too long.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(p.send(record(10))).toBe(true);
+  });
+});
+
 describe('close gives up', () => {
   it('with an already aborted signal: sends nothing of what it failed', async () => {
     const p = producer({ maxBufferedTimeMs: 10_000 });
