@@ -130,9 +130,11 @@ export class Room {
     const limit = Math.floor((now - this.#maxAgeMs) / AGE_BUCKET_MS);
     let stale = 0;
     for (const [slot, bytes] of this.#earlier) {
-      if (slot >= limit) break;
+      if (slot >= limit) return stale;
       stale += bytes;
     }
+    // The latest slot too, when nothing was taken since it grew old.
+    if (this.#slot < limit) stale += this.#slotBytes;
     return stale;
   }
 
@@ -184,7 +186,10 @@ export class Room {
       this.#drainOwed &&
       this.#waiters.length === 0 &&
       this.#records <= this.maxRecords / 2 &&
-      this.#bytes <= this.maxBytes / 2
+      this.#bytes <= this.maxBytes / 2 &&
+      // Nor while records held too long still keep the room closed: a send in 'drain' would throw.
+      // Only a record settling lowers those bytes, and each one brings us back here.
+      this.#staleBytes(this.#now()) <= this.maxBytes * STALE_SHARE
     ) {
       this.#drainOwed = false;
       this.#onDrain();

@@ -236,6 +236,47 @@ describe('close', () => {
   });
 });
 
+describe('drain', () => {
+  it('is not emitted while records held too long still close the room', async () => {
+    const start = Date.now();
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) =>
+        e.PartitionKey === 'stuck' || (e.PartitionKey === 'late' && Date.now() - start < 5200)
+          ? 'ProvisionedThroughputExceededException'
+          : undefined,
+      ),
+    });
+    // Records held over half of recordTtlMs (5 s) and over an eighth of the bytes close the room.
+    const p = producer({
+      maxBufferedBytes: 1000,
+      recordTtlMs: 10_000,
+      requestTimeoutMs: 2000,
+      maxBufferedTimeMs: 0,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    p.send({ partitionKey: 'stuck', data: 'x'.repeat(200) }, () => {});
+    p.send({ partitionKey: 'late', data: 'y' }, () => {});
+    await vi.advanceTimersByTimeAsync(5100);
+    expect(() => p.send({ partitionKey: 'k', data: 'z' })).toThrow(BufferFullError);
+    const inDrain: { at: number; taken: boolean | string }[] = [];
+    p.on('drain', () => {
+      let taken: boolean | string;
+      try {
+        taken = p.send({ partitionKey: 'k', data: 'z' });
+      } catch (error) {
+        taken = (error as Error).name;
+      }
+      inDrain.push({ at: Date.now() - start, taken });
+    });
+    await vi.advanceTimersByTimeAsync(8000);
+    // 'late' settled near 5.2 s while 'stuck' still closed the room; drain waited for 'stuck' to
+    // expire (10 s), and a send in it was taken.
+    expect(inDrain).toHaveLength(1);
+    expect(inDrain[0]!.taken).toBe(true);
+    expect(inDrain[0]!.at).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
 describe('the wall clock', () => {
   it('stepping back never leaves the producer full for good', async () => {
     const p = producer({ maxBufferedBytes: 8000, maxBufferedTimeMs: 0 });
