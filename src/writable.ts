@@ -145,6 +145,11 @@ export function createProducerWritable<T>(
 /**
  * Writes every record of an iterable with the producer's backpressure and resolves once all have
  * settled; rejects with the first record that fails (after the records taken have settled).
+ *
+ * The source is read one record at a time, only once the last one was taken: after the first failure
+ * no further record is read, and every record read is written. When `signal` aborts, a wait for the
+ * source or for room ends at once (the record it was for is not written) and it rejects. Either way
+ * the source is then closed (`return()`).
  */
 export async function putAll(
   producer: KinesisProducer,
@@ -157,16 +162,54 @@ export async function putAll(
   const onSettled: SendCallback = (error) => {
     if (error !== null) failure ??= error;
   };
-  for await (const record of source) {
-    if (signal?.aborted) throw new AbortedError(signal.reason);
-    if (failure !== undefined) break;
-    const waiting = sendWhenRoom(producer, record, onSettled, signal);
-    if (waiting !== undefined) await waiting;
-    taken++;
+  const sync = !(Symbol.asyncIterator in source);
+  const iterator = sync
+    ? (source as Iterable<ProducerRecord>)[Symbol.iterator]()
+    : (source as AsyncIterable<ProducerRecord>)[Symbol.asyncIterator]();
+  let exhausted = false;
+  try {
+    while (failure === undefined && signal?.aborted !== true) {
+      const next = await unlessAborted(Promise.resolve(iterator.next()), signal);
+      if (next === undefined) break;
+      if (next.done === true) {
+        exhausted = true;
+        break;
+      }
+      // As `for await` does, a sync iterable's values may be promises.
+      const record = sync ? await next.value : next.value;
+      const waiting = sendWhenRoom(producer, record, onSettled, signal);
+      if (waiting !== undefined) await waiting;
+      taken++;
+    }
+  } catch (error) {
+    if (!(error instanceof AbortedError && signal?.aborted === true)) throw error;
+  } finally {
+    // Closing a source that still waits for its next record must not hold us up: not awaited.
+    if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
   }
   if (signal?.aborted) throw new AbortedError(signal.reason);
   // Callbacks run before flush() resolves: every record taken has settled by then.
   await producer.flush();
   if (failure !== undefined) throw failure;
   return { records: taken };
+}
+
+/** What `promise` fulfils with, or undefined as soon as `signal` aborts (whichever comes first). */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }

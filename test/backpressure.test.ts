@@ -475,6 +475,40 @@ describe('streams', () => {
     expect(read).toBeLessThan(20);
   });
 
+  it('putAll reads no record after the first failure: each record it read was written or failed', async () => {
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0 });
+    let read = 0;
+    function* records() {
+      for (let i = 0; i < 10; i++) {
+        read++;
+        yield { partitionKey: 'k', data: String(i) };
+      }
+    }
+    const done = track(p.putAll(records()));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done.error).toMatchObject({ code: 'ResourceNotFoundException' });
+    // The first record filled the producer; it failed while putAll waited for room.
+    expect(read).toBe(1);
+    expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(1);
+  });
+
+  it('putAll stops on its signal even while the source has nothing to give', async () => {
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const controller = new AbortController();
+    async function* liveFeed() {
+      yield { partitionKey: 'k', data: '1' };
+      await new Promise(() => {}); // nothing new, for ever
+    }
+    const done = track(p.putAll(liveFeed(), { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done.status).toBe('pending');
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done.error).toBeInstanceOf(AbortedError);
+    expect(fake.storedUserRecords()).toHaveLength(1);
+  });
+
   it('putAll stops with AbortedError on its signal', async () => {
     fake.hold();
     const p = producer({ maxOutstandingRecords: 2 });
