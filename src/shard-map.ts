@@ -156,7 +156,20 @@ export class ShardMap {
     }
   }
 
+  /**
+   * Every open shard. A page token lives 300 s: if a later page's tries outlast that, the service
+   * answers ExpiredNextTokenException, and the listing starts again from the first page (once).
+   */
   async #listShards(): Promise<ShardRange[]> {
+    try {
+      return await this.#listPages();
+    } catch (error) {
+      if ((error as { name?: unknown } | null)?.name !== 'ExpiredNextTokenException') throw error;
+      return await this.#listPages();
+    }
+  }
+
+  async #listPages(): Promise<ShardRange[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     do {

@@ -1,0 +1,85 @@
+import {
+  type KinesisClient,
+  ListShardsCommand,
+  type ListShardsCommandInput,
+  type Shard,
+} from '@aws-sdk/client-kinesis';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../src/clock.js';
+import { MAX_HASH_KEY } from '../src/index.js';
+import type { Logger } from '../src/logger.js';
+import { ShardMap } from '../src/shard-map.js';
+import { streamRef } from '../src/stream-ref.js';
+import { evenShards, serviceError } from './support/fake-kinesis.js';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Four even shards, as ListShards describes them, served two to a page. */
+const shards: Shard[] = evenShards(4).map((s) => ({
+  ShardId: s.id,
+  HashKeyRange: { StartingHashKey: s.start.toString(), EndingHashKey: s.end.toString() },
+  SequenceNumberRange: { StartingSequenceNumber: '0' },
+}));
+
+/** A client answering ListShards page by page; `fail` may throw instead for a given call. */
+function pagedClient(
+  fail: (call: number, input: ListShardsCommandInput) => Error | undefined = () => undefined,
+) {
+  const inputs: ListShardsCommandInput[] = [];
+  const client = {
+    async send(command: unknown) {
+      if (!(command instanceof ListShardsCommand)) throw new Error('only ListShards here');
+      const input = command.input;
+      inputs.push(input);
+      const error = fail(inputs.length, input);
+      if (error !== undefined) throw error;
+      const page = input.NextToken === undefined ? 0 : Number(input.NextToken.slice('page-'.length));
+      return {
+        Shards: shards.slice(page * 2, page * 2 + 2),
+        ...(page < 1 ? { NextToken: `page-${page + 1}` } : {}),
+        $metadata: {},
+      };
+    },
+  } as unknown as KinesisClient;
+  return { client, inputs };
+}
+
+async function load(client: KinesisClient): Promise<ShardMap> {
+  let changed!: () => void;
+  const loaded = new Promise<void>((resolve) => {
+    changed = resolve;
+  });
+  const map = new ShardMap(
+    { client, stream: streamRef('s', undefined), timeoutMs: 1000, logger: quiet, clock: systemClock },
+    () => changed(),
+  );
+  map.refresh();
+  await loaded;
+  map.close();
+  return map;
+}
+
+describe('ShardMap', () => {
+  it('lists every page: the first with the stream and the AT_LATEST filter, the rest by token alone', async () => {
+    const { client, inputs } = pagedClient();
+    const map = await load(client);
+    expect(inputs).toEqual([
+      { StreamName: 's', ShardFilter: { Type: 'AT_LATEST' } },
+      { NextToken: 'page-1' },
+    ]);
+    expect(map.lookupIndex(0n)).toBe(0);
+    expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
+    expect(map.range('shardId-000000000003')?.end).toBe(MAX_HASH_KEY);
+  });
+
+  it('starts the listing again when a page token expired, instead of giving up for a minute', async () => {
+    const expired = serviceError('ExpiredNextTokenException', 400);
+    const { client, inputs } = pagedClient((call, input) =>
+      call === 2 && input.NextToken ? expired : undefined,
+    );
+    const map = await load(client);
+    expect(inputs.map((i) => i.NextToken ?? 'first')).toEqual(['first', 'page-1', 'first', 'page-1']);
+    expect(map.ready).toBe(true);
+    expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
+  });
+});
