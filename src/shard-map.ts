@@ -157,40 +157,43 @@ export class ShardMap {
   }
 
   /**
-   * Every open shard. A page token lives 300 s: if a later page's tries outlast that, the service
-   * answers ExpiredNextTokenException, and the listing starts again from the first page (once).
+   * Every open shard, page by page. A page token lives 300 s: if a later page's tries outlast it,
+   * the service answers ExpiredNextTokenException, and the listing starts again from the first page
+   * (once).
    */
   async #listShards(): Promise<ShardRange[]> {
-    try {
-      return await this.#listPages();
-    } catch (error) {
-      if ((error as { name?: unknown } | null)?.name !== 'ExpiredNextTokenException') throw error;
-      return await this.#listPages();
-    }
-  }
-
-  async #listPages(): Promise<ShardRange[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
-    do {
+    let restarted = false;
+    for (;;) {
       const token = nextToken;
-      const page: ListShardsCommandOutput = await callWithRetries(
-        (abortSignal) =>
-          this.#source.client.send(
-            token === undefined
-              ? new ListShardsCommand({
-                  ...streamParams(this.#source.stream),
-                  ShardFilter: { Type: 'AT_LATEST' },
-                })
-              : new ListShardsCommand({ NextToken: token }),
-            { abortSignal },
-          ),
-        { timeoutMs: this.#source.timeoutMs, retries: 4 },
-      );
+      let page: ListShardsCommandOutput;
+      try {
+        page = await callWithRetries(
+          (abortSignal) =>
+            this.#source.client.send(
+              token === undefined
+                ? new ListShardsCommand({
+                    ...streamParams(this.#source.stream),
+                    ShardFilter: { Type: 'AT_LATEST' },
+                  })
+                : new ListShardsCommand({ NextToken: token }),
+              { abortSignal },
+            ),
+          { timeoutMs: this.#source.timeoutMs, retries: 4 },
+        );
+      } catch (error) {
+        const expired = (error as { name?: unknown } | null)?.name === 'ExpiredNextTokenException';
+        if (token === undefined || restarted || !expired) throw error;
+        restarted = true;
+        shards.length = 0;
+        nextToken = undefined;
+        continue;
+      }
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
-    } while (nextToken !== undefined);
-    return toRanges(shards);
+      if (nextToken === undefined) return toRanges(shards);
+    }
   }
 
   #apply(ranges: ShardRange[]): void {
