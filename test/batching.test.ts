@@ -360,12 +360,21 @@ describe('an aggregate that landed on another shard', () => {
     expect(results[1]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
   });
 
-  it('fails each of its records at the TTL of that record, not at the earliest in the aggregate', async () => {
+  /**
+   * A producer (recordTtlMs 3 s) that knows a map of one shard, on a stream since split in two whose
+   * newer map it cannot read: its aggregates land on a child and wait for a map that never comes.
+   */
+  async function producerOnAResplitStream() {
     fake.shards = evenShards(1);
     const p = producer({ recordTtlMs: 3000 });
     await vi.advanceTimersByTimeAsync(0);
     fake.shards = evenShards(2, 'child-');
     fake.listShardsError = serviceError('LimitExceededException', 400);
+    return p;
+  }
+
+  it('fails each of its records at the TTL of that record, not at the earliest in the aggregate', async () => {
+    const p = await producerOnAResplitStream();
     const [low, high] = twoKeys();
     const settledAt: number[] = [];
     const start = Date.now();
@@ -385,11 +394,7 @@ describe('an aggregate that landed on another shard', () => {
   });
 
   it('fails with Expired at its TTL when no newer map comes, instead of waiting forever', async () => {
-    fake.shards = evenShards(1);
-    const p = producer({ recordTtlMs: 3000 });
-    await vi.advanceTimersByTimeAsync(0);
-    fake.shards = evenShards(2, 'child-');
-    fake.listShardsError = serviceError('LimitExceededException', 400);
+    const p = await producerOnAResplitStream();
     const [low, high] = twoKeys();
     const outcomes = [low, high].map((k) =>
       p.put({ partitionKey: k, data: 'x' }).then(
