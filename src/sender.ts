@@ -96,6 +96,7 @@ export class Sender {
         }),
     );
   }
+
   /**
    * Aborts every request in flight and drops its timer: the producer gave up on their records (a
    * close that timed out or was aborted), and a request it will not wait for must not keep Node
