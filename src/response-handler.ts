@@ -55,7 +55,14 @@ export class ResponseHandler {
       message: string,
       perEntry: boolean,
     ) => {
-      record.attempts.push({ startedAt, endedAt, success: false, errorCode: code, errorMessage: message });
+      record.attempts.push({
+        startedAt,
+        endedAt,
+        success: false,
+        errorCode: code,
+        errorMessage: message,
+        byEntry: perEntry,
+      });
       if (kind === FailureKind.Throttled) pipeline.onThrottled(record.predictedShardId, endedAt);
       this.#afterFailure(pipeline, record, kind, code, message, perEntry, endedAt, backoff);
     };
@@ -149,6 +156,7 @@ export class ResponseHandler {
       success: true,
       errorCode: undefined,
       errorMessage: undefined,
+      byEntry: true,
     });
     const predicted = record.predictedShardId;
     if (predicted === undefined || predicted === shardId || !pipeline.info?.userPartitioned) {
@@ -170,9 +178,10 @@ export class ResponseHandler {
 }
 
 /**
- * Failures in a row, not throttling, that end the attempts of `record`'s records — also those made
- * in the aggregate it was split from, so that once a split started, every further failure splits
- * again (a record that can never be written is alone after log2(n) more attempts).
+ * Failures of the entry in a row, not throttling, that end the attempts of `record`'s records — also
+ * those made in the aggregate it was split from, so that once a split started, every further failure
+ * splits again (a record that can never be written is alone after log2(n) more attempts). Failures of
+ * a whole request say nothing about the records in it: they neither count nor break the streak.
  */
 function failureStreak(record: OutboundRecord): number {
   let streak = 0;
@@ -185,7 +194,7 @@ function failureStreak(record: OutboundRecord): number {
         classifyEntryError(attempt.errorCode) === FailureKind.Throttled
       )
         return streak;
-      streak++;
+      if (attempt.byEntry) streak++;
     }
   }
   return streak;

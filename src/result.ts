@@ -36,6 +36,11 @@ export interface AttemptLog {
   readonly success: boolean;
   readonly errorCode: string | undefined;
   readonly errorMessage: string | undefined;
+  /**
+   * The failure was this Kinesis record's own entry in the response, not the whole request's (nor a
+   * landing on the wrong shard): what tells a record that keeps failing from a bad connection.
+   */
+  readonly byEntry: boolean;
 }
 
 /**

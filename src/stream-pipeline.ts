@@ -445,6 +445,7 @@ export class StreamPipeline {
         record.attempts[record.attempts.length - 1] = {
           ...last,
           success: false,
+          byEntry: false,
           errorCode: WRONG_SHARD,
           errorMessage: `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
         };

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailedError } from '../src/index.js';
-import { FakeKinesis, networkError, serviceError } from './support/fake-kinesis.js';
+import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -86,6 +86,22 @@ describe('backoff', () => {
     await vi.advanceTimersByTimeAsync(25_000);
     const jittered = (await again).error!.attempts.slice(1, 5).map((a) => a.delayMs);
     expect(jittered).toEqual([25, 50, 100, 200]);
+  });
+
+  it('splits an aggregate after its entry failed twice in a row, not counting failed requests', async () => {
+    const answers: PutAnswer[] = [
+      { throw: networkError() },
+      { errorCodes: ['InternalFailure'] },
+      { errorCodes: ['InternalFailure'] },
+    ];
+    fake.onPut = () => answers.shift();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = [0, 1, 2, 3].map((i) => p.put({ partitionKey: 'k', data: String(i) }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(puts);
+    // The request failed, then the entry once: still one aggregate. Its entry failed again: halves.
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 1, 1, 2]);
   });
 
   it('keeps growing when an aggregate that keeps failing is split into new Kinesis records', async () => {
