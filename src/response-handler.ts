@@ -64,7 +64,7 @@ export class ResponseHandler {
         byEntry: perEntry,
       });
       if (kind === FailureKind.Throttled) pipeline.onThrottled(record.predictedShardId, endedAt);
-      this.#afterFailure(pipeline, record, kind, code, message, perEntry, endedAt, backoff);
+      this.#afterFailure(pipeline, record, kind, code, message, endedAt, backoff);
     };
     if (!outcome.ok) {
       const failure = classifyRequestError(outcome.error);
@@ -102,9 +102,10 @@ export class ResponseHandler {
   }
 
   /**
-   * A failed attempt: fail the records at once if retrying cannot help, else retry after backoff. An
-   * aggregate whose entry keeps failing (or fails for good) is split in two, and again, so that one
-   * record that can never be written fails alone while the others get through.
+   * A failed attempt, the last one logged for `record`: fail the records at once if retrying cannot
+   * help, else retry after backoff. An aggregate whose entry keeps failing (or fails for good) is
+   * split in two, and again, so that one record that can never be written fails alone while the
+   * others get through.
    */
   #afterFailure(
     pipeline: StreamPipeline,
@@ -112,14 +113,13 @@ export class ResponseHandler {
     kind: FailureKind,
     code: string,
     message: string,
-    perEntry: boolean,
     now: number,
     backoff: (attempts: number) => number,
   ): void {
     this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, record.items.length, now);
     const throttled = kind === FailureKind.Throttled;
     if (
-      perEntry &&
+      record.attempts[record.attempts.length - 1]!.byEntry &&
       record.aggregated &&
       !throttled &&
       (kind === FailureKind.Fatal || failureStreak(record) >= SPLIT_AFTER_FAILURES)
