@@ -33,11 +33,26 @@ export interface RoomRequest {
   cancel(why: 'aborted' | 'evicted', reason: unknown): void;
 }
 
+/**
+ * A record waiting for room: a link in the line of waiters, which any of them can leave in O(1) when
+ * its signal aborts. (An array's `shift` and `splice` cost O(n) each once it holds some tens of
+ * thousands, and a batch of puts made at once can queue hundreds of thousands.)
+ */
 interface Waiter {
   readonly bytes: number;
   readonly request: RoomRequest;
   readonly signal: AbortSignal | undefined;
-  readonly onAbort: (() => void) | undefined;
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+}
+
+/**
+ * The waiters that share one abort signal. One listener per signal, however many puts pass it: an
+ * AbortSignal's listeners cost O(n) each to add, and Node warns past ten of them.
+ */
+interface SignalGroup {
+  readonly waiters: Set<Waiter>;
+  readonly onAbort: () => void;
 }
 
 export class Room {
@@ -53,7 +68,11 @@ export class Room {
   readonly #maxAgeMs: number;
   #records = 0;
   #bytes = 0;
-  #waiters: Waiter[] = [];
+  /** The line of waiters, first to last. */
+  #first: Waiter | undefined;
+  #last: Waiter | undefined;
+  #waiting = 0;
+  readonly #bySignal = new Map<AbortSignal, SignalGroup>();
   #drainOwed = false;
   #afterFreeScheduled = false;
   /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
@@ -106,12 +125,12 @@ export class Room {
 
   /** Records waiting for room. */
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#waiting;
   }
 
   /** Room now for a record of `bytes`, with nobody waiting before it. */
   hasRoomFor(bytes: number, now: number): boolean {
-    return this.#waiters.length === 0 && this.#fits(bytes, now);
+    return this.#waiting === 0 && this.#fits(bytes, now);
   }
 
   /** A record larger than the byte limit still fits an empty producer, or it never would. */
@@ -173,7 +192,7 @@ export class Room {
     }
     // Waiters are taken, and 'drain' paid, a microtask later: never in the middle of the pipeline
     // work that settled this record (a taken record goes straight into that pipeline).
-    if ((this.#waiters.length > 0 || this.#drainOwed) && !this.#afterFreeScheduled) {
+    if ((this.#waiting > 0 || this.#drainOwed) && !this.#afterFreeScheduled) {
       this.#afterFreeScheduled = true;
       queueMicrotask(() => this.#afterFree());
     }
@@ -181,10 +200,10 @@ export class Room {
 
   #afterFree(): void {
     this.#afterFreeScheduled = false;
-    if (this.#waiters.length > 0) this.#admitWaiters(this.#now());
+    if (this.#waiting > 0) this.#admitWaiters(this.#now());
     if (
       this.#drainOwed &&
-      this.#waiters.length === 0 &&
+      this.#waiting === 0 &&
       this.#records <= this.maxRecords / 2 &&
       this.#bytes <= this.maxBytes / 2 &&
       // Nor while records held too long still keep the room closed: a send in 'drain' would throw.
@@ -202,38 +221,73 @@ export class Room {
    */
   wait(bytes: number, request: RoomRequest, signal: AbortSignal | undefined): void {
     this.#drainOwed = true;
-    let waiter: Waiter;
-    const onAbort =
-      signal === undefined
-        ? undefined
-        : () => {
-            const index = this.#waiters.indexOf(waiter);
-            if (index < 0) return;
-            this.#waiters.splice(index, 1);
-            request.cancel('aborted', signal.reason);
-            // The next waiter may fit now that the one before it left.
-            this.#admitWaiters(this.#now());
-          };
-    waiter = { bytes, request, signal, onAbort };
-    if (signal !== undefined) signal.addEventListener('abort', onAbort!, { once: true });
-    this.#waiters.push(waiter);
+    const waiter: Waiter = { bytes, request, signal, prev: this.#last, next: undefined };
+    if (this.#last === undefined) this.#first = waiter;
+    else this.#last.next = waiter;
+    this.#last = waiter;
+    this.#waiting++;
+    if (signal === undefined) return;
+    let group = this.#bySignal.get(signal);
+    if (group === undefined) {
+      group = { waiters: new Set(), onAbort: () => this.#aborted(signal) };
+      this.#bySignal.set(signal, group);
+      signal.addEventListener('abort', group.onAbort, { once: true });
+    }
+    group.waiters.add(waiter);
+  }
+
+  /** Every waiter with `signal` leaves, cancelled; the ones after them may fit now. */
+  #aborted(signal: AbortSignal): void {
+    const group = this.#bySignal.get(signal);
+    if (group === undefined) return;
+    this.#bySignal.delete(signal);
+    for (const waiter of group.waiters) {
+      this.#unlink(waiter);
+      waiter.request.cancel('aborted', signal.reason);
+    }
+    this.#admitWaiters(this.#now());
   }
 
   #admitWaiters(now: number): void {
-    while (this.#waiters.length > 0 && this.#fits(this.#waiters[0]!.bytes, now)) {
-      const waiter = this.#waiters.shift()!;
-      waiter.signal?.removeEventListener('abort', waiter.onAbort!);
+    for (let waiter = this.#first; waiter !== undefined; waiter = this.#first) {
+      if (!this.#fits(waiter.bytes, now)) return;
+      this.#unlink(waiter);
+      if (waiter.signal !== undefined) this.#leaveGroup(waiter, waiter.signal);
       waiter.request.admit();
     }
   }
 
+  #unlink(waiter: Waiter): void {
+    if (waiter.prev === undefined) this.#first = waiter.next;
+    else waiter.prev.next = waiter.next;
+    if (waiter.next === undefined) this.#last = waiter.prev;
+    else waiter.next.prev = waiter.prev;
+    waiter.prev = waiter.next = undefined;
+    this.#waiting--;
+  }
+
+  /** A waiter admitted: the last of its signal's group takes the listener away with it. */
+  #leaveGroup(waiter: Waiter, signal: AbortSignal): void {
+    const group = this.#bySignal.get(signal);
+    if (group === undefined) return;
+    group.waiters.delete(waiter);
+    if (group.waiters.size > 0) return;
+    this.#bySignal.delete(signal);
+    signal.removeEventListener('abort', group.onAbort);
+  }
+
   /** Cancels every waiter without taking it (close gave up), with `message` as the reason. */
   evict(message: string): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) {
-      waiter.signal?.removeEventListener('abort', waiter.onAbort!);
+    for (const [signal, group] of this.#bySignal) signal.removeEventListener('abort', group.onAbort);
+    this.#bySignal.clear();
+    let waiter = this.#first;
+    this.#first = this.#last = undefined;
+    this.#waiting = 0;
+    while (waiter !== undefined) {
+      const next = waiter.next;
+      waiter.prev = waiter.next = undefined;
       waiter.request.cancel('evicted', message);
+      waiter = next;
     }
   }
 }

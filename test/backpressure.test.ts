@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -103,6 +104,57 @@ describe('limits', () => {
     const fourth = track(p.put({ partitionKey: 'k', data: '4' }, { signal: AbortSignal.abort() }));
     await vi.advanceTimersByTimeAsync(10);
     expect(fourth.status).toBe('fulfilled');
+  });
+
+  it('puts sharing one signal share one listener: no leak warning, all leave on abort, none stays', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      fake.hold();
+      const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0 });
+      const first = track(p.put({ partitionKey: 'k', data: 'first' }));
+      const shutdown = new AbortController();
+      const other = new AbortController();
+      // Waiting in this order: 30 with the shared signal, interleaved with 10 without one and 10
+      // with a signal of their own.
+      const shared: ReturnType<typeof track>[] = [];
+      const kept: ReturnType<typeof track>[] = [];
+      for (let i = 0; i < 30; i++) {
+        shared.push(track(p.put({ partitionKey: 'k', data: `s${i}` }, { signal: shutdown.signal })));
+        if (i % 3 === 0) kept.push(track(p.put({ partitionKey: 'k', data: `n${i}` })));
+        if (i % 3 === 1)
+          kept.push(track(p.put({ partitionKey: 'k', data: `o${i}` }, { signal: other.signal })));
+      }
+      expect(p.waitingPuts).toBe(50);
+      expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+      expect(getEventListeners(other.signal, 'abort')).toHaveLength(1);
+
+      shutdown.abort(new Error('shutting down'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(p.waitingPuts).toBe(20);
+      expect(shared.every((s) => s.status === 'rejected' && s.error instanceof AbortedError)).toBe(true);
+      expect(kept.every((s) => s.status === 'pending')).toBe(true);
+      expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
+
+      fake.release();
+      for (let i = 0; i < 50 && p.waitingPuts + p.outstandingRecords > 0; i++) {
+        await vi.advanceTimersByTimeAsync(10);
+      }
+      expect([first, ...kept].map((s) => s.status)).toEqual(Array(21).fill('fulfilled'));
+      // In call order, the aborted ones missing.
+      const expected = ['first'];
+      for (let i = 0; i < 30; i++) {
+        if (i % 3 === 0) expected.push(`n${i}`);
+        if (i % 3 === 1) expected.push(`o${i}`);
+      }
+      expect(fake.storedUserRecords().map((r) => r.data)).toEqual(expected);
+      // The last waiter of a signal took its listener with it.
+      expect(getEventListeners(other.signal, 'abort')).toHaveLength(0);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('an already aborted signal rejects a put that would have to wait', async () => {
