@@ -81,14 +81,19 @@ const INITIAL_CAPACITY = 64;
  * `rememberedKeys`), so a key that comes back in the next one is not measured or allocated again.
  *
  * Entries may come from the caller and be shared between encoders (the producer keeps one per key
- * for all its shards): aggregate numbers are unique across encoders, so an entry another encoder
- * stamped since reads as "not in this table" here, and the key is simply added again.
+ * for all its shards and streams): aggregate numbers are unique across encoders, so an entry another
+ * encoder stamped reads as "not stamped here". While that other aggregate is still open, the stamp
+ * stays with it and this encoder keeps the key's index in a map of its own, so two aggregates filled
+ * at once with the same key (two streams, or one key sent with explicit hash keys to two shards) each
+ * hold the key once.
  */
 export interface PartitionKeyEntry extends ValidatedPartitionKey {
   /** Index in the key table of aggregate number `aggregate`; meaningless for any other. */
   index: number;
   /** The aggregate whose table holds the key at `index`; 0 for none. */
   aggregate: number;
+  /** The encoder that stamped it, to tell whether that aggregate is still open. */
+  stampedBy: object | undefined;
 }
 
 /** The number of the last aggregate any encoder started: numbers are unique in the process. */
@@ -115,6 +120,8 @@ class AggregateEncoder {
   #aggregate = ++lastAggregate;
   /** This aggregate's key table, in order. */
   #partitionKeyTable: PartitionKeyEntry[] = [];
+  /** Indexes of keys in this table whose entry another open aggregate had stamped first. */
+  readonly #unstamped = new Map<PartitionKeyEntry, number>();
   #hashKeys = new Map<string, number>();
   #hashKeyTable: string[] = [];
   /** Records added. */
@@ -172,7 +179,14 @@ class AggregateEncoder {
 
   /** The key's index in this aggregate's key table, or undefined if it is not in it yet. */
   #tableIndex(entry: PartitionKeyEntry | undefined): number | undefined {
-    return entry !== undefined && entry.aggregate === this.#aggregate ? entry.index : undefined;
+    if (entry === undefined) return undefined;
+    if (entry.aggregate === this.#aggregate) return entry.index;
+    return this.#unstamped.size === 0 ? undefined : this.#unstamped.get(entry);
+  }
+
+  /** Whether aggregate number `aggregate` is the one this encoder has open. */
+  #isOpen(aggregate: number): boolean {
+    return this.#aggregate === aggregate;
   }
 
   /**
@@ -205,11 +219,23 @@ class AggregateEncoder {
     if (pk === undefined) {
       pk = this.#partitionKeyTable.length;
       if (entry === undefined) {
-        entry = { key: partitionKey, bytes: partitionKeyBytes, index: pk, aggregate: this.#aggregate };
+        entry = {
+          key: partitionKey,
+          bytes: partitionKeyBytes,
+          index: pk,
+          aggregate: this.#aggregate,
+          stampedBy: this,
+        };
         this.#partitionKeys.set(partitionKey, entry);
       } else {
-        entry.index = pk;
-        entry.aggregate = this.#aggregate;
+        const holder = entry.stampedBy;
+        if (holder instanceof AggregateEncoder && holder !== this && holder.#isOpen(entry.aggregate)) {
+          this.#unstamped.set(entry, pk);
+        } else {
+          entry.index = pk;
+          entry.aggregate = this.#aggregate;
+          entry.stampedBy = this;
+        }
       }
       this.#partitionKeyTable.push(entry);
     }
@@ -342,6 +368,7 @@ class AggregateEncoder {
     this.#aggregate = ++lastAggregate;
     if (this.#partitionKeys.size > this.#rememberedKeys) this.#partitionKeys.clear();
     this.#partitionKeyTable = [];
+    if (this.#unstamped.size > 0) this.#unstamped.clear();
     this.#hashKeys.clear();
     this.#hashKeyTable = [];
     // Drop the references, keep the room.

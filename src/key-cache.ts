@@ -40,6 +40,7 @@ export class PartitionKeyCache {
       bytes,
       index: 0,
       aggregate: 0,
+      stampedBy: undefined,
       hash: undefined,
       decimal: undefined,
     };

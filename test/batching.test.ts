@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
+import { decodeAggregatedRecord } from '../src/record-format.js';
 import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -134,6 +135,13 @@ describe('partition keys', () => {
       .map((r) => `${r.partitionKey}=${r.data}`)
       .sort();
 
+  /** The partition-key table of every aggregate sent, in the order sent. */
+  const keyTables = () =>
+    fake.calls
+      .flatMap((c) => c.entries)
+      .filter((e) => e.Data![0] === 0xf3)
+      .map((e) => decodeAggregatedRecord(e.Data!.subarray(4, e.Data!.length - 16)).partitionKeys);
+
   it('writes each record under its own key when one key is in the aggregates of several shards', async () => {
     const p = producer();
     await vi.advanceTimersByTimeAsync(0);
@@ -146,6 +154,26 @@ describe('partition keys', () => {
     await p.flush();
     expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(2);
     expect(stored()).toEqual(['other=o0', 'other=o1', 'shared=s0', 'shared=s0-again', 'shared=s1']);
+    // Each key once in each table, though both aggregates were filled with 'shared' at the same time.
+    expect(keyTables()).toEqual([
+      ['shared', 'other'],
+      ['other', 'shared'],
+    ]);
+  });
+
+  it('holds a key once in each aggregate when two streams are filled with it at the same time', async () => {
+    const p = producer();
+    // Both streams' shard maps known first, so their aggregates fill side by side.
+    const warm = p.put({ partitionKey: 'warm', data: 'up', streamName: 'other' });
+    await vi.advanceTimersByTimeAsync(200);
+    await warm;
+    fake.calls.length = 0;
+    for (let i = 0; i < 20; i++) {
+      p.send({ partitionKey: 'user-42', data: `v${i}`, ...(i % 2 === 0 ? {} : { streamName: 'other' }) });
+    }
+    await p.flush();
+    expect(keyTables()).toEqual([['user-42'], ['user-42']]);
+    expect(fake.calls.map((c) => c.streamName).sort()).toEqual(['other', 'test']);
   });
 
   it('keeps every record with its own key, whatever mix of keys, shards and aggregates', async () => {
@@ -170,6 +198,7 @@ describe('partition keys', () => {
           for (const r of sent) p.send(r);
           await p.flush();
           expect(stored()).toEqual(sent.map((r) => `${r.partitionKey}=${r.data}`).sort());
+          for (const table of keyTables()) expect(table).toEqual([...new Set(table)]);
         },
       ),
       { numRuns: 20 },
