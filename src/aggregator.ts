@@ -1,6 +1,7 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { InvalidRecordError } from './errors.js';
 import { partitionKeyHash } from './hash-key.js';
 import { checkInteger } from './option-checks.js';
 import {
@@ -94,6 +95,14 @@ export interface PartitionKeyEntry extends ValidatedPartitionKey {
   aggregate: number;
   /** The encoder that stamped it, to tell whether that aggregate is still open. */
   stampedBy: object | undefined;
+}
+
+/** A record's data changed length between `add()` and `build()`. */
+function dataChanged(index: number, length: number, added: number): InvalidRecordError {
+  return new InvalidRecordError(
+    'data',
+    `Record ${index}'s data is ${length} bytes, not the ${added} it had when added: data must not change until the aggregate is built.`,
+  );
 }
 
 /** The number of the last aggregate any encoder started: numbers are unique in the process. */
@@ -296,6 +305,9 @@ class AggregateEncoder {
     let result: KinesisRecord;
     if (n === 1) {
       const data = this.#data[0]!;
+      if (typeof data !== 'string' && data.length !== this.#dataBytes[0]) {
+        throw dataChanged(0, data.length, this.#dataBytes[0]!);
+      }
       result = {
         partitionKey: this.#partitionKeyTable[0]!.key,
         explicitHashKey,
@@ -348,6 +360,8 @@ class AggregateEncoder {
       if (typeof data === 'string') {
         pos += buf.write(data, pos, 'utf8');
       } else {
+        // Data the caller changed since it was added would leave bytes of this buffer unwritten.
+        if (data.length !== dataBytes) throw dataChanged(i, data.length, dataBytes);
         buf.set(data, pos);
         pos += dataBytes;
       }
@@ -455,6 +469,26 @@ export class AggregateBuilder<T extends AggregatableRecord> {
   reset(): void {
     this.#encoder.reset();
     this.#items = [];
+  }
+
+  /**
+   * Takes out the records whose data no longer has the length it had when added (the caller reused,
+   * detached or resized its buffer) and returns them; the others stay, in order. Encoding such a
+   * record would send bytes that were never its own. Call before `build()`.
+   */
+  takeChanged(): T[] {
+    let changed: Set<T> | undefined;
+    for (const item of this.#items) {
+      const data = item.data;
+      if (typeof data === 'string' || data.length === item.dataBytes) continue;
+      changed ??= new Set();
+      changed.add(item);
+    }
+    if (changed === undefined) return [];
+    const kept = this.#items.filter((item) => !changed.has(item));
+    this.reset();
+    for (const item of kept) this.tryAdd(item);
+    return [...changed];
   }
 }
 

@@ -26,6 +26,13 @@ export const ErrorCode = {
   Aborted: 'Aborted',
   /** `close({ timeoutMs })` or its signal ended before the record could be written. */
   CloseTimeout: 'CloseTimeout',
+  /**
+   * An accepted record turned out larger than the stream's record limit, which was not known yet when
+   * it was taken (a stream summary that had not answered).
+   */
+  RecordTooLarge: 'RecordTooLarge',
+  /** An accepted record's data changed length before it was written (its buffer was reused or detached). */
+  DataChanged: 'DataChanged',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -91,7 +98,11 @@ export class CorruptAggregateError extends KinesisProducerError {
 /**
  * A record the producer accepted but could not write. `code` is the service's error code (for example
  * `ResourceNotFoundException`, `AccessDeniedException`, `ProvisionedThroughputExceededException` with
- * `failIfThrottled`) or one of this package's: `Expired` when `recordTtlMs` passed first.
+ * `failIfThrottled`) or one of this package's: `Expired` when `recordTtlMs` passed first,
+ * `CloseTimeout` when `close()` gave up on it, `RecordTooLarge`, `DataChanged`.
+ *
+ * `retryable` is true when putting the same record again later may succeed: it was throttled, it
+ * expired, or `close()` gave up on it.
  */
 export class RecordFailedError extends KinesisProducerError {
   /** The record exactly as it was passed to `put`/`send`. */
@@ -111,10 +122,11 @@ export class RecordFailedError extends KinesisProducerError {
       attempts: readonly Attempt[];
       streamName: string;
       shardId: string | undefined;
+      retryable: boolean;
       cause?: unknown;
     },
   ) {
-    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, { cause: details.cause, retryable: details.retryable });
     this.record = details.record;
     this.attempts = details.attempts;
     this.streamName = details.streamName;

@@ -615,6 +615,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       attempts: [],
       streamName: pipeline.stream.label,
       shardId: undefined,
+      retryable: true,
     });
   }
 

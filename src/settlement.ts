@@ -4,6 +4,7 @@ import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
 import type { SendCallback } from './producer.js';
 import { type AttemptLog, type PutResult, toAttempts } from './result.js';
+import { classifyEntryError, FailureKind } from './retry-policy.js';
 import type { StreamRef } from './stream-ref.js';
 
 /** At most one "failed with nobody listening" warning per this interval, with a count. */
@@ -140,6 +141,10 @@ export class Settlement {
       attempts: toAttempts(item.arrivedAt, attempts),
       streamName: stream.label,
       shardId,
+      retryable:
+        code === ErrorCode.Expired ||
+        code === ErrorCode.CloseTimeout ||
+        classifyEntryError(code) === FailureKind.Throttled,
     });
     this.deliver(item, error);
   }

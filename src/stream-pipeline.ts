@@ -147,7 +147,7 @@ export class StreamPipeline {
         this.#host.fail(
           this.stream,
           item,
-          ErrorCode.InvalidRecord,
+          ErrorCode.RecordTooLarge,
           `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
           undefined,
           [],
@@ -269,11 +269,36 @@ export class StreamPipeline {
 
   /** Turns the open aggregate of `buffer` into a sealed Kinesis record waiting for a request. */
   #seal(buffer: ShardBuffer): void {
+    if (!this.#failChanged(buffer.builder, buffer.shardId)) {
+      buffer.sendBy = Number.POSITIVE_INFINITY;
+      return;
+    }
     const items = buffer.builder.items;
     const record = buffer.builder.build();
     const sealed = new OutboundRecord(items, record, buffer.shardId, buffer.mapVersion, buffer.sendBy);
     buffer.sendBy = Number.POSITIVE_INFINITY;
     this.#enqueue(buffer, sealed, false);
+  }
+
+  /**
+   * Fails the records of `builder` whose data changed length since they were taken (the caller reused,
+   * detached or resized the buffer it passed), keeping the others in it; returns whether any are left.
+   * Their bytes cannot be sent as they were, and must not take the others down with them.
+   */
+  #failChanged(builder: AggregateBuilder<PendingRecord>, shardId: string | undefined): boolean {
+    for (const item of builder.takeChanged()) this.#failChangedItem(item, shardId, item.priorAttempts ?? []);
+    return builder.count > 0;
+  }
+
+  #failChangedItem(item: PendingRecord, shardId: string | undefined, attempts: readonly AttemptLog[]): void {
+    this.#host.fail(
+      this.stream,
+      item,
+      ErrorCode.DataChanged,
+      `The record's data is now ${(item.data as Uint8Array).length} bytes, not the ${item.dataBytes} it had when it was taken: its buffer was changed (reused, detached or resized) before the record was written. Data must not change until its record settles.`,
+      shardId,
+      attempts,
+    );
   }
 
   #enqueue(buffer: ShardBuffer, record: OutboundRecord, front: boolean): void {
@@ -336,6 +361,12 @@ export class StreamPipeline {
         if (record.expiresAt <= now) {
           this.#take(buffer);
           this.#expire(record, now, now);
+          continue;
+        }
+        const changed = changedSingle(record);
+        if (changed !== undefined) {
+          this.#take(buffer);
+          this.#failChangedItem(changed, buffer.shardId, attemptsOf(changed, record));
           continue;
         }
         if (record.retryAt > now) {
@@ -566,6 +597,7 @@ export class StreamPipeline {
           (r) => this.#host.hashKeyDecimal(r),
         );
         const sealFresh = () => {
+          if (!this.#failChanged(builder, buffer.shardId)) return;
           const sealedItems = builder.items;
           records.push(
             new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
@@ -812,4 +844,18 @@ export class StreamPipeline {
 
 function toBytes(data: Uint8Array | string): Uint8Array {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}
+
+/**
+ * The user record of a Kinesis record sent as it is (not aggregated), when its data, which is the
+ * caller's own buffer, no longer has the length it was taken with.
+ */
+function changedSingle(record: OutboundRecord): PendingRecord | undefined {
+  const items = record.items;
+  if (items.length !== 1) return undefined;
+  const item = items[0]!;
+  const data = item.data;
+  return record.record.data === data && typeof data !== 'string' && data.length !== item.dataBytes
+    ? item
+    : undefined;
 }

@@ -110,6 +110,28 @@ describe('RecordAggregator: limits', () => {
     expect(1 + built.data.length).toBe(sizeBefore);
   });
 
+  it('build() throws InvalidRecordError, and sends no stray bytes, when data changed length after add()', () => {
+    const detach = (data: Uint8Array) =>
+      structuredClone(data.buffer, { transfer: [data.buffer as ArrayBuffer] });
+    for (const count of [1, 2]) {
+      const aggregator = new RecordAggregator();
+      if (count === 2) aggregator.add({ partitionKey: 'k', data: 'kept' });
+      const data = new Uint8Array(new ArrayBuffer(16)).fill(3);
+      aggregator.add({ partitionKey: 'k', data });
+      detach(data);
+      let thrown: unknown;
+      try {
+        aggregator.build();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(InvalidRecordError);
+      expect(thrown).toMatchObject({ field: 'data' });
+      expect(String(thrown)).toContain(`Record ${count - 1}'s data is 0 bytes, not the 16 it had when added`);
+      expect(aggregator.count).toBe(count);
+    }
+  });
+
   it('fills an aggregate to exactly maxBytes when the records fit exactly', () => {
     // Two records of key "k": 1 + 4 + 2*(table "k": 3 bytes once) ... measure with a first aggregate.
     const probe = new RecordAggregator({ maxBytes: 1_000_000 });

@@ -249,7 +249,7 @@ describe('close', () => {
     for (const state of [inFlight, buffered, waiting]) {
       expect(state.status).toBe('rejected');
       expect(state.error).toBeInstanceOf(RecordFailedError);
-      expect(state.error).toMatchObject({ code: 'CloseTimeout' });
+      expect(state.error).toMatchObject({ code: 'CloseTimeout', retryable: true });
     }
     expect((waiting.error as RecordFailedError).record).toEqual({ partitionKey: 'k', data: '3' });
     // Waiting for room or inside the producer, each says why close() gave up.

@@ -119,11 +119,77 @@ describe('put: await each record', () => {
     const early = expect(
       p.put({ partitionKey: 'k', data: Buffer.alloc(2 * 1024 * 1024) }),
     ).rejects.toMatchObject({
-      code: 'InvalidRecord',
+      name: 'RecordFailedError',
+      code: 'RecordTooLarge',
+      retryable: false,
+      message: expect.stringMatching(/above the stream's maximum record size of 1048576 bytes/),
     });
     await vi.advanceTimersByTimeAsync(0);
     await early;
     expect(fake.calls).toHaveLength(0);
+  });
+});
+
+describe('data changed after it was taken', () => {
+  /** A buffer whose memory is moved elsewhere (postMessage with transfer does the same). */
+  const detach = (data: Uint8Array) =>
+    structuredClone(data.buffer, { transfer: [data.buffer as ArrayBuffer] });
+  /** A resizable ArrayBuffer (ES2024, in Node 20; this project's TypeScript lib is older). */
+  const Resizable = ArrayBuffer as unknown as new (
+    bytes: number,
+    options: { maxByteLength: number },
+  ) => ArrayBuffer & { resize(bytes: number): void };
+
+  it('fails only that record, with DataChanged, and writes the others of its aggregate as they were', async () => {
+    const p = producer();
+    const before = p.put({ partitionKey: 'k', data: Buffer.from('before') });
+    const moved = new Uint8Array(new ArrayBuffer(32)).fill(7);
+    const changed = p.put({ partitionKey: 'k', data: moved }).catch((e: unknown) => e);
+    // A resizable buffer shrunk: encoding it as taken would send 44 bytes nobody wrote.
+    const shrinking = new Resizable(48, { maxByteLength: 48 });
+    const shrunk = p
+      .put({ partitionKey: 'k', data: new Uint8Array(shrinking).fill(1) })
+      .catch((e: unknown) => e);
+    const after = p.put({ partitionKey: 'k', data: 'after' });
+    detach(moved);
+    shrinking.resize(4);
+    await vi.advanceTimersByTimeAsync(150);
+    for (const error of [await changed, await shrunk]) {
+      expect(error).toBeInstanceOf(RecordFailedError);
+      expect(error).toMatchObject({ code: 'DataChanged', retryable: false, attempts: [] });
+    }
+    expect(String(((await changed) as Error).message)).toMatch(/data is now 0 bytes, not the 32/);
+    expect(String(((await shrunk) as Error).message)).toMatch(/data is now 4 bytes, not the 48/);
+    await expect(before).resolves.toMatchObject({ aggregated: true });
+    await expect(after).resolves.toMatchObject({ aggregated: true });
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['before', 'after']);
+    expect(p.outstandingRecords).toBe(0);
+  });
+
+  it('fails a record sent on its own (aggregation off) instead of sending what is left of it', async () => {
+    const p = producer({ aggregation: false });
+    const data = new Uint8Array(new ArrayBuffer(10)).fill(9);
+    const failed = p.put({ partitionKey: 'k', data }).catch((e: unknown) => e);
+    const other = p.put({ partitionKey: 'k', data: 'other' });
+    detach(data);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(await failed).toMatchObject({ code: 'DataChanged', retryable: false });
+    await expect(other).resolves.toMatchObject({ aggregated: false });
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['other']);
+  });
+
+  it('fails the record when every other one of its aggregate did too, and sends nothing', async () => {
+    const p = producer();
+    const data = new Uint8Array(new ArrayBuffer(10));
+    const failed = p.put({ partitionKey: 'k', data }).catch((e: unknown) => e);
+    detach(data);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(await failed).toMatchObject({ code: 'DataChanged' });
+    expect(fake.calls).toHaveLength(0);
+    // The shard takes records again afterwards.
+    const next = p.put({ partitionKey: 'k', data: 'next' });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(next).resolves.toMatchObject({ aggregated: false });
   });
 });
 

@@ -169,7 +169,7 @@ describe('expiry', () => {
     const young = outcome(p.put({ partitionKey: 'k', data: 'young' }));
     // First request at 900 ms fails; the retry (~500 ms later) comes after the old record's TTL.
     await vi.advanceTimersByTimeAsync(2_000);
-    expect((await old).error?.code).toBe('Expired');
+    expect((await old).error).toMatchObject({ code: 'Expired', retryable: true });
     expect((await young).value?.attempts.map((a) => a.success)).toEqual([false, true]);
     expect(fake.calls.map((c) => c.entries.length)).toEqual([1, 1]);
     expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['young']);
@@ -191,7 +191,7 @@ describe('errors that retrying cannot fix fail at once', () => {
     const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
     await vi.advanceTimersByTimeAsync(101);
     const { error } = await result;
-    expect(error).toMatchObject({ code: name });
+    expect(error).toMatchObject({ code: name, retryable: false });
     expect(error!.attempts).toHaveLength(1);
     expect(fake.calls).toHaveLength(1);
   });
@@ -202,7 +202,11 @@ describe('errors that retrying cannot fix fail at once', () => {
     const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
     const b = outcome(p.put({ partitionKey: 'b', data: '2' }));
     await vi.advanceTimersByTimeAsync(101);
-    expect((await a).error).toMatchObject({ code: 'ProvisionedThroughputExceededException' });
+    // Throttled: the caller may well put it again later.
+    expect((await a).error).toMatchObject({
+      code: 'ProvisionedThroughputExceededException',
+      retryable: true,
+    });
     expect((await b).value).toBeDefined();
     expect(fake.calls).toHaveLength(1);
   });
