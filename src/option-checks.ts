@@ -6,3 +6,22 @@ export function checkInteger(option: string, value: unknown, min: number, max: n
     throw new InvalidOptionError(option, `an integer in [${min}, ${max}]`, value);
   }
 }
+
+/**
+ * Throws {@link InvalidOptionError} unless `value` is undefined or an AbortSignal: anything with a
+ * boolean `aborted` and `addEventListener`/`removeEventListener`, as signals from other realms and
+ * polyfills are. Checked at the call: a bad one would otherwise fail later, far from it.
+ */
+export function checkSignal(option: string, value: unknown): void {
+  if (value === undefined) return;
+  const signal = value as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown };
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof signal.aborted !== 'boolean' ||
+    typeof signal.addEventListener !== 'function' ||
+    typeof signal.removeEventListener !== 'function'
+  ) {
+    throw new InvalidOptionError(option, 'an AbortSignal', value);
+  }
+}

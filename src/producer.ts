@@ -18,7 +18,7 @@ import { decimalOf, hashOf, type KnownPartitionKey, PartitionKeyCache } from './
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
-import { checkInteger } from './option-checks.js';
+import { checkInteger, checkSignal } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
@@ -218,6 +218,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     let pipeline: StreamPipeline;
     try {
       pipeline = this.#prepare(record);
+      if (options?.signal !== undefined) checkSignal('signal', options.signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -372,12 +373,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * promise, which never rejects.
    *
    * @throws {InvalidOptionError} synchronously, on the first call, if `timeoutMs` is not an integer
-   * in [0, 86400000]; the producer is then still open.
+   * in [0, 86400000] or `signal` is not an AbortSignal; the producer is then still open.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
     const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
+    checkSignal('signal', signal);
     this.#closing = true;
     const clock = this.#options.clock;
     this.#closePromise = new Promise<void>((resolve) => {

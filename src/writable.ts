@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { AbortedError, BufferFullError, InvalidOptionError, type RecordFailedError } from './errors.js';
+import { checkSignal } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 
 /** Options of {@link KinesisProducer.writable}. */
@@ -144,7 +145,8 @@ export function createProducerWritable<T>(
 
 /**
  * Writes every record of an iterable with the producer's backpressure and resolves once all have
- * settled; rejects with the first record that fails (after the records taken have settled).
+ * settled. Rejects, once the records taken have settled, with what stopped it first: a record that
+ * failed, a record that could not be taken (`InvalidRecordError`), or the source throwing.
  *
  * The source is read one record at a time, only once the last one was taken: after the first failure
  * no further record is read, and every record read is written. When `signal` aborts, a wait for the
@@ -157,6 +159,7 @@ export async function putAll(
   options: PutAllOptions = {},
 ): Promise<PutAllResult> {
   const { signal } = options;
+  checkSignal('signal', signal);
   let taken = 0;
   let failure: RecordFailedError | undefined;
   const onSettled: SendCallback = (error) => {
@@ -167,6 +170,9 @@ export async function putAll(
     ? (source as Iterable<ProducerRecord>)[Symbol.iterator]()
     : (source as AsyncIterable<ProducerRecord>)[Symbol.asyncIterator]();
   let exhausted = false;
+  // What stopped the loop other than a record's failure or the signal: a record that could not be
+  // taken (invalid), or the source throwing; with the failure, if any, that came before it.
+  let stopped: { error: unknown; failedBefore: RecordFailedError | undefined } | undefined;
   try {
     while (failure === undefined && signal?.aborted !== true) {
       const next = await unlessAborted(Promise.resolve(iterator.next()), signal);
@@ -182,7 +188,9 @@ export async function putAll(
       taken++;
     }
   } catch (error) {
-    if (!(error instanceof AbortedError && signal?.aborted === true)) throw error;
+    if (!(error instanceof AbortedError && signal?.aborted === true)) {
+      stopped = { error, failedBefore: failure };
+    }
   } finally {
     // Closing a source that still waits for its next record must not hold us up: not awaited.
     if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
@@ -190,6 +198,7 @@ export async function putAll(
   if (signal?.aborted) throw new AbortedError(signal.reason);
   // Callbacks run before flush() resolves: every record taken has settled by then.
   await producer.flush();
+  if (stopped !== undefined) throw stopped.failedBefore ?? stopped.error;
   if (failure !== undefined) throw failure;
   return { records: taken };
 }

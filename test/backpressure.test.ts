@@ -6,6 +6,7 @@ import {
   AbortedError,
   BufferFullError,
   InvalidOptionError,
+  InvalidRecordError,
   type PutResult,
   RecordFailedError,
 } from '../src/index.js';
@@ -543,6 +544,60 @@ describe('streams', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(done.error).toBeInstanceOf(AbortedError);
     expect(fake.storedUserRecords()).toHaveLength(1);
+  });
+
+  it.each([
+    ['an invalid record', () => ({ partitionKey: '', data: 'x' }), InvalidRecordError],
+    [
+      'the source throwing',
+      () => {
+        throw new Error('source broke');
+      },
+      Error,
+    ],
+  ])(
+    'putAll stopped by %s rejects with it only once the records taken have settled',
+    async (_, third, kind) => {
+      fake.hold();
+      const p = producer({ maxBufferedTimeMs: 0 });
+      function* records() {
+        yield { partitionKey: 'k', data: '1' };
+        yield { partitionKey: 'k', data: '2' };
+        yield third();
+      }
+      const done = track(p.putAll(records()));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(p.outstandingRecords).toBe(2);
+      expect(done.status).toBe('pending');
+      fake.release();
+      await vi.advanceTimersByTimeAsync(10);
+      expect(done.status).toBe('rejected');
+      expect(done.error).toBeInstanceOf(kind);
+      expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
+    },
+  );
+
+  it('rejects a signal that is not an AbortSignal at the call, and leaves the producer as it was', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1 });
+    const notASignal = new AbortController() as unknown as AbortSignal;
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    await expect(p.put({ partitionKey: 'k', data: '2' }, { signal: notASignal })).rejects.toMatchObject({
+      name: 'InvalidOptionError',
+      option: 'signal',
+    });
+    expect(p.waitingPuts).toBe(0);
+    await expect(p.putAll([{ partitionKey: 'k', data: '3' }], { signal: notASignal })).rejects.toBeInstanceOf(
+      InvalidOptionError,
+    );
+    expect(() => p.close({ signal: notASignal })).toThrow(/Option `signal` must be an AbortSignal/);
+    // Still open: it takes records and closes cleanly.
+    fake.release();
+    const second = track(p.put({ partitionKey: 'k', data: '4' }));
+    await vi.advanceTimersByTimeAsync(200);
+    await p.close();
+    expect([first.status, second.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '4']);
   });
 
   it('putAll stops with AbortedError on its signal', async () => {
