@@ -185,6 +185,21 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     throw new InvalidOptionError('options', 'an object', options);
   }
   const o = { ...DEFAULTS, ...withoutUndefined(options) };
+  // An option left to its default gives way to a related one that was set: only two values both
+  // set by the caller can conflict.
+  const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
+  if (!given('aggregationMaxBytes') && typeof o.collectionMaxBytes === 'number') {
+    o.aggregationMaxBytes = Math.min(o.aggregationMaxBytes, Math.max(64, o.collectionMaxBytes));
+  }
+  if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
+    o.maxBufferedTimeMs = Math.min(o.maxBufferedTimeMs, Math.max(0, o.recordTtlMs - 1));
+  }
+  if (!given('retryMaxDelayMs') && typeof o.retryBaseDelayMs === 'number') {
+    o.retryMaxDelayMs = Math.max(o.retryMaxDelayMs, o.retryBaseDelayMs);
+  }
+  if (!given('retryBaseDelayMs') && typeof o.retryMaxDelayMs === 'number') {
+    o.retryBaseDelayMs = Math.max(1, Math.min(o.retryBaseDelayMs, o.retryMaxDelayMs));
+  }
   optionalString('streamName', options.streamName);
   optionalString('streamARN', options.streamARN);
   if (options.streamName !== undefined && options.streamARN !== undefined) {

@@ -504,6 +504,30 @@ describe('options', () => {
   });
 
   it.each([
+    { collectionMaxBytes: 50_000 },
+    { recordTtlMs: 100 },
+    { recordTtlMs: 1 },
+    { retryBaseDelayMs: 10_000 },
+    { retryMaxDelayMs: 50 },
+  ])('takes %j alone: the default of a related option gives way to it', (options) => {
+    expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...options })).not.toThrow();
+  });
+
+  it('keeps aggregates within a collectionMaxBytes below the default aggregate size', async () => {
+    const p = producer({ collectionMaxBytes: 20_000 });
+    for (let i = 0; i < 100; i++) p.send({ partitionKey: 'k', data: Buffer.alloc(1000, i) });
+    await vi.advanceTimersByTimeAsync(1000);
+    await p.flush();
+    const entries = fake.calls.flatMap((c) => c.entries);
+    expect(fake.storedUserRecords()).toHaveLength(100);
+    for (const call of fake.calls) {
+      const bytes = call.entries.reduce((n, e) => n + e.PartitionKey!.length + e.Data!.length, 0);
+      expect(bytes).toBeLessThanOrEqual(20_000);
+    }
+    expect(entries.length).toBeGreaterThan(5);
+  });
+
+  it.each([
     [
       'maxBufferedTimeMS',
       'unknown option `maxBufferedTimeMS` is ignored (did you mean `maxBufferedTimeMs`?)',
