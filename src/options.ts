@@ -227,7 +227,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       }
     }
   }
-  optionalString('endpoint', options.endpoint);
+  checkEndpoint(options.endpoint);
   checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
   checkBoolean('aggregation', o.aggregation);
   checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
@@ -326,6 +326,20 @@ function withoutUndefined<T extends object>(value: T): { [K in keyof T]?: Exclud
 function optionalString(name: string, value: unknown): void {
   if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
     throw new InvalidOptionError(name, 'a non-empty string', value);
+  }
+}
+
+/** An http(s) URL, or nothing: the SDK would only refuse a malformed one at the first request. */
+function checkEndpoint(value: unknown): void {
+  if (value === undefined) return;
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new InvalidOptionError('endpoint', 'an http or https URL, such as http://localhost:4566', value);
   }
 }
 

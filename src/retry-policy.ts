@@ -99,6 +99,10 @@ export function classifyRequestError(error: unknown): RequestFailure {
     return { code: name, message, kind: FailureKind.Transient };
   }
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
+  // The client's own configuration, which no retry changes: no region anywhere (options, AWS_REGION,
+  // ~/.aws/config), or an endpoint that is not a URL.
+  if (message === 'Region is missing') return { code: 'RegionMissing', message, kind: FailureKind.Fatal };
+  if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
   if (status === 429) return { code: name, message, kind: FailureKind.Throttled };
   // 408 is a request that timed out on the way (at the service or a proxy), not a bad request.

@@ -492,6 +492,11 @@ describe('options', () => {
     [{ aggregation: 'yes' }, 'Option `aggregation` must be a boolean; received "yes".'],
     [{ streamARN: 'arn:x' }, /streamARN` must be omitted when `streamName` is given/],
     [{ region: 'eu-west-1' }, /region` must be omitted when `client` is given/],
+    [
+      { client: undefined, endpoint: 'localhost:4566' },
+      'Option `endpoint` must be an http or https URL, such as http://localhost:4566; received "localhost:4566".',
+    ],
+    [{ client: undefined, endpoint: 'not a url' }, /endpoint` must be an http or https URL/],
     [{ maxConnections: 0 }, /maxConnections/],
     [{ retryMaxDelayMs: 10, retryBaseDelayMs: 100 }, /retryMaxDelayMs` must be an integer in \[100,/],
   ])('rejects %j with a clear message', (bad, message) => {

@@ -196,6 +196,23 @@ describe('errors that retrying cannot fix fail at once', () => {
     expect(fake.calls).toHaveLength(1);
   });
 
+  it.each([
+    ['no region configured', new Error('Region is missing'), 'RegionMissing'],
+    [
+      'an endpoint that is not a URL (a client of your own)',
+      Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }),
+      'ERR_INVALID_URL',
+    ],
+  ])('%s fails the records after one attempt, with its own code', async (_, thrown, code) => {
+    fake.script.push({ throw: thrown });
+    const p = producer();
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(101);
+    const { error } = await result;
+    expect(error).toMatchObject({ code, retryable: false });
+    expect(error!.attempts).toHaveLength(1);
+  });
+
   it('with failIfThrottled, a throttled record fails at once', async () => {
     fake.script.push({ errorCodes: ['ProvisionedThroughputExceededException', undefined] });
     const p = producer({ failIfThrottled: true, aggregation: false });
