@@ -68,7 +68,7 @@ export interface ShardMetricsSnapshot {
 /** Metrics of one stream: the shard-level ones summed, plus the stream-level ones. */
 export interface StreamMetricsSnapshot extends ShardMetricsSnapshot {
   readonly UserRecordsReceived: MetricSnapshot;
-  /** User records accepted and not yet settled (a gauge: `total.sum` is the current value). */
+  /** User records accepted and not yet settled, now. */
   readonly UserRecordsPending: number;
   /** Age of the oldest record not yet settled, in ms (0 when none). */
   readonly OldestRecordAgeMs: number;
@@ -253,17 +253,12 @@ export class OtelInstruments {
   readonly UserRecordsPerKinesisRecord: HistogramLike;
   readonly KinesisRecordsPerPutRecordsRequest: HistogramLike;
   readonly UserRecordsPerPutRecordsRequest: HistogramLike;
-  readonly UserRecordsPending: object;
-  readonly OldestRecordAgeMs: object;
   readonly #attributes = new Map<string, Attributes>();
   readonly #meter: MeterLike;
-  readonly #observeGauges: BatchObservableCallback;
-  readonly #observed: object[];
+  readonly #gauges: SharedGauges;
+  readonly #observe: () => Iterable<GaugeReading>;
 
-  constructor(
-    meter: MeterLike,
-    observe: () => Iterable<{ stream: string; pending: number; oldestAgeMs: number }>,
-  ) {
+  constructor(meter: MeterLike, observe: () => Iterable<GaugeReading>) {
     const counter = (name: string, description: string, unit = '{record}') =>
       meter.createCounter(name, { description, unit });
     const histogram = (name: string, description: string, unit: string) =>
@@ -298,28 +293,24 @@ export class OtelInstruments {
       'User records per request',
       '{record}',
     );
-    this.UserRecordsPending = meter.createObservableGauge('UserRecordsPending', {
-      description: 'User records accepted and not yet settled',
-      unit: '{record}',
-    });
-    this.OldestRecordAgeMs = meter.createObservableGauge('OldestRecordAgeMs', {
-      description: 'Age of the oldest record not yet settled',
-      unit: 'ms',
-    });
-    this.#observed = [this.UserRecordsPending, this.OldestRecordAgeMs];
-    this.#observeGauges = (result) => {
-      for (const { stream, pending, oldestAgeMs } of observe()) {
-        result.observe(this.UserRecordsPending, pending, this.attributes(stream, undefined));
-        result.observe(this.OldestRecordAgeMs, oldestAgeMs, this.attributes(stream, undefined));
-      }
-    };
     this.#meter = meter;
-    meter.addBatchObservableCallback(this.#observeGauges, this.#observed);
+    let gauges = sharedGauges.get(meter);
+    if (gauges === undefined) {
+      gauges = new SharedGauges(meter);
+      sharedGauges.set(meter, gauges);
+    }
+    this.#gauges = gauges;
+    this.#observe = observe;
+    gauges.sources.add(observe);
   }
 
   /** Stops observing the gauges: the Meter no longer calls into (and holds) the closed producer. */
   close(): void {
-    this.#meter.removeBatchObservableCallback?.(this.#observeGauges, this.#observed);
+    const gauges = this.#gauges;
+    gauges.sources.delete(this.#observe);
+    if (gauges.sources.size > 0 || this.#meter.removeBatchObservableCallback === undefined) return;
+    gauges.close();
+    sharedGauges.delete(this.#meter);
   }
 
   /** Attribute objects are cached: recording must not allocate per record. */
@@ -336,6 +327,70 @@ export class OtelInstruments {
     return attributes;
   }
 }
+
+/** One producer's figures for one stream's gauges. */
+interface GaugeReading {
+  readonly stream: string;
+  readonly pending: number;
+  readonly oldestAgeMs: number;
+}
+
+/**
+ * The gauges of every producer sharing one Meter, observed by one callback: it adds up their pending
+ * records per stream and takes the oldest record of any. (A gauge keeps one value per set of
+ * attributes, so producers observing on their own would each overwrite the others' figures.)
+ */
+class SharedGauges {
+  readonly sources = new Set<() => Iterable<GaugeReading>>();
+  readonly #meter: MeterLike;
+  readonly #observed: object[];
+  readonly #callback: BatchObservableCallback;
+  readonly #attributes = new Map<string, Attributes>();
+
+  constructor(meter: MeterLike) {
+    const pending = meter.createObservableGauge('UserRecordsPending', {
+      description: 'User records accepted and not yet settled',
+      unit: '{record}',
+    });
+    const oldest = meter.createObservableGauge('OldestRecordAgeMs', {
+      description: 'Age of the oldest record not yet settled',
+      unit: 'ms',
+    });
+    this.#meter = meter;
+    this.#observed = [pending, oldest];
+    this.#callback = (result) => {
+      const byStream = new Map<string, { pending: number; oldestAgeMs: number }>();
+      for (const source of this.sources) {
+        for (const reading of source()) {
+          const sum = byStream.get(reading.stream);
+          if (sum === undefined) {
+            byStream.set(reading.stream, { pending: reading.pending, oldestAgeMs: reading.oldestAgeMs });
+          } else {
+            sum.pending += reading.pending;
+            sum.oldestAgeMs = Math.max(sum.oldestAgeMs, reading.oldestAgeMs);
+          }
+        }
+      }
+      for (const [stream, sum] of byStream) {
+        let attributes = this.#attributes.get(stream);
+        if (attributes === undefined) {
+          attributes = { StreamName: stream };
+          this.#attributes.set(stream, attributes);
+        }
+        result.observe(pending, sum.pending, attributes);
+        result.observe(oldest, sum.oldestAgeMs, attributes);
+      }
+    };
+    meter.addBatchObservableCallback(this.#callback, this.#observed);
+  }
+
+  close(): void {
+    this.#meter.removeBatchObservableCallback?.(this.#callback, this.#observed);
+  }
+}
+
+/** The gauges of each Meter in use, shared by the producers given it. */
+const sharedGauges = new WeakMap<MeterLike, SharedGauges>();
 
 /** @internal What {@link ProducerMetrics.written} records for one Kinesis record. */
 export interface WrittenFigures {

@@ -176,6 +176,39 @@ describe('OpenTelemetry', () => {
   });
 });
 
+describe('OpenTelemetry with producers sharing a Meter', () => {
+  it("adds up their gauges per stream instead of reporting only one producer's", async () => {
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const meter: Meter = provider.getMeter('kinesis-producer-test');
+    fake.hold();
+    const a = producer({ meter });
+    const b = producer({ meter });
+    const puts = [
+      ...Array.from({ length: 5 }, (_, i) => a.put({ partitionKey: `a${i}`, data: 'x' })),
+      ...Array.from({ length: 3 }, (_, i) => b.put({ partitionKey: `b${i}`, data: 'x' })),
+    ];
+    const pending = async () => {
+      const { resourceMetrics } = await reader.collect();
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .find((m) => m.descriptor.name === 'UserRecordsPending');
+      return metric?.dataPoints.map((d) => [d.attributes, d.value]);
+    };
+    expect(await pending()).toEqual([[{ StreamName: 'test' }, 8]]);
+    fake.release();
+    await Promise.all(puts);
+    await a.close();
+    // The closed producer is no longer observed; the other still is.
+    b.send({ partitionKey: 'late', data: 'x' });
+    fake.hold();
+    expect(await pending()).toEqual([[{ StreamName: 'test' }, 1]]);
+    fake.release();
+    await b.close();
+    await provider.shutdown();
+  });
+});
+
 describe('OpenTelemetry after close', () => {
   it('stops observing the gauges once the producer is closed', async () => {
     // A Meter that keeps its batch callbacks the way the OpenTelemetry SDK does, to call them at collection.
