@@ -152,6 +152,27 @@ describe('deaggregate: input shapes', () => {
       /PartitionKey must be a string; received undefined/,
     );
   });
+
+  it('rejects a string that is not base64 instead of decoding what is left of it', () => {
+    // Node's decoder would skip the space and the "!" and return 7 bytes nobody sent.
+    for (const data of ['hello world!', 'abc', 'ab=c', 'a===']) {
+      expect(() => deaggregate({ data, partitionKey: 'k' })).toThrow(InvalidRecordError);
+    }
+    expect(() =>
+      deaggregate({ kinesis: { data: 'not base64', partitionKey: 'k', sequenceNumber: '1' } }),
+    ).toThrow(/kinesis\.data must be a Uint8Array or a base64 string/);
+    for (const bytes of [0, 1, 2, 3, 100]) {
+      const data = Buffer.alloc(bytes, 0xab);
+      const [user] = deaggregate({ data: data.toString('base64'), partitionKey: 'k' });
+      expect(Buffer.from(user!.data).equals(data)).toBe(true);
+    }
+  });
+
+  it('rejects an onCorrupt it does not know', () => {
+    expect(() =>
+      deaggregate({ data: Buffer.from('x'), partitionKey: 'k' }, { onCorrupt: 'Throw' as never }),
+    ).toThrow("Option `onCorrupt` must be 'passthrough' or 'throw'; received \"Throw\".");
+  });
 });
 
 describe('deaggregate: KCL semantics for records that are not valid aggregates', () => {
@@ -254,6 +275,24 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     ]);
     const users = deaggregate({ data: frame(Buffer.concat([body, unknown])), partitionKey: 'a' });
     expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
+  });
+
+  it('reads an aggregate whose explicit hash key table has an entry no record uses, as KCL does', () => {
+    const data = frame(
+      oracleEncode({
+        partition_key_table: ['a'],
+        explicit_hash_key_table: ['junk'],
+        records: [
+          { partition_key_index: 0, data: Buffer.from('one') },
+          { partition_key_index: 0, data: Buffer.from('two') },
+        ],
+      }),
+    );
+    const users = deaggregate({ data, partitionKey: 'a' });
+    expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([
+      ['a', 'one', true],
+      ['a', 'two', true],
+    ]);
   });
 
   it('returns no records for a valid aggregate that holds none, as KCL does', () => {
