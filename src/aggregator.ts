@@ -1,7 +1,7 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { InvalidRecordError } from './errors.js';
+import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { partitionKeyHash } from './hash-key.js';
 import { checkInteger } from './option-checks.js';
 import {
@@ -459,7 +459,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
    */
   build(): KinesisRecord {
     const first = this.#items[0];
-    if (first === undefined) throw new Error('RecordAggregator.build() called on an empty aggregator');
+    if (first === undefined) throw new Error('AggregateBuilder.build() called on an empty builder');
     const result = this.#encoder.build(this.#hashKeyDecimal(first));
     this.#items = [];
     return result;
@@ -527,7 +527,8 @@ export class RecordAggregator {
 
   constructor(options: RecordAggregatorOptions = {}) {
     const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
-    checkInteger('maxRecordBytes', maxRecordBytes, 1, MAX_RECORD_BYTES_LIMIT);
+    // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
+    checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);
     const maxBytes = options.maxBytes ?? Math.min(DEFAULT_AGGREGATION_MAX_BYTES, maxRecordBytes);
     checkInteger('maxBytes', maxBytes, AGGREGATE_OVERHEAD_BYTES + 1, maxRecordBytes);
     const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
@@ -572,7 +573,12 @@ export class RecordAggregator {
   /** Returns the Kinesis record for everything added, and empties the aggregator. Throws if empty. */
   build(): KinesisRecord {
     const encoder = this.#encoder;
-    if (encoder.count === 0) throw new Error('RecordAggregator.build() called on an empty aggregator');
+    if (encoder.count === 0) {
+      throw new KinesisProducerError(
+        ErrorCode.EmptyAggregate,
+        'RecordAggregator.build() was called with no record added: check `count` first.',
+      );
+    }
     return encoder.build(
       encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
     );

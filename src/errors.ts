@@ -33,6 +33,8 @@ export const ErrorCode = {
   RecordTooLarge: 'RecordTooLarge',
   /** An accepted record's data changed length before it was written (its buffer was reused or detached). */
   DataChanged: 'DataChanged',
+  /** `RecordAggregator.build()` with no record added. */
+  EmptyAggregate: 'EmptyAggregate',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -4,6 +4,7 @@ import {
   deaggregate,
   InvalidOptionError,
   InvalidRecordError,
+  KinesisProducerError,
   MAX_HASH_KEY,
   partitionKeyHash,
   RecordAggregator,
@@ -179,10 +180,17 @@ describe('RecordAggregator: limits', () => {
     );
     expect(() => new RecordAggregator({ maxCount: 1.5 })).toThrow(/maxCount/);
     expect(() => new RecordAggregator({ maxRecordBytes: 11 * 1024 * 1024 })).toThrow(/maxRecordBytes/);
+    // The option given is the one named, with a range that is not empty.
+    expect(() => new RecordAggregator({ maxRecordBytes: 10 })).toThrow(
+      'Option `maxRecordBytes` must be an integer in [21, 10485760]; received number 10.',
+    );
   });
 
-  it('throws when building an empty aggregator', () => {
-    expect(() => new RecordAggregator().build()).toThrow(/empty/);
+  it('throws a KinesisProducerError with code EmptyAggregate when building an empty aggregator', () => {
+    expect(() => new RecordAggregator().build()).toThrow(KinesisProducerError);
+    expect(() => new RecordAggregator().build()).toThrow(
+      expect.objectContaining({ code: 'EmptyAggregate', message: expect.stringMatching(/no record added/) }),
+    );
   });
 });
 

@@ -498,6 +498,10 @@ describe('options', () => {
     ],
     [{ client: undefined, endpoint: 'not a url' }, /endpoint` must be an http or https URL/],
     [{ maxConnections: 0 }, /maxConnections/],
+    [
+      { meter: { createCounter() {} } },
+      'Option `meter` must be an OpenTelemetry Meter (it has no createHistogram()); received an object (Object).',
+    ],
     [{ retryMaxDelayMs: 10, retryBaseDelayMs: 100 }, /retryMaxDelayMs` must be an integer in \[100,/],
   ])('rejects %j with a clear message', (bad, message) => {
     expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
