@@ -3,7 +3,10 @@
  * deadlines and backoff with fake timers (or a clock of their own).
  */
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /**
+   * Milliseconds since the epoch, on a clock that never goes back. Every deadline (buffering, TTL,
+   * backoff, rate limits) and every age is measured on it.
+   */
   now(): number;
   /**
    * Calls `fn` after `ms`. A `ref`ed timer keeps the process alive (records are waiting on it); an
@@ -13,9 +16,18 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
-/** The real clock: `Date.now()` and Node's timers, looked up at call time so fake timers apply. */
+/**
+ * The real clock: the monotonic clock Node's timers run on, counted from the wall-clock time the
+ * process started at (`performance.timeOrigin + performance.now()`), and Node's timers; looked up at
+ * call time so fake timers apply.
+ *
+ * Not `Date.now()`: when the wall clock steps back (NTP, a resumed VM), a deadline set before the
+ * step would be late by the size of the step, and records would sit unsent, their TTL not running,
+ * that long. The price: times reported (an attempt's `startedAt`) drift from the wall clock by the
+ * time the machine was suspended, if it was.
+ */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => Math.floor(performance.timeOrigin + performance.now()),
   setTimeout(fn, ms, ref) {
     const timer = setTimeout(fn, ms);
     if (!ref) timer.unref();

@@ -136,8 +136,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
   #closing = false;
-  /** The latest arrival time handed out (see #arrivalTime). */
-  #latestArrival = Number.NEGATIVE_INFINITY;
   #closePromise: Promise<void> | undefined;
 
   constructor(options: KinesisProducerOptions) {
@@ -227,7 +225,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     captured.resolve = captured.reject = noop;
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#arrivalTime();
+    const now = this.#options.clock.now();
     if (this.#room.hasRoomFor(bytes, now)) {
       this.#takeMeasured(record, pipeline, resolve, reject, undefined, now);
       return promise;
@@ -251,7 +249,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       {
         admit: () => {
           const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
-          const takenAt = this.#arrivalTime();
+          const takenAt = this.#options.clock.now();
           this.#take(
             record,
             pipeline,
@@ -309,7 +307,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const pipeline = this.#prepare(record);
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#arrivalTime();
+    const now = this.#options.clock.now();
     if (!this.#room.hasRoomFor(bytes, now)) {
       this.#room.owe();
       throw this.#fullError();
@@ -514,17 +512,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#room.take(partitionKey.bytes + dataBytes, now);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
-  }
-
-  /**
-   * Now, for a record being taken: the clock, except that it never goes back. Arrival times then only
-   * grow even if the wall clock steps back (NTP, a resumed VM), which the room's age accounting relies
-   * on; a record taken during such a step counts as taken at the latest time seen.
-   */
-  #arrivalTime(): number {
-    const now = this.#options.clock.now();
-    if (now > this.#latestArrival) this.#latestArrival = now;
-    return this.#latestArrival;
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */

@@ -1,6 +1,10 @@
 /** One try at writing a record, as KPL reports it. */
 export interface Attempt {
-  /** When the PutRecords request carrying the record started (ms since the epoch). */
+  /**
+   * When the PutRecords request carrying the record started, in ms since the epoch by the producer's
+   * clock: the wall-clock time the process started plus the monotonic time since (it does not
+   * follow wall-clock steps, and falls behind by the time the machine was suspended).
+   */
   readonly startedAt: number;
   /** How long the request took. */
   readonly durationMs: number;

@@ -331,19 +331,23 @@ describe('drain', () => {
 });
 
 describe('the wall clock', () => {
-  it('stepping back never leaves the producer full for good', async () => {
-    const p = producer({ maxBufferedBytes: 8000, maxBufferedTimeMs: 0 });
+  it('stepping back or forward moves no deadline: records go out on time, none expires, room is freed', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedBytes: 8000 });
     await vi.advanceTimersByTimeAsync(0);
     const record = (bytes: number) => ({ partitionKey: 'k', data: 'x'.repeat(bytes) });
-    // Taken in one 100 ms slot, then the clock steps back a slot (NTP, a resumed VM), then forward.
-    vi.setSystemTime(1_000_000_050);
-    const puts = [p.put(record(2000))];
-    vi.setSystemTime(999_999_950);
-    puts.push(p.put(record(10)));
-    vi.setSystemTime(1_000_000_060);
-    puts.push(p.put(record(10)));
-    await vi.advanceTimersByTimeAsync(100);
-    await Promise.all(puts);
+    const before = track(p.put(record(2000)));
+    // Back ten minutes (NTP, a resumed VM): buffering still ends 100 ms after the put.
+    vi.setSystemTime(Date.now() - 600_000);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(fake.calls).toHaveLength(1);
+    // Forward an hour, with the record in flight: its 30 s TTL has not run out.
+    vi.setSystemTime(Date.now() + 3_600_000);
+    const after = track(p.put(record(10)));
+    fake.release();
+    await vi.advanceTimersByTimeAsync(150);
+    expect([before.status, after.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect((before.value as PutResult).attempts).toHaveLength(1);
     expect(p.outstandingRecords).toBe(0);
     // Long after, with nothing held, there is room: no bytes were left counted as held too long.
     await vi.advanceTimersByTimeAsync(60_000);

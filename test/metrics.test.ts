@@ -1,6 +1,7 @@
 import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../src/clock.js';
 import { deaggregate, type Logger, type MeterLike } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
@@ -101,21 +102,23 @@ describe('metrics()', () => {
 
   it('counts a record in the window by the 5-second slice it arrived in', async () => {
     vi.useFakeTimers();
-    const t0 = 1_800_000_000_000; // a multiple of 5 s, so the slices start at t0, t0 + 5 s...
-    vi.setSystemTime(t0);
+    // To a multiple of 5 s on the producer's clock, so the slices start at t0, t0 + 5 s...
+    vi.advanceTimersByTime(5_000 - (systemClock.now() % 5_000));
+    const t0 = systemClock.now();
+    const at = (ms: number) => vi.advanceTimersByTime(t0 + ms - systemClock.now());
     const p = producer();
     const received = () => p.metrics().streams.test!.UserRecordsReceived;
-    for (const at of [0, 4_900, 5_100, 10_000]) {
-      vi.setSystemTime(t0 + at);
-      p.send({ partitionKey: 'a', data: String(at) });
+    for (const ms of [0, 4_900, 5_100, 10_000]) {
+      at(ms);
+      p.send({ partitionKey: 'a', data: String(ms) });
     }
-    vi.setSystemTime(t0 + 59_999); // the window still reaches back to the slice at t0
+    at(59_999); // the window still reaches back to the slice at t0
     expect(received().window.sum).toBe(4);
-    vi.setSystemTime(t0 + 61_000); // the slice at t0 has left the window; the one at t0 + 5 s has not
+    at(61_000); // the slice at t0 has left the window; the one at t0 + 5 s has not
     expect(received().window.sum).toBe(2);
-    vi.setSystemTime(t0 + 66_000);
+    at(66_000);
     expect(received().window.sum).toBe(1);
-    vi.setSystemTime(t0 + 120_000);
+    at(120_000);
     p.send({ partitionKey: 'a', data: 'late' });
     expect(received().window.sum).toBe(1);
     expect(received().total.sum).toBe(5);
