@@ -33,7 +33,7 @@ export class Sender {
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   #inFlight = 0;
-  /** For each request in flight: aborts it and drops its timer. */
+  /** For each request in flight: aborts it and ends it. */
   readonly #abandon = new Set<() => void>();
 
   constructor(
@@ -52,12 +52,14 @@ export class Sender {
     return this.#inFlight < this.#maxInFlight;
   }
 
-  /** Starts one PutRecords request; `done` is called exactly once, never synchronously. */
+  /**
+   * Starts one PutRecords request; `done` is called exactly once, never synchronously, and at the
+   * latest `requestTimeoutMs` after the start.
+   */
   send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): void {
     this.#inFlight++;
     const startedAt = this.#clock.now();
     const controller = new AbortController();
-    const timer = this.#clock.setTimeout(() => controller.abort(), this.#timeoutMs, true);
     const entries = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const record = batch[i]!.record;
@@ -67,17 +69,25 @@ export class Sender {
         ExplicitHashKey: record.explicitHashKey,
       };
     }
-    const abandon = () => {
-      this.#clock.clearTimeout(timer);
-      controller.abort();
-    };
-    this.#abandon.add(abandon);
+    let finished = false;
     const finish = (outcome: SendOutcome) => {
+      if (finished) return;
+      finished = true;
       this.#clock.clearTimeout(timer);
-      this.#abandon.delete(abandon);
+      this.#abandon.delete(giveUp);
       this.#inFlight--;
       done(outcome);
     };
+    // The abort stops the request where the SDK listens for it (the HTTP exchange), but a stage before
+    // that may not (a credential provider that hangs, a user's middleware): the request ends here
+    // either way, and whatever it settles with later is ignored.
+    const giveUp = () => {
+      controller.abort();
+      const error = new RequestTimeoutError(this.#timeoutMs);
+      queueMicrotask(() => finish({ ok: false, error, startedAt, endedAt: this.#clock.now() }));
+    };
+    const timer = this.#clock.setTimeout(giveUp, this.#timeoutMs, true);
+    this.#abandon.add(giveUp);
     let request: Promise<PutRecordsCommandOutput>;
     try {
       const command = withNativeBody(new PutRecordsCommand({ ...streamParams(stream), Records: entries }));
@@ -100,7 +110,7 @@ export class Sender {
   /**
    * Aborts every request in flight and drops its timer: the producer gave up on their records (a
    * close that timed out or was aborted), and a request it will not wait for must not keep Node
-   * running. Each still ends through its `done`, as an error.
+   * running. Each ends at once through its `done`, as a `RequestTimeout`.
    */
   abandonAll(): void {
     for (const abandon of [...this.#abandon]) abandon();

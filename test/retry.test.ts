@@ -288,6 +288,24 @@ describe('whole-request failures that are retried', () => {
     });
   });
 
+  it('ends a request at requestTimeoutMs even when the client does not hear the abort', async () => {
+    // Stuck before the HTTP exchange (a credential provider that hangs): the abort signal goes
+    // unheard, and the request must end on time all the same.
+    fake.script.push('hang-deaf');
+    const p = producer({ requestTimeoutMs: 1_500, recordTtlMs: 10_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(100 + 1_500);
+    expect(fake.calls[0]!.signal?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_000);
+    const { value } = await result;
+    expect(value?.attempts.map((a) => [a.success, a.errorCode ?? null, a.durationMs])).toEqual([
+      [false, 'RequestTimeout', 1_500],
+      [true, null, expect.any(Number)],
+    ]);
+    // flush and close are not held up by the request that never ended.
+    await p.flush();
+  });
+
   it('treats an entry the response left out as failed and retries it', async () => {
     fake.script.push({ Records: [{ ShardId: 'shardId-000000000000', SequenceNumber: '1' }], $metadata: {} });
     const p = producer({ aggregation: false });

@@ -44,7 +44,9 @@ export type PutAnswer =
   | PutRecordsCommandOutput
   | { errorCodes: (string | undefined)[] }
   | { throw: unknown }
-  | 'hang';
+  | 'hang'
+  /** Never answers, and does not hear the abort: a credential provider stuck before the HTTP call. */
+  | 'hang-deaf';
 
 /**
  * A stand-in for `client.send` in unit tests: answers ListShards, DescribeStreamSummary and
@@ -143,6 +145,7 @@ export class FakeKinesis {
         await new Promise<void>((resolve) => held.push(resolve));
       }
       const answer = this.onPut?.(call) ?? this.script.shift();
+      if (answer === 'hang-deaf') return await new Promise(() => {});
       if (answer === 'hang') {
         return await new Promise((_resolve, reject) => {
           options?.abortSignal?.addEventListener('abort', () =>
