@@ -16,30 +16,74 @@ export interface MetadataSource {
   readonly timeoutMs: number;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Aborted when the producer shuts down: calls in progress end, and no try follows. */
+  readonly stopped: AbortSignal;
+}
+
+/** A try of a metadata call that outlived its timeout. Retried like a network error. */
+class MetadataTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`the call did not answer within ${timeoutMs} ms (requestTimeoutMs)`);
+    this.name = 'RequestTimeout';
+  }
 }
 
 /**
  * Runs a control-plane call (ListShards, DescribeStreamSummary) with a timeout per try and a few
  * retries with exponential backoff; errors that cannot succeed on retry (denied, not found) end it at
- * once. Its timers are unref'ed: a shard-map refresh never holds the process open.
+ * once, and so does `source.stopped`. Its timers are unref'ed: a shard-map refresh never holds the
+ * process open.
+ *
+ * A try ends at its timeout (or the stop) even if the client does not hear the abort signal: a
+ * stage before the HTTP exchange (a credential provider that hangs) may not.
  */
 export async function callWithRetries<T>(
   call: (signal: AbortSignal) => Promise<T>,
-  options: { timeoutMs: number; retries: number },
+  source: Pick<MetadataSource, 'timeoutMs' | 'clock' | 'stopped'>,
+  retries: number,
 ): Promise<T> {
+  const { timeoutMs, clock, stopped } = source;
   return await pRetry(
-    async () => {
-      const signal = AbortSignal.timeout(options.timeoutMs);
-      return await call(signal);
-    },
+    () =>
+      new Promise<T>((resolve, reject) => {
+        const controller = new AbortController();
+        const end = (error: unknown) => {
+          controller.abort(error);
+          reject(error);
+        };
+        const onStop = () => end(stopped.reason);
+        const timer = clock.setTimeout(() => end(new MetadataTimeoutError(timeoutMs)), timeoutMs, false);
+        stopped.addEventListener('abort', onStop, { once: true });
+        const settle = () => {
+          clock.clearTimeout(timer);
+          stopped.removeEventListener('abort', onStop);
+        };
+        let answer: Promise<T>;
+        try {
+          answer = call(controller.signal);
+        } catch (error) {
+          answer = Promise.reject(error);
+        }
+        answer.then(
+          (value) => {
+            settle();
+            resolve(value);
+          },
+          (error: unknown) => {
+            settle();
+            reject(error);
+          },
+        );
+      }),
     {
-      retries: options.retries,
+      retries,
       minTimeout: 100,
       maxTimeout: 2000,
       factor: 2,
       randomize: true,
       unref: true,
-      shouldRetry: ({ error }) => classifyRequestError(error).kind !== FailureKind.Fatal,
+      signal: stopped,
+      shouldRetry: ({ error }) => !stopped.aborted && classifyRequestError(error).kind !== FailureKind.Fatal,
     },
   );
 }

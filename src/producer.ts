@@ -136,6 +136,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
   #closing = false;
+  /** Aborted by shutdown: ends the streams' metadata calls in progress. */
+  readonly #stopped = new AbortController();
   #closePromise: Promise<void> | undefined;
 
   constructor(options: KinesisProducerOptions) {
@@ -556,6 +558,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       timeoutMs: this.#options.requestTimeoutMs,
       logger: this.#logger,
       clock,
+      stopped: this.#stopped.signal,
     };
     const shardMap = new ShardMap(source, () => {
       pipeline.onShardMapChange(clock.now());
@@ -628,6 +631,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#dispatcher.stop();
     this.#metrics.close();
     for (const pipeline of this.#pipelineList) pipeline.close();
+    this.#stopped.abort(new Error('the producer was closed'));
     if (this.#ownsClient) this.#client.destroy();
   }
 

@@ -180,7 +180,8 @@ export class ShardMap {
                 : new ListShardsCommand({ NextToken: token }),
               { abortSignal },
             ),
-          { timeoutMs: this.#source.timeoutMs, retries: 4 },
+          this.#source,
+          4,
         );
       } catch (error) {
         const expired = (error as { name?: unknown } | null)?.name === 'ExpiredNextTokenException';

@@ -90,7 +90,8 @@ export class StreamSummary {
           this.#source.client.send(new DescribeStreamSummaryCommand(streamParams(this.#source.stream)), {
             abortSignal,
           }),
-        { timeoutMs: this.#source.timeoutMs, retries: 2 },
+        this.#source,
+        2,
       );
       const summary = output.StreamDescriptionSummary;
       const kib = summary?.MaxRecordSizeInKiB;
@@ -102,6 +103,8 @@ export class StreamSummary {
       this.#source.logger.debug({ stream: this.#source.stream.label, ...info }, 'read stream summary');
       return info;
     } catch (error) {
+      // Shut down: nothing to say, nobody to tell (#read checks too).
+      if (this.#closed) return PROVISIONAL_STREAM_INFO;
       const failure = classifyRequestError(error);
       if (failure.kind === FailureKind.Fatal) {
         this.#source.logger.warn(

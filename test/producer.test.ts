@@ -1,3 +1,4 @@
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   deaggregate,
@@ -20,6 +21,8 @@ function memoryLogger() {
   const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
   return { logger, lines };
 }
+
+const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 let fake: FakeKinesis;
 const producer = producersOn(() => fake);
@@ -263,6 +266,28 @@ describe('send: fire and forget', () => {
 });
 
 describe('flush and close', () => {
+  it("ends the streams' metadata calls in progress on close: none is made after", async () => {
+    const made: string[] = [];
+    // A service that never answers ListShards or DescribeStreamSummary (each call hears its abort).
+    const client = {
+      send(command: { constructor: { name: string } }, options?: { abortSignal?: AbortSignal }) {
+        made.push(command.constructor.name);
+        return new Promise((_, reject) =>
+          options?.abortSignal?.addEventListener('abort', () => reject(options.abortSignal?.reason)),
+        );
+      },
+    } as unknown as KinesisClient;
+    vi.useRealTimers();
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const p = new KinesisProducer({ streamName: 's', client, requestTimeoutMs: 50, logger: quietLogger });
+    await sleep(10);
+    expect(made.sort()).toEqual(['DescribeStreamSummaryCommand', 'ListShardsCommand']);
+    await p.close();
+    // Each try would time out at 50 ms and be tried again within 200 ms.
+    await sleep(600);
+    expect(made).toHaveLength(2);
+  });
+
   it('flush sends at once and resolves only when every earlier record has settled', async () => {
     const p = producer({ maxBufferedTimeMs: 10_000 });
     const settled: string[] = [];

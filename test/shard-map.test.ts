@@ -21,17 +21,28 @@ const shards: Shard[] = evenShards(4).map((s) => ({
   SequenceNumberRange: { StartingSequenceNumber: '0' },
 }));
 
-/** A client answering ListShards page by page; `fail` may throw instead for a given call. */
+/**
+ * A client answering ListShards page by page; `fail` may throw instead for a given call, 'hang': not
+ * answer until aborted, or 'hang-deaf': never answer, deaf to the abort signal (a credential provider
+ * stuck before the HTTP call).
+ */
 function pagedClient(
-  fail: (call: number, input: ListShardsCommandInput) => Error | undefined = () => undefined,
+  fail: (call: number, input: ListShardsCommandInput) => Error | 'hang' | 'hang-deaf' | undefined = () =>
+    undefined,
 ) {
   const inputs: ListShardsCommandInput[] = [];
   const client = {
-    async send(command: unknown) {
+    async send(command: unknown, options?: { abortSignal?: AbortSignal }) {
       if (!(command instanceof ListShardsCommand)) throw new Error('only ListShards here');
       const input = command.input;
       inputs.push(input);
       const error = fail(inputs.length, input);
+      if (error === 'hang-deaf') return await new Promise(() => {});
+      if (error === 'hang') {
+        return await new Promise((_, reject) =>
+          options?.abortSignal?.addEventListener('abort', () => reject(options.abortSignal?.reason)),
+        );
+      }
       if (error !== undefined) throw error;
       const page = input.NextToken === undefined ? 0 : Number(input.NextToken.slice('page-'.length));
       return {
@@ -44,15 +55,16 @@ function pagedClient(
   return { client, inputs };
 }
 
-async function load(client: KinesisClient): Promise<ShardMap> {
+function source(client: KinesisClient, timeoutMs = 1000, stopped = new AbortController().signal) {
+  return { client, stream: streamRef('s', undefined), timeoutMs, logger: quiet, clock: systemClock, stopped };
+}
+
+async function load(client: KinesisClient, timeoutMs = 1000): Promise<ShardMap> {
   let changed!: () => void;
   const loaded = new Promise<void>((resolve) => {
     changed = resolve;
   });
-  const map = new ShardMap(
-    { client, stream: streamRef('s', undefined), timeoutMs: 1000, logger: quiet, clock: systemClock },
-    () => changed(),
-  );
+  const map = new ShardMap(source(client, timeoutMs), () => changed());
   map.refresh();
   await loaded;
   map.close();
@@ -81,5 +93,33 @@ describe('ShardMap', () => {
     expect(inputs.map((i) => i.NextToken ?? 'first')).toEqual(['first', 'page-1', 'first', 'page-1']);
     expect(map.ready).toBe(true);
     expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
+  });
+
+  it('ends a try at its timeout though the client does not hear the abort, and tries again', async () => {
+    const { client, inputs } = pagedClient((call) => (call === 1 ? 'hang-deaf' : undefined));
+    const map = await load(client, 50);
+    expect(inputs.map((i) => i.NextToken ?? 'first')).toEqual(['first', 'first', 'page-1']);
+    expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
+  });
+
+  it('stops a listing in progress when the producer shuts down: no try follows', async () => {
+    const { client, inputs } = pagedClient(() => 'hang');
+    const stop = new AbortController();
+    const warnings: string[] = [];
+    const map = new ShardMap(
+      {
+        ...source(client, 50, stop.signal),
+        logger: { ...quiet, warn: (_, message) => warnings.push(message) },
+      },
+      () => {},
+    );
+    map.refresh();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    map.close();
+    stop.abort(new Error('closed'));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Without the stop, the hung try would have timed out at 50 ms and been tried again, 4 times.
+    expect(inputs).toHaveLength(1);
+    expect(warnings).toEqual([]);
   });
 });
