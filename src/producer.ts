@@ -560,11 +560,25 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       clock,
       stopped: this.#stopped.signal,
     };
-    const shardMap = new ShardMap(source, () => {
-      pipeline.onShardMapChange(clock.now());
-      this.#updateCapacity();
-      this.#dispatcher.pump();
-    });
+    let routingWarned = false;
+    const shardMap = new ShardMap(
+      source,
+      () => {
+        pipeline.onShardMapChange(clock.now());
+        this.#updateCapacity();
+        this.#dispatcher.pump();
+      },
+      () => {
+        // Records land on shards a fresh map does not predict. After a reshard, a later map will; on a
+        // stream that routes records itself (AUTO), none will, and consumers drop the aggregates.
+        if (routingWarned || pipeline.info?.routingKnown !== false) return;
+        routingWarned = true;
+        this.#logger.warn(
+          { stream: ref.label },
+          'records land on shards their hash keys do not map to, and ListShards returns the same shards: if this stream uses RecordDistributionStrategy AUTO, consumers drop its aggregates. DescribeStreamSummary was denied, so the producer assumed partition-key routing: allow kinesis:DescribeStreamSummary, or set aggregation: false',
+        );
+      },
+    );
     const summary = new StreamSummary(source, (info) => {
       pipeline.open(info, clock.now());
       this.#updateCapacity();

@@ -29,6 +29,7 @@ const RETRY_AFTER_FATAL_MS = 60_000;
 export class ShardMap {
   readonly #source: MetadataSource;
   readonly #onChange: () => void;
+  readonly #onSame: () => void;
 
   #starts: bigint[] = [];
   #ranges: ShardRange[] = [];
@@ -43,9 +44,14 @@ export class ShardMap {
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
 
-  constructor(source: MetadataSource, onChange: () => void) {
+  /**
+   * `onChange` after each change of the map; `onSame` after a load that brought the same map while a
+   * newer one was wanted (records landed on shards the map did not predict).
+   */
+  constructor(source: MetadataSource, onChange: () => void, onSame: () => void = () => {}) {
     this.#source = source;
     this.#onChange = onChange;
+    this.#onSame = onSame;
   }
 
   /** Increases every time the map changes; 0 while none is known. */
@@ -201,7 +207,10 @@ export class ShardMap {
     for (const r of ranges) this.#known.set(r.shardId, r);
     const same =
       ranges.length === this.#ranges.length && ranges.every((r, i) => r.shardId === this.#ranges[i]!.shardId);
-    if (same) return;
+    if (same) {
+      if (this.#newerWanted) this.#onSame();
+      return;
+    }
     this.#ranges = ranges;
     this.#starts = ranges.map((r) => r.start);
     this.#version++;

@@ -13,6 +13,8 @@ export interface StreamInfo {
    * so records cannot be routed to a shard, and KCL drops KPL aggregates.
    */
   readonly userPartitioned: boolean;
+  /** Whether `userPartitioned` was read from the stream, not assumed (the summary was denied). */
+  readonly routingKnown: boolean;
   /**
    * False while the summary could not be read for a passing reason (throttling, 5xx, network) and
    * is read again in the background: the producer sends records unaggregated (safe on any stream)
@@ -25,6 +27,7 @@ export interface StreamInfo {
 export const DEFAULT_STREAM_INFO: StreamInfo = {
   maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
   userPartitioned: true,
+  routingKnown: false,
   final: true,
 };
 
@@ -98,6 +101,7 @@ export class StreamSummary {
       const info: StreamInfo = {
         maxRecordBytes: typeof kib === 'number' && kib > 0 ? kib * 1024 : DEFAULT_MAX_RECORD_BYTES,
         userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
+        routingKnown: true,
         final: true,
       };
       this.#source.logger.debug({ stream: this.#source.stream.label, ...info }, 'read stream summary');

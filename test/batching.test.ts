@@ -283,6 +283,60 @@ describe('collecting requests', () => {
   });
 });
 
+describe('a stream that routes records itself (AUTO) while DescribeStreamSummary is denied', () => {
+  it('warns once, naming the two ways out, when aggregates keep landing where a fresh map does not say', async () => {
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
+    fake.describeError = serviceError('AccessDeniedException', 400);
+    let n = 0;
+    // The service picks the shard, whatever the hash key.
+    fake.onPut = (call) => ({
+      Records: call.entries.map(() => ({ ShardId: fake.shards[n++ % 4]!.id, SequenceNumber: String(n) })),
+      $metadata: {},
+    });
+    const warnings: string[] = [];
+    const log = () => {};
+    const p = producer({
+      recordTtlMs: 5_000,
+      logger: {
+        debug: log,
+        info: log,
+        error: log,
+        warn: (_: object, message: string) => warnings.push(message),
+      },
+    });
+    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `d${i}` });
+    await vi.advanceTimersByTimeAsync(6_000);
+    const routing = warnings.filter((w) => w.includes('RecordDistributionStrategy AUTO'));
+    expect(routing).toHaveLength(1);
+    expect(routing[0]).toMatch(/allow kinesis:DescribeStreamSummary, or set aggregation: false/);
+  });
+
+  it('does not warn when the summary was read: a shard map that lags a reshard catches up', async () => {
+    let n = 0;
+    fake.onPut = (call) =>
+      n++ === 0
+        ? {
+            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
+            $metadata: {},
+          }
+        : undefined;
+    const warnings: string[] = [];
+    const log = () => {};
+    const p = producer({
+      recordTtlMs: 5_000,
+      logger: {
+        debug: log,
+        info: log,
+        error: log,
+        warn: (_: object, message: string) => warnings.push(message),
+      },
+    });
+    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `d${i}` });
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(warnings.filter((w) => w.includes('RecordDistributionStrategy AUTO'))).toEqual([]);
+  });
+});
+
 describe('shard map', () => {
   it('aggregates only records of the same hash key while ListShards is denied', async () => {
     fake.listShardsError = serviceError('AccessDeniedException', 400);
