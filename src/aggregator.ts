@@ -474,7 +474,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
   /**
    * Takes out the records whose data no longer has the length it had when added (the caller reused,
    * detached or resized its buffer) and returns them; the others stay, in order. Encoding such a
-   * record would send bytes that were never its own. Call before `build()`.
+   * record would send bytes that were never its own: `build()` throws InvalidRecordError for it.
    */
   takeChanged(): T[] {
     let changed: Set<T> | undefined;

@@ -1,5 +1,5 @@
-import { AggregateBuilder } from './aggregator.js';
-import { ErrorCode } from './errors.js';
+import { AggregateBuilder, type KinesisRecord } from './aggregator.js';
+import { ErrorCode, InvalidRecordError } from './errors.js';
 import { ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
@@ -269,25 +269,37 @@ export class StreamPipeline {
 
   /** Turns the open aggregate of `buffer` into a sealed Kinesis record waiting for a request. */
   #seal(buffer: ShardBuffer): void {
-    if (!this.#failChanged(buffer.builder, buffer.shardId)) {
-      buffer.sendBy = Number.POSITIVE_INFINITY;
-      return;
-    }
-    const items = buffer.builder.items;
-    const record = buffer.builder.build();
-    const sealed = new OutboundRecord(items, record, buffer.shardId, buffer.mapVersion, buffer.sendBy);
+    const sealed = this.#build(buffer.builder, buffer.shardId, buffer.mapVersion, buffer.sendBy);
     buffer.sendBy = Number.POSITIVE_INFINITY;
-    this.#enqueue(buffer, sealed, false);
+    if (sealed !== undefined) this.#enqueue(buffer, sealed, false);
   }
 
   /**
-   * Fails the records of `builder` whose data changed length since they were taken (the caller reused,
-   * detached or resized the buffer it passed), keeping the others in it; returns whether any are left.
-   * Their bytes cannot be sent as they were, and must not take the others down with them.
+   * Encodes what `builder` holds as one Kinesis record. A record whose data changed length since it
+   * was taken (the caller reused, detached or resized the buffer it passed) cannot be sent as it was:
+   * the encoder refuses it, and it fails alone while the others are encoded without it. Undefined
+   * when none is left.
    */
-  #failChanged(builder: AggregateBuilder<PendingRecord>, shardId: string | undefined): boolean {
-    for (const item of builder.takeChanged()) this.#failChangedItem(item, shardId, item.priorAttempts ?? []);
-    return builder.count > 0;
+  #build(
+    builder: AggregateBuilder<PendingRecord>,
+    shardId: string | undefined,
+    mapVersion: number,
+    sendBy: number,
+  ): OutboundRecord | undefined {
+    let items = builder.items;
+    let record: KinesisRecord;
+    try {
+      record = builder.build();
+    } catch (error) {
+      if (!(error instanceof InvalidRecordError)) throw error;
+      for (const item of builder.takeChanged()) {
+        this.#failChangedItem(item, shardId, item.priorAttempts ?? []);
+      }
+      if (builder.count === 0) return undefined;
+      items = builder.items;
+      record = builder.build();
+    }
+    return new OutboundRecord(items, record, shardId, mapVersion, sendBy);
   }
 
   #failChangedItem(item: PendingRecord, shardId: string | undefined, attempts: readonly AttemptLog[]): void {
@@ -597,11 +609,8 @@ export class StreamPipeline {
           (r) => this.#host.hashKeyDecimal(r),
         );
         const sealFresh = () => {
-          if (!this.#failChanged(builder, buffer.shardId)) return;
-          const sealedItems = builder.items;
-          records.push(
-            new OutboundRecord(sealedItems, builder.build(), buffer.shardId, this.shardMap.version, now),
-          );
+          const sealed = this.#build(builder, buffer.shardId, this.shardMap.version, now);
+          if (sealed !== undefined) records.push(sealed);
         };
         const perRecord = split ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
         for (const item of list) {
