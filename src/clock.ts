@@ -22,7 +22,8 @@ const timeOrigin = performance.timeOrigin;
 /**
  * The real clock: the monotonic clock Node's timers run on, counted from the wall-clock time the
  * process started at (`performance.timeOrigin + performance.now()`), and Node's timers; `now()` and
- * the timers are looked up at call time so fake timers apply.
+ * the timers are looked up at call time, so fake timers apply when they fake `performance` (vitest 3
+ * and Jest do by default), though not a fake start date.
  *
  * Not `Date.now()`: when the wall clock steps back (NTP, a resumed VM), a deadline set before the
  * step would be late by the size of the step, and records would sit unsent, their TTL not running,

@@ -308,7 +308,8 @@ function bytesOf(value: unknown, field: string): Uint8Array {
  * overflows V8's stack on some megabytes.)
  */
 function decodeBase64(value: string): Uint8Array | undefined {
-  if (value.length % 4 !== 0) return undefined;
+  // Node also reads base64url's "-" and "_", which Lambda and the API never write: more likely text.
+  if (value.length % 4 !== 0 || value.includes('-') || value.includes('_')) return undefined;
   const padding = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
   const bytes = Buffer.from(value, 'base64');
   return bytes.length === (value.length / 4) * 3 - padding ? bytes : undefined;

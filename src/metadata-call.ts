@@ -47,17 +47,18 @@ export async function callWithRetries<T>(
     () =>
       new Promise<T>((resolve, reject) => {
         const controller = new AbortController();
+        const settle = () => {
+          clock.clearTimeout(timer);
+          stopped.removeEventListener('abort', onStop);
+        };
         const end = (error: unknown) => {
+          settle();
           controller.abort(error);
           reject(error);
         };
         const onStop = () => end(stopped.reason);
         const timer = clock.setTimeout(() => end(new MetadataTimeoutError(timeoutMs)), timeoutMs, false);
         stopped.addEventListener('abort', onStop, { once: true });
-        const settle = () => {
-          clock.clearTimeout(timer);
-          stopped.removeEventListener('abort', onStop);
-        };
         let answer: Promise<T>;
         try {
           answer = call(controller.signal);

@@ -269,6 +269,13 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       );
     }
   }
+  if (o.aggregationMaxBytes > o.collectionMaxBytes && !given('aggregationMaxBytes')) {
+    throw new InvalidOptionError(
+      'collectionMaxBytes',
+      `at least ${o.aggregationMaxBytes} (the smallest aggregationMaxBytes) so an aggregate fits in a request`,
+      o.collectionMaxBytes,
+    );
+  }
   if (o.aggregationMaxBytes > o.collectionMaxBytes) {
     throw new InvalidOptionError(
       'aggregationMaxBytes',

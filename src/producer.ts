@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { EventEmitter } from 'eventemitter3';
@@ -136,8 +137,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
   #closing = false;
-  /** Aborted by shutdown: ends the streams' metadata calls in progress. */
-  readonly #stopped = new AbortController();
+  /**
+   * Aborted by shutdown: ends the streams' metadata calls in progress. Each call in progress listens
+   * to it, two per stream at most, so Node's warning at ten listeners does not apply.
+   */
+  readonly #stopped = stopController();
   #closePromise: Promise<void> | undefined;
 
   constructor(options: KinesisProducerOptions) {
@@ -167,7 +171,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#dispatcher.pump(),
     );
     this.#dispatcher = new Dispatcher(
-      new Sender(this.#client, clock, resolved),
+      new Sender(this.#client, clock, resolved, () => this.#dispatcher.pump()),
       clock,
       () => this.#pipelineList,
       (pipeline, batch, outcome) => this.#responses.handle(pipeline, batch, outcome),
@@ -217,8 +221,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   put(record: ProducerRecord, options?: PutOptions): Promise<PutResult> {
     let pipeline: StreamPipeline;
     try {
-      pipeline = this.#prepare(record);
+      // Before the record: a record for a new stream would start its metadata calls.
       if (options?.signal !== undefined) checkSignal('signal', options.signal);
+      pipeline = this.#prepare(record);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -709,4 +714,10 @@ function checkStreamField(field: 'streamName' | 'streamARN', value: unknown): vo
       `${field} must be a non-empty string; received ${describeValue(value)}.`,
     );
   }
+}
+
+function stopController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

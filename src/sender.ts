@@ -32,19 +32,26 @@ export class Sender {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
+  readonly #onSlotFreed: () => void;
   #inFlight = 0;
   /** For each request in flight: aborts it and ends it. */
   readonly #abandon = new Set<() => void>();
 
+  /**
+   * `onSlotFreed`: a request that was ended at its timeout has now settled in the client too, and
+   * its slot is free (see `send`).
+   */
   constructor(
     client: KinesisClient,
     clock: Clock,
     options: { requestTimeoutMs: number; maxConnections: number },
+    onSlotFreed: () => void,
   ) {
     this.#client = client;
     this.#clock = clock;
     this.#timeoutMs = options.requestTimeoutMs;
     this.#maxInFlight = options.maxConnections;
+    this.#onSlotFreed = onSlotFreed;
   }
 
   /** Whether another request may start. */
@@ -54,7 +61,8 @@ export class Sender {
 
   /**
    * Starts one PutRecords request; `done` is called exactly once, never synchronously, and at the
-   * latest `requestTimeoutMs` after the start.
+   * latest `requestTimeoutMs` after the start. The request keeps its slot until the client's call
+   * settles, which for a call the client cannot abort may be later than `done`.
    */
   send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): void {
     this.#inFlight++;
@@ -75,12 +83,18 @@ export class Sender {
       finished = true;
       this.#clock.clearTimeout(timer);
       this.#abandon.delete(giveUp);
-      this.#inFlight--;
       done(outcome);
     };
+    // The client's call settled: its slot is free (only then: a call the client still runs holds its
+    // records' data and maybe a socket, and must not let more pile up behind it).
+    const settle = (outcome: SendOutcome) => {
+      this.#inFlight--;
+      if (finished) this.#onSlotFreed();
+      else finish(outcome);
+    };
     // The abort stops the request where the SDK listens for it (the HTTP exchange), but a stage before
-    // that may not (a credential provider that hangs, a user's middleware): the request ends here
-    // either way, and whatever it settles with later is ignored.
+    // that may not (a credential provider that hangs, a user's middleware): the records get their
+    // answer at the timeout either way, and whatever the call settles with later is ignored.
     const giveUp = () => {
       controller.abort();
       const error = new RequestTimeoutError(this.#timeoutMs);
@@ -96,9 +110,9 @@ export class Sender {
       request = Promise.reject(error);
     }
     request.then(
-      (output) => finish({ ok: true, output, startedAt, endedAt: this.#clock.now() }),
+      (output) => settle({ ok: true, output, startedAt, endedAt: this.#clock.now() }),
       (error: unknown) =>
-        finish({
+        settle({
           ok: false,
           error: controller.signal.aborted ? new RequestTimeoutError(this.#timeoutMs) : error,
           startedAt,

@@ -595,6 +595,12 @@ describe('streams', () => {
       InvalidOptionError,
     );
     expect(() => p.close({ signal: notASignal })).toThrow(/Option `signal` must be an AbortSignal/);
+    // A put for another stream with a bad signal does not start that stream's metadata calls.
+    const commands = fake.commands.length;
+    await expect(
+      p.put({ partitionKey: 'k', data: 'x', streamName: 'elsewhere' }, { signal: notASignal }),
+    ).rejects.toBeInstanceOf(InvalidOptionError);
+    expect(fake.commands.length).toBe(commands);
     // Still open: it takes records and closes cleanly.
     fake.release();
     const second = track(p.put({ partitionKey: 'k', data: '4' }));

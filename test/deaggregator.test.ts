@@ -155,7 +155,7 @@ describe('deaggregate: input shapes', () => {
 
   it('rejects a string that is not base64 instead of decoding what is left of it', () => {
     // Node's decoder would skip the space and the "!" and return 7 bytes nobody sent.
-    for (const data of ['hello world!', 'abc', 'ab=c', 'a===']) {
+    for (const data of ['hello world!', 'abc', 'ab=c', 'a===', 'user-id_1234', 'hello_world1']) {
       expect(() => deaggregate({ data, partitionKey: 'k' })).toThrow(InvalidRecordError);
     }
     expect(() =>

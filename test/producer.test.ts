@@ -395,6 +395,24 @@ describe('streams', () => {
     expect(fake.calls.map((c) => c.streamName).sort()).toEqual(['other-stream', 'test']);
   });
 
+  it('writes to many streams at once without a listener-leak warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const p = producer();
+      const names = Array.from({ length: 12 }, (_, i) => `stream-${i}`);
+      const puts = names.map((streamName) => p.put({ partitionKey: 'k', data: streamName, streamName }));
+      await vi.advanceTimersByTimeAsync(150);
+      await Promise.all(puts);
+      expect(new Set(fake.calls.map((c) => c.streamName))).toEqual(new Set(names));
+      await new Promise((resolve) => process.nextTick(resolve)); // warnings are emitted on the next tick
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('refuses a record without a stream when the producer has none', async () => {
     const p = producer({ streamName: undefined });
     await expect(p.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(/names no stream/);
@@ -523,6 +541,10 @@ describe('options', () => {
     ],
     [{ client: undefined, endpoint: 'not a url' }, /endpoint` must be an http or https URL/],
     [{ maxConnections: 0 }, /maxConnections/],
+    [
+      { collectionMaxBytes: 50 },
+      'Option `collectionMaxBytes` must be at least 64 (the smallest aggregationMaxBytes) so an aggregate fits in a request; received number 50.',
+    ],
     [
       { meter: { createCounter() {} } },
       'Option `meter` must be an OpenTelemetry Meter (it has no createHistogram()); received an object (Object).',

@@ -306,6 +306,32 @@ describe('whole-request failures that are retried', () => {
     await p.flush();
   });
 
+  it('keeps the slot of a request the client still runs: stuck calls do not pile up past maxConnections', async () => {
+    fake.onPut = () => 'hang-deaf';
+    const p = producer({ maxConnections: 1, requestTimeoutMs: 1_000, recordTtlMs: 5_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(200);
+    const later = outcome(p.put({ partitionKey: 'k', data: 'y' }));
+    await vi.advanceTimersByTimeAsync(6_000);
+    // One call, still stuck in the client: nothing else was started beside it.
+    expect(fake.calls).toHaveLength(1);
+    expect((await result).error).toMatchObject({ code: 'Expired' });
+    expect((await result).error?.attempts.map((a) => a.errorCode)).toEqual(['RequestTimeout']);
+    expect((await later).error).toMatchObject({ code: 'Expired', attempts: [] });
+  });
+
+  it('sends again as soon as such a call settles late and frees its slot', async () => {
+    fake.hold(); // calls wait for release(), deaf to their abort
+    const p = producer({ maxConnections: 1, requestTimeoutMs: 1_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(fake.calls).toHaveLength(1);
+    fake.release(); // the first call ends now; its answer comes too late to count
+    await vi.advanceTimersByTimeAsync(100);
+    expect(fake.calls).toHaveLength(2);
+    expect((await result).value?.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['RequestTimeout', 'ok']);
+  });
+
   it('treats an entry the response left out as failed and retries it', async () => {
     fake.script.push({ Records: [{ ShardId: 'shardId-000000000000', SequenceNumber: '1' }], $metadata: {} });
     const p = producer({ aggregation: false });

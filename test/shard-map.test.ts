@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import {
   type KinesisClient,
   ListShardsCommand,
@@ -8,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import { MAX_HASH_KEY } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
+import { callWithRetries } from '../src/metadata-call.js';
 import { ShardMap } from '../src/shard-map.js';
 import { streamRef } from '../src/stream-ref.js';
 import { evenShards, serviceError } from './support/fake-kinesis.js';
@@ -100,6 +102,17 @@ describe('ShardMap', () => {
     const map = await load(client, 50);
     expect(inputs.map((i) => i.NextToken ?? 'first')).toEqual(['first', 'first', 'page-1']);
     expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
+  });
+
+  it('leaves no listener on the stop signal after tries that timed out in a client that never answers', async () => {
+    const { client } = pagedClient(() => 'hang-deaf');
+    const stop = new AbortController();
+    const call = (signal: AbortSignal) =>
+      client.send(new ListShardsCommand({ StreamName: 's' }), { abortSignal: signal });
+    await expect(callWithRetries(call, source(client, 10, stop.signal), 3)).rejects.toThrow(
+      /did not answer within 10 ms/,
+    );
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
   });
 
   it('stops a listing in progress when the producer shuts down: no try follows', async () => {
