@@ -284,6 +284,17 @@ describe('collecting requests', () => {
 });
 
 describe('a stream that routes records itself (AUTO) while DescribeStreamSummary is denied', () => {
+  /** Sends 50 records for 6 s and returns the warnings about the stream's routing. */
+  async function routingWarnings(): Promise<string[]> {
+    const warnings: string[] = [];
+    const log = () => {};
+    const warn = (_: object, message: string) => warnings.push(message);
+    const p = producer({ recordTtlMs: 5_000, logger: { debug: log, info: log, error: log, warn } });
+    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `d${i}` });
+    await vi.advanceTimersByTimeAsync(6_000);
+    return warnings.filter((w) => w.includes('RecordDistributionStrategy AUTO'));
+  }
+
   it('warns once, naming the two ways out, when aggregates keep landing where a fresh map does not say', async () => {
     fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
     fake.describeError = serviceError('AccessDeniedException', 400);
@@ -293,26 +304,14 @@ describe('a stream that routes records itself (AUTO) while DescribeStreamSummary
       Records: call.entries.map(() => ({ ShardId: fake.shards[n++ % 4]!.id, SequenceNumber: String(n) })),
       $metadata: {},
     });
-    const warnings: string[] = [];
-    const log = () => {};
-    const p = producer({
-      recordTtlMs: 5_000,
-      logger: {
-        debug: log,
-        info: log,
-        error: log,
-        warn: (_: object, message: string) => warnings.push(message),
-      },
-    });
-    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `d${i}` });
-    await vi.advanceTimersByTimeAsync(6_000);
-    const routing = warnings.filter((w) => w.includes('RecordDistributionStrategy AUTO'));
-    expect(routing).toHaveLength(1);
-    expect(routing[0]).toMatch(/allow kinesis:DescribeStreamSummary, or set aggregation: false/);
+    const warnings = await routingWarnings();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/allow kinesis:DescribeStreamSummary, or set aggregation: false/);
   });
 
   it('does not warn when the summary was read: a shard map that lags a reshard catches up', async () => {
     let n = 0;
+    // The first request's aggregates all land on one shard, as if the map were out of date.
     fake.onPut = (call) =>
       n++ === 0
         ? {
@@ -320,20 +319,7 @@ describe('a stream that routes records itself (AUTO) while DescribeStreamSummary
             $metadata: {},
           }
         : undefined;
-    const warnings: string[] = [];
-    const log = () => {};
-    const p = producer({
-      recordTtlMs: 5_000,
-      logger: {
-        debug: log,
-        info: log,
-        error: log,
-        warn: (_: object, message: string) => warnings.push(message),
-      },
-    });
-    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `d${i}` });
-    await vi.advanceTimersByTimeAsync(6_000);
-    expect(warnings.filter((w) => w.includes('RecordDistributionStrategy AUTO'))).toEqual([]);
+    expect(await routingWarnings()).toEqual([]);
   });
 });
 
