@@ -104,6 +104,35 @@ describe('producer against kinesis-local', () => {
     }
   });
 
+  it('fails records on time while the credential provider hangs, and flush and close still end', async () => {
+    const { streamName } = await testStream(client, 1, 'stuck-credentials');
+    let hang = false;
+    const producer = localProducer(streamName, {
+      requestTimeoutMs: 500,
+      recordTtlMs: 2_000,
+      // Fetched again for every request (they expire at once); then stuck, as a refresh from STS or
+      // SSO can be on a black-holed connection. The SDK cannot abort it: it is before the HTTP call.
+      credentials: async () => {
+        if (hang) await new Promise(() => {});
+        return { ...LOCAL_CREDENTIALS, expiration: new Date(Date.now() + 1) };
+      },
+    });
+    await producer.put({ partitionKey: 'k', data: 'before' });
+    hang = true;
+    const start = Date.now();
+    const failed = await producer.put({ partitionKey: 'k', data: 'during' }).catch((e: unknown) => e);
+    expect(failed).toMatchObject({ code: 'Expired' });
+    expect(Date.now() - start).toBeLessThan(4_000);
+    const codes = new Set(
+      (failed as { attempts: { errorCode?: string }[] }).attempts.map((a) => a.errorCode),
+    );
+    expect(codes).toEqual(new Set(['RequestTimeout']));
+    await producer.flush();
+    await producer.close();
+    const stored = (await consume(streamName)).map((c) => Buffer.from(c.data).toString());
+    expect(stored).toEqual(['before']);
+  });
+
   it('loses nothing under KCL filtering while the stream is resharded mid-run', async () => {
     const { streamName } = await testStream(client, 2, 'reshard');
     const producer = localProducer(streamName, { maxBufferedTimeMs: 50 });
