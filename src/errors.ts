@@ -1,3 +1,4 @@
+import type { ProducerRecord } from './producer.js';
 import type { Attempt } from './result.js';
 
 /**
@@ -107,8 +108,8 @@ export class CorruptAggregateError extends KinesisProducerError {
  * expired, or `close()` gave up on it.
  */
 export class RecordFailedError extends KinesisProducerError {
-  /** The record exactly as it was passed to `put`/`send`. */
-  readonly record: unknown;
+  /** The record exactly as it was passed to `put`/`send` (the same object). */
+  readonly record: ProducerRecord;
   /** Every attempt made to write it (empty when it failed before the first request). */
   readonly attempts: readonly Attempt[];
   /** The stream it was bound for. */
@@ -120,7 +121,7 @@ export class RecordFailedError extends KinesisProducerError {
     code: string,
     message: string,
     details: {
-      record: unknown;
+      record: ProducerRecord;
       attempts: readonly Attempt[];
       streamName: string;
       shardId: string | undefined;

@@ -194,6 +194,14 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
     o.maxBufferedTimeMs = Math.min(o.maxBufferedTimeMs, Math.max(0, o.recordTtlMs - 1));
   }
+  if (
+    !given('requestTimeoutMs') &&
+    typeof o.recordTtlMs === 'number' &&
+    o.recordTtlMs <= o.requestTimeoutMs
+  ) {
+    // Half the TTL: a record whose first request times out still has time for another.
+    o.requestTimeoutMs = Math.max(1, Math.floor(o.recordTtlMs / 2));
+  }
   if (!given('retryMaxDelayMs') && typeof o.retryBaseDelayMs === 'number') {
     o.retryMaxDelayMs = Math.max(o.retryMaxDelayMs, o.retryBaseDelayMs);
   }

@@ -1,6 +1,7 @@
 import type { AggregatableRecord, KinesisRecord } from './aggregator.js';
 import type { RecordFailedError } from './errors.js';
 import type { KnownPartitionKey } from './key-cache.js';
+import type { ProducerRecord } from './producer.js';
 import type { AttemptLog, PutResult } from './result.js';
 
 /**
@@ -27,7 +28,7 @@ export class PendingRecord implements AggregatableRecord, Settler {
   /** The hash key routing the record: explicit, or MD5 of the partition key. */
   readonly hashKey: bigint;
   /** The record exactly as the caller passed it, for the error that reports its failure. */
-  readonly original: unknown;
+  readonly original: ProducerRecord;
   readonly arrivedAt: number;
   /** Arrival + recordTtlMs: after this the record fails with `Expired`. */
   readonly expiresAt: number;
@@ -41,7 +42,7 @@ export class PendingRecord implements AggregatableRecord, Settler {
   settled = false;
 
   constructor(
-    original: unknown,
+    original: ProducerRecord,
     partitionKeyEntry: KnownPartitionKey,
     data: Uint8Array | string,
     dataBytes: number,

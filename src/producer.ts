@@ -160,12 +160,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#metrics = new ProducerMetrics(resolved.meter, () =>
       Array.from(this.#gauges(), ([stream, gauge]) => ({ stream, ...gauge })),
     );
-    this.#settlement = new Settlement(
-      this,
-      this.#logger,
-      this.#metrics,
-      () => clock.now(),
-      (item) => this.#settled(item),
+    this.#settlement = new Settlement(this, this.#logger, this.#metrics, clock, (item) =>
+      this.#settled(item),
     );
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
@@ -620,7 +616,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   // ---- lifecycle ---------------------------------------------------------------------------------
 
-  #closeTimeoutError(pipeline: StreamPipeline, record: unknown, message: string): RecordFailedError {
+  #closeTimeoutError(pipeline: StreamPipeline, record: ProducerRecord, message: string): RecordFailedError {
     return new RecordFailedError(ErrorCode.CloseTimeout, message, {
       record,
       attempts: [],
@@ -651,6 +647,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#metrics.close();
     for (const pipeline of this.#pipelineList) pipeline.close();
     this.#stopped.abort(new Error('the producer was closed'));
+    this.#settlement.close();
     if (this.#ownsClient) this.#client.destroy();
   }
 

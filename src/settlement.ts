@@ -1,3 +1,4 @@
+import type { Clock } from './clock.js';
 import { ErrorCode, RecordFailedError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
@@ -26,6 +27,7 @@ export class Settlement {
   readonly #events: FailureEvents;
   readonly #logger: Logger;
   readonly #metrics: ProducerMetrics;
+  readonly #clock: Clock;
   readonly #now: () => number;
   readonly #onSettled: (item: PendingRecord) => void;
   /** Reused for every Kinesis record settled: no allocation per record. */
@@ -40,8 +42,12 @@ export class Settlement {
     bufferingMin: 0,
     bufferingMax: 0,
   };
+  /** Failures nobody heard since the last warning about them, and the last of them. */
   #unheardFailures = 0;
+  #lastUnheard: RecordFailedError | undefined;
   #lastUnheardWarning = Number.NEGATIVE_INFINITY;
+  /** Tells the failures counted within an interval at its end. */
+  #unheardTimer: unknown;
   /** The outbox: callbacks to call (with their error or result) and failures to emit. */
   #callbacks: SendCallback[] = [];
   #callbackErrors: (RecordFailedError | null)[] = [];
@@ -53,13 +59,14 @@ export class Settlement {
     events: FailureEvents,
     logger: Logger,
     metrics: ProducerMetrics,
-    now: () => number,
+    clock: Clock,
     onSettled: (item: PendingRecord) => void,
   ) {
     this.#events = events;
     this.#logger = logger;
     this.#metrics = metrics;
-    this.#now = now;
+    this.#clock = clock;
+    this.#now = () => clock.now();
     this.#onSettled = onSettled;
   }
 
@@ -224,16 +231,45 @@ export class Settlement {
     }
   }
 
+  /**
+   * Counts a failure nobody hears and warns about it: at once if the last warning is an interval
+   * old, else at the end of the interval (or at close), with every failure counted since.
+   */
   #warnUnheard(error: RecordFailedError): void {
     this.#unheardFailures++;
-    const now = this.#now();
-    if (now - this.#lastUnheardWarning < UNHEARD_WARNING_INTERVAL_MS) return;
-    this.#lastUnheardWarning = now;
+    this.#lastUnheard = error;
+    const wait = this.#lastUnheardWarning + UNHEARD_WARNING_INTERVAL_MS - this.#now();
+    if (wait <= 0) {
+      this.#reportUnheard();
+    } else {
+      this.#unheardTimer ??= this.#clock.setTimeout(
+        () => {
+          this.#unheardTimer = undefined;
+          this.#reportUnheard();
+        },
+        wait,
+        false,
+      );
+    }
+  }
+
+  #reportUnheard(): void {
+    const error = this.#lastUnheard;
     const count = this.#unheardFailures;
+    if (error === undefined || count === 0) return;
     this.#unheardFailures = 0;
+    this.#lastUnheard = undefined;
+    this.#lastUnheardWarning = this.#now();
     this.#logger.warn(
       { stream: error.streamName, code: error.code, failedRecords: count },
       `${count} record(s) sent without a callback failed and no 'recordFailed' listener is attached; last: ${error.code}: ${error.message}`,
     );
+  }
+
+  /** The producer shut down: failures not yet told in a warning are told now. */
+  close(): void {
+    if (this.#unheardTimer !== undefined) this.#clock.clearTimeout(this.#unheardTimer);
+    this.#unheardTimer = undefined;
+    this.#reportUnheard();
   }
 }

@@ -229,6 +229,9 @@ describe('send: fire and forget', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]).toBeInstanceOf(RecordFailedError);
     expect(failed[0]).toMatchObject({ code: 'AccessDeniedException', record, streamName: 'test' });
+    // The very object sent, typed as a record (no cast needed to read its fields).
+    expect(failed[0]!.record).toBe(record);
+    expect(failed[0]!.record.partitionKey).toBe('k');
     expect(failed[0]!.attempts).toHaveLength(1);
   });
 
@@ -241,6 +244,31 @@ describe('send: fire and forget', () => {
     const warning = lines.find((l) => l.level === 'warn' && l.message.includes("no 'recordFailed' listener"));
     expect(warning?.message).toContain('ResourceNotFoundException');
     expect(warning?.context).toMatchObject({ failedRecords: 1 });
+  });
+
+  it('counts every unheard failure: those within 5 s of a warning are told at its end, or at close', async () => {
+    fake.onPut = () => ({ throw: serviceError('ResourceNotFoundException', 400) });
+    const { logger, lines } = memoryLogger();
+    const unheard = () =>
+      lines
+        .filter((l) => l.level === 'warn' && l.message.includes("no 'recordFailed' listener"))
+        .map((l) => (l.context as { failedRecords: number }).failedRecords);
+    const p = producer({ logger, maxBufferedTimeMs: 0 });
+    p.send({ partitionKey: 'k', data: '1' });
+    await vi.advanceTimersByTimeAsync(10);
+    for (const data of ['2', '3']) p.send({ partitionKey: 'k', data });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(unheard()).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(unheard()).toEqual([1, 2]);
+    p.send({ partitionKey: 'k', data: '4' });
+    p.send({ partitionKey: 'k', data: '5' });
+    await vi.advanceTimersByTimeAsync(10);
+    const closed = p.close();
+    await vi.advanceTimersByTimeAsync(0);
+    await closed;
+    // All five told, the last two by close, though their interval had not ended.
+    expect(unheard().reduce((a, b) => a + b, 0)).toBe(5);
   });
 
   it('survives callbacks and listeners that throw', async () => {
@@ -562,11 +590,27 @@ describe('options', () => {
   it.each([
     { collectionMaxBytes: 50_000 },
     { recordTtlMs: 100 },
-    { recordTtlMs: 1 },
+    { recordTtlMs: 2 },
     { retryBaseDelayMs: 10_000 },
     { retryMaxDelayMs: 50 },
-  ])('takes %j alone: the default of a related option gives way to it', (options) => {
-    expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...options })).not.toThrow();
+  ])('takes %j alone: the default of a related option gives way to it, without a warning', (options) => {
+    const { logger, lines } = memoryLogger();
+    expect(
+      () => new KinesisProducer({ streamName: 's', client: fake.client, logger, ...options }),
+    ).not.toThrow();
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('gives a record whose first request times out time for another when only recordTtlMs is set', async () => {
+    fake.script.push('hang');
+    const p = producer({ recordTtlMs: 3_000 });
+    const result = p.put({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(3_000);
+    // requestTimeoutMs became 1,500: the first try timed out, the second got through.
+    expect((await result).attempts.map((a) => [a.errorCode ?? 'ok', a.durationMs])).toEqual([
+      ['RequestTimeout', 1_500],
+      ['ok', expect.any(Number)],
+    ]);
   });
 
   it('keeps aggregates within a collectionMaxBytes below the default aggregate size', async () => {
