@@ -62,11 +62,7 @@ export class ShardLimiter {
 
   #refill(now: number): void {
     const seconds = (now - this.#refilledAt) / 1000;
-    if (seconds <= 0) {
-      // The wall clock stepped back: refill from the new time on, or not until it caught up.
-      if (seconds < 0) this.#refilledAt = now;
-      return;
-    }
+    if (seconds <= 0) return;
     this.#refilledAt = now;
     this.#records = Math.min(
       this.#maxRecords(),
@@ -103,8 +99,7 @@ export class ShardLimiter {
 
   /** The shard throttled us: slow down (once per burst of throttles). */
   onThrottled(now: number): void {
-    // (A time before the last decrease means the wall clock stepped back: decrease.)
-    if (now >= this.#lastDecreaseAt && now - this.#lastDecreaseAt < DECREASE_INTERVAL_MS) return;
+    if (now - this.#lastDecreaseAt < DECREASE_INTERVAL_MS) return;
     this.#refill(now);
     this.#lastDecreaseAt = now;
     this.#lastIncreaseAt = now;
@@ -120,10 +115,7 @@ export class ShardLimiter {
     if (this.#rate >= this.#ceiling) return;
     this.#refill(now);
     const seconds = (now - this.#lastIncreaseAt) / 1000;
-    if (seconds <= 0) {
-      if (seconds < 0) this.#lastIncreaseAt = now; // the wall clock stepped back
-      return;
-    }
+    if (seconds <= 0) return;
     this.#lastIncreaseAt = now;
     this.#rate = Math.min(this.#ceiling, this.#rate + seconds * INCREASE_PER_SECOND);
   }
