@@ -3,6 +3,7 @@ import pRetry from 'p-retry';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
+import { RequestTimeoutError } from './sender.js';
 import type { StreamRef } from './stream-ref.js';
 
 /**
@@ -18,14 +19,6 @@ export interface MetadataSource {
   readonly clock: Clock;
   /** Aborted when the producer shuts down: calls in progress end, and no try follows. */
   readonly stopped: AbortSignal;
-}
-
-/** A try of a metadata call that outlived its timeout. Retried like a network error. */
-class MetadataTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`the call did not answer within ${timeoutMs} ms (requestTimeoutMs)`);
-    this.name = 'RequestTimeout';
-  }
 }
 
 /**
@@ -57,7 +50,11 @@ export async function callWithRetries<T>(
           reject(error);
         };
         const onStop = () => end(stopped.reason);
-        const timer = clock.setTimeout(() => end(new MetadataTimeoutError(timeoutMs)), timeoutMs, false);
+        const timer = clock.setTimeout(
+          () => end(new RequestTimeoutError(timeoutMs, 'the call')),
+          timeoutMs,
+          false,
+        );
         stopped.addEventListener('abort', onStop, { once: true });
         let answer: Promise<T>;
         try {

@@ -259,22 +259,20 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('rateLimit', o.rateLimit, 1, 100_000);
   const meter = options.meter;
   if (meter !== undefined) {
+    if (typeof meter !== 'object' || meter === null) {
+      throw new InvalidOptionError('meter', 'an OpenTelemetry Meter', meter);
+    }
     const methods = [
       'createCounter',
       'createHistogram',
       'createObservableGauge',
       'addBatchObservableCallback',
     ];
-    const missing =
-      typeof meter !== 'object' || meter === null
-        ? undefined
-        : methods.find((name) => typeof (meter as unknown as Record<string, unknown>)[name] !== 'function');
-    if (typeof meter !== 'object' || meter === null || missing !== undefined) {
-      throw new InvalidOptionError(
-        'meter',
-        `an OpenTelemetry Meter${missing === undefined ? '' : ` (it has no ${missing}())`}`,
-        meter,
-      );
+    const missing = methods.find(
+      (name) => typeof (meter as unknown as Record<string, unknown>)[name] !== 'function',
+    );
+    if (missing !== undefined) {
+      throw new InvalidOptionError('meter', `an OpenTelemetry Meter (it has no ${missing}())`, meter);
     }
   }
   if (o.aggregationMaxBytes > o.collectionMaxBytes && !given('aggregationMaxBytes')) {

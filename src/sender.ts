@@ -14,10 +14,13 @@ export type SendOutcome =
     }
   | { readonly ok: false; readonly error: unknown; readonly startedAt: number; readonly endedAt: number };
 
-/** The error a request that outlived `requestTimeoutMs` ends with. Retried like a network error. */
+/**
+ * The error a request that outlived `requestTimeoutMs` ends with (PutRecords, or a try of a metadata
+ * call). Retried like a network error.
+ */
 export class RequestTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`PutRecords did not answer within ${timeoutMs} ms (requestTimeoutMs)`);
+  constructor(timeoutMs: number, call = 'PutRecords') {
+    super(`${call} did not answer within ${timeoutMs} ms (requestTimeoutMs)`);
     this.name = 'RequestTimeout';
   }
 }

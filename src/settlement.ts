@@ -28,7 +28,6 @@ export class Settlement {
   readonly #logger: Logger;
   readonly #metrics: ProducerMetrics;
   readonly #clock: Clock;
-  readonly #now: () => number;
   readonly #onSettled: (item: PendingRecord) => void;
   /** Reused for every Kinesis record settled: no allocation per record. */
   readonly #figures: WrittenFigures = {
@@ -66,7 +65,6 @@ export class Settlement {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#clock = clock;
-    this.#now = () => clock.now();
     this.#onSettled = onSettled;
   }
 
@@ -74,7 +72,7 @@ export class Settlement {
   succeed(stream: StreamRef, record: OutboundRecord, shardId: string, sequenceNumber: string): void {
     const aggregated = record.aggregated;
     const items = record.items;
-    const now = this.#now();
+    const now = this.#clock.now();
     const perRecord = this.#metrics.perRecord;
     const figures = this.#figures;
     figures.userRecords = 0;
@@ -132,7 +130,7 @@ export class Settlement {
   ): void {
     if (item.settled) return;
     item.settled = true;
-    const now = this.#now();
+    const now = this.#clock.now();
     this.#onSettled(item);
     const first = attempts[0];
     this.#metrics.settled(
@@ -238,7 +236,7 @@ export class Settlement {
   #warnUnheard(error: RecordFailedError): void {
     this.#unheardFailures++;
     this.#lastUnheard = error;
-    const wait = this.#lastUnheardWarning + UNHEARD_WARNING_INTERVAL_MS - this.#now();
+    const wait = this.#lastUnheardWarning + UNHEARD_WARNING_INTERVAL_MS - this.#clock.now();
     if (wait <= 0) {
       this.#reportUnheard();
     } else {
@@ -259,7 +257,7 @@ export class Settlement {
     if (error === undefined || count === 0) return;
     this.#unheardFailures = 0;
     this.#lastUnheard = undefined;
-    this.#lastUnheardWarning = this.#now();
+    this.#lastUnheardWarning = this.#clock.now();
     this.#logger.warn(
       { stream: error.streamName, code: error.code, failedRecords: count },
       `${count} record(s) sent without a callback failed and no 'recordFailed' listener is attached; last: ${error.code}: ${error.message}`,
