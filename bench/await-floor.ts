@@ -9,7 +9,7 @@ import { PartitionKeyCache } from '../src/key-cache.js';
 import { PendingRecord } from '../src/pending-record.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
 import { measure, throughputMetrics } from './measure.js';
-import { putCallers } from './sending.js';
+import { LARGER_YOUNG_GENERATION, putCallers } from './sending.js';
 
 /** Callers of the 100 B `await put()` case, so the figures line up with it. */
 const CALLERS = putCallers(100);
@@ -25,11 +25,15 @@ const section: Section = {
     "as in `put()`. A promise lives at least `hold` and about callers ÷ rate: with a short hold, the callers' work keeps",
     'it waiting longer. This is the floor under the gap between `await put()` and `send()` in the section',
     'above, where a record lives about callers ÷ rate too. CPU is every thread of the process, GC included.',
+    `Rows with \`node ${LARGER_YOUNG_GENERATION}\` run with a young generation four times Node's default, so that`,
+    "more promises die young instead of being copied out of it; peak RSS is the whole run's, by",
+    '`process.resourceUsage()`.',
   ].join(' '),
   groupHeader: 'hold',
   columns: [
     { metric: 'recordsPerSec', header: 'promises/s', digits: 0, spread: true },
     { metric: 'cpuSecPerMillion', header: 'CPU s / M promises', digits: 2, spread: true },
+    { metric: 'peakRssMiB', header: 'peak RSS MiB', digits: 0 },
   ],
   ratios: [],
 };
@@ -117,17 +121,28 @@ async function runFloor(params: FloorParams, settings: RunSettings): Promise<Met
     await work(performance.now() + settings.warmupMs);
     const m = await measure(settings.measureMs, work);
     const { recordsPerSec, cpuSecPerMillion } = throughputMetrics(m);
-    return { recordsPerSec, cpuSecPerMillion };
+    return { recordsPerSec, cpuSecPerMillion, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
   } finally {
     clearInterval(timer);
   }
 }
 
-export const awaitFloorCases: readonly Case<FloorParams>[] = [0, 50, 100, 250].map((holdMs) => ({
-  name: `await-floor/${holdMs}`,
-  section,
-  group: `${holdMs} ms`,
-  label: `${CALLERS.toLocaleString('en-US')} callers awaiting`,
-  params: { holdMs },
-  run: runFloor,
-}));
+export const awaitFloorCases: readonly Case<FloorParams>[] = [0, 50, 100, 250].flatMap((holdMs) => [
+  {
+    name: `await-floor/${holdMs}`,
+    section,
+    group: `${holdMs} ms`,
+    label: `${CALLERS.toLocaleString('en-US')} callers awaiting`,
+    params: { holdMs },
+    run: runFloor,
+  },
+  {
+    name: `await-floor-young64/${holdMs}`,
+    section,
+    group: `${holdMs} ms`,
+    label: `${CALLERS.toLocaleString('en-US')} callers awaiting, node ${LARGER_YOUNG_GENERATION}`,
+    params: { holdMs },
+    nodeFlags: [LARGER_YOUNG_GENERATION],
+    run: runFloor,
+  },
+]);

@@ -68,6 +68,11 @@ export interface Case<P = unknown> {
   readonly reference?: string;
   /** Plain data, written to the results file and handed to `run`. */
   readonly params: P;
+  /**
+   * Node or V8 flags the case's child process runs with, beyond run.ts's own: a tuning a user would
+   * make on the command line. The label must say so.
+   */
+  readonly nodeFlags?: readonly string[];
   /** In the child: set up, warm up, measure, verify; resolves with the metrics. */
   run(params: P, settings: RunSettings): Promise<Metrics>;
 }

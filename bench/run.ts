@@ -39,7 +39,7 @@ function positiveInteger(name: string, value: string): number {
 async function runChild(benchCase: Case): Promise<Metrics> {
   const child = fork(childPath, [benchCase.name, JSON.stringify(settings)], {
     // --expose-gc lets measure() start each measurement from a collected heap.
-    execArgv: ['--import', tsxLoader, '--expose-gc'],
+    execArgv: ['--import', tsxLoader, '--expose-gc', ...(benchCase.nodeFlags ?? [])],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   let output = '';
