@@ -79,37 +79,38 @@ async function putWithCallers(
   return written;
 }
 
+/** The row label of a producer case. */
+function producerLabel(mode: ProducerParams['mode'], recordBytes: number): string {
+  return mode === 'send'
+    ? 'KinesisProducer send(), fire and forget'
+    : `KinesisProducer await put(), ${putCallers(recordBytes).toLocaleString('en-US')} callers`;
+}
+
 export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZES.flatMap(
-  ({ bytes, label }) => [
-    {
-      name: `sdk/producer-send/${bytes}`,
-      section,
-      group: label,
-      label: 'KinesisProducer send(), fire and forget',
-      params: { recordBytes: bytes, mode: 'send' },
-      run: runProducer,
-    },
-    {
-      name: `sdk/producer-put/${bytes}`,
-      section,
-      group: label,
-      label: `KinesisProducer await put(), ${putCallers(bytes).toLocaleString('en-US')} callers`,
-      params: { recordBytes: bytes, mode: 'put' },
-      run: runProducer,
-    },
-    // Where the promises' garbage is most of the cost; at 10 KiB there are 512 callers.
-    ...(bytes <= 1024
-      ? [
-          {
-            name: `sdk/producer-put-young64/${bytes}`,
-            section,
-            group: label,
-            label: `KinesisProducer await put(), ${putCallers(bytes).toLocaleString('en-US')} callers, node ${LARGER_YOUNG_GENERATION}`,
-            params: { recordBytes: bytes, mode: 'put' as const },
-            nodeFlags: [LARGER_YOUNG_GENERATION],
-            run: runProducer,
-          },
-        ]
-      : []),
-  ],
+  ({ bytes, label }) =>
+    (['send', 'put'] as const).flatMap((mode) => [
+      {
+        name: `sdk/producer-${mode}/${bytes}`,
+        section,
+        group: label,
+        label: producerLabel(mode, bytes),
+        params: { recordBytes: bytes, mode },
+        run: runProducer,
+      },
+      // Again with a larger young generation where the promises' garbage is most of put()'s cost (at
+      // 10 KiB there are 512 callers); send() too, so that put() is compared with it like for like.
+      ...(bytes <= 1024
+        ? [
+            {
+              name: `sdk/producer-${mode}-young64/${bytes}`,
+              section,
+              group: label,
+              label: `${producerLabel(mode, bytes)}, node ${LARGER_YOUNG_GENERATION}`,
+              params: { recordBytes: bytes, mode },
+              nodeFlags: [LARGER_YOUNG_GENERATION],
+              run: runProducer,
+            },
+          ]
+        : []),
+    ]),
 );
