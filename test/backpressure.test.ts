@@ -169,7 +169,8 @@ describe('limits', () => {
 
   it('send returns false when it fills the producer, throws BufferFullError when full, and drain follows', async () => {
     fake.hold();
-    const p = producer({ maxOutstandingRecords: 4, maxBufferedTimeMs: 0 });
+    // One record per request, so that the answers come one at a time.
+    const p = producer({ maxOutstandingRecords: 4, maxBufferedTimeMs: 0, collectionMaxCount: 1 });
     const drains: number[] = [];
     p.on('drain', () => drains.push(p.outstandingRecords));
     expect([1, 2, 3, 4].map((i) => p.send({ partitionKey: 'k', data: String(i) }))).toEqual([
@@ -180,12 +181,30 @@ describe('limits', () => {
     ]);
     expect(() => p.send({ partitionKey: 'k', data: '5' })).toThrow(BufferFullError);
     expect(p.outstandingRecords).toBe(4);
-    await vi.advanceTimersByTimeAsync(10);
-    fake.release();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(drains).toHaveLength(1);
-    expect(drains[0]).toBeLessThanOrEqual(2);
+    for (let answered = 1; answered <= 4; answered++) {
+      await vi.advanceTimersByTimeAsync(10);
+      fake.release(1);
+      await vi.advanceTimersByTimeAsync(10);
+      // Not before the producer is half full at most: 2 of the 4 records.
+      expect(drains).toEqual(answered < 2 ? [] : [2]);
+    }
     expect(p.send({ partitionKey: 'k', data: '6' })).toBe(true);
+  });
+
+  it('drain waits until the bytes held are half the byte limit at most', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedBytes: 4000, maxBufferedTimeMs: 0, collectionMaxCount: 1 });
+    const drains: number[] = [];
+    p.on('drain', () => drains.push(p.bufferedBytes));
+    // 1,000 bytes each with their keys: the fourth fills the producer.
+    const sent = [1, 2, 3, 4].map((i) => p.send({ partitionKey: `k${i}`, data: Buffer.alloc(998) }));
+    expect(sent).toEqual([true, true, true, false]);
+    for (let answered = 1; answered <= 4; answered++) {
+      await vi.advanceTimersByTimeAsync(10);
+      fake.release(1);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(drains).toEqual(answered < 2 ? [] : [2000]);
+    }
   });
 
   it('send() returning true promises the next send of a record that size is taken', () => {
@@ -534,6 +553,39 @@ describe('streams', () => {
     expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(1);
   });
 
+  it('putAll closes its source when a failure stops it (a generator runs its finally)', async () => {
+    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
+    const p = producer({ maxBufferedTimeMs: 0 });
+    let closed = false;
+    async function* source() {
+      try {
+        for (let i = 0; ; i++) {
+          yield { partitionKey: `k${i}`, data: 'x' };
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const done = track(p.putAll(source()));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
+    expect(closed).toBe(true);
+  });
+
+  it('putAll rejects with the record failure that stopped it, not with a later error of its source', async () => {
+    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
+    const p = producer({ maxBufferedTimeMs: 0 });
+    async function* source() {
+      yield { partitionKey: 'k', data: 'x' };
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      throw new Error('source broke');
+    }
+    const done = track(p.putAll(source()));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
+  });
+
   it('putAll stops on its signal even while the source has nothing to give', async () => {
     const p = producer({ maxBufferedTimeMs: 0 });
     const controller = new AbortController();
@@ -661,6 +713,34 @@ describe('results', () => {
 });
 
 describe('room that follows the stream', () => {
+  /**
+   * How many records of `dataBytes` `send` takes, the stream holding every request, until it says
+   * full (the record it says so for is taken too). One shard and a TTL of 2 s: the room is what the
+   * shard writes in 1 s.
+   */
+  async function takenUntilFull(options: Parameters<typeof producer>[0], dataBytes: number): Promise<number> {
+    fake.hold();
+    const p = producer({ recordTtlMs: 2_000, maxOutstandingRecords: 5_000, ...options });
+    await vi.advanceTimersByTimeAsync(10); // the shard map is known
+    let taken = 1;
+    while (taken < 5_000 && p.send({ partitionKey: `k${taken}`, data: Buffer.alloc(dataBytes) })) taken++;
+    return taken;
+  }
+
+  it('unaggregated, it holds no more records than the shard writes in half the TTL', async () => {
+    // 1,000 records/s: 1,000 records, not maxOutstandingRecords' 5,000 (their bytes are far below 1 MiB).
+    expect(await takenUntilFull({ aggregation: false }, 1)).toBe(1_000);
+  });
+
+  it('rateLimit lowers the room with the pace it sets', async () => {
+    // Aggregated, bytes bound it: 1 MiB/s for 1 s is about 1,048 records of 1,000 bytes with their
+    // keys; at rateLimit 50, half of that.
+    const full = await takenUntilFull({ aggregation: true }, 996);
+    const half = await takenUntilFull({ aggregation: true, rateLimit: 50 }, 996);
+    expect(full).toBeGreaterThan(1_000);
+    expect(half / full).toBeCloseTo(0.5, 1);
+  });
+
   it('callers wait instead of records expiring when the stream is slower than the feed', async () => {
     // One shard: the producer paces itself at 1 MiB/s. 20 MB of records with a 10 s TTL could never
     // all be written in time if the producer took them all at once.
@@ -690,6 +770,22 @@ describe('room that follows the stream', () => {
 });
 
 describe('room and stuck records', () => {
+  it('a record in a request that is slow but within requestTimeoutMs does not close the room', async () => {
+    fake.hold();
+    // Half the TTL is 4 s, less than a record may normally wait here (buffering + one request, 5 s).
+    const p = producer({
+      recordTtlMs: 8_000,
+      requestTimeoutMs: 5_000,
+      maxBufferedBytes: 10_000,
+      maxBufferedTimeMs: 0,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    p.send({ partitionKey: 'k', data: Buffer.alloc(2_000) });
+    await vi.advanceTimersByTimeAsync(4_500);
+    expect(fake.calls).toHaveLength(1); // still unanswered
+    expect(p.send({ partitionKey: 'k2', data: 'x' })).toBe(true);
+  });
+
   it('one record stuck in retries does not close the room for the others', async () => {
     fake = new FakeKinesis(4);
     fake.onPut = (call) => ({

@@ -30,6 +30,24 @@ describe('buffering', () => {
     expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
   });
 
+  it('sends aggregates of shards opened a few milliseconds apart in one request', async () => {
+    fake = new FakeKinesis(8);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 8; i++) {
+      p.send({ partitionKey: `k${i}`, data: 'x' });
+      await vi.advanceTimersByTimeAsync(3);
+    }
+    await vi.advanceTimersByTimeAsync(500);
+    const shards = new Set(
+      fake.calls.flatMap((c) => c.entries.map((e) => fake.shardFor(BigInt(e.ExplicitHashKey!)).id)),
+    );
+    expect(shards.size).toBeGreaterThan(4);
+    // Each shard's aggregate was due 3 ms after the last one's: they wait for each other.
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.storedUserRecords()).toHaveLength(8);
+  });
+
   it('with maxBufferedTimeMs 0 sends at once, batching what was put in the same turn', async () => {
     const p = producer({ maxBufferedTimeMs: 0 });
     await vi.advanceTimersByTimeAsync(0);
@@ -247,6 +265,19 @@ describe('connections', () => {
 });
 
 describe('collecting requests', () => {
+  it('sends a record larger than collectionMaxBytes alone, on a stream that allows it', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 10 * 1024 };
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0);
+    const data = Buffer.alloc(6 * 1024 * 1024, 7);
+    const put = p.put({ partitionKey: 'big', data });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(put).resolves.toMatchObject({ aggregated: false });
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.calls[0]!.entries).toHaveLength(1);
+    expect(Buffer.from(fake.calls[0]!.entries[0]!.Data!).equals(data)).toBe(true);
+  });
+
   it('takes shards in turn when one shard alone could fill every request', async () => {
     fake.shards = evenShards(2);
     const half = (MAX_HASH_KEY + 1n) / 2n;
@@ -337,6 +368,24 @@ describe('shard map', () => {
     expect(groups.flat().sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'c']);
   });
 
+  it('keeps loading the shard map after ListShards failed at start, then aggregates across keys', async () => {
+    fake.shards = evenShards(1);
+    fake.listShardsError = serviceError('LimitExceededException', 400);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(5_000);
+    fake.listShardsError = undefined; // the service recovers; nothing is being sent meanwhile
+    await vi.advanceTimersByTimeAsync(30_000);
+    const before = fake.calls.length;
+    for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await p.flush();
+    // One shard, known again: 50 keys in one aggregate, not 50 records.
+    const entries = fake.calls.slice(before).flatMap((c) => c.entries);
+    expect(entries).toHaveLength(1);
+    expect(deaggregate({ data: entries[0]!.Data!, partitionKey: entries[0]!.PartitionKey! })).toHaveLength(
+      50,
+    );
+  });
+
   it('resends an aggregate that landed on another shard than predicted and holds records of other shards', async () => {
     fake.shards = evenShards(1);
     const p = producer();
@@ -363,6 +412,31 @@ describe('shard map', () => {
     const tookIt = fake.shardFor(partitionKeyHash(keys[0]!)).id;
     expect(metrics.ErrorsByCode.WrongShard?.total.sum).toBe(keys.length);
     expect(metrics.shards[tookIt]?.ErrorsByCode.WrongShard?.total.sum).toBe(keys.length);
+  });
+
+  it('rebuilds an aggregate waiting out its backoff when its shard closed meanwhile, before sending it again', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    fake.shards = evenShards(1);
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer({ aggregationMaxBytes: 300, retryBaseDelayMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = Array.from({ length: 30 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, data: `${i}`.padEnd(40) }),
+    );
+    await vi.advanceTimersByTimeAsync(150); // sent; one aggregate failed and waits out its backoff
+    fake.shards = evenShards(2, 'child-');
+    // A record predicted for the closed shard lands on a child: the producer loads the new map.
+    const late = p.put({ partitionKey: 'late', data: 'x' });
+    await vi.advanceTimersByTimeAsync(5_000);
+    await expect(late).resolves.toMatchObject({ shardId: expect.stringMatching(/^child-/) });
+    const results = await Promise.all(puts);
+    const retried = [...results.entries()].filter(([, r]) => r.attempts[0]?.errorCode === 'InternalFailure');
+    expect(retried.length).toBeGreaterThan(1);
+    for (const [i, r] of retried) {
+      // Rebuilt per child shard before its retry: never sent mixed to a child and refused there.
+      expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['InternalFailure', 'ok']);
+      expect(r.shardId).toBe(fake.shardFor(partitionKeyHash(`k${i}`)).id);
+    }
   });
 
   it('keeps an aggregate that landed on another shard when all its records belong there', async () => {

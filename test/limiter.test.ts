@@ -153,6 +153,41 @@ describe('the producer paces each shard', () => {
     expect(fake.storedUserRecords()).toHaveLength(3000);
   });
 
+  it('lets half a second of records go at once after an idle spell, as the README says', async () => {
+    const p = producer({ aggregation: false, maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(2_000);
+    for (let i = 0; i < 2_000; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(5);
+    // The written figure (0.5 s of 1,000 records/s), not the constant: its burst plus 5 ms of refill.
+    const sent = fake.calls.reduce((n, c) => n + c.entries.length, 0);
+    expect(sent).toBeGreaterThanOrEqual(500);
+    expect(sent).toBeLessThanOrEqual(510);
+  });
+
+  it('after a throttle, sends at 80% of the shard, then adds 5% of it each second back to all of it', async () => {
+    fake.onPut = (call) =>
+      call.index === 0
+        ? { errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') }
+        : undefined;
+    const p = producer({ aggregation: false, recordTtlMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 13_000; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    const perSecond: number[] = [];
+    for (let second = 0, before = 0; second < 12; second++) {
+      await vi.advanceTimersByTimeAsync(1_000);
+      const stored = fake.storedUserRecords().length;
+      perSecond.push(stored - before);
+      before = stored;
+    }
+    // The first second: the half-second burst (500, throttled and sent again) and 80% of 1,000.
+    expect(perSecond[0]).toBeLessThan(900);
+    // Climbing 50 records/s each second...
+    expect(perSecond[2]! - perSecond[1]!).toBeGreaterThanOrEqual(40);
+    expect(perSecond[2]! - perSecond[1]!).toBeLessThanOrEqual(60);
+    // ...back to the whole shard.
+    expect(perSecond.slice(6)).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
+  });
+
   it('slows down a shard that throttles', async () => {
     fake.onPut = (call) =>
       call.index < 3

@@ -2,7 +2,7 @@ import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
-import { deaggregate, type Logger, type MeterLike } from '../src/index.js';
+import { deaggregate, type Logger, type MeterLike, type RecordFailedError } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -100,6 +100,36 @@ describe('metrics()', () => {
     expect(m.UserRecordsPut.window.sum).toBe(1);
   });
 
+  it('counts the retries and buffering of records whose aggregate was split, from their first attempt', async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+    // The aggregate holding 'poison' fails until the poison record is alone (and expires).
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) =>
+        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'poison')
+          ? 'InternalFailure'
+          : undefined,
+      ),
+    });
+    const p = producer({ recordTtlMs: 20_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    const puts = Array.from({ length: 8 }, (_, i) =>
+      p.put({ partitionKey: i === 3 ? 'poison' : `k${i}`, data: String(i) }).then(
+        (result) => result.attempts.length,
+        (error: RecordFailedError) => error.attempts.length,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(25_000);
+    const attempts = await Promise.all(puts);
+    expect(Math.max(...attempts)).toBeGreaterThan(2); // the split records carry the earlier attempts
+    const m = p.metrics().streams.test!;
+    // KPL's RetriesPerRecord: every attempt after the first, including those made in the aggregate
+    // before it was split.
+    expect(m.RetriesPerRecord.total.sum).toBe(attempts.reduce((sum, n) => sum + n - 1, 0));
+    // BufferingTime: from arrival to the first attempt, which was at maxBufferedTimeMs (100 ms).
+    expect(m.BufferingTime.total.max).toBeLessThanOrEqual(100);
+  });
+
   it('counts a record in the window by the 5-second slice it arrived in', async () => {
     vi.useFakeTimers();
     // To a multiple of 5 s on the producer's clock, so the slices start at t0, t0 + 5 s...
@@ -175,6 +205,26 @@ describe('OpenTelemetry', () => {
       expect.objectContaining({ value: 0, attributes: { StreamName: 'test' } }),
     ]);
     expect(metrics.get('UserRecordsDataPut')!.descriptor.unit).toBe('By');
+    await provider.shutdown();
+  });
+});
+
+describe('OpenTelemetry: expired records', () => {
+  it('counts a record that expired in UserRecordExpired', async () => {
+    vi.useFakeTimers();
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    fake.onPut = () => 'hang';
+    const p = producer({ meter: provider.getMeter('kinesis-producer-test'), recordTtlMs: 1_000 });
+    const put = p.put({ partitionKey: 'k', data: 'x' }).catch((error: RecordFailedError) => error.code);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await put).toBe('Expired');
+    const { resourceMetrics } = await reader.collect();
+    const expired = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .filter((m) => m.descriptor.name === 'UserRecordExpired')
+      .flatMap((m) => m.dataPoints.map((d) => d.value as number));
+    expect(expired).toEqual([1]);
     await provider.shutdown();
   });
 });

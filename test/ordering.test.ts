@@ -165,15 +165,23 @@ describe('poison isolation', () => {
           : undefined,
       ),
     });
-    const p = producer();
-    const puts = ['a', 'b', 'bad', 'c'].map((k) =>
+    // A backoff long enough to see: the split halves go again at once, without waiting one out.
+    const p = producer({ retryBaseDelayMs: 1_000 });
+    const outcomes: string[] = [];
+    const puts = ['a', 'b', 'bad', 'c'].map((k, i) =>
       p.put({ partitionKey: k, data: k }).then(
-        () => 'ok',
-        (e: { code: string }) => e.code,
+        () => {
+          outcomes[i] = 'ok';
+        },
+        (e: { code: string }) => {
+          outcomes[i] = e.code;
+        },
       ),
     );
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(await Promise.all(puts)).toEqual(['ok', 'ok', 'ValidationException', 'ok']);
+    // Buffering (100 ms), the first attempt, then one split per halving, each sent at once.
+    await vi.advanceTimersByTimeAsync(300);
+    expect(outcomes).toEqual(['ok', 'ok', 'ValidationException', 'ok']);
+    await Promise.all(puts);
   });
 });
 

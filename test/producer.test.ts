@@ -115,6 +115,14 @@ describe('put: await each record', () => {
     expect(fake.calls[0]!.entries[0]!.Data!.length).toBe(1_500_000);
   });
 
+  it('writes a record of exactly the limit (partition key + data) taken before the stream was described', async () => {
+    const p = producer();
+    const exact = p.put({ partitionKey: 'k', data: Buffer.alloc(1024 * 1024 - 1, 1) });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(exact).resolves.toMatchObject({ aggregated: false });
+    expect(fake.calls[0]!.entries[0]!.Data!.length).toBe(1024 * 1024 - 1);
+  });
+
   it('fails a record over the limit learned after it was accepted, through its promise', async () => {
     fake.summary = { MaxRecordSizeInKiB: 1024 };
     const p = producer();
@@ -246,6 +254,18 @@ describe('send: fire and forget', () => {
     expect(warning?.context).toMatchObject({ failedRecords: 1 });
   });
 
+  it('does not warn of an unheard failure when the record had a callback', async () => {
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    const heard: unknown[] = [];
+    p.send({ partitionKey: 'k', data: 'x' }, (error) => heard.push(error));
+    await vi.advanceTimersByTimeAsync(150);
+    await p.close();
+    expect(heard).toEqual([expect.objectContaining({ code: 'ResourceNotFoundException' })]);
+    expect(lines.filter((l) => l.message.includes("no 'recordFailed' listener"))).toEqual([]);
+  });
+
   it('counts every unheard failure: those within 5 s of a warning are told at its end, or at close', async () => {
     fake.onPut = () => ({ throw: serviceError('ResourceNotFoundException', 400) });
     const { logger, lines } = memoryLogger();
@@ -332,6 +352,21 @@ describe('flush and close', () => {
     expect(flushed).toBe(true);
     expect(settled).toHaveLength(10);
     expect(fake.calls.length).toBeGreaterThan(0);
+  });
+
+  it('flush sends at once what waits queued behind a full request, not at maxBufferedTimeMs', async () => {
+    fake = new FakeKinesis(4);
+    const p = producer({ aggregation: false, maxBufferedTimeMs: 20_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    // 700 records: more than one request takes (500).
+    for (let i = 0; i < 700; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    let flushed = false;
+    void p.flush().then(() => {
+      flushed = true;
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(flushed).toBe(true);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([500, 200]);
   });
 
   it('after await flush(), every put it covered has already resolved', async () => {

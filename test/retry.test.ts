@@ -254,6 +254,16 @@ describe('whole-request failures that are retried', () => {
       'ResourceInUseException',
     ],
     [
+      "KMSThrottlingException (the stream's KMS key is throttled)",
+      { throw: serviceError('KMSThrottlingException', 400) },
+      'KMSThrottlingException',
+    ],
+    [
+      'an HTTP 429, whatever the error is named (a proxy on the way)',
+      { throw: serviceError('TooManyRequests', 429) },
+      'TooManyRequests',
+    ],
+    [
       'an HTTP 408 from the service or a proxy on the way',
       { throw: serviceError('RequestTimeout', 408) },
       'RequestTimeout',
@@ -374,5 +384,20 @@ describe('clock skew', () => {
     const bad = outcome(p.put({ partitionKey: 'k', data: 'y' }));
     await vi.advanceTimersByTimeAsync(2_000);
     expect((await bad).error).toMatchObject({ code: 'InvalidSignatureException' });
+  });
+
+  it('retries a signature error the SDK corrected its clock for, whatever its message says', async () => {
+    fake.script.push({
+      throw: Object.assign(serviceError('InvalidSignatureException', 403, 'Signature not yet current'), {
+        $metadata: { httpStatusCode: 403, clockSkewCorrected: true },
+      }),
+    });
+    const p = producer();
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await result).value?.attempts.map((a) => a.errorCode ?? 'ok')).toEqual([
+      'InvalidSignatureException',
+      'ok',
+    ]);
   });
 });
