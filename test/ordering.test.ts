@@ -165,7 +165,9 @@ describe('poison isolation', () => {
           : undefined,
       ),
     });
-    // A backoff long enough to see: the split halves go again at once, without waiting one out.
+    // A backoff long enough to see (the longest jitter of a 1 s base): the split halves go again at
+    // once, without waiting one out.
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
     const p = producer({ retryBaseDelayMs: 1_000 });
     const outcomes: string[] = [];
     const puts = ['a', 'b', 'bad', 'c'].map((k, i) =>
