@@ -3,7 +3,7 @@ import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@o
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import { deaggregate, type Logger, type MeterLike, type RecordFailedError } from '../src/index.js';
-import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { FakeKinesis, failEntriesHolding, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -104,13 +104,7 @@ describe('metrics()', () => {
     vi.useFakeTimers();
     fake = new FakeKinesis(1);
     // The aggregate holding 'poison' fails until the poison record is alone (and expires).
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map((e) =>
-        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'poison')
-          ? 'InternalFailure'
-          : undefined,
-      ),
-    });
+    fake.onPut = failEntriesHolding('poison', 'InternalFailure');
     const p = producer({ recordTtlMs: 20_000 });
     await vi.advanceTimersByTimeAsync(0);
     const puts = Array.from({ length: 8 }, (_, i) =>

@@ -1,6 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, type PutResult } from '../src/index.js';
-import { evenShards, FakeKinesis, type FakePutCall, networkError } from './support/fake-kinesis.js';
+import {
+  evenShards,
+  FakeKinesis,
+  type FakePutCall,
+  failEntriesHolding,
+  networkError,
+} from './support/fake-kinesis.js';
 import { seededRandom } from './support/fault-front/prng.js';
 import { producersOn } from './support/producers.js';
 
@@ -128,13 +134,7 @@ describe('poison isolation', () => {
   it('a record that can never be written fails alone; its batch-mates succeed', async () => {
     fake = new FakeKinesis(1);
     // Every entry carrying the poison record fails, whatever else it carries.
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map((e) =>
-        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'poison')
-          ? 'InternalFailure'
-          : undefined,
-      ),
-    });
+    fake.onPut = failEntriesHolding('poison', 'InternalFailure');
     // Isolating it takes 2 + log2(64) attempts, with the backoff growing all along (up to 5 s).
     const p = producer({ recordTtlMs: 20_000 });
     await vi.advanceTimersByTimeAsync(0);
@@ -158,13 +158,7 @@ describe('poison isolation', () => {
 
   it('a per-entry error that can never succeed splits the aggregate at once instead of failing it whole', async () => {
     fake = new FakeKinesis(1);
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map((e) =>
-        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some((u) => u.partitionKey === 'bad')
-          ? 'ValidationException'
-          : undefined,
-      ),
-    });
+    fake.onPut = failEntriesHolding('bad', 'ValidationException');
     // A backoff long enough to see (the longest jitter of a 1 s base): the split halves go again at
     // once, without waiting one out.
     vi.spyOn(Math, 'random').mockReturnValue(0.99);

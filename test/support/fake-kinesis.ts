@@ -199,6 +199,22 @@ export class FakeKinesis {
 }
 
 /** An SDK-style service error. */
+/**
+ * An `onPut` that fails, with `code`, every entry carrying a user record of `partitionKey`, alone or
+ * in an aggregate with others: a poison record, as the service sees it.
+ */
+export function failEntriesHolding(partitionKey: string, code: string): (call: FakePutCall) => PutAnswer {
+  return (call) => ({
+    errorCodes: call.entries.map((e) =>
+      deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some(
+        (u) => u.partitionKey === partitionKey,
+      )
+        ? code
+        : undefined,
+    ),
+  });
+}
+
 export function serviceError(name: string, status: number, message = `${name} (fake)`): Error {
   return Object.assign(new Error(message), {
     name,
