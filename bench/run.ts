@@ -6,6 +6,7 @@
  *   BENCH_RUNS=n    runs per case; every figure is their median (default 5, 3 with BENCH_QUICK)
  *   BENCH_QUICK=1   smoke run of about a minute: short warm-up and measurement
  *   BENCH_FILTER=s  only the cases whose name contains s; BENCHMARKS.md is then left alone
+ *   BENCH_WARMUP_MS=n, BENCH_MEASURE_MS=n  other timings per run; BENCHMARKS.md is then left alone
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -20,7 +21,13 @@ import { type CaseResult, medians, renderSections } from './report.js';
 const quick = process.env.BENCH_QUICK === '1';
 const runsPerFigure = positiveInteger('BENCH_RUNS', process.env.BENCH_RUNS ?? (quick ? '3' : '5'));
 const filter = process.env.BENCH_FILTER;
-const settings: RunSettings = quick ? { warmupMs: 100, measureMs: 300 } : { warmupMs: 400, measureMs: 1200 };
+const defaults: RunSettings = quick ? { warmupMs: 100, measureMs: 300 } : { warmupMs: 400, measureMs: 1200 };
+const settings: RunSettings = {
+  warmupMs: positiveInteger('BENCH_WARMUP_MS', process.env.BENCH_WARMUP_MS ?? String(defaults.warmupMs)),
+  measureMs: positiveInteger('BENCH_MEASURE_MS', process.env.BENCH_MEASURE_MS ?? String(defaults.measureMs)),
+};
+/** Timings other than a full run's: BENCHMARKS.md is then left alone, as with BENCH_FILTER. */
+const customTimings = process.env.BENCH_WARMUP_MS !== undefined || process.env.BENCH_MEASURE_MS !== undefined;
 /** A child that takes this much longer than its measurement is stuck. */
 const CHILD_TIMEOUT_MS = 120_000;
 
@@ -134,7 +141,7 @@ async function main(): Promise<void> {
   const rawPath = `${resultsDir}${date.replaceAll(':', '-')}.json`;
   writeFileSync(rawPath, `${JSON.stringify(raw, null, 2)}\n`);
   process.stderr.write(`raw results: ${rawPath}\n`);
-  if (filter === undefined) {
+  if (filter === undefined && !customTimings) {
     writeFileSync(`${repoRoot}BENCHMARKS.md`, report);
     process.stderr.write(`wrote ${repoRoot}BENCHMARKS.md\n`);
   }
