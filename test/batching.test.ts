@@ -368,6 +368,16 @@ describe('shard map', () => {
     expect(groups.flat().sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'c']);
   });
 
+  it('asks ListShards again once a minute while it is denied, not at the pace of passing failures', async () => {
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    const p = producer();
+    p.send({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(125_000);
+    // At the start, then after 60 s and 120 s.
+    expect(fake.commands.filter((c) => c === 'ListShards')).toHaveLength(3);
+    expect(fake.storedUserRecords()).toHaveLength(1);
+  });
+
   it('keeps loading the shard map after ListShards failed at start, then aggregates across keys', async () => {
     fake.shards = evenShards(1);
     fake.listShardsError = serviceError('LimitExceededException', 400);
