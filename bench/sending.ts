@@ -80,6 +80,8 @@ export const sendingSection: Section = {
     '`UserRecordsPut` metric. `await put()`: callers, each a loop awaiting its put before the next, as many',
     `as keep ${PUT_OUTSTANDING_BYTES / 1024 / 1024} MiB of user data outstanding (a full request): its rate is about callers ÷ latency`,
     '(records wait until a request is ready or up to `maxBufferedTimeMs`, 100 ms).',
+    `Rows marked \`node ${LARGER_YOUNG_GENERATION}\` run the sending process with a young generation four`,
+    "times Node's default: a tuning for many awaited puts (see the README), measured beside the default.",
     'Client CPU is the sending process; sink CPU is the sink process. Client peak RSS is the sending',
     "process's largest resident set over its whole run (the workload's 8 MiB of records, warm-up and",
     'measurement). Every run checks that the sink',
