@@ -32,8 +32,8 @@ export function putCallers(recordBytes: number): number {
 }
 
 /**
- * A young generation four times Node's default (16 MiB semi-spaces): the tuning the README suggests
- * for many awaited puts of small records, whose promises otherwise outlive it and are copied twice.
+ * A young generation four times Node 20's default (16 MiB semi-spaces): the tuning the README
+ * discusses for many awaited puts of small records, whose promises otherwise outlive it.
  */
 export const LARGER_YOUNG_GENERATION = '--max-semi-space-size=64';
 
