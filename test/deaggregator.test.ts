@@ -359,6 +359,28 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
     expect(deaggregate({ data: frame(body), partitionKey: 'a' })).toEqual([]);
   });
 
+  it("reads signed hash keys in the table as Java's BigInteger does: -1 lies outside, +5 is 5", () => {
+    const withHashKey = (ehk: string) =>
+      frame(
+        oracleEncode({
+          partition_key_table: ['k'],
+          explicit_hash_key_table: [ehk],
+          records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+        }),
+      );
+    expect(deaggregate({ data: withHashKey('-1'), partitionKey: 'a' })).toEqual([]);
+    const plus5 = withHashKey('+5');
+    const inRange = deaggregate(
+      { data: plus5, partitionKey: 'a' },
+      { hashKeyRange: { startingHashKey: 0n, endingHashKey: 5n } },
+    );
+    expect(inRange.map((r) => [r.partitionKey, r.explicitHashKey, Buffer.from(r.data).toString()])).toEqual([
+      ['k', '+5', 'x'],
+    ]);
+    const above = { hashKeyRange: { startingHashKey: 6n, endingHashKey: MAX_HASH_KEY } };
+    expect(deaggregate({ data: plus5, partitionKey: 'a' }, above)).toEqual([]);
+  });
+
   it('filters by the MD5 of every partition key of the table, each record checked', () => {
     const [inside, outside] = ['key-a', 'key-b'].sort((x, y) =>
       partitionKeyHash(x) < partitionKeyHash(y) ? -1 : 1,
