@@ -158,19 +158,34 @@ class TestReader extends MetricReader {
   }
 }
 
+/** A real OpenTelemetry Meter, and what it holds now, by metric name, at each `collect()`. */
+function readMeter(): {
+  meter: Meter;
+  collect(): Promise<Map<string, MetricData>>;
+  shutdown(): Promise<void>;
+} {
+  const reader = new TestReader();
+  const provider = new MeterProvider({ readers: [reader] });
+  return {
+    meter: provider.getMeter('kinesis-producer-test'),
+    async collect() {
+      const { resourceMetrics } = await reader.collect();
+      return new Map(
+        resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => [m.descriptor.name, m])),
+      );
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
+
 describe('OpenTelemetry', () => {
   it('feeds a real Meter: counters, histograms and gauges with KPL names and dimensions', async () => {
-    const reader = new TestReader();
-    const provider = new MeterProvider({ readers: [reader] });
-    const meter: Meter = provider.getMeter('kinesis-producer-test');
+    const otel = readMeter();
     fake.script.push({ throw: serviceError('ServiceUnavailable', 503) });
-    const p = producer({ meter });
+    const p = producer({ meter: otel.meter });
     await Promise.all(Array.from({ length: 50 }, (_, i) => p.put({ partitionKey: `k${i}`, data: 'x' })));
 
-    const { resourceMetrics } = await reader.collect();
-    const metrics = new Map<string, MetricData>(
-      resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => [m.descriptor.name, m])),
-    );
+    const metrics = await otel.collect();
     const points = (name: string) =>
       (metrics.get(name)?.dataPoints ?? []) as DataPoint<number | { sum?: number; count: number }>[];
     const total = (name: string) => points(name).reduce((n, d) => n + (d.value as number), 0);
@@ -199,47 +214,37 @@ describe('OpenTelemetry', () => {
       expect.objectContaining({ value: 0, attributes: { StreamName: 'test' } }),
     ]);
     expect(metrics.get('UserRecordsDataPut')!.descriptor.unit).toBe('By');
-    await provider.shutdown();
+    await otel.shutdown();
   });
 });
 
 describe('OpenTelemetry: expired records', () => {
   it('counts a record that expired in UserRecordExpired', async () => {
     vi.useFakeTimers();
-    const reader = new TestReader();
-    const provider = new MeterProvider({ readers: [reader] });
+    const otel = readMeter();
     fake.onPut = () => 'hang';
-    const p = producer({ meter: provider.getMeter('kinesis-producer-test'), recordTtlMs: 1_000 });
+    const p = producer({ meter: otel.meter, recordTtlMs: 1_000 });
     const put = p.put({ partitionKey: 'k', data: 'x' }).catch((error: RecordFailedError) => error.code);
     await vi.advanceTimersByTimeAsync(3_000);
     expect(await put).toBe('Expired');
-    const { resourceMetrics } = await reader.collect();
-    const expired = resourceMetrics.scopeMetrics
-      .flatMap((s) => s.metrics)
-      .filter((m) => m.descriptor.name === 'UserRecordExpired')
-      .flatMap((m) => m.dataPoints.map((d) => d.value as number));
-    expect(expired).toEqual([1]);
-    await provider.shutdown();
+    const expired = (await otel.collect()).get('UserRecordExpired');
+    expect(expired?.dataPoints.map((d) => d.value)).toEqual([1]);
+    await otel.shutdown();
   });
 });
 
 describe('OpenTelemetry with producers sharing a Meter', () => {
   it("adds up their gauges per stream instead of reporting only one producer's", async () => {
-    const reader = new TestReader();
-    const provider = new MeterProvider({ readers: [reader] });
-    const meter: Meter = provider.getMeter('kinesis-producer-test');
+    const otel = readMeter();
     fake.hold();
-    const a = producer({ meter });
-    const b = producer({ meter });
+    const a = producer({ meter: otel.meter });
+    const b = producer({ meter: otel.meter });
     const puts = [
       ...Array.from({ length: 5 }, (_, i) => a.put({ partitionKey: `a${i}`, data: 'x' })),
       ...Array.from({ length: 3 }, (_, i) => b.put({ partitionKey: `b${i}`, data: 'x' })),
     ];
     const pending = async () => {
-      const { resourceMetrics } = await reader.collect();
-      const metric = resourceMetrics.scopeMetrics
-        .flatMap((s) => s.metrics)
-        .find((m) => m.descriptor.name === 'UserRecordsPending');
+      const metric = (await otel.collect()).get('UserRecordsPending');
       return metric?.dataPoints.map((d) => [d.attributes, d.value]);
     };
     expect(await pending()).toEqual([[{ StreamName: 'test' }, 8]]);
@@ -252,7 +257,7 @@ describe('OpenTelemetry with producers sharing a Meter', () => {
     expect(await pending()).toEqual([[{ StreamName: 'test' }, 1]]);
     fake.release();
     await b.close();
-    await provider.shutdown();
+    await otel.shutdown();
   });
 });
 
