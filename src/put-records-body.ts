@@ -1,36 +1,36 @@
-import type { PutRecordsCommand, PutRecordsInput, PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import type {
+  KinesisClient,
+  PutRecordsCommand,
+  PutRecordsInput,
+  PutRecordsRequestEntry,
+} from '@aws-sdk/client-kinesis';
 
 /** An empty record list: what the SDK serializes in place of the real one (see withNativeBody). */
 const NO_RECORDS: never[] = [];
 
-/** How the SDK's JSON for a PutRecords input without records begins: Records is its first member. */
-const EMPTY_RECORDS = Buffer.from('{"Records":[]', 'latin1');
+/** How the document begins: the records come first, where the SDK writes them. */
+const OPENING = '{"Records":[';
 
 /**
  * The PutRecords JSON document: `sdkBody`, which the SDK wrote for the input with an empty record
- * list (every other member — stream name or ARN, and whatever later SDKs add — as it wrote them),
- * with `records` written into that list as the SDK would: same members, same order, same bytes.
+ * list, with `records` written into that list as the SDK would. `Records` first, then every other
+ * member (stream name or ARN, and whatever later SDKs add) as the SDK wrote it: today that is the
+ * SDK's order and its bytes exactly. An SDK that moved `Records` would get the same members in
+ * another order, which means the same to the service.
  *
  * Written into one buffer of the exact size: base64 and other ASCII parts are copied in as Latin-1
  * (a plain copy), only JSON strings go through UTF-8. (Building one string and encoding it at the
  * end cost more than the base64 it saved: a 5 MB rope flattened, then UTF-8 encoded.)
  */
 export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBody: Uint8Array): Buffer {
-  const sdk = Buffer.from(sdkBody.buffer, sdkBody.byteOffset, sdkBody.byteLength);
-  if (!sdk.subarray(0, EMPTY_RECORDS.length).equals(EMPTY_RECORDS)) {
-    // Never sent without its records: an SDK that writes the document differently fails loudly here.
-    throw new Error(
-      `kinesis-producer: expected the SDK's PutRecords body to begin with ${EMPTY_RECORDS.toString('latin1')}`,
-    );
-  }
-  // From the list's closing bracket on, the SDK's bytes stand.
-  const tail = sdk.subarray(EMPTY_RECORDS.length - 1);
+  // From the list's closing bracket on: the SDK's other members.
+  const tail = Buffer.from(`]${otherMembers(sdkBody)}}`, 'utf8');
   const count = records.length;
   // Per record: its opening, its base64 data, and its other members, already as JSON text.
   const heads: string[] = new Array(count);
   const data: string[] = new Array(count);
   const rest: string[] = new Array(count);
-  let size = EMPTY_RECORDS.length - 1 + tail.length + Math.max(0, count - 1);
+  let size = OPENING.length + tail.length + Math.max(0, count - 1);
   for (let i = 0; i < count; i++) {
     const { Data, PartitionKey, ExplicitHashKey } = records[i]!;
     let fields = '';
@@ -55,7 +55,7 @@ export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBo
   }
 
   const body = Buffer.allocUnsafe(size);
-  let at = body.write('{"Records":[', 0, 'latin1');
+  let at = body.write(OPENING, 0, 'latin1');
   for (let i = 0; i < count; i++) {
     if (i > 0) at += body.write(',', at, 'latin1');
     at += body.write(heads[i]!, at, 'latin1');
@@ -65,6 +65,34 @@ export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBo
   at += tail.copy(body, at);
   if (at !== size) throw new Error(`kinesis-producer: PutRecords body is ${at} bytes, ${size} expected`);
   return body;
+}
+
+/**
+ * The members of the SDK's JSON document other than `Records` (which it wrote empty), as JSON text
+ * each preceded by a comma: `,"StreamName":"orders"`, or `''` when there are none.
+ */
+function otherMembers(sdkBody: Uint8Array): string {
+  const text = Buffer.from(sdkBody.buffer, sdkBody.byteOffset, sdkBody.byteLength).toString('utf8');
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    document = undefined;
+  }
+  if (
+    typeof document !== 'object' ||
+    document === null ||
+    !Array.isArray((document as { Records?: unknown }).Records) ||
+    (document as { Records: unknown[] }).Records.length !== 0
+  ) {
+    // Never sent without its records: an SDK that writes something else fails loudly here.
+    throw new Error(
+      `kinesis-producer: expected the SDK's PutRecords body to be a JSON object with an empty Records list, got ${text.slice(0, 100)}`,
+    );
+  }
+  const { Records: _, ...others } = document as Record<string, unknown>;
+  const json = JSON.stringify(others);
+  return json === '{}' ? '' : `,${json.slice(1, -1)}`;
 }
 
 /** Base64 of `bytes`, by Node's native encoder, without copying them. */
@@ -82,6 +110,20 @@ interface SerializedRequest {
 type Middleware = Parameters<PutRecordsCommand['middlewareStack']['addRelativeTo']>[0];
 type Handler = (args: { input: object; request?: unknown }) => Promise<unknown>;
 const middleware = (wrap: (next: Handler) => Handler) => wrap as unknown as Middleware;
+
+/**
+ * Whether `client` writes requests as AWS JSON 1.1, the protocol {@link withNativeBody} writes into.
+ * The SDK's default for Kinesis, and the only one in SDKs that predate its `protocol` option; a client
+ * configured with another (`protocol: new SmithyRpcV2CborProtocol(...)`) has its records serialized
+ * by the SDK as usual.
+ */
+export function speaksAwsJson11(client: KinesisClient): boolean {
+  // `config` may be missing from a stand-in for the client (a test double of `send` alone).
+  const config = (client as { config?: { protocol?: { getShapeId?: () => string } } }).config;
+  const protocol = config?.protocol;
+  if (protocol === undefined) return true;
+  return typeof protocol.getShapeId === 'function' && protocol.getShapeId() === 'aws.protocols#awsJson1_1';
+}
 
 /**
  * Has `command` send its records written by {@link putRecordsBody} instead of by the SDK's

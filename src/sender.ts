@@ -1,7 +1,7 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { Clock } from './clock.js';
 import type { OutboundRecord } from './pending-record.js';
-import { withNativeBody } from './put-records-body.js';
+import { speaksAwsJson11, withNativeBody } from './put-records-body.js';
 import { type StreamRef, streamParams } from './stream-ref.js';
 
 /** How one PutRecords request ended: with a response, or with an error for the whole request. */
@@ -36,6 +36,8 @@ export class Sender {
   readonly #timeoutMs: number;
   readonly #maxInFlight: number;
   readonly #onSlotFreed: () => void;
+  /** Whether the records go into the body by {@link withNativeBody}, or by the SDK's serializer. */
+  readonly #nativeBody: boolean;
   #inFlight = 0;
   /** For each request in flight: aborts it and ends it. */
   readonly #abandon = new Set<() => void>();
@@ -55,6 +57,7 @@ export class Sender {
     this.#timeoutMs = options.requestTimeoutMs;
     this.#maxInFlight = options.maxConnections;
     this.#onSlotFreed = onSlotFreed;
+    this.#nativeBody = speaksAwsJson11(client);
   }
 
   /** Whether another request may start. */
@@ -107,7 +110,8 @@ export class Sender {
     this.#abandon.add(giveUp);
     let request: Promise<PutRecordsCommandOutput>;
     try {
-      const command = withNativeBody(new PutRecordsCommand({ ...streamParams(stream), Records: entries }));
+      const command = new PutRecordsCommand({ ...streamParams(stream), Records: entries });
+      if (this.#nativeBody) withNativeBody(command);
       request = this.#client.send(command, { abortSignal: controller.signal });
     } catch (error) {
       request = Promise.reject(error);

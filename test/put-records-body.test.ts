@@ -1,11 +1,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { KinesisClient, PutRecordsCommand, type PutRecordsInput } from '@aws-sdk/client-kinesis';
+import { cbor, SmithyRpcV2CborProtocol } from '@smithy/core/cbor';
+import { type HttpRequest, HttpResponse } from '@smithy/core/protocols';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_HASH_KEY } from '../src/index.js';
-import { withNativeBody } from '../src/put-records-body.js';
+import { deaggregate, KinesisProducer, MAX_HASH_KEY } from '../src/index.js';
+import { putRecordsBody, withNativeBody } from '../src/put-records-body.js';
 
 /** A loopback HTTP server that keeps every request it gets and answers like PutRecords. */
 let server: http.Server;
@@ -140,5 +143,110 @@ describe('PutRecords body written with native base64', () => {
       ],
       StreamName: 's',
     });
+  });
+});
+
+describe('the SDK document around the records', () => {
+  const records = [{ PartitionKey: 'k', Data: new Uint8Array([1, 2, 3]), ExplicitHashKey: '5' }];
+
+  it('keeps every member the SDK wrote, wherever it put the empty Records list', () => {
+    const sdkBody = Buffer.from('{"StreamName":"orders","StreamARN":"arn:x","Records":[]}');
+    expect(JSON.parse(putRecordsBody(records, sdkBody).toString())).toEqual({
+      StreamName: 'orders',
+      StreamARN: 'arn:x',
+      Records: [{ Data: 'AQID', ExplicitHashKey: '5', PartitionKey: 'k' }],
+    });
+    expect(putRecordsBody(records, Buffer.from('{"Records":[]}')).toString()).toBe(
+      '{"Records":[{"Data":"AQID","ExplicitHashKey":"5","PartitionKey":"k"}]}',
+    );
+  });
+
+  it('refuses a body it could not write the records into, and names what it got', () => {
+    for (const sdkBody of ['{"StreamName":"s"}', '{"Records":[{}]}', '[]', '\xa1\x67Records\x80']) {
+      expect(() => putRecordsBody(records, Buffer.from(sdkBody, 'latin1')), sdkBody).toThrow(
+        /expected the SDK's PutRecords body to be a JSON object with an empty Records list, got /,
+      );
+    }
+  });
+});
+
+describe('a client configured with another protocol', () => {
+  it('has its records serialized by the SDK, and the producer reads the answers as usual', async () => {
+    const puts: { contentType: string | undefined; input: PutRecordsInput }[] = [];
+    const answer = (body: unknown) => ({
+      response: new HttpResponse({
+        statusCode: 200,
+        headers: { 'content-type': 'application/cbor', 'smithy-protocol': 'rpc-v2-cbor' },
+        body: Readable.from([cbor.serialize(body)]),
+      }),
+    });
+    // The HTTP exchange itself, answered as Kinesis would answer Smithy RPC v2 CBOR.
+    const requestHandler = {
+      metadata: { handlerProtocol: 'http/1.1' },
+      updateHttpClientConfig() {},
+      httpHandlerConfigs: () => ({}),
+      destroy() {},
+      async handle(request: HttpRequest) {
+        const operation = request.path.split('/').pop();
+        if (operation === 'ListShards') {
+          return answer({
+            Shards: [
+              {
+                ShardId: 'shardId-000000000000',
+                HashKeyRange: { StartingHashKey: '0', EndingHashKey: MAX_HASH_KEY.toString() },
+                SequenceNumberRange: { StartingSequenceNumber: '0' },
+              },
+            ],
+          });
+        }
+        if (operation === 'DescribeStreamSummary') {
+          return answer({
+            StreamDescriptionSummary: { StreamName: 's', StreamStatus: 'ACTIVE', OpenShardCount: 1 },
+          });
+        }
+        const input = cbor.deserialize(request.body as Uint8Array) as PutRecordsInput;
+        puts.push({ contentType: request.headers['content-type'], input });
+        return answer({
+          FailedRecordCount: 0,
+          Records: input.Records!.map((_, i) => ({
+            SequenceNumber: `${100 + i}`,
+            ShardId: 'shardId-000000000000',
+          })),
+        });
+      },
+    };
+    const cborClient = new KinesisClient({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      requestHandler,
+      protocol: new SmithyRpcV2CborProtocol({ defaultNamespace: 'com.amazonaws.kinesis' }),
+    });
+    const producer = new KinesisProducer({ streamName: 's', client: cborClient, maxBufferedTimeMs: 10 });
+    try {
+      const results = await Promise.all([
+        producer.put({ partitionKey: 'a', data: 'one' }),
+        producer.put({ partitionKey: 'b', data: 'two' }),
+      ]);
+      expect(results).toMatchObject([
+        { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 0, aggregated: true },
+        { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 1, aggregated: true },
+      ]);
+      expect(puts).toHaveLength(1);
+      expect(puts[0]!.contentType).toBe('application/cbor');
+      expect(puts[0]!.input.StreamName).toBe('s');
+      const [record] = puts[0]!.input.Records!;
+      const users = deaggregate({
+        partitionKey: record!.PartitionKey!,
+        data: record!.Data!,
+        sequenceNumber: '100',
+      });
+      expect(users.map((u) => [u.partitionKey, Buffer.from(u.data).toString()])).toEqual([
+        ['a', 'one'],
+        ['b', 'two'],
+      ]);
+    } finally {
+      await producer.close();
+      cborClient.destroy();
+    }
   });
 });
