@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
 import {
   InvalidRecordError,
   KinesisProducerError,
@@ -152,6 +153,31 @@ describe('hash keys', () => {
     expect(partitionKeyHash('é')).toBe(
       BigInt(`0x${createHash('md5').update(Buffer.from('é', 'utf8')).digest('hex')}`),
     );
+  });
+
+  it('hashes any well-formed key as MD5 of its UTF-8 bytes would', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 256 }), (key) => {
+        const md5 = createHash('md5').update(Buffer.from(key, 'utf8')).digest('hex');
+        expect(partitionKeyHash(key)).toBe(BigInt(`0x${md5}`));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('hashes the same on a Node without the one-shot crypto.hash (before 20.12)', async () => {
+    vi.resetModules();
+    vi.doMock('node:crypto', async (original) => ({ ...(await original<object>()), hash: undefined }));
+    try {
+      const { partitionKeyHash: withoutOneShot } = await import('../src/hash-key.js');
+      for (const key of ['a', 'é', 'user-1', '𝄞'.repeat(64)]) {
+        expect(withoutOneShot(key)).toBe(partitionKeyHash(key));
+      }
+      expect(withoutOneShot('a')).toBe(0x0cc175b9c0f1b6a831c399e269772661n);
+    } finally {
+      vi.doUnmock('node:crypto');
+      vi.resetModules();
+    }
   });
 
   it('parses explicit hash keys, leading zeros included', () => {
