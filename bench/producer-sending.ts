@@ -18,6 +18,8 @@ import { PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
 interface ProducerParams {
   readonly recordBytes: number;
   readonly mode: 'send' | 'put';
+  /** Distinct partition keys in the workload: `PARTITION_KEYS`, or one per record. */
+  readonly keys: 'shared' | 'one per record';
 }
 
 /**
@@ -33,7 +35,7 @@ async function runProducer(params: ProducerParams, settings: RunSettings): Promi
         userRecords({
           recordBytes: params.recordBytes,
           totalBytes: SENDING_DATA_BYTES,
-          keyCount: PARTITION_KEYS,
+          keyCount: params.keys === 'shared' ? PARTITION_KEYS : recordCount(params.recordBytes),
         }),
       );
       const start = (endpoint: string) => {
@@ -79,6 +81,11 @@ async function putWithCallers(
   return written;
 }
 
+/** User records in a sending workload of `recordBytes` records. */
+function recordCount(recordBytes: number): number {
+  return Math.floor(SENDING_DATA_BYTES / recordBytes);
+}
+
 /** The row label of a producer case. */
 function producerLabel(mode: ProducerParams['mode'], recordBytes: number): string {
   return mode === 'send'
@@ -94,7 +101,7 @@ export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZE
         section,
         group: label,
         label: producerLabel(mode, bytes),
-        params: { recordBytes: bytes, mode },
+        params: { recordBytes: bytes, mode, keys: 'shared' as const },
         run: runProducer,
       },
       // Again with a larger young generation where the promises' garbage is most of put()'s cost (at
@@ -106,8 +113,22 @@ export const producerSendingCases: readonly Case<ProducerParams>[] = RECORD_SIZE
               section,
               group: label,
               label: `${producerLabel(mode, bytes)}, node ${LARGER_YOUNG_GENERATION}`,
-              params: { recordBytes: bytes, mode },
+              params: { recordBytes: bytes, mode, keys: 'shared' as const },
               nodeFlags: [LARGER_YOUNG_GENERATION],
+              run: runProducer,
+            },
+          ]
+        : []),
+      // Keys seldom repeated (a UUID per event is common): each record's key is new to the producer,
+      // past its key cache, so every record pays for measuring and hashing its key.
+      ...(bytes === 100 && mode === 'send'
+        ? [
+            {
+              name: `sdk/producer-send-unique-keys/${bytes}`,
+              section,
+              group: label,
+              label: `${producerLabel(mode, bytes)}, a key per record (${recordCount(bytes).toLocaleString('en-US')} keys)`,
+              params: { recordBytes: bytes, mode, keys: 'one per record' as const },
               run: runProducer,
             },
           ]
