@@ -1,8 +1,7 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
-import { MAX_HASH_KEY, partitionKeyHash } from './hash-key.js';
+import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   DIGEST_BYTES,
@@ -147,8 +146,11 @@ export function deaggregate(
     reason = `it is ${bytes.length} bytes, too short for magic + body + MD5`;
   } else {
     const body = bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
-    const digest = createHash('md5').update(body).digest();
-    if (!digest.equals(bytes.subarray(bytes.length - DIGEST_BYTES))) {
+    const trailer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
+      'hex',
+      bytes.length - DIGEST_BYTES,
+    );
+    if (md5Hex(body) !== trailer) {
       reason = 'its MD5 trailer does not match its body';
     } else {
       try {
