@@ -180,7 +180,7 @@ describe('a client configured with another protocol', () => {
         body: Readable.from([cbor.serialize(body)]),
       }),
     });
-    // The HTTP exchange itself, answered as Kinesis would answer Smithy RPC v2 CBOR.
+    // The HTTP exchange itself, answered in Smithy RPC v2 CBOR as the client expects.
     const requestHandler = {
       metadata: { handlerProtocol: 'http/1.1' },
       updateHttpClientConfig() {},
