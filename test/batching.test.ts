@@ -3,7 +3,6 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
 import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
-import { oracleDecode } from './support/kpl-proto.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -177,40 +176,6 @@ describe('partition keys', () => {
     expect(keyTables()).toEqual([
       ['shared', 'other'],
       ['other', 'shared'],
-    ]);
-  });
-
-  it('puts a key in the table once per record while keys are too seldom repeated to look up', async () => {
-    const p = producer();
-    await vi.advanceTimersByTimeAsync(0);
-    // More keys than the producer's key cache holds (16,384), none asked for again: it stops looking.
-    for (let i = 0; i <= 16_384; i++) p.send({ partitionKey: `once-${i}`, data: 'x' });
-    await p.flush();
-    fake.calls.length = 0;
-    const puts = [p.put({ partitionKey: 'again', data: 'a1' }), p.put({ partitionKey: 'again', data: 'a2' })];
-    await p.flush();
-    const results = await Promise.all(puts);
-    expect(keyTables()).toEqual([['again', 'again']]);
-    // Valid for any reader of the format: each record points at an entry holding its key.
-    const [entry] = fake.calls.flatMap((c) => c.entries);
-    const oracle = oracleDecode(entry!.Data!.subarray(4, entry!.Data!.length - 16));
-    expect(
-      oracle.records.map((r) => [
-        oracle.partition_key_table[r.partition_key_index],
-        Buffer.from(r.data).toString(),
-      ]),
-    ).toEqual([
-      ['again', 'a1'],
-      ['again', 'a2'],
-    ]);
-    expect(
-      deaggregate({ partitionKey: entry!.PartitionKey!, data: entry!.Data!, sequenceNumber: '1' }).map(
-        (u) => u.partitionKey,
-      ),
-    ).toEqual(['again', 'again']);
-    expect(results.map((r) => [r.aggregated, r.subSequenceNumber])).toEqual([
-      [true, 0],
-      [true, 1],
     ]);
   });
 
