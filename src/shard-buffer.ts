@@ -16,6 +16,13 @@ export class ShardBuffer {
   /** Shard-map version the open aggregate is routed under. */
   mapVersion = 0;
 
+  /**
+   * The sealed records: those put back at the head (retries) in `#front`, a stack whose last element
+   * is the oldest record, then the rest in `#queue` from `#head` on. Both ends take a record in O(1):
+   * a throttled request can put hundreds of records back in front of a queue of thousands (records
+   * sent unaggregated), and an array's `unshift` moves the whole queue each time.
+   */
+  #front: OutboundRecord[] = [];
   #queue: OutboundRecord[] = [];
   #head = 0;
   /** Bytes of the sealed records waiting (partition key + data). */
@@ -29,12 +36,13 @@ export class ShardBuffer {
 
   /** Sealed records waiting. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#front.length + this.#queue.length - this.#head;
   }
 
   /** The oldest sealed record, if any. */
   peek(): OutboundRecord | undefined {
-    return this.#queue[this.#head];
+    const front = this.#front;
+    return front.length > 0 ? front[front.length - 1] : this.#queue[this.#head];
   }
 
   push(record: OutboundRecord): void {
@@ -44,12 +52,17 @@ export class ShardBuffer {
 
   /** Puts a record back at the head: retries go before newer records of the same shard. */
   pushFront(record: OutboundRecord): void {
-    if (this.#head > 0) this.#queue[--this.#head] = record;
-    else this.#queue.unshift(record);
+    if (this.#head > 0 && this.#front.length === 0) this.#queue[--this.#head] = record;
+    else this.#front.push(record);
     this.queuedBytes += record.sizeBytes;
   }
 
   shift(): OutboundRecord | undefined {
+    if (this.#front.length > 0) {
+      const record = this.#front.pop()!;
+      this.queuedBytes -= record.sizeBytes;
+      return record;
+    }
     if (this.#head >= this.#queue.length) return undefined;
     const record = this.#queue[this.#head]!;
     this.#queue[this.#head++] = undefined as unknown as OutboundRecord;
@@ -66,12 +79,14 @@ export class ShardBuffer {
 
   /** The sealed records waiting, oldest first (without removing them). */
   *records(): Generator<OutboundRecord> {
+    for (let i = this.#front.length - 1; i >= 0; i--) yield this.#front[i]!;
     for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
   }
 
-  /** Removes and returns every sealed record. */
+  /** Removes and returns every sealed record, oldest first. */
   drain(): OutboundRecord[] {
-    const records = this.#queue.slice(this.#head);
+    const records = this.#front.reverse().concat(this.#queue.slice(this.#head));
+    this.#front = [];
     this.#queue = [];
     this.#head = 0;
     this.queuedBytes = 0;
@@ -80,6 +95,6 @@ export class ShardBuffer {
 
   /** Nothing open and nothing queued. */
   get empty(): boolean {
-    return this.builder.count === 0 && this.#head >= this.#queue.length;
+    return this.builder.count === 0 && this.queued === 0;
   }
 }

@@ -1,0 +1,96 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AggregateBuilder } from '../src/aggregator.js';
+import type { OutboundRecord, PendingRecord } from '../src/pending-record.js';
+import { ShardBuffer } from '../src/shard-buffer.js';
+
+/** Only `sizeBytes` is read by the queue; the name tells records apart in the assertions. */
+function record(name: string, sizeBytes = 10): OutboundRecord {
+  return { name, sizeBytes } as unknown as OutboundRecord;
+}
+
+function newBuffer(): ShardBuffer {
+  return new ShardBuffer(
+    'shardId-0',
+    'shardId-0',
+    new AggregateBuilder<PendingRecord>(51_200, 500, () => '0'),
+  );
+}
+
+const names = (records: Iterable<OutboundRecord>) =>
+  [...records].map((r) => (r as unknown as { name: string }).name);
+
+describe('ShardBuffer queue', () => {
+  it('puts records back at the head, the last one put back first, before newer records', () => {
+    const buffer = newBuffer();
+    buffer.push(record('a'));
+    buffer.push(record('b'));
+    buffer.push(record('c'));
+    expect(names([buffer.shift()!])).toEqual(['a']);
+    // A retry of two records is put back newest first, so that the oldest ends up at the head.
+    buffer.pushFront(record('r2'));
+    buffer.pushFront(record('r1'));
+    buffer.pushFront(record('r0'));
+    buffer.push(record('d'));
+    expect(names(buffer.records())).toEqual(['r0', 'r1', 'r2', 'b', 'c', 'd']);
+    expect(buffer.queued).toBe(6);
+    expect(buffer.queuedBytes).toBe(60);
+    expect(names([buffer.peek()!])).toEqual(['r0']);
+    expect(names([buffer.shift()!, buffer.shift()!])).toEqual(['r0', 'r1']);
+    expect(names(buffer.drain())).toEqual(['r2', 'b', 'c', 'd']);
+    expect(buffer.queued).toBe(0);
+    expect(buffer.queuedBytes).toBe(0);
+    expect(buffer.empty).toBe(true);
+    expect(buffer.shift()).toBeUndefined();
+  });
+
+  it('keeps its order when a long queue is compacted after many shifts', () => {
+    const buffer = newBuffer();
+    for (let i = 0; i < 3000; i++) buffer.push(record(`q${i}`));
+    for (let i = 0; i < 1600; i++) expect(names([buffer.shift()!])).toEqual([`q${i}`]);
+    buffer.pushFront(record('back1'));
+    buffer.pushFront(record('back0'));
+    const left = names(buffer.records());
+    expect(left.slice(0, 3)).toEqual(['back0', 'back1', 'q1600']);
+    expect(left.at(-1)).toBe('q2999');
+    expect(buffer.queued).toBe(1402);
+  });
+
+  it('behaves as an array with unshift, push and shift, in any order of operations', () => {
+    const op = fc.oneof(
+      { arbitrary: fc.constant({ kind: 'push' as const }), weight: 10 },
+      { arbitrary: fc.constant({ kind: 'pushFront' as const }), weight: 5 },
+      { arbitrary: fc.constant({ kind: 'shift' as const }), weight: 8 },
+      { arbitrary: fc.constant({ kind: 'drain' as const }), weight: 1 },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 3000 }), (ops) => {
+        const buffer = newBuffer();
+        const model: OutboundRecord[] = [];
+        let made = 0;
+        for (const { kind } of ops) {
+          if (kind === 'push' || kind === 'pushFront') {
+            const next = record(`r${made}`, (made % 7) + 1);
+            made++;
+            if (kind === 'push') {
+              buffer.push(next);
+              model.push(next);
+            } else {
+              buffer.pushFront(next);
+              model.unshift(next);
+            }
+          } else if (kind === 'shift') {
+            expect(buffer.shift()).toBe(model.shift());
+          } else {
+            expect(buffer.drain()).toEqual(model.splice(0));
+          }
+          expect(buffer.peek()).toBe(model[0]);
+          expect(buffer.queued).toBe(model.length);
+          expect(buffer.queuedBytes).toBe(model.reduce((sum, r) => sum + r.sizeBytes, 0));
+        }
+        expect([...buffer.records()]).toEqual(model);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
