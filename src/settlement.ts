@@ -24,6 +24,16 @@ export interface FailureEvents {
  * producer. `onSettled` does the producer's bookkeeping (room, flush barrier) first.
  */
 export class Settlement {
+  /**
+   * Settlements holding failures for their next warning. The timer that tells them does not keep Node
+   * running, so when the process runs out of work first ('beforeExit': the app did not call
+   * `close()`), they are told then. One listener for all producers, there only while one holds any.
+   */
+  static readonly #holding = new Set<Settlement>();
+  static readonly #tellBeforeExit = (): void => {
+    for (const settlement of Settlement.#holding) settlement.#reportUnheard();
+  };
+
   readonly #events: FailureEvents;
   readonly #logger: Logger;
   readonly #metrics: ProducerMetrics;
@@ -231,7 +241,8 @@ export class Settlement {
 
   /**
    * Counts a failure nobody hears and warns about it: at once if the last warning is an interval
-   * old, else at the end of the interval (or at close), with every failure counted since.
+   * old, else at the end of the interval (or at close, or when the process runs out of work), with
+   * every failure counted since.
    */
   #warnUnheard(error: RecordFailedError): void {
     this.#unheardFailures++;
@@ -240,6 +251,7 @@ export class Settlement {
     if (wait <= 0) {
       this.#reportUnheard();
     } else {
+      this.#hold();
       this.#unheardTimer ??= this.#clock.setTimeout(
         () => {
           this.#unheardTimer = undefined;
@@ -251,7 +263,16 @@ export class Settlement {
     }
   }
 
+  #hold(): void {
+    const holding = Settlement.#holding;
+    if (holding.has(this)) return;
+    if (holding.size === 0) process.on('beforeExit', Settlement.#tellBeforeExit);
+    holding.add(this);
+  }
+
   #reportUnheard(): void {
+    const holding = Settlement.#holding;
+    if (holding.delete(this) && holding.size === 0) process.off('beforeExit', Settlement.#tellBeforeExit);
     const error = this.#lastUnheard;
     const count = this.#unheardFailures;
     if (error === undefined || count === 0) return;

@@ -53,4 +53,39 @@ describe('lifecycle', () => {
       expect(stored).toBe(400);
     },
   );
+
+  it('tells every failure nobody heard before Node exits, without close()', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'test/support/unheard-check.ts',
+        inject('kinesisEndpoint'),
+        `no-such-stream-${process.pid}-${Date.now()}`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(killer);
+    expect(out).toContain('done outstanding=0');
+    expect(code).toBe(0);
+    // The first failure is told at once and the other nine are held for the next warning, whose
+    // timer does not keep Node running: they are told when the process runs out of work.
+    const told = [...err.matchAll(/(\d+) record\(s\) sent without a callback failed/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(told[0]).toBe(1);
+    expect(told.reduce((sum, n) => sum + n, 0)).toBe(10);
+    expect(err).toContain('ResourceNotFoundException');
+  });
 });
