@@ -236,6 +236,8 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     }
   }
   checkEndpoint(options.endpoint);
+  checkRegion(options.region);
+  checkCredentials(options.credentials);
   checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
   checkBoolean('aggregation', o.aggregation);
   checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
@@ -366,6 +368,52 @@ function checkEndpoint(value: unknown): void {
   }
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw new InvalidOptionError('endpoint', 'an http or https URL, such as http://localhost:4566', value);
+  }
+}
+
+/** A region's name is a hostname label: letters, digits and hyphens, as the SDK checks at each request. */
+const REGION = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * A region name, a function that provides one, or nothing. The SDK checks a name only when it signs a
+ * request, and fails that request: every record would be retried until its TTL.
+ */
+function checkRegion(value: unknown): void {
+  if (value === undefined || typeof value === 'function') return;
+  if (typeof value !== 'string' || !REGION.test(value)) {
+    throw new InvalidOptionError(
+      'region',
+      'a region name such as us-east-1 (or a function providing one)',
+      value,
+    );
+  }
+}
+
+/**
+ * Credentials with a non-empty `accessKeyId` and `secretAccessKey`, a function providing them, or
+ * nothing (the SDK's default provider chain). Like the region, the SDK checks them only per request.
+ */
+function checkCredentials(value: unknown): void {
+  if (value === undefined || typeof value === 'function') return;
+  const expected =
+    'an object with non-empty string accessKeyId and secretAccessKey (and an optional string sessionToken), or a function providing one';
+  if (typeof value !== 'object' || value === null)
+    throw new InvalidOptionError('credentials', expected, value);
+  const { accessKeyId, secretAccessKey, sessionToken } = value as Record<string, unknown>;
+  if (
+    typeof accessKeyId !== 'string' ||
+    accessKeyId === '' ||
+    typeof secretAccessKey !== 'string' ||
+    secretAccessKey === '' ||
+    (sessionToken !== undefined && typeof sessionToken !== 'string')
+  ) {
+    // The fields and their types, never their values: they hold a secret.
+    const fields = Object.entries(value).map(([key, field]) => `${key}: ${typeof field}`);
+    throw new InvalidOptionError(
+      'credentials',
+      `${expected} (it has ${fields.join(', ') || 'no fields'})`,
+      value,
+    );
   }
 }
 

@@ -10,6 +10,7 @@ import {
   RecordFailedError,
 } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
+import { resolveOptions } from '../src/options.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -613,6 +614,25 @@ describe('options', () => {
       'Option `meter` must be an OpenTelemetry Meter (it has no createHistogram()); received an object (Object).',
     ],
     [{ retryMaxDelayMs: 10, retryBaseDelayMs: 100 }, /retryMaxDelayMs` must be an integer in \[100,/],
+    [
+      { client: undefined, region: 'eu west 1' },
+      'Option `region` must be a region name such as us-east-1 (or a function providing one); received "eu west 1".',
+    ],
+    [{ client: undefined, region: '' }, /region` must be a region name/],
+    [{ client: undefined, region: 5 }, /region` must be a region name .*; received number 5\./],
+    [
+      { client: undefined, credentials: { accessKeyId: 'AKIDEXAMPLE' } },
+      'Option `credentials` must be an object with non-empty string accessKeyId and secretAccessKey (and an optional string sessionToken), or a function providing one (it has accessKeyId: string); received an object (Object).',
+    ],
+    [
+      { client: undefined, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: '' } },
+      /credentials` must be .* \(it has accessKeyId: string, secretAccessKey: string\)/,
+    ],
+    [
+      { client: undefined, credentials: { accessKeyId: 'a', secretAccessKey: 'b', sessionToken: 5 } },
+      /\(it has accessKeyId: string, secretAccessKey: string, sessionToken: number\)/,
+    ],
+    [{ client: undefined, credentials: 'AKIDEXAMPLE:secret' }, /credentials` must be an object/],
   ])('rejects %j with a clear message', (bad, message) => {
     expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
       InvalidOptionError,
@@ -620,6 +640,35 @@ describe('options', () => {
     expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
       message,
     );
+  });
+
+  it('never puts a credential in its message', () => {
+    const credentials = {
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'wJalrXUtnFEMIEXAMPLEKEY',
+      sessionToken: 7,
+    };
+    let message = '';
+    try {
+      resolveOptions({ streamName: 's', credentials: credentials as never });
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^Option `credentials` must be/);
+    expect(message).not.toMatch(/AKIDEXAMPLE|wJalr/);
+  });
+
+  it.each([
+    { region: 'us-east-1' },
+    { region: 'us-gov-west-1' },
+    { region: 'fips-us-east-1' },
+    { region: async () => 'eu-west-1' },
+    { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } },
+    { credentials: { accessKeyId: 'a', secretAccessKey: 'b', sessionToken: 't', expiration: new Date() } },
+    { credentials: async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }) },
+  ])('takes the region or credentials %j', (options) => {
+    expect(() => resolveOptions({ streamName: 's', ...options })).not.toThrow();
   });
 
   it.each([
