@@ -137,6 +137,15 @@ export class StreamPipeline {
   open(info: StreamInfo, now: number): void {
     this.#info = info;
     if (!info.userPartitioned) this.shardMap.close();
+    this.#releaseGate(info);
+    if (this.#flushWhenOpen) this.flushAll(now);
+  }
+
+  /**
+   * Routes the records in the gate that need not wait under `info` any more (or fails those too
+   * large for it), in order; with ordering, the first that must still wait holds back all behind it.
+   */
+  #releaseGate(info: StreamInfo): void {
     const waiting = this.#gate;
     this.#gate = [];
     for (const item of waiting) {
@@ -156,7 +165,6 @@ export class StreamPipeline {
         this.#route(item);
       }
     }
-    if (this.#flushWhenOpen) this.flushAll(now);
   }
 
   /** Stops the stream's background reads (the producer shut down). */
@@ -655,6 +663,32 @@ export class StreamPipeline {
    */
   tick(now: number): number {
     let next = Number.POSITIVE_INFINITY;
+    // Records still waiting for the stream's summary: those past their TTL fail. With ordering, one
+    // that leaves (expired, or settled by close) may have held back the others, which go on now
+    // rather than at the next read of the summary (that may be after their TTL). First, so that what
+    // goes on is aggregated and sealed in this same tick.
+    if (this.#gate.length > 0) {
+      const before = this.#gate.length;
+      const alive: PendingRecord[] = [];
+      for (const item of this.#gate) {
+        if (item.settled) continue;
+        if (item.expiresAt <= now) {
+          this.#host.fail(
+            this.stream,
+            item,
+            ErrorCode.Expired,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read.`,
+            undefined,
+            [],
+          );
+        } else {
+          alive.push(item);
+        }
+      }
+      this.#gate = alive;
+      if (this.#info !== undefined && alive.length < before) this.#releaseGate(this.#info);
+      for (const item of this.#gate) next = Math.min(next, item.expiresAt);
+    }
     // Open aggregates, oldest first: seal those whose sendBy passed, and those due within the next
     // moment too, so that aggregates of many shards, opened a few milliseconds apart, share one request
     // instead of each going alone.
@@ -742,27 +776,6 @@ export class StreamPipeline {
       }
       this.#landed = waiting;
       if (waiting.length === 0) this.shardMap.stopWaitingForNewer();
-    }
-    // Records still waiting for the stream's summary.
-    if (this.#gate.length > 0) {
-      const alive: PendingRecord[] = [];
-      for (const item of this.#gate) {
-        if (item.settled) continue;
-        if (item.expiresAt <= now) {
-          this.#host.fail(
-            this.stream,
-            item,
-            ErrorCode.Expired,
-            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read.`,
-            undefined,
-            [],
-          );
-        } else {
-          alive.push(item);
-          next = Math.min(next, item.expiresAt);
-        }
-      }
-      this.#gate = alive;
     }
     return next;
   }

@@ -574,6 +574,39 @@ describe('while DescribeStreamSummary fails for a passing reason', () => {
     expect(rest).toEqual(['after', 'late']);
   });
 
+  it('with ordering, lets the records behind a held one go when it expires, not at the next read', async () => {
+    // The longest jitter: after two minutes of failed reads, the next is about 30 s away.
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const p = producer({ ordering: 'per-partition-key', recordTtlMs: 20_000 });
+    await vi.advanceTimersByTimeAsync(120_000);
+    const big = p.put({ partitionKey: 'a', data: Buffer.alloc(1_500_000, 1) }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(10_000);
+    const small = p.put({ partitionKey: 'b', data: 'small' });
+    let outcome = 'pending';
+    small.then(
+      () => {
+        outcome = 'written';
+      },
+      (e: { code: string }) => {
+        outcome = e.code;
+      },
+    );
+    // The big record expires with 10 s of the small one's TTL left; the summary has not been read since.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(await big).toMatchObject({ code: 'Expired' });
+    const describes = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
+    const readsBefore = describes();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(outcome).toBe('written');
+    await expect(small).resolves.toMatchObject({ aggregated: false, attempts: [expect.anything()] });
+    expect(describes()).toBe(readsBefore);
+    expect(fake.calls.flatMap((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()))).toEqual([
+      'small',
+    ]);
+    await p.close();
+  });
+
   it('fails a held record over 1 MiB with Expired at its TTL if the summary never comes', async () => {
     fake.describeError = serviceError('InternalFailure', 500);
     const p = producer({ recordTtlMs: 5_000 });
