@@ -569,7 +569,7 @@ export class StreamPipeline {
           this.stream,
           item,
           ErrorCode.Expired,
-          `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made.`,
+          `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made${lastFailure(attempts)}.`,
           record.predictedShardId,
           attempts,
         );
@@ -880,4 +880,24 @@ function changedSingle(record: OutboundRecord): PendingRecord | undefined {
   return record.record.data === data && typeof data !== 'string' && data.length !== item.dataBytes
     ? item
     : undefined;
+}
+
+/** Most of a failure's message an expiry repeats: an error page can be long. */
+const MAX_QUOTED_MESSAGE = 200;
+
+/**
+ * How the last failed attempt failed, for an expiry's message (`; the last failed with …`), so that a
+ * message alone tells a wrong endpoint from throttling. Empty if none failed.
+ */
+function lastFailure(attempts: readonly AttemptLog[]): string {
+  for (let i = attempts.length - 1; i >= 0; i--) {
+    const { errorCode, errorMessage } = attempts[i]!;
+    if (errorCode === undefined) continue;
+    const message =
+      errorMessage === undefined || errorMessage === ''
+        ? ''
+        : `: ${errorMessage.length > MAX_QUOTED_MESSAGE ? `${errorMessage.slice(0, MAX_QUOTED_MESSAGE)}…` : errorMessage}`;
+    return `; the last failed with ${errorCode}${message}`;
+  }
+  return '';
 }

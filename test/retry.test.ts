@@ -152,11 +152,25 @@ describe('expiry', () => {
     const { error } = await result;
     expect(settledAt - start).toBe(3_000);
     expect(error).toMatchObject({ code: 'Expired', name: 'RecordFailedError' });
-    expect(error!.message).toMatch(/expired after 3000 ms/);
+    // The message alone says what kept failing.
+    expect(error!.message).toBe(
+      `Record expired after 3000 ms (recordTtlMs) without being written; ${fake.calls.length} attempt(s) made; the last failed with ProvisionedThroughputExceededException: ProvisionedThroughputExceededException for entry 0.`,
+    );
     expect(error!.attempts.length).toBe(fake.calls.length);
     expect(
       error!.attempts.every((a) => a.errorCode === 'ProvisionedThroughputExceededException' && !a.success),
     ).toBe(true);
+  });
+
+  it('quotes at most 200 characters of the last failure in an expiry message', async () => {
+    fake.onPut = () => ({ throw: serviceError('InternalFailure', 500, `<html>${'x'.repeat(1_000)}</html>`) });
+    const p = producer({ recordTtlMs: 1_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(1_100);
+    const { error } = await result;
+    expect(error!.message).toMatch(
+      /attempt\(s\) made; the last failed with InternalFailure: <html>x{194}…\.$/,
+    );
   });
 
   it('fails only the expired records of an aggregate and sends the others again without them', async () => {
