@@ -25,3 +25,10 @@ export function checkSignal(option: string, value: unknown): void {
     throw new InvalidOptionError(option, 'an AbortSignal', value);
   }
 }
+
+/** Throws {@link InvalidOptionError} unless `value` is undefined or an object (of options). */
+export function checkOptionsObject(option: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'object' || value === null)) {
+    throw new InvalidOptionError(option, 'an object', value);
+  }
+}

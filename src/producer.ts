@@ -19,7 +19,7 @@ import { decimalOf, hashOf, type KnownPartitionKey, PartitionKeyCache } from './
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
-import { checkInteger, checkSignal } from './option-checks.js';
+import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
@@ -218,7 +218,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     let pipeline: StreamPipeline;
     try {
       // Before the record: a record for a new stream would start its metadata calls.
-      if (options?.signal !== undefined) checkSignal('signal', options.signal);
+      if (options !== undefined) {
+        checkOptionsObject('options', options);
+        checkSignal('signal', options.signal);
+      }
       pipeline = this.#prepare(record);
     } catch (error) {
       return Promise.reject(error);

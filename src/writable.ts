@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { AbortedError, BufferFullError, InvalidOptionError, type RecordFailedError } from './errors.js';
-import { checkSignal } from './option-checks.js';
+import { checkOptionsObject, checkSignal } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 
 /** Options of {@link KinesisProducer.writable}. */
@@ -77,6 +77,9 @@ export function createProducerWritable<T>(
   producer: KinesisProducer,
   options: ProducerWritableOptions<T>,
 ): Writable {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', 'an object with at least partitionKey', options);
+  }
   const {
     partitionKey,
     serialize = JSON.stringify as (value: T) => string,
@@ -158,8 +161,12 @@ export async function putAll(
   source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
   options: PutAllOptions = {},
 ): Promise<PutAllResult> {
+  checkOptionsObject('options', options);
   const { signal } = options;
   checkSignal('signal', signal);
+  if (!isIterable(source)) {
+    throw new InvalidOptionError('source', 'an iterable or async iterable of records', source);
+  }
   let taken = 0;
   let failure: RecordFailedError | undefined;
   const onSettled: SendCallback = (error) => {
@@ -221,4 +228,12 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
       },
     );
   });
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const iterable = value as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
+  return (
+    typeof iterable[Symbol.iterator] === 'function' || typeof iterable[Symbol.asyncIterator] === 'function'
+  );
 }

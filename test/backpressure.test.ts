@@ -662,6 +662,31 @@ describe('streams', () => {
     expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '4']);
   });
 
+  it('rejects arguments of the wrong kind with InvalidOptionError naming them, and takes nothing', async () => {
+    const p = producer();
+    const record = { partitionKey: 'k', data: 'x' };
+    await expect(p.put(record, 'fast' as never)).rejects.toThrow(
+      'Option `options` must be an object; received "fast".',
+    );
+    await expect(p.putAll(5 as never)).rejects.toThrow(
+      'Option `source` must be an iterable or async iterable of records; received number 5.',
+    );
+    await expect(p.putAll('records' as never)).rejects.toMatchObject({
+      name: 'InvalidOptionError',
+      option: 'source',
+    });
+    await expect(p.putAll([record], null as never)).rejects.toMatchObject({
+      name: 'InvalidOptionError',
+      option: 'options',
+    });
+    expect(() => p.writable(undefined as never)).toThrow(
+      'Option `options` must be an object with at least partitionKey; received undefined.',
+    );
+    expect(p.outstandingRecords).toBe(0);
+    await p.close();
+    expect(fake.calls).toHaveLength(0);
+  });
+
   it('putAll stops with AbortedError on its signal', async () => {
     fake.hold();
     const p = producer({ maxOutstandingRecords: 2 });
