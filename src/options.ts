@@ -249,7 +249,14 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('maxConnections', o.maxConnections, 1, 1024);
   checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);
   checkInteger('retryBaseDelayMs', o.retryBaseDelayMs, 1, HOUR);
-  checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, o.retryBaseDelayMs, HOUR);
+  checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, 1, HOUR);
+  if (o.retryMaxDelayMs < o.retryBaseDelayMs) {
+    throw new InvalidOptionError(
+      'retryMaxDelayMs',
+      `at least retryBaseDelayMs (${o.retryBaseDelayMs}), the first retry's longest wait`,
+      o.retryMaxDelayMs,
+    );
+  }
   checkInteger('maxOutstandingRecords', o.maxOutstandingRecords, 1, 100_000_000);
   checkInteger('maxBufferedBytes', o.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER);
   if (o.onFull !== 'wait' && o.onFull !== 'reject') {
@@ -421,8 +428,29 @@ function checkBoolean(name: string, value: unknown): void {
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'a boolean', value);
 }
 
-/** The option `name` was most likely meant as: same letters but for case, or at most 2 edits away. */
+/**
+ * KPL's names (KinesisProducerConfiguration) of options this producer names otherwise, lower-cased:
+ * a configuration carried over from KPL is pointed to ours.
+ */
+const KPL_NAMES = new Map<string, (typeof OPTION_NAMES)[number]>([
+  ['aggregationenabled', 'aggregation'],
+  ['aggregationmaxsize', 'aggregationMaxBytes'],
+  ['collectionmaxsize', 'collectionMaxBytes'],
+  ['recordmaxbufferedtime', 'maxBufferedTimeMs'],
+  ['recordttl', 'recordTtlMs'],
+  ['requesttimeout', 'requestTimeoutMs'],
+  ['kinesisendpoint', 'endpoint'],
+  ['kinesisport', 'endpoint'],
+  ['credentialsprovider', 'credentials'],
+]);
+
+/**
+ * The option `name` was most likely meant as: KPL's name for it, the same letters but for case, or
+ * at most 2 edits away.
+ */
 function closestOption(name: string): string | undefined {
+  const kpl = KPL_NAMES.get(name.toLowerCase());
+  if (kpl !== undefined) return kpl;
   let best: string | undefined;
   let bestDistance = 3;
   for (const known of OPTION_NAMES) {

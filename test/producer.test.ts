@@ -646,7 +646,10 @@ describe('options', () => {
       { meter: { createCounter() {} } },
       'Option `meter` must be an OpenTelemetry Meter (it has no createHistogram()); received an object (Object).',
     ],
-    [{ retryMaxDelayMs: 10, retryBaseDelayMs: 100 }, /retryMaxDelayMs` must be an integer in \[100,/],
+    [
+      { retryMaxDelayMs: 10, retryBaseDelayMs: 100 },
+      "Option `retryMaxDelayMs` must be at least retryBaseDelayMs (100), the first retry's longest wait; received number 10.",
+    ],
     [
       { client: undefined, region: 'eu west 1' },
       'Option `region` must be a region name such as us-east-1 (or a function providing one); received "eu west 1".',
@@ -750,7 +753,13 @@ describe('options', () => {
       'unknown option `maxBufferedTimeMS` is ignored (did you mean `maxBufferedTimeMs`?)',
     ],
     ['streamNmae', 'unknown option `streamNmae` is ignored (did you mean `streamName`?)'],
-    ['recordTTL', 'unknown option `recordTTL` is ignored'],
+    ['recordTTL', 'unknown option `recordTTL` is ignored (did you mean `recordTtlMs`?)'],
+    ['AggregationEnabled', 'unknown option `AggregationEnabled` is ignored (did you mean `aggregation`?)'],
+    [
+      'recordMaxBufferedTime',
+      'unknown option `recordMaxBufferedTime` is ignored (did you mean `maxBufferedTimeMs`?)',
+    ],
+    ['threadPoolSize', 'unknown option `threadPoolSize` is ignored'],
   ])('warns that the unknown option %s is ignored, naming the one meant', (name, message) => {
     const { logger, lines } = memoryLogger();
     producer({ logger, [name]: 5 });
