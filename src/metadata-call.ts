@@ -2,7 +2,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pRetry from 'p-retry';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
-import { classifyRequestError, FailureKind } from './retry-policy.js';
+import { classifyRequestError, FailureKind, type RequestFailure } from './retry-policy.js';
 import { RequestTimeoutError } from './sender.js';
 import type { StreamRef } from './stream-ref.js';
 
@@ -84,4 +84,16 @@ export async function callWithRetries<T>(
       shouldRetry: ({ error }) => !stopped.aborted && classifyRequestError(error).kind !== FailureKind.Fatal,
     },
   );
+}
+
+/**
+ * The first words of a failed metadata call's warning: the call and its error code, with what to
+ * check when the code says the stream or the permission is missing.
+ */
+export function callFailed(call: 'ListShards' | 'DescribeStreamSummary', failure: RequestFailure): string {
+  const { code } = failure;
+  if (code === 'ResourceNotFoundException')
+    return `${call} failed (${code}: check the stream's name and region)`;
+  if (code === 'AccessDeniedException') return `${call} failed (${code}: allow kinesis:${call})`;
+  return `${call} failed (${code})`;
 }

@@ -1,6 +1,6 @@
 import { ListShardsCommand, type ListShardsCommandOutput, type Shard } from '@aws-sdk/client-kinesis';
 import { MAX_HASH_KEY } from './hash-key.js';
-import { callWithRetries, type MetadataSource } from './metadata-call.js';
+import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 
@@ -154,8 +154,8 @@ export class ShardMap {
           mapKnown: this.ready,
         },
         this.ready
-          ? 'ListShards failed; keeping the previous shard map'
-          : 'ListShards failed; aggregating only records with the same hash key until a shard map is known',
+          ? `${callFailed('ListShards', failure)}; keeping the previous shard map`
+          : `${callFailed('ListShards', failure)}; aggregating only records with the same hash key until a shard map is known`,
       );
       // Keep trying in the background while no map is known: aggregation across keys needs one.
       if (!this.ready) this.#wanted = true;

@@ -1,5 +1,5 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
-import { callWithRetries, type MetadataSource } from './metadata-call.js';
+import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { backoffDelay, classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
@@ -113,7 +113,7 @@ export class StreamSummary {
       if (failure.kind === FailureKind.Fatal) {
         this.#source.logger.warn(
           { stream: this.#source.stream.label, code: failure.code, error: failure.message },
-          'DescribeStreamSummary failed; assuming a 1 MiB record limit and partition-key routing',
+          `${callFailed('DescribeStreamSummary', failure)}; assuming a 1 MiB record limit and partition-key routing`,
         );
         return DEFAULT_STREAM_INFO;
       }
@@ -124,7 +124,7 @@ export class StreamSummary {
           error: failure.message,
           failures: this.#failures + 1,
         },
-        'DescribeStreamSummary failed; sending unaggregated and holding records over 1 MiB until it answers',
+        `${callFailed('DescribeStreamSummary', failure)}; sending unaggregated and holding records over 1 MiB until it answers`,
       );
       return PROVISIONAL_STREAM_INFO;
     }

@@ -499,9 +499,22 @@ describe('streams', () => {
     const put = p.put({ partitionKey: 'k', data: 'x' });
     await vi.advanceTimersByTimeAsync(150);
     await expect(put).resolves.toBeDefined();
-    expect(
-      lines.some((l) => l.level === 'warn' && l.message.startsWith('DescribeStreamSummary failed')),
-    ).toBe(true);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'DescribeStreamSummary failed (AccessDeniedException: allow kinesis:DescribeStreamSummary); assuming a 1 MiB record limit and partition-key routing',
+    );
+  });
+
+  it('says what to check when the stream is not found', async () => {
+    fake.describeError = serviceError('ResourceNotFoundException', 400);
+    fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      "DescribeStreamSummary failed (ResourceNotFoundException: check the stream's name and region); assuming a 1 MiB record limit and partition-key routing",
+      "ListShards failed (ResourceNotFoundException: check the stream's name and region); aggregating only records with the same hash key until a shard map is known",
+    ]);
+    await p.close();
   });
 });
 
@@ -521,7 +534,7 @@ describe('while DescribeStreamSummary fails for a passing reason', () => {
       '2',
     ]);
     expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
-      'DescribeStreamSummary failed; sending unaggregated and holding records over 1 MiB until it answers',
+      'DescribeStreamSummary failed (LimitExceededException); sending unaggregated and holding records over 1 MiB until it answers',
     );
     // A big record put while the summary is provisional waits too.
     const bigLater = p.put({ partitionKey: 'k', data: Buffer.alloc(1_200_000, 2) });
