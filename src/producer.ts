@@ -143,6 +143,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    */
   readonly #stopped = stopController();
   #closePromise: Promise<void> | undefined;
+  /** close() has finished: records settled, producer shut down. */
+  #closed = false;
+  /** Drops the timers and abort listeners of close() deadlines, once it finished. */
+  readonly #closeDeadlines: (() => void)[] = [];
 
   constructor(options: KinesisProducerOptions) {
     super();
@@ -374,33 +378,53 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * buffered, waits for every record — also those waiting for room — to settle, then releases the
    * client (if the producer created it) and its timers. With `timeoutMs` or `signal`, records still
    * unsettled when it passes fail with code `CloseTimeout`. Idempotent: every call returns the same
-   * promise, which never rejects.
+   * promise, which never rejects; a later call's `timeoutMs` or `signal` counts too (a deadline added
+   * by a shutdown handler after an earlier `close()`), whichever comes first.
    *
-   * @throws {InvalidOptionError} synchronously, on the first call, if `timeoutMs` is not an integer
-   * in [0, 86400000] or `signal` is not an AbortSignal; the producer is then still open.
+   * @throws {InvalidOptionError} synchronously if `timeoutMs` is not an integer in [0, 86400000] or
+   * `signal` is not an AbortSignal; the producer is then as it was (open, if this was the first call).
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.#closePromise !== undefined) return this.#closePromise;
+    checkOptionsObject('options', options);
     const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     checkSignal('signal', signal);
     this.#closing = true;
-    const clock = this.#options.clock;
-    this.#closePromise = new Promise<void>((resolve) => {
-      let timer: unknown;
-      const giveUp = () => this.#failEverything(signal?.aborted === true, timeoutMs);
-      const finish = () => {
-        if (timer !== undefined) clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', giveUp);
-        this.#shutdown();
-        resolve();
-      };
-      if (signal?.aborted) giveUp();
-      else signal?.addEventListener('abort', giveUp, { once: true });
-      if (timeoutMs !== undefined) timer = clock.setTimeout(giveUp, timeoutMs, false);
-      void this.flush().then(finish);
+    if (this.#closePromise !== undefined) {
+      if (!this.#closed) this.#addCloseDeadline(timeoutMs, signal);
+      return this.#closePromise;
+    }
+    let resolve!: () => void;
+    this.#closePromise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    // Before the flush: a signal already aborted fails everything before any of it is sent.
+    this.#addCloseDeadline(timeoutMs, signal);
+    void this.flush().then(() => {
+      this.#closed = true;
+      for (const release of this.#closeDeadlines.splice(0)) release();
+      this.#shutdown();
+      resolve();
     });
     return this.#closePromise;
+  }
+
+  /** Gives up on the records unsettled at `timeoutMs` from now, or when `signal` aborts. */
+  #addCloseDeadline(timeoutMs: number | undefined, signal: AbortSignal | undefined): void {
+    const clock = this.#options.clock;
+    const giveUp = () => this.#failEverything(signal?.aborted === true, timeoutMs);
+    if (signal?.aborted) {
+      giveUp();
+      return;
+    }
+    signal?.addEventListener('abort', giveUp, { once: true });
+    const timer = timeoutMs === undefined ? undefined : clock.setTimeout(giveUp, timeoutMs, false);
+    if (signal !== undefined || timer !== undefined) {
+      this.#closeDeadlines.push(() => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
+      });
+    }
   }
 
   /** `await using producer = new KinesisProducer(...)` closes it at the end of the scope. */

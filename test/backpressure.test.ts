@@ -284,6 +284,29 @@ describe('close', () => {
     expect(inFlight.status).toBe('rejected');
   });
 
+  it('gives up at the deadline of a later close() too, and at the earliest of them', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    // A close() without a deadline, then a shutdown handler's with one: the same promise, bounded.
+    const closed = track(p.close());
+    expect(p.close({ timeoutMs: 5_000 })).toBe(p.close({ timeoutMs: 1_000 }));
+    expect(() => p.close({ timeoutMs: -1 })).toThrow(InvalidOptionError);
+    await vi.advanceTimersByTimeAsync(999);
+    expect([put.status, closed.status]).toEqual(['pending', 'pending']);
+    await vi.advanceTimersByTimeAsync(1);
+    expect([put.status, closed.status]).toEqual(['rejected', 'fulfilled']);
+    expect((put.error as RecordFailedError).message).toBe(
+      'close() gave up after 1000 ms (timeoutMs) before the record was written',
+    );
+    // The other deadline's timer went with the close: nothing is left to keep Node running.
+    expect(vi.getTimerCount()).toBe(0);
+    // After it finished, a close() with a deadline just returns the same promise.
+    expect(p.close({ timeoutMs: 1 })).toBe(p.close());
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('throws InvalidOptionError for a bad timeoutMs and stays open', async () => {
     const p = producer({ maxBufferedTimeMs: 0 });
     expect(() => p.close({ timeoutMs: -5 })).toThrow(InvalidOptionError);
