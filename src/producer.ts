@@ -10,6 +10,7 @@ import {
   BufferFullError,
   describeValue,
   ErrorCode,
+  InvalidOptionError,
   InvalidRecordError,
   ProducerClosedError,
   RecordFailedError,
@@ -309,10 +310,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    */
   send(record: ProducerRecord, callback?: SendCallback): boolean {
     if (callback !== undefined && typeof callback !== 'function') {
-      throw new InvalidRecordError(
-        'callback',
-        `send() callback must be a function; received ${describeValue(callback)}.`,
-      );
+      throw new InvalidOptionError('callback', 'a function', callback);
     }
     const pipeline = this.#prepare(record);
     const facts = this.#facts;

@@ -221,9 +221,10 @@ describe('send: fire and forget', () => {
   it('throws synchronously for an invalid record and for a callback that is not a function', () => {
     const p = producer();
     expect(() => p.send({ partitionKey: 'k'.repeat(300), data: 'x' })).toThrow(InvalidRecordError);
-    expect(() => p.send({ partitionKey: 'k', data: 'x' }, 'nope' as never)).toThrow(
-      /callback must be a function/,
+    expect(() => p.send({ partitionKey: 'k', data: 'x' }, { signal: undefined } as never)).toThrow(
+      'Option `callback` must be a function; received an object (Object).',
     );
+    expect(() => p.send({ partitionKey: 'k', data: 'x' }, 'nope' as never)).toThrow(InvalidOptionError);
     expect(p.outstandingRecords).toBe(0);
   });
 
