@@ -121,7 +121,7 @@ interface NormalizedInput {
  *   for (const r of event.Records) for (const user of deaggregate(r)) handle(user);
  * };
  * // GetRecords, filtering by the shard's range as KCL does
- * const out = GetRecordsOutput.Records.flatMap((r) => deaggregate(r, { hashKeyRange: shard.HashKeyRange }));
+ * const out = (GetRecordsOutput.Records ?? []).flatMap((r) => deaggregate(r, { hashKeyRange: shard.HashKeyRange }));
  * ```
  * @throws {InvalidRecordError} when `record` is none of the accepted shapes.
  * @throws {CorruptAggregateError} only with `onCorrupt: 'throw'`.

@@ -149,6 +149,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   /** Drops the timers and abort listeners of close() deadlines, once it finished. */
   readonly #closeDeadlines: (() => void)[] = [];
 
+  /**
+   * Creates a producer. With `streamName` or `streamARN`, it starts reading that stream's summary and
+   * shard map (DescribeStreamSummary, ListShards) in the background at once; another stream's are read
+   * from its first record on.
+   *
+   * @throws {InvalidOptionError} for an option that is wrong or contradicts another, naming it, what
+   * it must be and the value received. Unknown options are ignored with a warning through `logger`.
+   */
   constructor(options: KinesisProducerOptions) {
     super();
     const resolved = resolveOptions(options);
