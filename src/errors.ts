@@ -74,10 +74,11 @@ export class InvalidOptionError extends KinesisProducerError {
   /** The option at fault. */
   readonly option: string;
 
-  constructor(option: string, expected: string, received: unknown) {
+  /** `secret`: the value may hold a secret, so only its kind and size are told. */
+  constructor(option: string, expected: string, received: unknown, secret = false) {
     super(
       ErrorCode.InvalidOption,
-      `Option \`${option}\` must be ${expected}; received ${describeValue(received)}.`,
+      `Option \`${option}\` must be ${expected}; received ${secret ? describeKind(received) : describeValue(received)}.`,
     );
     this.option = option;
   }
@@ -169,6 +170,14 @@ export class AbortedError extends KinesisProducerError {
       cause: reason,
     });
   }
+}
+
+/** What a value is, without any of its content: for values that may hold a secret. */
+function describeKind(value: unknown): string {
+  if (typeof value === 'string') return `a string of length ${value.length}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return `a ${typeof value}`;
+  return describeValue(value);
 }
 
 /** A short, safe description of a value for error messages (never dumps large payloads). */

@@ -26,9 +26,9 @@ export function checkSignal(option: string, value: unknown): void {
   }
 }
 
-/** Throws {@link InvalidOptionError} unless `value` is undefined or an object (of options). */
+/** Throws {@link InvalidOptionError} unless `value` is an object (of options), undefined or null (none). */
 export function checkOptionsObject(option: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'object' || value === null)) {
+  if (value !== undefined && value !== null && typeof value !== 'object') {
     throw new InvalidOptionError(option, 'an object', value);
   }
 }

@@ -386,7 +386,8 @@ const REGION = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
  * request, and fails that request: every record would be retried until its TTL.
  */
 function checkRegion(value: unknown): void {
-  if (value === undefined || typeof value === 'function') return;
+  // null, as the SDK takes it: not given, so its own chain (AWS_REGION, ~/.aws/config) decides.
+  if (value === undefined || value === null || typeof value === 'function') return;
   if (typeof value !== 'string' || !REGION.test(value)) {
     throw new InvalidOptionError(
       'region',
@@ -398,30 +399,39 @@ function checkRegion(value: unknown): void {
 
 /**
  * Credentials with a non-empty `accessKeyId` and `secretAccessKey`, a function providing them, or
- * nothing (the SDK's default provider chain). Like the region, the SDK checks them only per request.
+ * nothing (null too: the SDK's default provider chain). Like the region, the SDK checks them only per
+ * request. The error tells the fields and the kinds of their values, never the values: secrets.
  */
 function checkCredentials(value: unknown): void {
-  if (value === undefined || typeof value === 'function') return;
+  if (value === undefined || value === null || typeof value === 'function') return;
   const expected =
-    'an object with non-empty string accessKeyId and secretAccessKey (and an optional string sessionToken), or a function providing one';
-  if (typeof value !== 'object' || value === null)
-    throw new InvalidOptionError('credentials', expected, value);
-  const { accessKeyId, secretAccessKey, sessionToken } = value as Record<string, unknown>;
+    'an object with non-empty string accessKeyId and secretAccessKey (and optionally a string sessionToken and a Date expiration), or a function providing one';
+  if (typeof value !== 'object') throw new InvalidOptionError('credentials', expected, value, true);
+  const { accessKeyId, secretAccessKey, sessionToken, expiration } = value as Record<string, unknown>;
   if (
     typeof accessKeyId !== 'string' ||
     accessKeyId === '' ||
     typeof secretAccessKey !== 'string' ||
     secretAccessKey === '' ||
-    (sessionToken !== undefined && typeof sessionToken !== 'string')
+    (sessionToken !== undefined && sessionToken !== null && typeof sessionToken !== 'string') ||
+    (expiration !== undefined && expiration !== null && !(expiration instanceof Date))
   ) {
-    // The fields and their types, never their values: they hold a secret.
-    const fields = Object.entries(value).map(([key, field]) => `${key}: ${typeof field}`);
+    const fields = Object.entries(value).map(([key, field]) => `${key}: ${kindOf(field)}`);
     throw new InvalidOptionError(
       'credentials',
       `${expected} (it has ${fields.join(', ') || 'no fields'})`,
       value,
+      true,
     );
   }
+}
+
+/** The kind of a value, for a message that must not show it: its type, or empty/null/Date/object. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === '') return 'empty string';
+  if (value instanceof Date) return 'Date';
+  return typeof value;
 }
 
 function checkBoolean(name: string, value: unknown): void {

@@ -146,8 +146,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #closePromise: Promise<void> | undefined;
   /** close() has finished: records settled, producer shut down. */
   #closed = false;
-  /** Drops the timers and abort listeners of close() deadlines, once it finished. */
-  readonly #closeDeadlines: (() => void)[] = [];
+  /** The earliest close() deadline's timer, and when it fires. */
+  #closeTimer: unknown;
+  #closeTimerAt = Number.POSITIVE_INFINITY;
+  /** The signals close() was given while under way, each with its one listener. */
+  readonly #closeSignals = new Map<AbortSignal, () => void>();
 
   /**
    * Creates a producer. With `streamName` or `streamARN`, it starts reading that stream's summary and
@@ -231,7 +234,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     let pipeline: StreamPipeline;
     try {
       // Before the record: a record for a new stream would start its metadata calls.
-      if (options !== undefined) {
+      if (options !== undefined && options !== null) {
         checkOptionsObject('options', options);
         checkSignal('signal', options.signal);
       }
@@ -392,7 +395,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    */
   close(options: CloseOptions = {}): Promise<void> {
     checkOptionsObject('options', options);
-    const { timeoutMs, signal } = options;
+    const { timeoutMs, signal } = options ?? {};
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     checkSignal('signal', signal);
     this.#closing = true;
@@ -408,29 +411,43 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#addCloseDeadline(timeoutMs, signal);
     void this.flush().then(() => {
       this.#closed = true;
-      for (const release of this.#closeDeadlines.splice(0)) release();
+      this.#dropCloseDeadlines();
       this.#shutdown();
       resolve();
     });
     return this.#closePromise;
   }
 
-  /** Gives up on the records unsettled at `timeoutMs` from now, or when `signal` aborts. */
+  /**
+   * Gives up on the records unsettled at `timeoutMs` from now, or when `signal` aborts. Later calls
+   * keep only the earliest timer and one listener per signal, however many times close() is called.
+   */
   #addCloseDeadline(timeoutMs: number | undefined, signal: AbortSignal | undefined): void {
     const clock = this.#options.clock;
-    const giveUp = () => this.#failEverything(signal?.aborted === true, timeoutMs);
-    if (signal?.aborted) {
-      giveUp();
-      return;
+    if (signal !== undefined && !this.#closeSignals.has(signal)) {
+      const giveUp = () => this.#failEverything(true, undefined);
+      if (signal.aborted) {
+        giveUp();
+        return;
+      }
+      this.#closeSignals.set(signal, giveUp);
+      signal.addEventListener('abort', giveUp, { once: true });
     }
-    signal?.addEventListener('abort', giveUp, { once: true });
-    const timer = timeoutMs === undefined ? undefined : clock.setTimeout(giveUp, timeoutMs, false);
-    if (signal !== undefined || timer !== undefined) {
-      this.#closeDeadlines.push(() => {
-        if (timer !== undefined) clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', giveUp);
-      });
+    if (timeoutMs !== undefined) {
+      const at = clock.now() + timeoutMs;
+      if (at >= this.#closeTimerAt) return;
+      if (this.#closeTimer !== undefined) clock.clearTimeout(this.#closeTimer);
+      this.#closeTimerAt = at;
+      this.#closeTimer = clock.setTimeout(() => this.#failEverything(false, timeoutMs), timeoutMs, false);
     }
+  }
+
+  /** The close finished: its deadlines' timer and listeners go. */
+  #dropCloseDeadlines(): void {
+    if (this.#closeTimer !== undefined) this.#options.clock.clearTimeout(this.#closeTimer);
+    this.#closeTimer = undefined;
+    for (const [signal, giveUp] of this.#closeSignals) signal.removeEventListener('abort', giveUp);
+    this.#closeSignals.clear();
   }
 
   /** `await using producer = new KinesisProducer(...)` closes it at the end of the scope. */

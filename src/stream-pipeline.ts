@@ -65,6 +65,10 @@ export class StreamPipeline {
 
   #info: StreamInfo | undefined;
   #gate: PendingRecord[] = [];
+  /**
+   * A flush was asked for while records waited in the gate (all of them, before any summary, or the
+   * ones a provisional summary holds): they are flushed as soon as they are let go.
+   */
   #flushWhenOpen = false;
   /** Every buffer by key; shard buffers are also in `#byShardIndex`, aligned with the map's shards. */
   readonly #buffers = new Map<string, ShardBuffer>();
@@ -644,7 +648,8 @@ export class StreamPipeline {
       this.#flushWhenOpen = true;
       return;
     }
-    this.#flushWhenOpen = false;
+    // Records still held in the gate (a provisional summary) are flushed when they are let go.
+    this.#flushWhenOpen = this.#gate.length > 0;
     for (let i = this.#openHead; i < this.#open.length; i++) {
       const { buffer, sendBy } = this.#open[i]!;
       if (buffer.sendBy === sendBy && buffer.builder.count > 0) this.#seal(buffer);
@@ -686,7 +691,10 @@ export class StreamPipeline {
         }
       }
       this.#gate = alive;
-      if (this.#info !== undefined && alive.length < before) this.#releaseGate(this.#info);
+      if (this.#info !== undefined && alive.length < before) {
+        this.#releaseGate(this.#info);
+        if (this.#flushWhenOpen) this.flushAll(now);
+      }
       for (const item of this.#gate) next = Math.min(next, item.expiresAt);
     }
     // Open aggregates, oldest first: seal those whose sendBy passed, and those due within the next

@@ -162,7 +162,7 @@ export async function putAll(
   options: PutAllOptions = {},
 ): Promise<PutAllResult> {
   checkOptionsObject('options', options);
-  const { signal } = options;
+  const { signal } = options ?? {};
   checkSignal('signal', signal);
   if (!isIterable(source)) {
     throw new InvalidOptionError('source', 'an iterable or async iterable of records', source);

@@ -12,22 +12,12 @@ import {
 } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
 
 let fake: FakeKinesis;
 const producer = producersOn(() => fake, { aggregation: false });
 
 /** Tracks how a promise ended without marking it handled late. */
-function track<T>(promise: Promise<T>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
-    status: 'pending',
-  };
-  promise.then(
-    (value) => Object.assign(state, { status: 'fulfilled', value }),
-    (error: unknown) => Object.assign(state, { status: 'rejected', error }),
-  );
-  return state;
-}
-
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
@@ -305,6 +295,26 @@ describe('close', () => {
     // After it finished, a close() with a deadline just returns the same promise.
     expect(p.close({ timeoutMs: 1 })).toBe(p.close());
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps one timer and one listener per signal however often close() is called', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const put = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    const controller = new AbortController();
+    p.close({ signal: controller.signal, timeoutMs: 60_000 });
+    const timers = vi.getTimerCount();
+    for (let i = 0; i < 20; i++) p.close({ signal: controller.signal, timeoutMs: 60_000 + i });
+    expect(vi.getTimerCount()).toBe(timers);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(put.status).toBe('rejected');
+    expect((put.error as RecordFailedError).message).toBe(
+      'close() was aborted before the record was written',
+    );
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 
   it('throws InvalidOptionError for a bad timeoutMs and stays open', async () => {
@@ -698,7 +708,7 @@ describe('streams', () => {
       name: 'InvalidOptionError',
       option: 'source',
     });
-    await expect(p.putAll([record], null as never)).rejects.toMatchObject({
+    await expect(p.putAll([record], 5 as never)).rejects.toMatchObject({
       name: 'InvalidOptionError',
       option: 'options',
     });
@@ -708,6 +718,17 @@ describe('streams', () => {
     expect(p.outstandingRecords).toBe(0);
     await p.close();
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it('takes null options as none, as JavaScript callers pass them', async () => {
+    const p = producer();
+    const record = { partitionKey: 'k', data: 'x' };
+    const put = track(p.put(record, null as never));
+    const all = track(p.putAll([record], null as never));
+    await vi.advanceTimersByTimeAsync(200);
+    expect([put.status, all.status]).toEqual(['fulfilled', 'fulfilled']);
+    await p.close(null as never);
+    expect(fake.storedUserRecords()).toHaveLength(2);
   });
 
   it('putAll stops with AbortedError on its signal', async () => {

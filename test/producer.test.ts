@@ -13,6 +13,7 @@ import type { Logger } from '../src/logger.js';
 import { resolveOptions } from '../src/options.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
 
 /** A logger that remembers what it was told. */
 function memoryLogger() {
@@ -596,29 +597,35 @@ describe('while DescribeStreamSummary fails for a passing reason', () => {
     await vi.advanceTimersByTimeAsync(120_000);
     const big = p.put({ partitionKey: 'a', data: Buffer.alloc(1_500_000, 1) }).catch((e: unknown) => e);
     await vi.advanceTimersByTimeAsync(10_000);
-    const small = p.put({ partitionKey: 'b', data: 'small' });
-    let outcome = 'pending';
-    small.then(
-      () => {
-        outcome = 'written';
-      },
-      (e: { code: string }) => {
-        outcome = e.code;
-      },
-    );
+    const small = track(p.put({ partitionKey: 'b', data: 'small' }));
     // The big record expires with 10 s of the small one's TTL left; the summary has not been read since.
     await vi.advanceTimersByTimeAsync(10_000);
     expect(await big).toMatchObject({ code: 'Expired' });
     const describes = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
     const readsBefore = describes();
     await vi.advanceTimersByTimeAsync(200);
-    expect(outcome).toBe('written');
-    await expect(small).resolves.toMatchObject({ aggregated: false, attempts: [expect.anything()] });
+    expect(small.status).toBe('fulfilled');
+    expect(small.value).toMatchObject({ aggregated: false, attempts: [expect.anything()] });
     expect(describes()).toBe(readsBefore);
     expect(fake.calls.flatMap((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()))).toEqual([
       'small',
     ]);
     await p.close();
+  });
+
+  it('with ordering, flushes the records a flush found held, once they are let go', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const p = producer({ ordering: 'per-partition-key', recordTtlMs: 20_000, maxBufferedTimeMs: 10_000 });
+    const big = p.put({ partitionKey: 'a', data: Buffer.alloc(1_500_000, 1) }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(15_000);
+    const small = track(p.put({ partitionKey: 'b', data: 'small' }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const closed = track(p.close());
+    // The big record expires at 20 s and lets the small one go: flushed, not buffered another 10 s.
+    await vi.advanceTimersByTimeAsync(4_200);
+    expect(await big).toMatchObject({ code: 'Expired' });
+    expect([small.status, closed.status]).toEqual(['fulfilled', 'fulfilled']);
   });
 
   it('fails a held record over 1 MiB with Expired at its TTL if the summary never comes', async () => {
@@ -672,17 +679,24 @@ describe('options', () => {
     [{ client: undefined, region: 5 }, /region` must be a region name .*; received number 5\./],
     [
       { client: undefined, credentials: { accessKeyId: 'AKIDEXAMPLE' } },
-      'Option `credentials` must be an object with non-empty string accessKeyId and secretAccessKey (and an optional string sessionToken), or a function providing one (it has accessKeyId: string); received an object (Object).',
+      'Option `credentials` must be an object with non-empty string accessKeyId and secretAccessKey (and optionally a string sessionToken and a Date expiration), or a function providing one (it has accessKeyId: string); received an object (Object).',
     ],
     [
       { client: undefined, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: '' } },
-      /credentials` must be .* \(it has accessKeyId: string, secretAccessKey: string\)/,
+      /credentials` must be .* \(it has accessKeyId: string, secretAccessKey: empty string\)/,
     ],
     [
       { client: undefined, credentials: { accessKeyId: 'a', secretAccessKey: 'b', sessionToken: 5 } },
       /\(it has accessKeyId: string, secretAccessKey: string, sessionToken: number\)/,
     ],
-    [{ client: undefined, credentials: 'AKIDEXAMPLE:secret' }, /credentials` must be an object/],
+    [
+      {
+        client: undefined,
+        credentials: { accessKeyId: 'a', secretAccessKey: 'b', expiration: '2030-01-01' },
+      },
+      /\(it has accessKeyId: string, secretAccessKey: string, expiration: string\)/,
+    ],
+    [{ client: undefined, credentials: 'AKIDEXAMPLE:secret' }, /received a string of length 18\.$/],
   ])('rejects %j with a clear message', (bad, message) => {
     expect(() => new KinesisProducer({ streamName: 's', client: fake.client, ...(bad as object) })).toThrow(
       InvalidOptionError,
@@ -692,12 +706,14 @@ describe('options', () => {
     );
   });
 
-  it('never puts a credential in its message', () => {
-    const credentials = {
+  it.each([
+    {
       accessKeyId: 'AKIDEXAMPLE',
-      secretAccessKey: 'wJalrXUtnFEMIEXAMPLEKEY',
+      secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
       sessionToken: 7,
-    };
+    },
+    'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  ])('never puts a credential in its message: %#', (credentials) => {
     let message = '';
     try {
       resolveOptions({ streamName: 's', credentials: credentials as never });
@@ -717,8 +733,12 @@ describe('options', () => {
     { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } },
     { credentials: { accessKeyId: 'a', secretAccessKey: 'b', sessionToken: 't', expiration: new Date() } },
     { credentials: async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }) },
+    // null, as the SDK takes it: not given.
+    { region: null },
+    { credentials: null },
+    { credentials: { accessKeyId: 'a', secretAccessKey: 'b', sessionToken: null, expiration: null } },
   ])('takes the region or credentials %j', (options) => {
-    expect(() => resolveOptions({ streamName: 's', ...options })).not.toThrow();
+    expect(() => resolveOptions({ streamName: 's', ...(options as object) })).not.toThrow();
   });
 
   it.each([
