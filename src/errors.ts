@@ -163,12 +163,16 @@ export class BufferFullError extends KinesisProducerError {
   }
 }
 
-/** A wait ended by the caller's AbortSignal; `cause` is the signal's reason. The record was not taken. */
+/**
+ * A wait ended by the caller's AbortSignal; `cause` is the signal's reason. From `put`: the record was
+ * not taken. From `putAll`: the records it took still settle; the message says how many.
+ */
 export class AbortedError extends KinesisProducerError {
-  constructor(reason: unknown) {
-    super(ErrorCode.Aborted, 'The wait for room in the producer was aborted: the record was not taken.', {
-      cause: reason,
-    });
+  constructor(
+    reason: unknown,
+    message = 'The wait for room in the producer was aborted: the record was not taken.',
+  ) {
+    super(ErrorCode.Aborted, message, { cause: reason });
   }
 }
 

@@ -27,7 +27,7 @@ import { ResponseHandler } from './response-handler.js';
 import type { PutResult } from './result.js';
 import { Room } from './room.js';
 import { Sender } from './sender.js';
-import { Settlement } from './settlement.js';
+import { Settlement, settlements } from './settlement.js';
 import { ShardMap } from './shard-map.js';
 import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
@@ -179,6 +179,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#settlement = new Settlement(this, this.#logger, this.#metrics, clock, (item) =>
       this.#settled(item),
     );
+    settlements.set(this, this.#settlement);
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
     );

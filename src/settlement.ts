@@ -8,6 +8,12 @@ import { type AttemptLog, type PutResult, toAttempts } from './result.js';
 import { classifyEntryError, FailureKind } from './retry-policy.js';
 import type { StreamRef } from './stream-ref.js';
 
+/**
+ * Each producer's Settlement, for the package's own modules that feed a producer through its public
+ * API (the Writable) and must report a failure nobody heard. Not exported from the package.
+ */
+export const settlements = new WeakMap<object, Settlement>();
+
 /** At most one "failed with nobody listening" warning per this interval, with a count. */
 const UNHEARD_WARNING_INTERVAL_MS = 5000;
 
@@ -184,6 +190,15 @@ export class Settlement {
     if (reject === undefined && callback === undefined && this.#events.listenerCount('recordFailed') === 0) {
       this.#warnUnheard(error);
     }
+  }
+
+  /**
+   * A failure handed to a callback that did not take it (the producer's own Writable, once it has
+   * failed with an earlier record): warned about as one sent without a callback, unless
+   * 'recordFailed' has listeners, which hear every failure.
+   */
+  unheard(error: RecordFailedError): void {
+    if (this.#events.listenerCount('recordFailed') === 0) this.#warnUnheard(error);
   }
 
   /**

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { AbortedError, BufferFullError, InvalidOptionError, type RecordFailedError } from './errors.js';
-import { checkOptionsObject, checkSignal } from './option-checks.js';
+import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
+import { settlements } from './settlement.js';
 
 /** Options of {@link KinesisProducer.writable}. */
 export interface ProducerWritableOptions<T> {
@@ -53,6 +54,10 @@ function nextDrain(producer: KinesisProducer, signal: AbortSignal | undefined): 
  * {@link BufferFullError} wait for `'drain'` and try again. Settles once the record is taken and
  * the producer has room for the next one (when `send` returned false, that is after `'drain'`), so
  * the next record is not built only to be refused; undefined when that is at once.
+ *
+ * Rejects with {@link AbortedError} only when `signal` ends a wait before the record was taken. A
+ * wait after it was taken (for room for the next) just ends: the record will settle, and the caller
+ * sees the signal.
  */
 function sendWhenRoom(
   producer: KinesisProducer,
@@ -61,11 +66,20 @@ function sendWhenRoom(
   signal: AbortSignal | undefined,
 ): Promise<void> | undefined {
   try {
-    return producer.send(record, callback) ? undefined : nextDrain(producer, signal);
+    return producer.send(record, callback) ? undefined : nextDrain(producer, signal).catch(ignoreAbort);
   } catch (error) {
     if (!(error instanceof BufferFullError)) throw error;
   }
   return nextDrain(producer, signal).then(() => sendWhenRoom(producer, record, callback, signal));
+}
+
+/** Read through a call, so that TypeScript does not narrow it across an await. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+function ignoreAbort(error: unknown): void {
+  if (!(error instanceof AbortedError)) throw error;
 }
 
 /**
@@ -91,6 +105,12 @@ export function createProducerWritable<T>(
     throw new InvalidOptionError('partitionKey', 'a field name or a function', partitionKey);
   }
   if (typeof serialize !== 'function') throw new InvalidOptionError('serialize', 'a function', serialize);
+  if (explicitHashKey !== undefined && typeof explicitHashKey !== 'function') {
+    throw new InvalidOptionError('explicitHashKey', 'a function', explicitHashKey);
+  }
+  if (options.highWaterMark !== undefined) {
+    checkInteger('highWaterMark', options.highWaterMark, 0, Number.MAX_SAFE_INTEGER);
+  }
   const keyOf =
     typeof partitionKey === 'function'
       ? partitionKey
@@ -111,9 +131,14 @@ export function createProducerWritable<T>(
     highWaterMark: options.highWaterMark ?? 1024,
     write(value: T, _encoding, done) {
       const onSettled: SendCallback = (error) => {
-        if (error !== null && failure === undefined) {
+        if (error === null) return;
+        if (failure === undefined && !writable.destroyed) {
           failure = error;
           writable.destroy(error);
+        } else {
+          // The stream already ended in an error (an earlier record's, the source's, or a destroy()
+          // of its own): nobody hears of this one through it.
+          settlements.get(producer)?.unheard(error);
         }
       };
       let waiting: Promise<void> | undefined;
@@ -188,8 +213,12 @@ export async function putAll(
         exhausted = true;
         break;
       }
-      // As `for await` does, a sync iterable's values may be promises.
-      const record = sync ? await next.value : next.value;
+      // As `for await` does, a sync iterable's values may be promises (waited for unless aborted).
+      let record = next.value;
+      if (sync) {
+        record = (await unlessAborted(Promise.resolve(next.value), signal)) as ProducerRecord;
+        if (isAborted(signal)) break;
+      }
       const waiting = sendWhenRoom(producer, record, onSettled, signal);
       if (waiting !== undefined) await waiting;
       taken++;
@@ -202,9 +231,11 @@ export async function putAll(
     // Closing a source that still waits for its next record must not hold us up: not awaited.
     if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
   }
-  if (signal?.aborted) throw new AbortedError(signal.reason);
-  // Callbacks run before flush() resolves: every record taken has settled by then.
-  await producer.flush();
+  if (signal?.aborted) throw new AbortedError(signal.reason, abortedAfter(taken));
+  // Callbacks run before flush() resolves: every record taken has settled by then. An abort ends
+  // this wait too.
+  await unlessAborted(producer.flush(), signal);
+  if (signal?.aborted) throw new AbortedError(signal.reason, abortedAfter(taken));
   if (stopped !== undefined) throw stopped.failedBefore ?? stopped.error;
   if (failure !== undefined) throw failure;
   return { records: taken };
@@ -236,4 +267,9 @@ function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<
   return (
     typeof iterable[Symbol.iterator] === 'function' || typeof iterable[Symbol.asyncIterator] === 'function'
   );
+}
+
+/** The message of putAll's AbortedError: which records are in the air. */
+function abortedAfter(taken: number): string {
+  return `putAll() was aborted after taking ${taken} record(s): those are not awaited, and still settle (written or failed) through the producer.`;
 }

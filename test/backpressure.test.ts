@@ -11,6 +11,7 @@ import {
   RecordFailedError,
 } from '../src/index.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 import { track } from './support/track.js';
 
@@ -729,6 +730,100 @@ describe('streams', () => {
     expect([put.status, all.status]).toEqual(['fulfilled', 'fulfilled']);
     await p.close(null as never);
     expect(fake.storedUserRecords()).toHaveLength(2);
+  });
+
+  it('a record taken before a destroy() is not reported as not taken', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 3, maxBufferedTimeMs: 0 });
+    const writable = p.writable<{ k: string }>({ partitionKey: 'k' });
+    const callbacks: (string | null)[] = [];
+    for (let i = 0; i < 6; i++) {
+      writable.write({ k: `k${i}` }, (error) =>
+        callbacks.push(error === null || error === undefined ? null : error.name),
+      );
+    }
+    await vi.advanceTimersByTimeAsync(10);
+    // The third was taken and filled the producer: its write waits for room for the next.
+    expect(p.outstandingRecords).toBe(3);
+    writable.destroy();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(writable.errored).toBeNull();
+    expect(callbacks.slice(0, 3)).toEqual([null, null, null]);
+    fake.release();
+    await p.close();
+    expect(fake.storedUserRecords().map((r) => r.partitionKey)).toEqual(['k0', 'k1', 'k2']);
+  });
+
+  it('warns about records that fail after their Writable ended in an error, when nobody listens', async () => {
+    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'AccessDeniedException') });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger, maxBufferedTimeMs: 50 });
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 5; i++) yield { k: `k${i}` };
+        throw new Error('source broke');
+      })(),
+    );
+    const done = track(pipeline(source, p.writable<{ k: string }>({ partitionKey: 'k' })));
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect((done.error as Error).message).toBe('source broke');
+    expect(p.outstandingRecords).toBe(0);
+    const told = lines
+      .filter((l) => l.level === 'warn')
+      .map((l) => Number(/^(\d+) record\(s\) sent without a callback failed/.exec(l.message)?.[1] ?? 0));
+    expect(told.reduce((sum, n) => sum + n, 0)).toBe(5);
+    await p.close();
+  });
+
+  it('rejects writable() options of the wrong kind at the call', () => {
+    const p = producer();
+    expect(() => p.writable({ partitionKey: 'k', highWaterMark: -1 })).toThrow(
+      'Option `highWaterMark` must be an integer in [0, 9007199254740991]; received number -1.',
+    );
+    expect(() => p.writable({ partitionKey: 'k', explicitHashKey: 'abc' as never })).toThrow(
+      'Option `explicitHashKey` must be a function; received "abc".',
+    );
+  });
+
+  it('putAll: an abort says how many records it took, and those are still written', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 3, maxBufferedTimeMs: 0 });
+    const controller = new AbortController();
+    const records = Array.from({ length: 10 }, (_, i) => ({ partitionKey: `k${i}`, data: String(i) }));
+    const done = track(p.putAll(records, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done.error).toBeInstanceOf(AbortedError);
+    expect((done.error as Error).message).toBe(
+      'putAll() was aborted after taking 3 record(s): those are not awaited, and still settle (written or failed) through the producer.',
+    );
+    fake.release();
+    await p.close();
+    expect(fake.storedUserRecords()).toHaveLength(3);
+  });
+
+  it('putAll: an abort ends a wait for a promised record, and the wait for the last to settle', async () => {
+    const p = producer();
+    const early = new AbortController();
+    const waitingForRecord = track(
+      p.putAll([new Promise<never>(() => {})] as never, { signal: early.signal }),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    early.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waitingForRecord.error).toBeInstanceOf(AbortedError);
+    fake.hold();
+    const late = new AbortController();
+    const waitingForFlush = track(p.putAll([{ partitionKey: 'k', data: 'x' }], { signal: late.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(waitingForFlush.status).toBe('pending');
+    late.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waitingForFlush.error).toBeInstanceOf(AbortedError);
+    fake.release();
+    await p.close();
+    expect(fake.storedUserRecords()).toHaveLength(1);
   });
 
   it('putAll stops with AbortedError on its signal', async () => {

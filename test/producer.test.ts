@@ -12,17 +12,9 @@ import {
 import type { Logger } from '../src/logger.js';
 import { resolveOptions } from '../src/options.js';
 import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 import { track } from './support/track.js';
-
-/** A logger that remembers what it was told. */
-function memoryLogger() {
-  const lines: { level: string; message: string; context: object }[] = [];
-  const log = (level: string) => (context: object, message: string) =>
-    lines.push({ level, message, context });
-  const logger: Logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-  return { logger, lines };
-}
 
 const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
