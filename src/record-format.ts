@@ -113,9 +113,9 @@ export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
   const explicitHashKeys: string[] = [];
   const records: DecodedSubRecord[] = [];
   while (reader.pos < reader.end) {
-    const key = reader.varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
+    const key = reader.tag();
+    const field = key >>> 3;
+    const wire = key & 7;
     if (field === 1 && wire === WIRE_LENGTH_DELIMITED) {
       partitionKeys.push(reader.string());
     } else if (field === 2 && wire === WIRE_LENGTH_DELIMITED) {
@@ -149,9 +149,9 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
   let explicitHashKeyIndex = -1;
   let data: Uint8Array | undefined;
   while (reader.pos < reader.end) {
-    const key = reader.varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
+    const key = reader.tag();
+    const field = key >>> 3;
+    const wire = key & 7;
     if (field === 1 && wire === WIRE_VARINT) {
       partitionKeyIndex = reader.varint();
     } else if (field === 2 && wire === WIRE_VARINT) {
@@ -175,9 +175,9 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
 function checkTag(reader: Reader): void {
   let hasKey = false;
   while (reader.pos < reader.end) {
-    const key = reader.varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
+    const key = reader.tag();
+    const field = key >>> 3;
+    const wire = key & 7;
     if (field === 1 && wire === WIRE_LENGTH_DELIMITED) {
       reader.string();
       hasKey = true;
@@ -201,7 +201,8 @@ class Reader {
 
   /**
    * Reads a varint of up to 10 bytes. Values above 2^53 lose precision but stay huge, which is all
-   * the callers need: they are lengths or table indexes, and any such value is out of range.
+   * the callers need: they are lengths or table indexes, and any such value is out of range. (Field
+   * keys are read by `tag()`.)
    */
   varint(): number {
     let result = 0;
@@ -212,6 +213,23 @@ class Reader {
       result += (byte & 0x7f) * scale;
       if (byte < 0x80) return result;
       scale *= 128;
+    }
+    throw new ProtobufParseError(`varint longer than 10 bytes at offset ${this.pos}`);
+  }
+
+  /**
+   * Reads a field's key (field number and wire type), as protobuf-java does: a varint of up to 10
+   * bytes of which only the low 32 bits count. (Read as a plain varint, a key padded past 2^53 would
+   * lose its low bits, and its field, where KCL's parser keeps them.)
+   */
+  tag(): number {
+    let result = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new ProtobufParseError(`truncated varint at offset ${this.pos}`);
+      const byte = this.buf[this.pos++]!;
+      // Shifts are 32-bit: from the fifth byte on, the bits past 32 fall away.
+      if (i < 5) result |= (byte & 0x7f) << (7 * i);
+      if (byte < 0x80) return result >>> 0;
     }
     throw new ProtobufParseError(`varint longer than 10 bytes at offset ${this.pos}`);
   }
@@ -255,9 +273,9 @@ class Reader {
       case WIRE_START_GROUP: {
         if (depth > 64) throw new ProtobufParseError('groups nested too deeply');
         for (;;) {
-          const key = this.varint();
-          const innerField = Math.floor(key / 8);
-          const innerWire = key % 8;
+          const key = this.tag();
+          const innerField = key >>> 3;
+          const innerWire = key & 7;
           if (innerWire === WIRE_END_GROUP) {
             if (innerField !== field) throw new ProtobufParseError('mismatched end of group');
             return;

@@ -222,6 +222,9 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
         }),
       ),
     ],
+    // A field key of 8 varint bytes: its low 32 bits say field 206,616,957, wire type 3, a group
+    // that never ends (read as a plain varint, the low bits are lost). protobuf-java refuses it.
+    ['a field key past 2^53 naming an unterminated group', frame(Buffer.from('eb979794a6f1804615', 'hex'))],
     // Record { partition_key_index: 0, data: "x", tags: [{ value: "v" }] }: the tag lacks its key.
     [
       'a tag without its required key',
@@ -249,6 +252,13 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     expect(() =>
       deaggregate({ Data: data, PartitionKey: 'outer', SequenceNumber: '5' }, { onCorrupt: 'throw' }),
     ).toThrow(CorruptAggregateError);
+  });
+
+  it('reads a field key padded past 2^53 by its low 32 bits, as protobuf-java does', () => {
+    // partition_key_table ["k"], then the records field with its key 0x1a written as 0x1a + 2^35.
+    const body = Buffer.from(`0a016b${'9a8080808001'}05${'0800'}1a0178`, 'hex');
+    const users = deaggregate({ data: frame(body), partitionKey: 'outer' });
+    expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
   });
 
   it('names the record and the reason in the error', () => {
