@@ -113,7 +113,7 @@ export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
   const explicitHashKeys: string[] = [];
   const records: DecodedSubRecord[] = [];
   while (reader.pos < reader.end) {
-    const key = reader.tag();
+    const key = reader.varint32();
     const field = key >>> 3;
     const wire = key & 7;
     if (field === 1 && wire === WIRE_LENGTH_DELIMITED) {
@@ -121,7 +121,7 @@ export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
     } else if (field === 2 && wire === WIRE_LENGTH_DELIMITED) {
       explicitHashKeys.push(reader.string());
     } else if (field === 3 && wire === WIRE_LENGTH_DELIMITED) {
-      const length = reader.varint();
+      const length = reader.varint32();
       const end = reader.take(length);
       records.push(decodeRecord(new Reader(body, end - length, end)));
     } else {
@@ -149,7 +149,7 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
   let explicitHashKeyIndex = -1;
   let data: Uint8Array | undefined;
   while (reader.pos < reader.end) {
-    const key = reader.tag();
+    const key = reader.varint32();
     const field = key >>> 3;
     const wire = key & 7;
     if (field === 1 && wire === WIRE_VARINT) {
@@ -159,7 +159,7 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
     } else if (field === 3 && wire === WIRE_LENGTH_DELIMITED) {
       data = reader.bytes();
     } else if (field === 4 && wire === WIRE_LENGTH_DELIMITED) {
-      const length = reader.varint();
+      const length = reader.varint32();
       const end = reader.take(length);
       checkTag(new Reader(reader.buf, end - length, end));
     } else {
@@ -175,7 +175,7 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
 function checkTag(reader: Reader): void {
   let hasKey = false;
   while (reader.pos < reader.end) {
-    const key = reader.tag();
+    const key = reader.varint32();
     const field = key >>> 3;
     const wire = key & 7;
     if (field === 1 && wire === WIRE_LENGTH_DELIMITED) {
@@ -200,9 +200,8 @@ class Reader {
   }
 
   /**
-   * Reads a varint of up to 10 bytes. Values above 2^53 lose precision but stay huge, which is all
-   * the callers need: they are lengths or table indexes, and any such value is out of range. (Field
-   * keys are read by `tag()`.)
+   * Reads a varint of up to 10 bytes, for values (table indexes, skipped varint fields). Values above
+   * 2^53 lose precision but stay huge, which is all the callers need: any such index is out of range.
    */
   varint(): number {
     let result = 0;
@@ -218,11 +217,12 @@ class Reader {
   }
 
   /**
-   * Reads a field's key (field number and wire type), as protobuf-java does: a varint of up to 10
-   * bytes of which only the low 32 bits count. (Read as a plain varint, a key padded past 2^53 would
-   * lose its low bits, and its field, where KCL's parser keeps them.)
+   * Reads a field's key (field number and wire type) or a length, as protobuf-java's readRawVarint32
+   * does: a varint of up to 10 bytes of which only the low 32 bits count. (Read as a plain varint, a
+   * value padded past 2^32 would keep its high bits, and past 2^53 lose its low ones, where KCL's
+   * parser keeps the low 32.) A length of 2^31 or more, negative to Java, overruns any message here.
    */
-  tag(): number {
+  varint32(): number {
     let result = 0;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) throw new ProtobufParseError(`truncated varint at offset ${this.pos}`);
@@ -244,13 +244,13 @@ class Reader {
   }
 
   bytes(): Uint8Array {
-    const length = this.varint();
+    const length = this.varint32();
     const end = this.take(length);
     return this.buf.subarray(end - length, end);
   }
 
   string(): string {
-    const length = this.varint();
+    const length = this.varint32();
     const end = this.take(length);
     return Buffer.from(this.buf.buffer, this.buf.byteOffset + end - length, length).toString('utf8');
   }
@@ -265,7 +265,7 @@ class Reader {
         this.take(8);
         return;
       case WIRE_LENGTH_DELIMITED:
-        this.take(this.varint());
+        this.take(this.varint32());
         return;
       case WIRE_FIXED32:
         this.take(4);
@@ -273,7 +273,7 @@ class Reader {
       case WIRE_START_GROUP: {
         if (depth > 64) throw new ProtobufParseError('groups nested too deeply');
         for (;;) {
-          const key = this.tag();
+          const key = this.varint32();
           const innerField = key >>> 3;
           const innerWire = key & 7;
           if (innerWire === WIRE_END_GROUP) {

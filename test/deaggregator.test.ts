@@ -261,6 +261,14 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
   });
 
+  it.each([
+    ['a partition key', '0a8180808010' + '6b' + '1a05' + '0800' + '1a0178'],
+    ["a record's data", '0a016b' + '1a09' + '0800' + '1a8180808010' + '78'],
+  ])('reads the length of %s padded past 2^32 by its low 32 bits, as protobuf-java does', (_name, hex) => {
+    const users = deaggregate({ data: frame(Buffer.from(hex, 'hex')), partitionKey: 'outer' });
+    expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
+  });
+
   it('names the record and the reason in the error', () => {
     const bad = cases[2]![1];
     expect(() =>
