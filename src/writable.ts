@@ -244,7 +244,11 @@ export async function putAll(
 /** What `promise` fulfils with, or undefined as soon as `signal` aborts (whichever comes first). */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
   if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.resolve(undefined);
+  if (signal.aborted) {
+    // Not waited for: a rejection of it must not go unhandled.
+    promise.catch(() => {});
+    return Promise.resolve(undefined);
+  }
   return new Promise<T | undefined>((resolve, reject) => {
     const onAbort = () => resolve(undefined);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -826,6 +826,30 @@ describe('streams', () => {
     expect(fake.storedUserRecords()).toHaveLength(1);
   });
 
+  it('putAll: a rejected record promise met by an abort does not go unhandled', async () => {
+    const p = producer();
+    const controller = new AbortController();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const source = (function* () {
+        // The abort lands in the microtasks between this value being handed over and putAll reading it.
+        void Promise.resolve()
+          .then(() => {})
+          .then(() => controller.abort());
+        yield Promise.reject(new Error('bad record')) as never;
+      })();
+      const done = track(p.putAll(source, { signal: controller.signal }));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(done.error).toBeInstanceOf(AbortedError);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('putAll stops with AbortedError on its signal', async () => {
     fake.hold();
     const p = producer({ maxOutstandingRecords: 2 });
