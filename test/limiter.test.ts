@@ -153,6 +153,21 @@ describe('the producer paces each shard', () => {
     expect(fake.storedUserRecords()).toHaveLength(3000);
   });
 
+  it('sends the records of a saturated shard many to a request, not one per token', async () => {
+    const p = producer({ aggregation: false });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    for (let i = 0; i < 3000; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(fake.storedUserRecords()).toHaveLength(3000);
+    // After the half second of burst, the shard takes 1,000 records a second: about 2,500 records
+    // here, in requests of about 50 (one per rest of 50 ms), where one per token made ~2,500.
+    const afterBurst = fake.calls.filter((c) => c.at - start > 100);
+    const records = afterBurst.reduce((n, c) => n + c.entries.length, 0);
+    expect(records).toBeGreaterThan(2_000);
+    expect(afterBurst.length).toBeLessThan(records / 20);
+  });
+
   it('lets half a second of records go at once after an idle spell, as the README says', async () => {
     const p = producer({ aggregation: false, maxBufferedTimeMs: 0 });
     await vi.advanceTimersByTimeAsync(2_000);
