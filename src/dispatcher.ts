@@ -20,8 +20,6 @@ export class Dispatcher {
   ) => void;
   /** Requests in flight, so close() can fail their records when it gives up. */
   readonly #inFlight = new Map<readonly OutboundRecord[], StreamPipeline>();
-  /** Requests in flight per stream. */
-  readonly #inFlightOf = new Map<StreamPipeline, number>();
   #next = 0;
   #wakeTime = Number.POSITIVE_INFINITY;
   #timer: unknown;
@@ -94,30 +92,20 @@ export class Dispatcher {
     const pipelines = this.#pipelines();
     if (pipelines.length === 0 || this.#stopped) return;
     const now = this.#clock.now();
-    // With several streams, each leaves a slot for every other: a stream whose requests hang until
-    // their timeout cannot hold them all while the others wait. (It is pumped again when one of its
-    // requests ends.)
-    const perStream = Math.max(1, sender.maxInFlight - (pipelines.length - 1));
     let idle = 0;
     while (sender.hasCapacity && idle < pipelines.length) {
       const pipeline = pipelines[this.#next % pipelines.length]!;
       this.#next = (this.#next + 1) % pipelines.length;
-      // Nothing due, or nothing could go (rate-limited shards, backoff: the pipeline asked for a
-      // wake-up), or the stream holds its share of the slots.
-      const batch =
-        (this.#inFlightOf.get(pipeline) ?? 0) < perStream && pipeline.isDue(now)
-          ? pipeline.collect(now)
-          : undefined;
+      // Nothing due, or nothing could go (rate-limited shards, backoff: the pipeline asked for a wake-up).
+      const batch = pipeline.isDue(now) ? pipeline.collect(now) : undefined;
       if (batch === undefined || batch.length === 0) {
         idle++;
         continue;
       }
       idle = 0;
       this.#inFlight.set(batch, pipeline);
-      this.#inFlightOf.set(pipeline, (this.#inFlightOf.get(pipeline) ?? 0) + 1);
       sender.send(pipeline.stream, batch, (outcome) => {
         this.#inFlight.delete(batch);
-        this.#inFlightOf.set(pipeline, this.#inFlightOf.get(pipeline)! - 1);
         if (!this.#stopped) this.#onOutcome(pipeline, batch, outcome);
       });
     }

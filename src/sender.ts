@@ -60,11 +60,6 @@ export class Sender {
     this.#nativeBody = speaksAwsJson11(client);
   }
 
-  /** The most requests in flight at once (`maxConnections`). */
-  get maxInFlight(): number {
-    return this.#maxInFlight;
-  }
-
   /** Whether another request may start. */
   get hasCapacity(): boolean {
     return this.#inFlight < this.#maxInFlight;

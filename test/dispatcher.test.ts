@@ -49,7 +49,7 @@ describe('Dispatcher', () => {
       nextSendBy: Number.POSITIVE_INFINITY,
       stream: { label: 's', streamName: 's', streamARN: undefined },
     } as unknown as StreamPipeline;
-    const sender = { hasCapacity: true, maxInFlight: 8 } as unknown as Sender;
+    const sender = { hasCapacity: true } as unknown as Sender;
     dispatcher = new Dispatcher(
       sender,
       clock,

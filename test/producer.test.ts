@@ -444,25 +444,6 @@ describe('flush and close', () => {
 });
 
 describe('streams', () => {
-  it('leaves a connection slot to the other streams while the requests of one hang', async () => {
-    fake.onPut = (call) => (call.streamName === 'slow' ? 'hang' : undefined);
-    const p = producer({
-      maxConnections: 4,
-      collectionMaxCount: 1,
-      aggregation: false,
-      requestTimeoutMs: 5_000,
-    });
-    // The slow stream has more requests than there are slots; each hangs until its timeout.
-    for (let i = 0; i < 20; i++) p.send({ streamName: 'slow', partitionKey: `s${i}`, data: 'x' });
-    await vi.advanceTimersByTimeAsync(150);
-    expect(fake.calls.filter((c) => c.streamName === 'slow')).toHaveLength(3);
-    // The producer's own stream still gets a slot: its record is written after its buffering time,
-    // not after the slow stream's timeout.
-    const fast = track(p.put({ partitionKey: 'f', data: 'y' }));
-    await vi.advanceTimersByTimeAsync(150);
-    expect(fast.status).toBe('fulfilled');
-  });
-
   it('sends a record that names another stream to that stream', async () => {
     const p = producer();
     const a = p.put({ partitionKey: 'k', data: 'default' });
