@@ -20,6 +20,8 @@ export class ShardBuffer {
    * together, not one per token.
    */
   limitedUntil = 0;
+  /** When the shard's rate limiter last refused one of its records. */
+  lastRefusedAt = Number.NEGATIVE_INFINITY;
 
   /**
    * The sealed records: those put back at the head (retries) in `#front`, a stack whose last element

@@ -21,6 +21,8 @@ const WRONG_SHARD = 'WrongShard';
  * records or 50 KiB of tokens at a shard's full rate, for one request instead of fifty.
  */
 const LIMITED_REST_MS = 50;
+/** A shard refused again within this long of its last refusal is saturated: it rests. */
+const SATURATED_WITHIN_MS = 2 * LIMITED_REST_MS;
 
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
@@ -409,11 +411,16 @@ export class StreamPipeline {
           break;
         }
         if (limiter !== undefined && (buffer.limitedUntil > now || !limiter.tryTake(record.sizeBytes, now))) {
-          // Rate-limited: the shard rests a moment, so its tokens pile up for a request that carries
-          // many of its records rather than one per token (a request per millisecond at 1,000
-          // records/s). The buckets hold half a second, so the rate over time is the same.
+          // Rate-limited. Refused again soon after the last refusal, the shard is saturated: it rests
+          // a moment, so its tokens pile up for a request that carries many of its records rather
+          // than one per token (a request per millisecond at 1,000 records/s). The buckets hold half
+          // a second, so the rate over time is the same. Not with ordering, where a shard sends one
+          // record per request anyway, nor for a first refusal (a burst just spent, a flush).
           if (buffer.limitedUntil <= now) {
-            buffer.limitedUntil = Math.max(limiter.availableAt(record.sizeBytes, now), now + LIMITED_REST_MS);
+            const available = limiter.availableAt(record.sizeBytes, now);
+            const saturated = !ordered && now - buffer.lastRefusedAt <= SATURATED_WITHIN_MS;
+            buffer.lastRefusedAt = now;
+            buffer.limitedUntil = saturated ? Math.max(available, now + LIMITED_REST_MS) : available;
           }
           blockedUntil = Math.min(blockedUntil, buffer.limitedUntil);
           break;
@@ -670,6 +677,8 @@ export class StreamPipeline {
     this.#openHead = 0;
     for (const buffer of this.#ready) {
       for (const record of buffer.records()) if (record.sendBy > now) record.sendBy = now;
+      // A flush does not wait out a rest: what the buckets allow goes now.
+      buffer.limitedUntil = 0;
     }
     if (this.#readyCount > 0) this.#minSendBy = now;
   }

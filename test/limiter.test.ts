@@ -11,6 +11,7 @@ import {
 } from '../src/limiter.js';
 import { FakeKinesis } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
 
 describe('ShardLimiter', () => {
   it('lets a burst through, then paces records at the shard rate', () => {
@@ -157,6 +158,21 @@ describe('the producer paces each shard', () => {
     const records = afterBurst.reduce((n, c) => n + c.entries.length, 0);
     expect(records).toBeGreaterThan(2_000);
     expect(afterBurst.length).toBeLessThan(records / 20);
+  });
+
+  it('does not make a flush wait out a rest: what the buckets allow goes at once', async () => {
+    const p = producer({ aggregation: false, collectionMaxCount: 500 });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    for (let i = 0; i < 501; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    const flushed = track(p.flush());
+    await vi.advanceTimersByTimeAsync(20);
+    expect(flushed.status).toBe('fulfilled');
+    // The burst holds 500 records; the 501st waits for its token (1 ms), not for a rest of 50 ms.
+    expect(fake.calls.map((c) => [c.at - start <= 5, c.entries.length])).toEqual([
+      [true, 500],
+      [true, 1],
+    ]);
   });
 
   it('lets half a second of records go at once after an idle spell, as the README says', async () => {
