@@ -26,6 +26,14 @@ export const MIN_RATE = 0.05;
 /** Tokens a bucket holds at most, in seconds of its rate: the burst a shard may take at once. */
 export const BURST_SECONDS = 0.5;
 
+/**
+ * How long a saturated shard rests before its records go again: about 50 records or 50 KiB of tokens
+ * at a shard's full rate, for one request instead of fifty.
+ */
+const REST_MS = 50;
+/** A shard refused again within this long of its last refusal is saturated. */
+const SATURATED_WITHIN_MS = 2 * REST_MS;
+
 /** The two token buckets of one shard and their adaptive rate. */
 export class ShardLimiter {
   /** Current rate as a fraction of the shard limit. */
@@ -36,6 +44,9 @@ export class ShardLimiter {
   #refilledAt: number;
   #lastDecreaseAt = Number.NEGATIVE_INFINITY;
   #lastIncreaseAt: number;
+  /** Until when the shard rests (see `refused`), and when it last refused a record. */
+  #restUntil = 0;
+  #lastRefusedAt = Number.NEGATIVE_INFINITY;
 
   /** @param ceiling - the highest rate, as a fraction of the shard limit (KPL's RateLimit / 100). */
   constructor(ceiling: number, now: number) {
@@ -83,6 +94,29 @@ export class ShardLimiter {
     this.#records -= 1;
     this.#bytes -= bytes;
     return true;
+  }
+
+  /**
+   * Takes a record as `tryTake` does, unless the shard is resting; if not taken, returns when to try
+   * again (else undefined). Refused again soon after its last refusal, the shard is saturated: it
+   * rests {@link REST_MS} (when `mayRest`), so that its tokens pile up for a request that carries many
+   * of its records rather than one per token (a request per millisecond at 1,000 records/s). The
+   * buckets hold half a second, so the rate over time is the same. A first refusal (a burst just
+   * spent) does not rest.
+   */
+  take(bytes: number, now: number, mayRest: boolean): number | undefined {
+    if (now < this.#restUntil) return this.#restUntil;
+    if (this.tryTake(bytes, now)) return undefined;
+    const available = this.availableAt(bytes, now);
+    const saturated = mayRest && now - this.#lastRefusedAt <= SATURATED_WITHIN_MS;
+    this.#lastRefusedAt = now;
+    this.#restUntil = saturated ? Math.max(available, now + REST_MS) : available;
+    return this.#restUntil;
+  }
+
+  /** Ends a rest early (a flush): what the buckets allow goes now. */
+  endRest(): void {
+    this.#restUntil = 0;
   }
 
   /** When a record of `bytes` could next be taken (ms since the epoch). */

@@ -15,13 +15,6 @@ export class ShardBuffer {
   sendBy = Number.POSITIVE_INFINITY;
   /** Shard-map version the open aggregate is routed under. */
   mapVersion = 0;
-  /**
-   * Until when the shard's rate limiter holds its sealed records back (see `collect`): they then go
-   * together, not one per token.
-   */
-  limitedUntil = 0;
-  /** When the shard's rate limiter last refused one of its records. */
-  lastRefusedAt = Number.NEGATIVE_INFINITY;
 
   /**
    * The sealed records: those put back at the head (retries) in `#front`, a stack whose last element

@@ -16,14 +16,6 @@ const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
 /** The error code of an attempt whose aggregate landed on a shard some of its records do not belong to. */
 const WRONG_SHARD = 'WrongShard';
 
-/**
- * How long a shard whose rate limiter refused a record waits before its records go again: about 50
- * records or 50 KiB of tokens at a shard's full rate, for one request instead of fifty.
- */
-const LIMITED_REST_MS = 50;
-/** A shard refused again within this long of its last refusal is saturated: it rests. */
-const SATURATED_WITHIN_MS = 2 * LIMITED_REST_MS;
-
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
@@ -410,20 +402,13 @@ export class StreamPipeline {
           full = true;
           break;
         }
-        if (limiter !== undefined && (buffer.limitedUntil > now || !limiter.tryTake(record.sizeBytes, now))) {
-          // Rate-limited. Refused again soon after the last refusal, the shard is saturated: it rests
-          // a moment, so its tokens pile up for a request that carries many of its records rather
-          // than one per token (a request per millisecond at 1,000 records/s). The buckets hold half
-          // a second, so the rate over time is the same. Not with ordering, where a shard sends one
-          // record per request anyway, nor for a first refusal (a burst just spent, a flush).
-          if (buffer.limitedUntil <= now) {
-            const available = limiter.availableAt(record.sizeBytes, now);
-            const saturated = !ordered && now - buffer.lastRefusedAt <= SATURATED_WITHIN_MS;
-            buffer.lastRefusedAt = now;
-            buffer.limitedUntil = saturated ? Math.max(available, now + LIMITED_REST_MS) : available;
+        if (limiter !== undefined) {
+          // With ordering a shard sends one record per request anyway: resting would only delay it.
+          const retryAt = limiter.take(record.sizeBytes, now, !ordered);
+          if (retryAt !== undefined) {
+            blockedUntil = Math.min(blockedUntil, retryAt);
+            break;
           }
-          blockedUntil = Math.min(blockedUntil, buffer.limitedUntil);
-          break;
         }
         this.#take(buffer);
         batch.push(record);
@@ -677,9 +662,9 @@ export class StreamPipeline {
     this.#openHead = 0;
     for (const buffer of this.#ready) {
       for (const record of buffer.records()) if (record.sendBy > now) record.sendBy = now;
-      // A flush does not wait out a rest: what the buckets allow goes now.
-      buffer.limitedUntil = 0;
     }
+    // A flush does not wait out a rest: what the buckets allow goes now.
+    for (const limiter of this.#limiters.values()) limiter.endRest();
     if (this.#readyCount > 0) this.#minSendBy = now;
   }
 

@@ -24,6 +24,29 @@ describe('ShardLimiter', () => {
     expect(limiter.tryTake(10, 1)).toBe(false);
   });
 
+  it('rests 50 ms when refused again soon after a refusal, unless it may not, and a flush ends it', () => {
+    const limiter = new ShardLimiter(1, 0);
+    while (limiter.take(10, 0, true) === undefined);
+    // The first refusal (the burst is spent) waits for the next token only.
+    expect(limiter.take(10, 0, true)).toBe(1);
+    expect(limiter.take(10, 1, true)).toBeUndefined();
+    // Refused again within 100 ms: saturated, it rests 50 ms, taking nothing meanwhile.
+    expect(limiter.take(10, 1, true)).toBe(51);
+    expect(limiter.take(10, 30, true)).toBe(51);
+    expect(limiter.take(10, 51, true)).toBeUndefined();
+    // Spent again at 51: it rests to 101. A flush ends a rest: the tokens that piled up go at once.
+    while (limiter.take(10, 51, true) === undefined);
+    expect(limiter.take(10, 80, true)).toBe(101);
+    limiter.endRest();
+    expect(limiter.take(10, 80, true)).toBeUndefined();
+    // Without rests (ordering), only the next token.
+    const ordered = new ShardLimiter(1, 0);
+    while (ordered.take(10, 0, false) === undefined);
+    expect(ordered.take(10, 0, false)).toBe(1);
+    expect(ordered.take(10, 1, false)).toBeUndefined();
+    expect(ordered.take(10, 1, false)).toBe(2);
+  });
+
   it('paces bytes at 1 MiB/s', () => {
     const limiter = new ShardLimiter(1, 0);
     const record = 50 * 1024;
