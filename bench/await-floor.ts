@@ -7,6 +7,7 @@
 import { type PutResult, partitionKeyHash, type RecordFailedError } from '../src/index.js';
 import { PartitionKeyCache } from '../src/key-cache.js';
 import { PendingRecord } from '../src/pending-record.js';
+import { RoomShare } from '../src/room.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
 import { measure, throughputMetrics } from './measure.js';
 import { LARGER_YOUNG_GENERATION, putCallers } from './sending.js';
@@ -47,6 +48,7 @@ const RECORD = { partitionKey: 'caller', data: Buffer.alloc(100) };
 /** Its hash key (MD5 of the partition key); the producer computes it once per key too. */
 const HASH_KEY = partitionKeyHash(RECORD.partitionKey);
 /** What the producer keeps per partition key, as put() finds it for a key it has seen. */
+const SHARE = new RoomShare('shard shardId-000000000000 of stream bench');
 const KEY = new PartitionKeyCache().add(RECORD.partitionKey, Buffer.byteLength(RECORD.partitionKey));
 
 /** The resolving functions of the promise `wait` is making, handed over by `capture` (as in put()). */
@@ -99,6 +101,7 @@ async function runFloor(params: FloorParams, settings: RunSettings): Promise<Met
         now,
         now + 30_000,
         0,
+        SHARE,
         captured.resolve,
         captured.reject,
         undefined,

@@ -154,10 +154,21 @@ export class ProducerClosedError extends KinesisProducerError {
  * taken.
  */
 export class BufferFullError extends KinesisProducerError {
-  constructor(outstandingRecords: number, bufferedBytes: number, room: { records: number; bytes: number }) {
+  /**
+   * `share` names the shard (or stream) whose share of the room is full, when the producer as a
+   * whole has room; the counts and limits are then that share's.
+   */
+  constructor(
+    outstandingRecords: number,
+    bufferedBytes: number,
+    room: { records: number; bytes: number },
+    share?: string,
+  ) {
     super(
       ErrorCode.BufferFull,
-      `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the stream can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+      share === undefined
+        ? `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the streams can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`
+        : `The producer's room for ${share} is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: what the shard writes in half of recordTtlMs at rateLimit, none while an eighth of that has waited longer, and records of the shard waiting first come first): the record was not taken. Wait for 'drain', or use put(), which waits.`,
       { retryable: true },
     );
   }

@@ -3,6 +3,7 @@ import type { RecordFailedError } from './errors.js';
 import type { KnownPartitionKey } from './key-cache.js';
 import type { ProducerRecord } from './producer.js';
 import type { AttemptLog, PutResult } from './result.js';
+import type { RoomShare } from './room.js';
 
 /**
  * How the caller of one record wants its answer: its promise's functions (`put`), its callback
@@ -34,6 +35,8 @@ export class PendingRecord implements AggregatableRecord, Settler {
   readonly expiresAt: number;
   /** The flush barrier the record belongs to (see KinesisProducer.flush). */
   readonly epoch: number;
+  /** The share of the producer's room it was taken into, freed when it settles. */
+  readonly share: RoomShare;
   readonly resolve: ((result: PutResult) => void) | undefined;
   readonly reject: ((error: RecordFailedError) => void) | undefined;
   readonly callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined;
@@ -51,6 +54,7 @@ export class PendingRecord implements AggregatableRecord, Settler {
     arrivedAt: number,
     expiresAt: number,
     epoch: number,
+    share: RoomShare,
     resolve: ((result: PutResult) => void) | undefined,
     reject: ((error: RecordFailedError) => void) | undefined,
     callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined,
@@ -64,6 +68,7 @@ export class PendingRecord implements AggregatableRecord, Settler {
     this.arrivedAt = arrivedAt;
     this.expiresAt = expiresAt;
     this.epoch = epoch;
+    this.share = share;
     this.resolve = resolve;
     this.reject = reject;
     this.callback = callback;

@@ -25,7 +25,7 @@ import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } fro
 import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
 import type { PutResult } from './result.js';
-import { Room } from './room.js';
+import { Room, type RoomShare } from './room.js';
 import { Sender } from './sender.js';
 import { Settlement, settlements } from './settlement.js';
 import { ShardMap } from './shard-map.js';
@@ -200,6 +200,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? decimalOf(item.partitionKeyEntry),
+      room: this.#room,
     };
     const { streamName, streamARN } = resolved;
     this.#defaultPipeline =
@@ -249,12 +250,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
     const now = this.#options.clock.now();
-    if (this.#room.hasRoomFor(bytes, now)) {
-      this.#takeMeasured(record, pipeline, resolve, reject, undefined, now);
+    const share = pipeline.shareFor(this.#hashKey);
+    if (this.#room.hasRoomFor(bytes, share, now)) {
+      this.#takeMeasured(record, pipeline, share, resolve, reject, undefined, now);
       return promise;
     }
-    this.#room.owe();
-    if (this.#options.onFull === 'reject') return Promise.reject(this.#fullError());
+    if (this.#options.onFull === 'reject') {
+      this.#room.owe(share);
+      return Promise.reject(this.#fullError(bytes, share));
+    }
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
     // What the shared validation scratch holds now, kept for when there is room.
@@ -269,8 +273,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const epoch = this.#barrier.count();
     this.#room.wait(
       bytes,
+      share,
       {
-        admit: () => {
+        admit: (admittedTo) => {
           const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
           const takenAt = this.#options.clock.now();
           this.#take(
@@ -283,6 +288,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
             hashKey,
             takenAt,
             epoch,
+            admittedTo,
             resolve,
             reject,
             undefined,
@@ -290,6 +296,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           // A flush() was asked for while it waited: send it at once.
           if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
         },
+        share: () => pipeline.shareFor(prepared.hashKey),
         cancel: (why, reason) => {
           this.#barrier.release(epoch);
           if (why === 'aborted') {
@@ -328,14 +335,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
     const now = this.#options.clock.now();
-    if (!this.#room.hasRoomFor(bytes, now)) {
-      this.#room.owe();
-      throw this.#fullError();
+    const share = pipeline.shareFor(this.#hashKey);
+    if (!this.#room.hasRoomFor(bytes, share, now)) {
+      this.#room.owe(share);
+      throw this.#fullError(bytes, share);
     }
-    this.#takeMeasured(record, pipeline, undefined, undefined, callback, now);
-    // True promises that the next send of a record this size is taken.
-    if (this.#room.hasRoomFor(bytes, now)) return true;
-    this.#room.owe();
+    this.#takeMeasured(record, pipeline, share, undefined, undefined, callback, now);
+    // True promises that the next send of a record this size (for the same shard) is taken.
+    if (this.#room.hasRoomFor(bytes, share, now)) return true;
+    this.#room.owe(share);
     return false;
   }
 
@@ -493,6 +501,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #takeMeasured(
     record: ProducerRecord,
     pipeline: StreamPipeline,
+    share: RoomShare,
     resolve: Settler['resolve'],
     reject: Settler['reject'],
     callback: Settler['callback'],
@@ -509,6 +518,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#hashKey,
       now,
       this.#barrier.count(),
+      share,
       resolve,
       reject,
       callback,
@@ -545,6 +555,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     hashKey: bigint,
     now: number,
     epoch: number,
+    share: RoomShare,
     resolve: Settler['resolve'],
     reject: Settler['reject'],
     callback: Settler['callback'],
@@ -559,27 +570,38 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       now,
       now + this.#options.recordTtlMs,
       epoch,
+      share,
       resolve,
       reject,
       callback,
     );
-    this.#room.take(partitionKey.bytes + dataBytes, now);
+    this.#room.take(partitionKey.bytes + dataBytes, now, share);
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
   }
 
   /** Bookkeeping when a record settles: room (and waiting puts), flush barrier, idle timer. */
   #settled(item: PendingRecord): void {
-    this.#room.free(item.sizeBytes, item.arrivedAt);
+    this.#room.free(item.sizeBytes, item.arrivedAt, item.share);
     this.#barrier.release(item.epoch);
     if (this.#room.records === 0 && this.#room.waiting === 0) this.#dispatcher.idle();
   }
 
-  #fullError(): BufferFullError {
-    return new BufferFullError(this.#room.records, this.#room.bytes, {
-      records: this.#room.maxRecords,
-      bytes: this.#room.maxBytes,
-    });
+  /** The error for a record of `bytes` that `share` had no room for: the producer's limits, or the share's. */
+  #fullError(bytes: number, share: RoomShare): BufferFullError {
+    const room = this.#room;
+    if (room.fullFor(bytes) === 'producer') {
+      return new BufferFullError(room.records, room.bytes, {
+        records: room.maxRecords,
+        bytes: room.maxBytes,
+      });
+    }
+    return new BufferFullError(
+      share.records,
+      share.bytes,
+      { records: share.maxRecords, bytes: share.maxBytes },
+      share.label,
+    );
   }
 
   #pipelineForRecord(record: ProducerRecord): StreamPipeline {
@@ -618,6 +640,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       () => {
         pipeline.onShardMapChange(clock.now());
         this.#updateCapacity();
+        this.#room.reshare();
         this.#dispatcher.pump();
       },
       () => {
@@ -634,6 +657,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const summary = new StreamSummary(source, (info) => {
       pipeline.open(info, clock.now());
       this.#updateCapacity();
+      this.#room.reshare();
       this.#dispatcher.pump();
     });
     const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);

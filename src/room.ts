@@ -1,16 +1,27 @@
+import { MinHeap } from './min-heap.js';
+
 /**
  * Backpressure: the producer holds at most `maxOutstandingRecords` records and `maxBufferedBytes`
- * bytes that have not settled. Records wait for room in call order; a waiter leaves early when its
+ * bytes that have not settled. Records that do not fit wait for room; a waiter leaves early when its
  * AbortSignal aborts. 'drain' is owed to whoever was turned away or told to wait, and paid once the
- * producer is at most half full with nobody waiting — like `Writable`, but at half rather than empty
- * so the pipeline keeps batching.
+ * producer, and every share a send was turned away from, is at most half full with nobody waiting
+ * there — like `Writable`, but at half rather than empty so the pipeline keeps batching.
  *
- * The room is also no larger than the stream can write in half of `recordTtlMs`, so that a feed faster
- * than the stream makes callers wait instead of making records wait in the producer until they
- * expire. Two rules keep it so: the bytes held never exceed what the stream's shards take in that
- * time (1 MiB/s each, at `rateLimit`), known from the shard map; and no record is taken while an
- * eighth of the byte limit has waited that long already (the stream is slower than its shards allow:
- * shared with other producers, throttled, or down).
+ * Each shard also has a share of the room (a {@link RoomShare}), so that one slow shard or stream
+ * neither holds its records until they expire nor keeps the others waiting:
+ * - a shard's share holds no more than the shard writes in half of `recordTtlMs` (1 MiB/s, and 1,000
+ *   records/s when not aggregating, at `rateLimit`), so a feed faster than the shard makes its
+ *   callers wait instead of making its records wait in the producer until they expire;
+ * - no record is taken into a share while an eighth of its limit has waited that long already (the
+ *   shard is slower than its limits allow: shared with other producers, throttled, or down).
+ *
+ * Records wait in call order within a share. Across shares, the first waiter whose share has room
+ * goes first: a put for a shard with room is not queued behind one for a full shard. Records of a
+ * stream whose shards are not known yet (no shard map, or a stream that routes records itself) share
+ * one share for the stream, without a limit of its own.
+ *
+ * The producer as a whole is also no larger than its streams' shards write in half the TTL, known
+ * from the shard maps.
  */
 export interface RoomLimits {
   readonly maxOutstandingRecords: number;
@@ -22,26 +33,31 @@ export interface RoomLimits {
 
 /** Granularity of the ages of records held. */
 const AGE_BUCKET_MS = 100;
-/** No record is taken while more than this share of the byte limit has been held too long. */
+/** No record is taken into a share while more than this part of its byte limit has been held too long. */
 const STALE_SHARE = 1 / 8;
 
 /** What the producer does with a waiting record: take it once it fits, or drop it. */
 export interface RoomRequest {
-  /** Takes the record; called when room is found. */
-  admit(): void;
+  /** Takes the record into `share`; called when room is found. */
+  admit(share: RoomShare): void;
   /** The wait ended without room: its signal aborted, or close() gave up on it (`reason` says which). */
   cancel(why: 'aborted' | 'evicted', reason: unknown): void;
+  /** The share the record belongs to now (asked again when a shard map changes). */
+  share(): RoomShare;
 }
 
 /**
- * A record waiting for room: a link in the line of waiters, which any of them can leave in O(1) when
- * its signal aborts. (An array's `shift` and `splice` cost O(n) each once it holds some tens of
- * thousands, and a batch of puts made at once can queue hundreds of thousands.)
+ * A record waiting for room: a link in its share's line of waiters, which any of them can leave in
+ * O(1) when its signal aborts. (An array's `shift` and `splice` cost O(n) each once it holds some
+ * tens of thousands, and a batch of puts made at once can queue hundreds of thousands.)
  */
 interface Waiter {
   readonly bytes: number;
   readonly request: RoomRequest;
   readonly signal: AbortSignal | undefined;
+  /** Call order, across shares. */
+  readonly seq: number;
+  share: RoomShare;
   prev: Waiter | undefined;
   next: Waiter | undefined;
 }
@@ -55,6 +71,80 @@ interface SignalGroup {
   readonly onAbort: () => void;
 }
 
+/**
+ * Bytes of unsettled records by the tenth of a second they were taken in: the current one in a plain
+ * number (the hot path), earlier ones in a map whose keys only grow, oldest first.
+ */
+class AgeBuckets {
+  #slot = -1;
+  #slotBytes = 0;
+  readonly #earlier = new Map<number, number>();
+
+  add(bytes: number, now: number): void {
+    const slot = Math.floor(now / AGE_BUCKET_MS);
+    if (slot !== this.#slot) {
+      if (this.#slotBytes > 0) this.#earlier.set(this.#slot, this.#slotBytes);
+      this.#slot = slot;
+      this.#slotBytes = 0;
+    }
+    this.#slotBytes += bytes;
+  }
+
+  remove(bytes: number, takenAt: number): void {
+    const slot = Math.floor(takenAt / AGE_BUCKET_MS);
+    if (slot === this.#slot) {
+      this.#slotBytes -= bytes;
+    } else {
+      const left = (this.#earlier.get(slot) ?? bytes) - bytes;
+      if (left > 0) this.#earlier.set(slot, left);
+      else this.#earlier.delete(slot);
+    }
+  }
+
+  /**
+   * Bytes taken before `before`. Counting bytes, not the single oldest record, keeps one stuck record
+   * (a poison record retried alone) from closing the room.
+   */
+  takenBefore(before: number): number {
+    const limit = Math.floor(before / AGE_BUCKET_MS);
+    let stale = 0;
+    for (const [slot, bytes] of this.#earlier) {
+      if (slot >= limit) return stale;
+      stale += bytes;
+    }
+    // The latest slot too, when nothing was taken since it grew old.
+    if (this.#slot < limit) stale += this.#slotBytes;
+    return stale;
+  }
+}
+
+/**
+ * @internal One shard's part of the room (or one stream's, while its shards are unknown): the records
+ * taken for it and not settled, its limits, and the records waiting for it, first to last. Created by
+ * the stream's pipeline, one per open shard; records keep theirs until they settle, also after a
+ * reshard.
+ */
+export class RoomShare {
+  /** The stream and shard, for errors. */
+  readonly label: string;
+  records = 0;
+  bytes = 0;
+  /** What its shard writes in half the TTL; infinite while unknown. */
+  maxBytes = Number.POSITIVE_INFINITY;
+  maxRecords = Number.POSITIVE_INFINITY;
+  readonly ages = new AgeBuckets();
+  first: Waiter | undefined = undefined;
+  last: Waiter | undefined = undefined;
+  waiting = 0;
+
+  constructor(label: string) {
+    this.label = label;
+  }
+}
+
+/** Why a record does not fit: the producer's limits, or its share's. */
+export type FullFor = 'producer' | 'share';
+
 export class Room {
   readonly #limits: RoomLimits;
   readonly #onDrain: () => void;
@@ -62,29 +152,29 @@ export class Room {
   /** Half the TTL: what the bytes held must be writable in. */
   readonly #horizonMs: number;
   /**
-   * A record held longer than this means the stream is behind. Half the TTL, but never less than a
+   * A record held longer than this means the shard is behind. Half the TTL, but never less than a
    * record normally waits (buffering plus one request), or slow configurations would never take any.
    */
   readonly #maxAgeMs: number;
   #records = 0;
   #bytes = 0;
-  /** The line of waiters, first to last. */
-  #first: Waiter | undefined;
-  #last: Waiter | undefined;
+  /** Shares with records waiting, and how many wait in all. */
+  readonly #waitingShares = new Set<RoomShare>();
   #waiting = 0;
+  #nextSeq = 0;
+  /**
+   * The last look at the waiters found one whose share had room but the producer had not: until the
+   * next look, nobody may pass it.
+   */
+  #stalled = false;
   readonly #bySignal = new Map<AbortSignal, SignalGroup>();
   #drainOwed = false;
+  /** Shares a send was refused (or told "full") for: 'drain' waits until each has room again. */
+  readonly #owing = new Set<RoomShare>();
   #afterFreeScheduled = false;
   /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
   #capacityBytes = Number.POSITIVE_INFINITY;
   #capacityRecords = Number.POSITIVE_INFINITY;
-  /**
-   * Bytes of unsettled records by the tenth of a second they were taken in: the current one in a
-   * plain number (the hot path), earlier ones in a map whose keys only grow, oldest first.
-   */
-  #slot = -1;
-  #slotBytes = 0;
-  readonly #earlier = new Map<number, number>();
 
   constructor(limits: RoomLimits, now: () => number, onDrain: () => void) {
     this.#limits = limits;
@@ -94,23 +184,31 @@ export class Room {
     this.#maxAgeMs = Math.max(this.#horizonMs, limits.maxBufferedTimeMs + limits.requestTimeoutMs);
   }
 
-  /** The record limit in force now. */
+  /** The record limit of the producer now. */
   get maxRecords(): number {
     return Math.min(this.#limits.maxOutstandingRecords, this.#capacityRecords);
   }
 
-  /** The byte limit in force now. */
+  /** The byte limit of the producer now. */
   get maxBytes(): number {
     return Math.min(this.#limits.maxBufferedBytes, this.#capacityBytes);
   }
 
   /**
-   * What the streams can write per second, when known (infinity otherwise): the room holds at most
+   * What the streams can write per second, when known (infinity otherwise): the producer holds at most
    * that much for half the TTL.
    */
   setCapacity(bytesPerSecond: number, recordsPerSecond: number): void {
     this.#capacityBytes = (bytesPerSecond * this.#horizonMs) / 1000;
     this.#capacityRecords = (recordsPerSecond * this.#horizonMs) / 1000;
+    this.#lookSoon();
+  }
+
+  /** What the shard of `share` writes per second (infinity while unknown): it holds that for half the TTL. */
+  setShareCapacity(share: RoomShare, bytesPerSecond: number, recordsPerSecond: number): void {
+    share.maxBytes = (bytesPerSecond * this.#horizonMs) / 1000;
+    share.maxRecords = (recordsPerSecond * this.#horizonMs) / 1000;
+    if (share.waiting > 0) this.#lookSoon();
   }
 
   /** Records taken and not settled. */
@@ -128,70 +226,68 @@ export class Room {
     return this.#waiting;
   }
 
-  /** Room now for a record of `bytes`, with nobody waiting before it. */
-  hasRoomFor(bytes: number, now: number): boolean {
-    return this.#waiting === 0 && this.#fits(bytes, now);
+  /** Room now for a record of `bytes` in `share`, with nobody waiting before it. */
+  hasRoomFor(bytes: number, share: RoomShare, now: number): boolean {
+    return share.waiting === 0 && !this.#stalled && this.#fits(bytes) && this.#shareFits(bytes, share, now);
+  }
+
+  /** When `hasRoomFor` said no: whether the producer's limits keep a record of `bytes` out, or its share's. */
+  fullFor(bytes: number): FullFor {
+    return this.#stalled || !this.#fits(bytes) ? 'producer' : 'share';
   }
 
   /** A record larger than the byte limit still fits an empty producer, or it never would. */
-  #fits(bytes: number, now: number): boolean {
-    const maxBytes = this.maxBytes;
+  #fits(bytes: number): boolean {
     if (this.#records >= this.maxRecords) return false;
-    if (this.#bytes !== 0 && this.#bytes + bytes > maxBytes) return false;
-    return this.#staleBytes(now) <= maxBytes * STALE_SHARE;
+    return this.#bytes === 0 || this.#bytes + bytes <= this.maxBytes;
   }
 
-  /**
-   * Bytes held longer than `#maxAgeMs`. Counting bytes, not the single oldest record, keeps one stuck
-   * record (a poison record retried alone, a hot shard) from closing the room for everyone.
-   */
-  #staleBytes(now: number): number {
-    const limit = Math.floor((now - this.#maxAgeMs) / AGE_BUCKET_MS);
-    let stale = 0;
-    for (const [slot, bytes] of this.#earlier) {
-      if (slot >= limit) return stale;
-      stale += bytes;
-    }
-    // The latest slot too, when nothing was taken since it grew old.
-    if (this.#slot < limit) stale += this.#slotBytes;
-    return stale;
+  /** The same for a share, and none while too much of it has been held too long. */
+  #shareFits(bytes: number, share: RoomShare, now: number): boolean {
+    if (share.records >= share.maxRecords) return false;
+    if (share.bytes !== 0 && share.bytes + bytes > share.maxBytes) return false;
+    return !this.#closedByStale(share, now);
   }
 
-  /** Someone was turned away or told to wait: 'drain' is owed. */
-  owe(): void {
+  #closedByStale(share: RoomShare, now: number): boolean {
+    if (share.bytes === 0) return false;
+    const limit = Math.min(share.maxBytes, this.maxBytes);
+    return share.ages.takenBefore(now - this.#maxAgeMs) > limit * STALE_SHARE;
+  }
+
+  /** Someone was turned away or told to wait for `share`: 'drain' is owed once it has room. */
+  owe(share: RoomShare): void {
     this.#drainOwed = true;
+    this.#owing.add(share);
   }
 
-  /** Counts a record of `bytes` taken at `now`. */
-  take(bytes: number, now: number): void {
+  /** Counts a record of `bytes` taken into `share` at `now`. */
+  take(bytes: number, now: number, share: RoomShare): void {
     this.#records++;
     this.#bytes += bytes;
-    const slot = Math.floor(now / AGE_BUCKET_MS);
-    if (slot !== this.#slot) {
-      if (this.#slotBytes > 0) this.#earlier.set(this.#slot, this.#slotBytes);
-      this.#slot = slot;
-      this.#slotBytes = 0;
-    }
-    this.#slotBytes += bytes;
+    share.records++;
+    share.bytes += bytes;
+    share.ages.add(bytes, now);
   }
 
   /**
-   * Counts a record settled (taken at `takenAt`): takes waiters that now fit, in order, and pays
+   * Counts a record of `share` settled (taken at `takenAt`): takes waiters that now fit, and pays
    * 'drain' if owed.
    */
-  free(bytes: number, takenAt: number): void {
+  free(bytes: number, takenAt: number, share: RoomShare): void {
     this.#records--;
     this.#bytes -= bytes;
-    const slot = Math.floor(takenAt / AGE_BUCKET_MS);
-    if (slot === this.#slot) {
-      this.#slotBytes -= bytes;
-    } else {
-      const left = (this.#earlier.get(slot) ?? bytes) - bytes;
-      if (left > 0) this.#earlier.set(slot, left);
-      else this.#earlier.delete(slot);
-    }
-    // Waiters are taken, and 'drain' paid, a microtask later: never in the middle of the pipeline
-    // work that settled this record (a taken record goes straight into that pipeline).
+    share.records--;
+    share.bytes -= bytes;
+    share.ages.remove(bytes, takenAt);
+    this.#lookSoon();
+  }
+
+  /**
+   * Waiters are taken, and 'drain' paid, a microtask later: never in the middle of the pipeline work
+   * that settled a record (a taken record goes straight into that pipeline).
+   */
+  #lookSoon(): void {
     if ((this.#waiting > 0 || this.#drainOwed) && !this.#afterFreeScheduled) {
       this.#afterFreeScheduled = true;
       queueMicrotask(() => this.#afterFree());
@@ -200,32 +296,56 @@ export class Room {
 
   #afterFree(): void {
     this.#afterFreeScheduled = false;
-    if (this.#waiting > 0) this.#admitWaiters(this.#now());
+    const now = this.#now();
+    if (this.#waiting > 0) this.#admitWaiters(now);
     if (
       this.#drainOwed &&
-      this.#waiting === 0 &&
+      !this.#stalled &&
       this.#records <= this.maxRecords / 2 &&
       this.#bytes <= this.maxBytes / 2 &&
-      // Nor while records held too long still keep the room closed: a send in 'drain' would throw.
-      // Only a record settling lowers those bytes, and each one brings us back here.
-      this.#staleBytes(this.#now()) <= this.maxBytes * STALE_SHARE
+      this.#owingHaveRoom(now)
     ) {
       this.#drainOwed = false;
+      this.#owing.clear();
       this.#onDrain();
     }
   }
 
   /**
-   * Queues a record of `bytes` until it fits, then admits it. If `signal` aborts first, the waiter
-   * leaves and is cancelled with the signal's reason.
+   * Whether every share a send was refused for has nobody waiting, is at most half full, and is not
+   * closed by records held too long (a send in 'drain' would throw; only a record settling lowers
+   * those, and each one brings us back here). Waiters of other shares do not hold 'drain' back: a
+   * send for a share with room passes them.
    */
-  wait(bytes: number, request: RoomRequest, signal: AbortSignal | undefined): void {
+  #owingHaveRoom(now: number): boolean {
+    for (const share of this.#owing) {
+      if (share.waiting > 0) return false;
+      if (share.records > share.maxRecords / 2 || share.bytes > share.maxBytes / 2) return false;
+      if (this.#closedByStale(share, now)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Queues a record of `bytes` for `share` until it fits, then admits it. If `signal` aborts first,
+   * the waiter leaves and is cancelled with the signal's reason.
+   */
+  wait(bytes: number, share: RoomShare, request: RoomRequest, signal: AbortSignal | undefined): void {
     this.#drainOwed = true;
-    const waiter: Waiter = { bytes, request, signal, prev: this.#last, next: undefined };
-    if (this.#last === undefined) this.#first = waiter;
-    else this.#last.next = waiter;
-    this.#last = waiter;
-    this.#waiting++;
+    const waiter: Waiter = {
+      bytes,
+      request,
+      signal,
+      seq: this.#nextSeq++,
+      share,
+      prev: undefined,
+      next: undefined,
+    };
+    // Its share has room but the producer has not: nobody passes it until it is in.
+    if (share.waiting === 0 && !this.#fits(bytes) && this.#shareFits(bytes, share, this.#now())) {
+      this.#stalled = true;
+    }
+    this.#append(waiter);
     if (signal === undefined) return;
     let group = this.#bySignal.get(signal);
     if (group === undefined) {
@@ -236,7 +356,21 @@ export class Room {
     group.waiters.add(waiter);
   }
 
-  /** Every waiter with `signal` leaves, cancelled; the ones after them may fit now. */
+  /**
+   * A shard map changed: every waiter asks which share it belongs to now (a reshard closed its shard,
+   * or the map became known), keeping call order within each share.
+   */
+  reshare(): void {
+    if (this.#waiting === 0) return;
+    const waiters = this.#takeAllWaiters();
+    for (const waiter of waiters) {
+      waiter.share = waiter.request.share();
+      this.#append(waiter);
+    }
+    this.#lookSoon();
+  }
+
+  /** Every waiter with `signal` leaves, cancelled; others may fit now. */
   #aborted(signal: AbortSignal): void {
     const group = this.#bySignal.get(signal);
     if (group === undefined) return;
@@ -248,22 +382,66 @@ export class Room {
     this.#admitWaiters(this.#now());
   }
 
+  /**
+   * Admits waiters while they fit: always the one called first among the shares that have room, so
+   * within a share in call order. Stops at the first the producer has no room for.
+   */
   #admitWaiters(now: number): void {
-    for (let waiter = this.#first; waiter !== undefined; waiter = this.#first) {
-      if (!this.#fits(waiter.bytes, now)) return;
+    this.#stalled = false;
+    if (this.#waiting === 0) return;
+    const ready = new MinHeap<RoomShare>((a, b) => a.first!.seq < b.first!.seq);
+    for (const share of this.#waitingShares) {
+      if (this.#shareFits(share.first!.bytes, share, now)) ready.push(share);
+    }
+    for (let share = ready.peek(); share !== undefined; share = ready.peek()) {
+      const waiter = share.first!;
+      if (!this.#fits(waiter.bytes)) {
+        this.#stalled = true;
+        return;
+      }
+      ready.pop();
       this.#unlink(waiter);
       if (waiter.signal !== undefined) this.#leaveGroup(waiter, waiter.signal);
-      waiter.request.admit();
+      waiter.request.admit(share);
+      const next = share.first;
+      if (next !== undefined && this.#shareFits(next.bytes, share, now)) ready.push(share);
     }
   }
 
+  #append(waiter: Waiter): void {
+    const share = waiter.share;
+    waiter.prev = share.last;
+    waiter.next = undefined;
+    if (share.last === undefined) share.first = waiter;
+    else share.last.next = waiter;
+    share.last = waiter;
+    if (share.waiting++ === 0) this.#waitingShares.add(share);
+    this.#waiting++;
+  }
+
   #unlink(waiter: Waiter): void {
-    if (waiter.prev === undefined) this.#first = waiter.next;
+    const share = waiter.share;
+    if (waiter.prev === undefined) share.first = waiter.next;
     else waiter.prev.next = waiter.next;
-    if (waiter.next === undefined) this.#last = waiter.prev;
+    if (waiter.next === undefined) share.last = waiter.prev;
     else waiter.next.prev = waiter.prev;
     waiter.prev = waiter.next = undefined;
+    if (--share.waiting === 0) this.#waitingShares.delete(share);
     this.#waiting--;
+  }
+
+  /** Unlinks every waiter of every share; returns them in call order. */
+  #takeAllWaiters(): Waiter[] {
+    const waiters: Waiter[] = [];
+    for (const share of this.#waitingShares) {
+      for (let waiter = share.first; waiter !== undefined; waiter = waiter.next) waiters.push(waiter);
+      share.first = share.last = undefined;
+      share.waiting = 0;
+    }
+    this.#waitingShares.clear();
+    this.#waiting = 0;
+    waiters.sort((a, b) => a.seq - b.seq);
+    return waiters;
   }
 
   /** A waiter admitted: the last of its signal's group takes the listener away with it. */
@@ -280,14 +458,7 @@ export class Room {
   evict(message: string): void {
     for (const [signal, group] of this.#bySignal) signal.removeEventListener('abort', group.onAbort);
     this.#bySignal.clear();
-    let waiter = this.#first;
-    this.#first = this.#last = undefined;
-    this.#waiting = 0;
-    while (waiter !== undefined) {
-      const next = waiter.next;
-      waiter.prev = waiter.next = undefined;
-      waiter.request.cancel('evicted', message);
-      waiter = next;
-    }
+    this.#stalled = false;
+    for (const waiter of this.#takeAllWaiters()) waiter.request.cancel('evicted', message);
   }
 }

@@ -1,10 +1,11 @@
 import { AggregateBuilder, type KinesisRecord } from './aggregator.js';
 import { ErrorCode, InvalidRecordError } from './errors.js';
-import { ShardLimiter } from './limiter.js';
+import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
 import type { AttemptLog } from './result.js';
+import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
 import type { ShardMap } from './shard-map.js';
@@ -42,6 +43,8 @@ export interface PipelineHost {
   wakeAt(at: number): void;
   /** The decimal hash key of a record, for the outer record's ExplicitHashKey. */
   hashKeyDecimal(item: PendingRecord): string;
+  /** The producer's room, which sizes the shards' shares of it. */
+  readonly room: Room;
 }
 
 /**
@@ -65,6 +68,12 @@ export class StreamPipeline {
 
   #info: StreamInfo | undefined;
   #gate: PendingRecord[] = [];
+  /** The room share of records whose shard is not known (no shard map, or AUTO routing). */
+  readonly #streamShare: RoomShare;
+  /** The room share of each open shard, and the same in the shard map's order, as of `#sharesVersion`. */
+  #shares = new Map<string, RoomShare>();
+  #sharesByIndex: RoomShare[] = [];
+  #sharesVersion = -1;
   /**
    * A flush was asked for while records waited in the gate (all of them, before any summary, or the
    * ones a provisional summary holds): they are flushed as soon as they are let go.
@@ -113,6 +122,39 @@ export class StreamPipeline {
     this.#host = host;
     this.#options = host.options;
     this.#ordered = host.options.ordering === 'per-partition-key';
+    this.#streamShare = new RoomShare(`stream ${stream.label}`);
+  }
+
+  /**
+   * The share of the producer's room for a record of `hashKey`: its shard's, or the stream's while
+   * the shard is not known.
+   */
+  shareFor(hashKey: bigint): RoomShare {
+    const index = this.#info?.userPartitioned === true ? this.shardMap.lookupIndex(hashKey) : -1;
+    if (index < 0) return this.#streamShare;
+    if (this.#sharesVersion !== this.shardMap.version) this.#indexShares();
+    return this.#sharesByIndex[index]!;
+  }
+
+  /**
+   * Lines up one share per open shard with the shard map's order, each as large as its shard writes
+   * in half the TTL at `rateLimit` (records count only when they are not aggregated). A closed shard's
+   * share stays with the records it holds.
+   */
+  #indexShares(): void {
+    const room = this.#host.room;
+    const rate = this.#options.rateLimit / 100;
+    const bytesPerSecond = rate * SHARD_BYTES_PER_SECOND;
+    const recordsPerSecond = this.aggregating ? Number.POSITIVE_INFINITY : rate * SHARD_RECORDS_PER_SECOND;
+    const previous = this.#shares;
+    this.#shares = new Map();
+    this.#sharesByIndex = this.shardMap.shards.map(({ shardId }) => {
+      const share = previous.get(shardId) ?? new RoomShare(`shard ${shardId} of stream ${this.stream.label}`);
+      room.setShareCapacity(share, bytesPerSecond, recordsPerSecond);
+      this.#shares.set(shardId, share);
+      return share;
+    });
+    this.#sharesVersion = this.shardMap.version;
   }
 
   /** The stream's summary once read (or the defaults, for good or provisionally, if the read failed). */
@@ -140,6 +182,8 @@ export class StreamPipeline {
    */
   open(info: StreamInfo, now: number): void {
     this.#info = info;
+    // Whether records are aggregated may have changed, and with it what a shard's share holds.
+    this.#sharesVersion = -1;
     if (!info.userPartitioned) this.shardMap.close();
     this.#releaseGate(info);
     if (this.#flushWhenOpen) this.flushAll(now);
@@ -838,6 +882,7 @@ export class StreamPipeline {
       }
     }
     this.#byShardIndexVersion = -1;
+    this.#sharesVersion = -1;
     if (this.#ordered && this.#busyLanes.size > 0) this.#laneBarrier = true;
     this.#settleLanded(now);
     this.#recomputeReady();

@@ -7,6 +7,7 @@ import {
   BufferFullError,
   InvalidOptionError,
   InvalidRecordError,
+  MAX_HASH_KEY,
   type PutResult,
   RecordFailedError,
 } from '../src/index.js';
@@ -954,6 +955,70 @@ describe('room that follows the stream', () => {
     // What it held was about what the stream writes in half the TTL (5 s at 1 MiB/s, plus the
     // shard's first burst in the measured rate), not the 20 MB it was offered.
     expect(peakBytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+});
+
+describe('shares of the room', () => {
+  /** A hash key on the first of four even shards, and one on the last. */
+  const HOT = '0';
+  const COLD = String(MAX_HASH_KEY);
+
+  it("a hot shard's callers wait instead of its records expiring, and a put for another shard passes them", async () => {
+    fake = new FakeKinesis(4);
+    // The producer paces each shard at 1.5 MiB/s (rateLimit 150): a shard's share holds what it writes
+    // in half the 4 s TTL, 3 MiB. The producer as a whole would take 12 MiB, 8 s of the hot shard.
+    const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
+    await vi.advanceTimersByTimeAsync(10); // summary and shard map known
+    const hot = Array.from({ length: 1_500 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    const cold = track(p.put({ partitionKey: 'cold', explicitHashKey: COLD, data: 'x' }));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(cold.status).toBe('fulfilled');
+    expect(p.waitingPuts).toBeGreaterThan(1_000);
+    // A send for the hot shard is refused, naming the shard; one for the cold shard is taken.
+    expect(() => p.send({ partitionKey: 'h', explicitHashKey: HOT, data: 'y' })).toThrow(
+      /room for shard shardId-000000000000 of stream test is full/,
+    );
+    expect(p.send({ partitionKey: 'c', explicitHashKey: COLD, data: 'y' })).toBe(true);
+    let peakBytes = 0;
+    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
+      await vi.advanceTimersByTimeAsync(100);
+      peakBytes = Math.max(peakBytes, p.bufferedBytes);
+    }
+    const outcomes = await Promise.all(hot);
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+    // The hot shard's share: 3 MiB, plus the record that found it not quite full.
+    expect(peakBytes).toBeLessThanOrEqual(3 * 1024 * 1024 + 10_010);
+  });
+
+  it('a stream whose records are held too long does not close the room for another stream', async () => {
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map(() =>
+        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
+      ),
+    });
+    // Records held over half of recordTtlMs (5 s) and over an eighth of the bytes close a share.
+    const p = producer({
+      maxBufferedBytes: 10_000,
+      recordTtlMs: 10_000,
+      requestTimeoutMs: 2000,
+      maxBufferedTimeMs: 0,
+    });
+    await vi.advanceTimersByTimeAsync(0); // the shard map is known
+    const throttled = track(p.put({ partitionKey: 'slow', data: 'x'.repeat(2_000) }));
+    await vi.advanceTimersByTimeAsync(5_100);
+    expect(() => p.send({ partitionKey: 'k', data: 'z' })).toThrow(BufferFullError);
+    const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z' }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(other.status).toBe('fulfilled');
+    expect(p.send({ streamName: 'other', partitionKey: 'k', data: 'z' })).toBe(true);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(throttled).toMatchObject({ status: 'rejected', error: { code: 'Expired' } });
   });
 });
 

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { Room, type RoomRequest, RoomShare } from '../src/room.js';
+
+const LIMITS = {
+  maxOutstandingRecords: 100,
+  maxBufferedBytes: 1_000,
+  recordTtlMs: 10_000,
+  maxBufferedTimeMs: 100,
+  requestTimeoutMs: 1_000,
+};
+
+/** A room at a still clock, with shares of `shareBytes` each (what a shard writes in half the TTL). */
+function setUp(shareBytes = 300) {
+  const now = 0;
+  const drains: number[] = [];
+  const room = new Room(
+    LIMITS,
+    () => now,
+    () => drains.push(now),
+  );
+  const share = (name: string) => {
+    const s = new RoomShare(name);
+    room.setShareCapacity(s, (shareBytes * 1000) / (LIMITS.recordTtlMs / 2), Number.POSITIVE_INFINITY);
+    return s;
+  };
+  /** Records admitted, by name, in order; each is taken into the share it was admitted to. */
+  const admitted: string[] = [];
+  const waitFor = (name: string, bytes: number, s: RoomShare, shareNow: () => RoomShare = () => s) => {
+    const request: RoomRequest = {
+      admit: (to) => {
+        admitted.push(`${name}@${to.label}`);
+        room.take(bytes, now, to);
+      },
+      cancel: () => admitted.push(`${name} cancelled`),
+      share: shareNow,
+    };
+    room.wait(bytes, s, request, undefined);
+  };
+  const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+  return { room, share, admitted, waitFor, drains, settle };
+}
+
+describe('Room', () => {
+  it("admits a share's waiters in call order, and lets another share's pass a full one", async () => {
+    const { room, share, admitted, waitFor, settle } = setUp();
+    const hot = share('hot');
+    const cold = share('cold');
+    const other = share('other');
+    room.take(10, 0, other);
+    room.take(300, 0, hot); // the hot share is full
+    waitFor('h1', 100, hot);
+    waitFor('h2', 100, hot);
+    waitFor('c1', 100, cold);
+    expect(room.hasRoomFor(10, hot, 0)).toBe(false);
+    expect(room.hasRoomFor(10, cold, 0)).toBe(false); // c1 waits first
+    room.free(10, 0, other); // any record settling looks at the waiters again
+    await settle();
+    expect(admitted).toEqual(['c1@cold']);
+    room.free(300, 0, hot);
+    await settle();
+    expect(admitted).toEqual(['c1@cold', 'h1@hot', 'h2@hot']);
+    expect(room.waiting).toBe(0);
+  });
+
+  it('lets nobody pass a waiter whose share has room but the producer has not', async () => {
+    const { room, share, admitted, waitFor, settle } = setUp(1_000);
+    const a = share('a');
+    const b = share('b');
+    room.take(950, 0, a);
+    waitFor('a1', 100, b); // b has room; the producer (1,000 bytes) has not
+    expect(room.hasRoomFor(10, a, 0)).toBe(false);
+    expect(room.hasRoomFor(10, share('c'), 0)).toBe(false);
+    expect(room.fullFor(10)).toBe('producer');
+    room.free(100, 0, a);
+    await settle();
+    expect(admitted).toEqual(['a1@b']);
+  });
+
+  it('reshare moves waiters to the share they ask for, keeping call order', async () => {
+    const { room, share, admitted, waitFor, settle } = setUp();
+    const stream = new RoomShare('stream'); // no limit of its own, as before a shard map is known
+    const shard = share('shard');
+    room.take(1_000, 0, stream); // the producer is full
+    let mapKnown = false;
+    const now = (s: RoomShare) => () => (mapKnown ? shard : s);
+    waitFor('r1', 200, stream, now(stream));
+    waitFor('r2', 200, stream, now(stream));
+    mapKnown = true;
+    room.reshare();
+    waitFor('r3', 200, shard);
+    room.free(1_000, 0, stream);
+    await settle();
+    // The shard's share (300 bytes) takes r1 only; r2 and r3 wait there, in call order.
+    expect(admitted).toEqual(['r1@shard']);
+    room.free(200, 0, shard);
+    await settle();
+    expect(admitted).toEqual(['r1@shard', 'r2@shard']);
+  });
+
+  it("pays 'drain' once the share a send was refused for has room, whatever waits for another", async () => {
+    const { room, share, waitFor, drains, settle } = setUp();
+    const hot = share('hot');
+    const cold = share('cold');
+    room.take(300, 0, hot);
+    waitFor('h1', 100, hot); // waits until the hot share has room
+    room.take(300, 0, cold);
+    room.owe(cold); // a send for the cold share was refused
+    room.free(300, 0, cold);
+    await settle();
+    expect(drains).toHaveLength(1);
+    expect(room.waiting).toBe(1);
+  });
+
+  it('closes a share while an eighth of it has been held past half the TTL, and only that share', () => {
+    let now = 0;
+    const room = new Room(
+      LIMITS,
+      () => now,
+      () => {},
+    );
+    const slow = new RoomShare('slow');
+    const other = new RoomShare('other');
+    // Each 800 bytes: an eighth of the producer's 1,000 is 125.
+    room.take(100, 0, slow);
+    now = 3_000;
+    room.take(100, now, slow);
+    now = 5_100; // the first is older than half the TTL (5 s): 100 bytes, not yet an eighth
+    expect(room.hasRoomFor(10, slow, now)).toBe(true);
+    now = 8_100; // both are: 200 bytes
+    expect(room.hasRoomFor(10, slow, now)).toBe(false);
+    expect(room.fullFor(10)).toBe('share');
+    expect(room.hasRoomFor(10, other, now)).toBe(true);
+    room.free(100, 0, slow); // the oldest settles: 100 bytes held too long are left
+    expect(room.hasRoomFor(10, slow, now)).toBe(true);
+    room.take(100, now, slow);
+    now = 13_200; // the other two grew old as well: 200 bytes again
+    expect(room.hasRoomFor(10, slow, now)).toBe(false);
+    room.free(100, 3_000, slow);
+    room.free(100, 8_100, slow);
+    expect(room.hasRoomFor(10, slow, now)).toBe(true);
+    expect(room.bytes).toBe(0);
+  });
+
+  it('evict cancels every waiter of every share, in call order', () => {
+    const { room, share, admitted, waitFor } = setUp();
+    const a = share('a');
+    const b = share('b');
+    room.take(300, 0, a);
+    room.take(300, 0, b);
+    waitFor('a1', 10, a);
+    waitFor('b1', 10, b);
+    waitFor('a2', 10, a);
+    room.evict('closing');
+    expect(admitted).toEqual(['a1 cancelled', 'b1 cancelled', 'a2 cancelled']);
+    expect(room.waiting).toBe(0);
+  });
+});
