@@ -79,6 +79,11 @@ class AgeBuckets {
   #slot = -1;
   #slotBytes = 0;
   readonly #earlier = new Map<number, number>();
+  /**
+   * The oldest slot holding bytes (infinite when none): `takenBefore` answers from it alone while
+   * nothing is old, without walking the map — it is asked for every record taken.
+   */
+  #oldest = Number.POSITIVE_INFINITY;
 
   add(bytes: number, now: number): void {
     const slot = Math.floor(now / AGE_BUCKET_MS);
@@ -88,17 +93,30 @@ class AgeBuckets {
       this.#slotBytes = 0;
     }
     this.#slotBytes += bytes;
+    if (slot < this.#oldest) this.#oldest = slot;
   }
 
   remove(bytes: number, takenAt: number): void {
     const slot = Math.floor(takenAt / AGE_BUCKET_MS);
+    let emptied: boolean;
     if (slot === this.#slot) {
       this.#slotBytes -= bytes;
+      emptied = this.#slotBytes <= 0;
     } else {
       const left = (this.#earlier.get(slot) ?? bytes) - bytes;
-      if (left > 0) this.#earlier.set(slot, left);
-      else this.#earlier.delete(slot);
+      emptied = left <= 0;
+      if (emptied) this.#earlier.delete(slot);
+      else this.#earlier.set(slot, left);
     }
+    if (emptied && slot === this.#oldest) this.#findOldest();
+  }
+
+  #findOldest(): void {
+    for (const [slot] of this.#earlier) {
+      this.#oldest = slot;
+      return;
+    }
+    this.#oldest = this.#slotBytes > 0 ? this.#slot : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -107,6 +125,7 @@ class AgeBuckets {
    */
   takenBefore(before: number): number {
     const limit = Math.floor(before / AGE_BUCKET_MS);
+    if (this.#oldest >= limit) return 0;
     let stale = 0;
     for (const [slot, bytes] of this.#earlier) {
       if (slot >= limit) return stale;

@@ -33,6 +33,12 @@ export class ShardMap {
 
   #starts: bigint[] = [];
   #ranges: ShardRange[] = [];
+  /**
+   * The last lookup: a record is looked up twice in a row, for its share of the room and then for its
+   * buffer.
+   */
+  #lastHashKey = -1n;
+  #lastIndex = -1;
   /** Every shard ever seen, by id: ranges are immutable, so this answers for closed shards too. */
   readonly #known = new Map<string, ShardRange>();
   #version = 0;
@@ -71,6 +77,7 @@ export class ShardMap {
 
   /** Index in `shards` of the open shard owning `hashKey`, or -1 while no map is known. */
   lookupIndex(hashKey: bigint): number {
+    if (hashKey === this.#lastHashKey) return this.#lastIndex;
     const starts = this.#starts;
     if (starts.length === 0) return -1;
     // The last shard whose start is <= hashKey (the map covers [0, 2^128-1] without gaps).
@@ -81,6 +88,8 @@ export class ShardMap {
       if (starts[mid]! <= hashKey) lo = mid;
       else hi = mid - 1;
     }
+    this.#lastHashKey = hashKey;
+    this.#lastIndex = lo;
     return lo;
   }
 
@@ -213,6 +222,7 @@ export class ShardMap {
     }
     this.#ranges = ranges;
     this.#starts = ranges.map((r) => r.start);
+    this.#lastHashKey = -1n;
     this.#version++;
     this.#newerWanted = false;
     this.#source.logger.debug(
