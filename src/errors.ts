@@ -149,14 +149,15 @@ export class ProducerClosedError extends KinesisProducerError {
 }
 
 /**
- * The producer holds `maxOutstandingRecords` records or `maxBufferedBytes` bytes: thrown by `send()`
+ * The producer holds `maxOutstandingRecords` records or `maxBufferedBytes` bytes, or the record's
+ * shard holds its share of them (see the README's "Backpressure and memory"): thrown by `send()`
  * (which never waits; wait for `'drain'`), and by `put()` with `onFull: 'reject'`. The record was not
  * taken.
  */
 export class BufferFullError extends KinesisProducerError {
   /**
-   * `share` names the shard (or stream) whose share of the room is full, when the producer as a
-   * whole has room; the counts and limits are then that share's.
+   * `share` names the shard (or, while its shards are unknown, the stream) whose share of the room
+   * was full while the producer as a whole had room; the counts and limits are then that share's.
    */
   constructor(
     outstandingRecords: number,
@@ -164,11 +165,14 @@ export class BufferFullError extends KinesisProducerError {
     room: { records: number; bytes: number },
     share?: string,
   ) {
+    const records = Number.isFinite(room.records)
+      ? `${outstandingRecords} of ${room.records} records`
+      : `${outstandingRecords} records`;
     super(
       ErrorCode.BufferFull,
       share === undefined
-        ? `The producer is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the streams can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`
-        : `The producer's room for ${share} is full (${outstandingRecords} of ${room.records} records, ${bufferedBytes} of ${room.bytes} bytes allowed now: what the shard writes in half of recordTtlMs at rateLimit, none while an eighth of that has waited longer, and records of the shard waiting first come first): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+        ? `The producer is full (${records}, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the streams can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`
+        : `The producer's room for ${share} is full (${records}, ${bufferedBytes} of ${room.bytes} bytes allowed now: what a shard writes in half of recordTtlMs at rateLimit, or its part of maxBufferedBytes while the producer is over half full; none while an eighth of that has waited longer, or while puts for it wait): the record was not taken. Wait for 'drain', or use put(), which waits.`,
       { retryable: true },
     );
   }

@@ -35,8 +35,11 @@ export class PendingRecord implements AggregatableRecord, Settler {
   readonly expiresAt: number;
   /** The flush barrier the record belongs to (see KinesisProducer.flush). */
   readonly epoch: number;
-  /** The share of the producer's room it was taken into, freed when it settles. */
-  readonly share: RoomShare;
+  /**
+   * The share of the producer's room it counts in, freed when it settles: the one it was taken into,
+   * or its shard's once it is routed there (see Room.move).
+   */
+  share: RoomShare;
   readonly resolve: ((result: PutResult) => void) | undefined;
   readonly reject: ((error: RecordFailedError) => void) | undefined;
   readonly callback: ((error: RecordFailedError | null, result?: PutResult) => void) | undefined;

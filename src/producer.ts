@@ -61,7 +61,8 @@ export interface KinesisProducerEvents {
   recordFailed: (error: RecordFailedError) => void;
   /**
    * The producer was full (a `send` returned false or threw {@link BufferFullError}, or a `put` had to
-   * wait) and is now at most half full, like `Writable`'s `'drain'`.
+   * wait) and is now at most half full, like `Writable`'s `'drain'` — and so is the share of the room
+   * of every shard a `send` was refused for, with no `put` waiting for it.
    */
   drain: () => void;
 }
@@ -217,7 +218,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     return this.#room.bytes;
   }
 
-  /** Calls to `put` waiting for room (the producer is full). */
+  /** Calls to `put` waiting for room (the producer, or their shard's share of it, is full). */
   get waitingPuts(): number {
     return this.#room.waiting;
   }
@@ -227,8 +228,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * Rejects with {@link RecordFailedError} (carrying the record, its code and every attempt) if it
    * cannot be written before `recordTtlMs`, or at once for errors that retrying cannot fix.
    *
-   * When the producer is full (`maxOutstandingRecords`, `maxBufferedBytes`) it waits for room — the
-   * record's `recordTtlMs` starts once it is taken — or, with `onFull: 'reject'`, rejects with
+   * When the producer is full (`maxOutstandingRecords`, `maxBufferedBytes`), or the share of the room
+   * of the record's shard is (what the shard writes in half of `recordTtlMs`; see the README), it
+   * waits for room, behind earlier puts for the same shard only — the record's `recordTtlMs` starts
+   * once it is taken — or, with `onFull: 'reject'`, rejects with
    * {@link BufferFullError}. Invalid records reject at once with {@link InvalidRecordError}; after
    * `close()`, with {@link ProducerClosedError}.
    */
@@ -319,12 +322,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * and always asynchronously, with the error or the result. Failures of records sent without a
    * callback are emitted as `'recordFailed'`.
    *
-   * Returns false when, after taking this record, the producer has no room for another of its size,
-   * like `Writable.write`: wait for `'drain'` before sending more. True means the next send of a record
-   * this size will be taken.
+   * Returns false when, after taking this record, the producer (or the share of the room of the
+   * record's shard) has no room for another of its size, like `Writable.write`: wait for `'drain'`
+   * before sending more. True means the next send of a record this size for the same shard will be
+   * taken.
    *
    * @throws {InvalidRecordError} synchronously for a record that can never be written.
-   * @throws {BufferFullError} synchronously when the producer is already full: the record is not taken.
+   * @throws {BufferFullError} synchronously when the producer, or the record's shard's share of it, is
+   * already full: the record is not taken.
    * @throws {ProducerClosedError} synchronously after `close()`.
    */
   send(record: ProducerRecord, callback?: SendCallback): boolean {
@@ -596,10 +601,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         bytes: room.maxBytes,
       });
     }
+    const bytesNow =
+      room.bytes + bytes > room.maxBytes / 2
+        ? room.fairBytes(share)
+        : Math.min(share.maxBytes, room.maxBytes);
     return new BufferFullError(
       share.records,
       share.bytes,
-      { records: share.maxRecords, bytes: share.maxBytes },
+      { records: share.maxRecords, bytes: Math.round(bytesNow) },
       share.label,
     );
   }
@@ -640,7 +649,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       () => {
         pipeline.onShardMapChange(clock.now());
         this.#updateCapacity();
-        this.#room.reshare();
+        this.#room.reshare(pipeline.sharesLeft());
         this.#dispatcher.pump();
       },
       () => {
@@ -657,7 +666,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const summary = new StreamSummary(source, (info) => {
       pipeline.open(info, clock.now());
       this.#updateCapacity();
-      this.#room.reshare();
+      this.#room.reshare(pipeline.sharesLeft());
       this.#dispatcher.pump();
     });
     const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);

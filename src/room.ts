@@ -96,6 +96,25 @@ class AgeBuckets {
     if (slot < this.#oldest) this.#oldest = slot;
   }
 
+  /** Adds bytes taken at `at`, which may be earlier than the latest slot (a record moving shares). */
+  addAt(bytes: number, at: number): void {
+    const slot = Math.floor(at / AGE_BUCKET_MS);
+    if (slot >= this.#slot) {
+      this.add(bytes, at);
+      return;
+    }
+    const held = this.#earlier.get(slot);
+    if (held !== undefined) {
+      this.#earlier.set(slot, held + bytes);
+    } else {
+      // Keep the map oldest first: rebuilt, which a burst of moved records pays once per slot.
+      const entries = [...this.#earlier, [slot, bytes] as const].sort((a, b) => a[0] - b[0]);
+      this.#earlier.clear();
+      for (const [s, b] of entries) this.#earlier.set(s, b);
+    }
+    if (slot < this.#oldest) this.#oldest = slot;
+  }
+
   remove(bytes: number, takenAt: number): void {
     const slot = Math.floor(takenAt / AGE_BUCKET_MS);
     let emptied: boolean;
@@ -264,14 +283,31 @@ export class Room {
   /** The same for a share, and none while too much of it has been held too long. */
   #shareFits(bytes: number, share: RoomShare, now: number): boolean {
     if (share.records >= share.maxRecords) return false;
-    if (share.bytes !== 0 && share.bytes + bytes > share.maxBytes) return false;
+    if (share.bytes !== 0) {
+      if (share.bytes + bytes > share.maxBytes) return false;
+      // Past half the producer's bytes, a share takes more only within its own part of them: a slow
+      // shard or stream may borrow room the others do not use, but never fill the producer for all.
+      if (this.#bytes + bytes > this.maxBytes / 2 && share.bytes + bytes > this.fairBytes(share))
+        return false;
+    }
     return !this.#closedByStale(share, now);
   }
 
+  /**
+   * The part of the producer's byte limit that is `share`'s: as much as its shard is of all the
+   * streams' shards (while those are not all known, all of it), and no more than its own limit.
+   */
+  fairBytes(share: RoomShare): number {
+    const capacity = this.#capacityBytes;
+    const part = capacity === Number.POSITIVE_INFINITY ? 1 : share.maxBytes / capacity;
+    return Math.min(share.maxBytes, this.maxBytes * part);
+  }
+
+  /** Whether more than an eighth of the share's part has been held too long. */
   #closedByStale(share: RoomShare, now: number): boolean {
     if (share.bytes === 0) return false;
-    const limit = Math.min(share.maxBytes, this.maxBytes);
-    return share.ages.takenBefore(now - this.#maxAgeMs) > limit * STALE_SHARE;
+    const stale = share.ages.takenBefore(now - this.#maxAgeMs);
+    return stale > 0 && stale > this.fairBytes(share) * STALE_SHARE;
   }
 
   /** Someone was turned away or told to wait for `share`: 'drain' is owed once it has room. */
@@ -287,6 +323,20 @@ export class Room {
     share.records++;
     share.bytes += bytes;
     share.ages.add(bytes, now);
+  }
+
+  /**
+   * Counts a record taken at `takenAt` in `to` instead of `from`: it was taken while its shard was
+   * not known, and now is.
+   */
+  move(bytes: number, takenAt: number, from: RoomShare, to: RoomShare): void {
+    from.records--;
+    from.bytes -= bytes;
+    from.ages.remove(bytes, takenAt);
+    to.records++;
+    to.bytes += bytes;
+    to.ages.addAt(bytes, takenAt);
+    if (from.waiting > 0) this.#lookSoon();
   }
 
   /**
@@ -316,7 +366,7 @@ export class Room {
   #afterFree(): void {
     this.#afterFreeScheduled = false;
     const now = this.#now();
-    if (this.#waiting > 0) this.#admitWaiters(now);
+    this.#admitWaiters(now);
     if (
       this.#drainOwed &&
       !this.#stalled &&
@@ -339,7 +389,7 @@ export class Room {
   #owingHaveRoom(now: number): boolean {
     for (const share of this.#owing) {
       if (share.waiting > 0) return false;
-      if (share.records > share.maxRecords / 2 || share.bytes > share.maxBytes / 2) return false;
+      if (share.records > share.maxRecords / 2 || share.bytes > this.fairBytes(share) / 2) return false;
       if (this.#closedByStale(share, now)) return false;
     }
     return true;
@@ -376,13 +426,23 @@ export class Room {
   }
 
   /**
-   * A shard map changed: every waiter asks which share it belongs to now (a reshard closed its shard,
-   * or the map became known), keeping call order within each share.
+   * Records can no longer be taken into `shares` (a reshard closed their shard, or the stream's shards
+   * became known, or stopped being its routing): their waiters move to the share they belong to now,
+   * keeping call order.
    */
-  reshare(): void {
-    if (this.#waiting === 0) return;
-    const waiters = this.#takeAllWaiters();
-    for (const waiter of waiters) {
+  reshare(shares: Iterable<RoomShare>): void {
+    const moving: Waiter[] = [];
+    for (const share of shares) {
+      if (share.waiting === 0) continue;
+      for (let waiter = share.first; waiter !== undefined; waiter = waiter.next) moving.push(waiter);
+      this.#waiting -= share.waiting;
+      share.first = share.last = undefined;
+      share.waiting = 0;
+      this.#waitingShares.delete(share);
+    }
+    if (moving.length === 0) return;
+    moving.sort((a, b) => a.seq - b.seq);
+    for (const waiter of moving) {
       waiter.share = waiter.request.share();
       this.#append(waiter);
     }
@@ -398,7 +458,8 @@ export class Room {
       this.#unlink(waiter);
       waiter.request.cancel('aborted', signal.reason);
     }
-    this.#admitWaiters(this.#now());
+    // Those behind them may fit now, and 'drain' may be due.
+    this.#lookSoon();
   }
 
   /**
@@ -446,10 +507,11 @@ export class Room {
     else waiter.next.prev = waiter.prev;
     waiter.prev = waiter.next = undefined;
     if (--share.waiting === 0) this.#waitingShares.delete(share);
-    this.#waiting--;
+    // Nobody left to pass.
+    if (--this.#waiting === 0) this.#stalled = false;
   }
 
-  /** Unlinks every waiter of every share; returns them in call order. */
+  /** Unlinks every waiter of every share (close gave up); returns them in call order. */
   #takeAllWaiters(): Waiter[] {
     const waiters: Waiter[] = [];
     for (const share of this.#waitingShares) {

@@ -68,12 +68,17 @@ export class StreamPipeline {
 
   #info: StreamInfo | undefined;
   #gate: PendingRecord[] = [];
-  /** The room share of records whose shard is not known (no shard map, or AUTO routing). */
+  /**
+   * The room share of records whose shard is not known (no shard map yet, or none to be had): as
+   * large as one shard's. Records taken into it move to their shard's share once routed to one.
+   */
   readonly #streamShare: RoomShare;
   /** The room share of each open shard, and the same in the shard map's order, as of `#sharesVersion`. */
   #shares = new Map<string, RoomShare>();
   #sharesByIndex: RoomShare[] = [];
   #sharesVersion = -1;
+  /** Shares no record is taken into any more, whose waiters have not been moved yet (see sharesLeft). */
+  #sharesLeft: RoomShare[] = [];
   /**
    * A flush was asked for while records waited in the gate (all of them, before any summary, or the
    * ones a provisional summary holds): they are flushed as soon as they are let go.
@@ -123,6 +128,7 @@ export class StreamPipeline {
     this.#options = host.options;
     this.#ordered = host.options.ordering === 'per-partition-key';
     this.#streamShare = new RoomShare(`stream ${stream.label}`);
+    this.#sizeShare(this.#streamShare);
   }
 
   /**
@@ -137,24 +143,62 @@ export class StreamPipeline {
   }
 
   /**
-   * Lines up one share per open shard with the shard map's order, each as large as its shard writes
-   * in half the TTL at `rateLimit` (records count only when they are not aggregated). A closed shard's
-   * share stays with the records it holds.
+   * Lines up one share per open shard with the shard map's order. A closed shard's share stays with
+   * the records it holds.
    */
   #indexShares(): void {
-    const room = this.#host.room;
-    const rate = this.#options.rateLimit / 100;
-    const bytesPerSecond = rate * SHARD_BYTES_PER_SECOND;
-    const recordsPerSecond = this.aggregating ? Number.POSITIVE_INFINITY : rate * SHARD_RECORDS_PER_SECOND;
     const previous = this.#shares;
     this.#shares = new Map();
     this.#sharesByIndex = this.shardMap.shards.map(({ shardId }) => {
       const share = previous.get(shardId) ?? new RoomShare(`shard ${shardId} of stream ${this.stream.label}`);
-      room.setShareCapacity(share, bytesPerSecond, recordsPerSecond);
+      this.#sizeShare(share);
       this.#shares.set(shardId, share);
+      previous.delete(shardId);
       return share;
     });
+    this.#sharesLeft.push(...previous.values());
     this.#sharesVersion = this.shardMap.version;
+  }
+
+  /**
+   * The shares this stream's records are no longer taken into, since the last call: closed shards',
+   * and the stream's own once its shards are known (or the shards' once the stream turns out to route
+   * records itself). Their waiting puts must move (see Room.reshare).
+   */
+  sharesLeft(): RoomShare[] {
+    const left = this.#sharesLeft;
+    this.#sharesLeft = [];
+    if (this.#info?.userPartitioned === true && this.shardMap.ready) {
+      if (this.#sharesVersion !== this.shardMap.version) this.#indexShares();
+      left.push(...this.#sharesLeft.splice(0), this.#streamShare);
+    } else {
+      left.push(...this.#shares.values());
+      this.#shares.clear();
+      this.#sharesByIndex = [];
+      this.#sharesVersion = -1;
+    }
+    return left;
+  }
+
+  /**
+   * Sizes a share as what one shard writes in half the TTL at `rateLimit`: 1 MiB/s, and 1,000
+   * records/s unless records are aggregated.
+   */
+  #sizeShare(share: RoomShare): void {
+    const rate = this.#options.rateLimit / 100;
+    this.#host.room.setShareCapacity(
+      share,
+      rate * SHARD_BYTES_PER_SECOND,
+      this.aggregating ? Number.POSITIVE_INFINITY : rate * SHARD_RECORDS_PER_SECOND,
+    );
+  }
+
+  /** A record taken while its shard was unknown is routed to a shard: it counts in that shard's share. */
+  #countInShard(item: PendingRecord): void {
+    const share = this.shareFor(item.hashKey);
+    if (share === item.share) return;
+    this.#host.room.move(item.sizeBytes, item.arrivedAt, item.share, share);
+    item.share = share;
   }
 
   /** The stream's summary once read (or the defaults, for good or provisionally, if the read failed). */
@@ -184,6 +228,7 @@ export class StreamPipeline {
     this.#info = info;
     // Whether records are aggregated may have changed, and with it what a shard's share holds.
     this.#sharesVersion = -1;
+    this.#sizeShare(this.#streamShare);
     if (!info.userPartitioned) this.shardMap.close();
     this.#releaseGate(info);
     if (this.#flushWhenOpen) this.flushAll(now);
@@ -243,6 +288,7 @@ export class StreamPipeline {
 
   #route(item: PendingRecord): void {
     const buffer = this.#bufferFor(item);
+    if (item.share === this.#streamShare && buffer.shardId !== undefined) this.#countInShard(item);
     if (!this.aggregating) {
       this.#enqueue(
         buffer,

@@ -965,8 +965,8 @@ describe('shares of the room', () => {
 
   it("a hot shard's callers wait instead of its records expiring, and a put for another shard passes them", async () => {
     fake = new FakeKinesis(4);
-    // The producer paces each shard at 1.5 MiB/s (rateLimit 150): a shard's share holds what it writes
-    // in half the 4 s TTL, 3 MiB. The producer as a whole would take 12 MiB, 8 s of the hot shard.
+    // The producer paces each shard at 1 MiB/s (rateLimit 100): a shard's share holds what it writes
+    // in half the 4 s TTL, 2 MiB. The producer as a whole would take 8 MiB, 8 s of the hot shard.
     const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
     await vi.advanceTimersByTimeAsync(10); // summary and shard map known
     const hot = Array.from({ length: 1_500 }, (_, i) =>
@@ -992,8 +992,97 @@ describe('shares of the room', () => {
     }
     const outcomes = await Promise.all(hot);
     expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
-    // The hot shard's share: 3 MiB, plus the record that found it not quite full.
-    expect(peakBytes).toBeLessThanOrEqual(3 * 1024 * 1024 + 10_010);
+    // The hot shard's share, 2 MiB, and the two small cold records.
+    expect(peakBytes).toBeLessThanOrEqual(2 * 1024 * 1024 + 100);
+  });
+
+  it('a burst put before the shard map is known counts as one shard, then in the shard it goes to', async () => {
+    fake = new FakeKinesis(4);
+    const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
+    // At once: no summary, no shard map. The stream counts as one shard until its shards are known.
+    const hot = Array.from({ length: 1_500 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(p.waitingPuts).toBeGreaterThan(1_000);
+    await vi.advanceTimersByTimeAsync(10); // summary and shard map known
+    const cold = track(p.put({ partitionKey: 'cold', explicitHashKey: COLD, data: 'x' }));
+    let peakBytes = 0;
+    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
+      await vi.advanceTimersByTimeAsync(100);
+      if (t === 200) expect(cold.status).toBe('fulfilled');
+      peakBytes = Math.max(peakBytes, p.bufferedBytes);
+    }
+    const outcomes = await Promise.all(hot);
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+    // The records taken first now count in the hot shard's share: it takes no more until they go.
+    expect(peakBytes).toBeLessThanOrEqual(2 * 1024 * 1024 + 100);
+  });
+
+  it('the rule on records held too long adds up over the shards to an eighth of the producer', async () => {
+    fake = new FakeKinesis(8);
+    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') });
+    const p = producer({
+      maxBufferedBytes: 16_000,
+      recordTtlMs: 10_000,
+      requestTimeoutMs: 2000,
+      maxBufferedTimeMs: 0,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    const onShard = (i: number) => String(((MAX_HASH_KEY + 1n) / 8n) * BigInt(i));
+    for (let i = 0; i < 8; i++)
+      p.send({ partitionKey: `s${i}`, explicitHashKey: onShard(i), data: 'x'.repeat(998) });
+    await vi.advanceTimersByTimeAsync(5_200);
+    // Every shard's 1,000 bytes have waited past half the TTL: 8,000 in all, four times an eighth of
+    // the producer. Each shard's part of the producer is 2,000 bytes, an eighth of it 250.
+    expect(p.bufferedBytes).toBe(8_000);
+    for (let i = 0; i < 8; i++) {
+      expect(() => p.send({ partitionKey: `n${i}`, explicitHashKey: onShard(i), data: 'y' })).toThrow(
+        BufferFullError,
+      );
+    }
+  });
+
+  it('a slow stream takes no more than its part of the producer once it is over half full', async () => {
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map(() =>
+        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
+      ),
+    });
+    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
+    await p.put({ streamName: 'other', partitionKey: 'k', data: 'first' }); // both streams in use
+    // One shard each: half the producer is the slow stream's, and it takes no more once it is over half.
+    const slow = Array.from({ length: 5 }, (_, i) =>
+      track(p.put({ partitionKey: `slow${i}`, data: 'x'.repeat(2_000) })),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(p.waitingPuts).toBe(3);
+    const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z'.repeat(3_000) }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(other.status).toBe('fulfilled');
+    expect(slow.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
+  });
+
+  it('a full stream share says so, with the limit in force', async () => {
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') });
+    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(2_000) }));
+    await vi.advanceTimersByTimeAsync(6_200);
+    let error: unknown;
+    try {
+      p.send({ partitionKey: 'k', data: 'z' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(BufferFullError);
+    expect((error as Error).message).toMatch(
+      /^The producer's room for stream test is full \(1 of 5000 records, 2004 of 10000 bytes allowed now/,
+    );
   });
 
   it('a stream whose records are held too long does not close the room for another stream', async () => {

@@ -76,25 +76,27 @@ describe('Room', () => {
     expect(admitted).toEqual(['a1@b']);
   });
 
-  it('reshare moves waiters to the share they ask for, keeping call order', async () => {
+  it('reshare moves the waiters of the shares it is given to the share each asks for, in call order', async () => {
     const { room, share, admitted, waitFor, settle } = setUp();
-    const stream = new RoomShare('stream'); // no limit of its own, as before a shard map is known
+    const stream = share('stream'); // records wait here while their shard is not known
     const shard = share('shard');
-    room.take(1_000, 0, stream); // the producer is full
+    const other = share('other');
+    room.take(1_000, 0, other); // the producer is full
     let mapKnown = false;
-    const now = (s: RoomShare) => () => (mapKnown ? shard : s);
-    waitFor('r1', 200, stream, now(stream));
-    waitFor('r2', 200, stream, now(stream));
+    const current = () => (mapKnown ? shard : stream);
+    waitFor('r1', 200, stream, current);
+    waitFor('o1', 100, other);
+    waitFor('r2', 200, stream, current);
     mapKnown = true;
-    room.reshare();
+    room.reshare([stream]);
     waitFor('r3', 200, shard);
-    room.free(1_000, 0, stream);
+    room.free(1_000, 0, other);
     await settle();
     // The shard's share (300 bytes) takes r1 only; r2 and r3 wait there, in call order.
-    expect(admitted).toEqual(['r1@shard']);
+    expect(admitted).toEqual(['r1@shard', 'o1@other']);
     room.free(200, 0, shard);
     await settle();
-    expect(admitted).toEqual(['r1@shard', 'r2@shard']);
+    expect(admitted).toEqual(['r1@shard', 'o1@other', 'r2@shard']);
   });
 
   it("pays 'drain' once the share a send was refused for has room, whatever waits for another", async () => {
@@ -139,6 +141,52 @@ describe('Room', () => {
     room.free(100, 8_100, slow);
     expect(room.hasRoomFor(10, slow, now)).toBe(true);
     expect(room.bytes).toBe(0);
+  });
+
+  it("when the put that held everyone back aborts, the others go and 'drain' is paid", async () => {
+    const { room, share, drains, settle } = setUp(1_000);
+    const a = share('a');
+    const b = share('b');
+    const c = share('c');
+    room.take(400, 0, a);
+    const controller = new AbortController();
+    const cancelled: unknown[] = [];
+    // b has room, the producer (1,000 bytes) has not: nobody may pass it.
+    room.wait(
+      700,
+      b,
+      { admit: () => {}, cancel: (why) => cancelled.push(why), share: () => b },
+      controller.signal,
+    );
+    expect(room.hasRoomFor(10, c, 0)).toBe(false);
+    room.owe(c); // a send for c was refused
+    controller.abort();
+    expect(cancelled).toEqual(['aborted']);
+    expect(room.hasRoomFor(10, c, 0)).toBe(true);
+    await settle();
+    expect(drains).toHaveLength(1);
+  });
+
+  it('a record moved to its shard keeps its age there, and leaves the share it came from', () => {
+    let now = 0;
+    const room = new Room(
+      LIMITS,
+      () => now,
+      () => {},
+    );
+    const stream = new RoomShare('stream');
+    const shard = new RoomShare('shard');
+    room.take(200, 0, stream);
+    now = 3_000;
+    room.take(10, now, shard);
+    room.move(200, 0, stream, shard);
+    expect([stream.records, stream.bytes, shard.records, shard.bytes]).toEqual([0, 0, 2, 210]);
+    now = 5_100; // the moved record is past half the TTL: 200 bytes, over an eighth of 1,000
+    expect(room.hasRoomFor(10, shard, now)).toBe(false);
+    expect(room.hasRoomFor(10, stream, now)).toBe(true);
+    room.free(200, 0, shard);
+    expect(room.hasRoomFor(10, shard, now)).toBe(true);
+    expect(room.bytes).toBe(10);
   });
 
   it('evict cancels every waiter of every share, in call order', () => {
