@@ -47,8 +47,9 @@ interface FloorParams {
 const RECORD = { partitionKey: 'caller', data: Buffer.alloc(100) };
 /** Its hash key (MD5 of the partition key); the producer computes it once per key too. */
 const HASH_KEY = partitionKeyHash(RECORD.partitionKey);
-/** What the producer keeps per partition key, as put() finds it for a key it has seen. */
+/** The share of the room a record counts in, as the producer keeps one per shard. */
 const SHARE = new RoomShare('shard shardId-000000000000 of stream bench');
+/** What the producer keeps per partition key, as put() finds it for a key it has seen. */
 const KEY = new PartitionKeyCache().add(RECORD.partitionKey, Buffer.byteLength(RECORD.partitionKey));
 
 /** The resolving functions of the promise `wait` is making, handed over by `capture` (as in put()). */

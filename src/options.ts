@@ -78,7 +78,8 @@ export interface KinesisProducerOptions {
   readonly maxOutstandingRecords?: number | undefined;
   /**
    * Most bytes (partition keys + data) of records accepted and not yet settled. A record larger than
-   * this is still taken when the producer holds nothing else.
+   * this is still taken when the producer holds nothing else. Once the producer is over half full, a
+   * shard takes more only within its part of this limit (as its shard is of all the streams' shards).
    * @default 67108864 (64 MiB)
    */
   readonly maxBufferedBytes?: number | undefined;
@@ -99,7 +100,8 @@ export interface KinesisProducerOptions {
   /**
    * Ceiling of the adaptive per-shard rate, in percent of a shard's write limits (1,000 records/s and
    * 1 MiB/s; KPL RateLimit). The producer paces each shard at this rate, lowers it when the shard
-   * throttles and probes back up.
+   * throttles and probes back up. It also sizes each shard's share of the room: what the shard writes
+   * at this rate in half of `recordTtlMs`.
    * @default 100
    */
   readonly rateLimit?: number | undefined;
