@@ -10,6 +10,7 @@ import { memoryCases } from './memory.js';
 import { producerSendingCases } from './producer-sending.js';
 import { sdkPeerCases } from './sdk-peers.js';
 import { shardLimitCases } from './shard-limit.js';
+import { skewCases } from './skew.js';
 
 export const cases: readonly Case[] = [
   ...codecCases,
@@ -19,4 +20,5 @@ export const cases: readonly Case[] = [
   ...latencyCases,
   ...memoryCases,
   ...shardLimitCases,
+  ...skewCases,
 ];
