@@ -172,7 +172,7 @@ export class BufferFullError extends KinesisProducerError {
       ErrorCode.BufferFull,
       share === undefined
         ? `The producer is full (${records}, ${bufferedBytes} of ${room.bytes} bytes allowed now: maxOutstandingRecords and maxBufferedBytes, or less to keep no more than the streams can write in half of recordTtlMs): the record was not taken. Wait for 'drain', or use put(), which waits.`
-        : `The producer's room for ${share} is full (${records}, ${bufferedBytes} of ${room.bytes} bytes allowed now: what a shard writes in half of recordTtlMs at rateLimit, or its part of maxBufferedBytes while the producer is over half full; none while an eighth of that has waited longer, or while puts for it wait): the record was not taken. Wait for 'drain', or use put(), which waits.`,
+        : `The producer's room for ${share} is full (${records}, ${bufferedBytes} of ${room.bytes} bytes allowed now: what the shard writes in half of recordTtlMs at rateLimit, or its part of the producer once that is over half full; none while more than one record and an eighth of that have waited longer, or while puts for it wait): the record was not taken. Wait for 'drain', or use put(), which waits.`,
       { retryable: true },
     );
   }

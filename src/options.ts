@@ -78,8 +78,9 @@ export interface KinesisProducerOptions {
   readonly maxOutstandingRecords?: number | undefined;
   /**
    * Most bytes (partition keys + data) of records accepted and not yet settled. A record larger than
-   * this is still taken when the producer holds nothing else. Once the producer is over half full, a
-   * shard takes more only within its part of this limit (as its shard is of all the streams' shards).
+   * this is still taken when the producer holds nothing else. Once the producer is over half full (of
+   * bytes or of records), a shard takes more only within its part of these limits: its share of all
+   * the streams' shards.
    * @default 67108864 (64 MiB)
    */
   readonly maxBufferedBytes?: number | undefined;

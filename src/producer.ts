@@ -230,8 +230,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    *
    * When the producer is full (`maxOutstandingRecords`, `maxBufferedBytes`), or the share of the room
    * of the record's shard is (what the shard writes in half of `recordTtlMs`; see the README), it
-   * waits for room, behind earlier puts for the same shard only — the record's `recordTtlMs` starts
-   * once it is taken — or, with `onFull: 'reject'`, rejects with
+   * waits for room — behind earlier puts for the same shard, and behind the first put that waits for
+   * the producer as a whole; the record's `recordTtlMs` starts once it is taken — or, with
+   * `onFull: 'reject'`, rejects with
    * {@link BufferFullError}. Invalid records reject at once with {@link InvalidRecordError}; after
    * `close()`, with {@link ProducerClosedError}.
    */
@@ -649,7 +650,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       () => {
         pipeline.onShardMapChange(clock.now());
         this.#updateCapacity();
-        this.#room.reshare(pipeline.sharesLeft());
+        this.#room.reshare(pipeline.sharesLeft(this.#inFlightItems(pipeline)));
         this.#dispatcher.pump();
       },
       () => {
@@ -666,23 +667,29 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const summary = new StreamSummary(source, (info) => {
       pipeline.open(info, clock.now());
       this.#updateCapacity();
-      this.#room.reshare(pipeline.sharesLeft());
+      this.#room.reshare(pipeline.sharesLeft(this.#inFlightItems(pipeline)));
       this.#dispatcher.pump();
     });
     const pipeline = new StreamPipeline(ref, shardMap, summary, this.#host);
     (byName ? this.#pipelinesByName : this.#pipelinesByARN).set(key, pipeline);
     this.#pipelineList.push(pipeline);
+    this.#updateCapacity();
     shardMap.refresh();
     summary.read();
     return pipeline;
   }
 
   /**
-   * Tells the room what the streams can take per second: each open shard 1 MiB and 1,000 records
-   * (the latter bounds user records only when not aggregating) at `rateLimit`. Unknown while any
-   * stream's shard map is, or for streams the service routes itself (AUTO).
+   * Tells the room how many shards the streams have (what each share's part of the producer is
+   * counted against: a stream whose shards are unknown counts as its share stands for), and what the
+   * streams can take per second: each open shard 1 MiB and 1,000 records (the latter bounds user
+   * records only when not aggregating) at `rateLimit`. That is unknown while any stream's shard map
+   * is, or for streams the service routes itself (AUTO).
    */
   #updateCapacity(): void {
+    let shardCount = 0;
+    for (const pipeline of this.#pipelineList) shardCount += pipeline.roomShards;
+    this.#room.setShards(shardCount);
     let bytes = 0;
     let records = 0;
     for (const pipeline of this.#pipelineList) {
@@ -733,6 +740,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#stopped.abort(new Error('the producer was closed'));
     this.#settlement.close();
     if (this.#ownsClient) this.#client.destroy();
+  }
+
+  /** The user records of `pipeline`'s requests in flight. */
+  *#inFlightItems(pipeline: StreamPipeline): Generator<PendingRecord> {
+    for (const [batch, of] of this.#dispatcher.inFlight) {
+      if (of === pipeline) for (const record of batch) yield* record.items;
+    }
   }
 
   /** Per stream: records taken and not settled, and the age of the oldest (scanned, not tracked). */

@@ -12,13 +12,18 @@ import { MinHeap } from './min-heap.js';
  * - a shard's share holds no more than the shard writes in half of `recordTtlMs` (1 MiB/s, and 1,000
  *   records/s when not aggregating, at `rateLimit`), so a feed faster than the shard makes its
  *   callers wait instead of making its records wait in the producer until they expire;
- * - no record is taken into a share while an eighth of its limit has waited that long already (the
- *   shard is slower than its limits allow: shared with other producers, throttled, or down).
+ * - once the producer is over half full (bytes, or records), a share takes more only within its part
+ *   of the producer: its shards over all the streams' shards. Below half, a busy share borrows what
+ *   the others leave;
+ * - no record is taken into a share while more than one of its records, and more than an eighth of
+ *   its part of the bytes, have waited that long already (the shard is slower than its limits allow:
+ *   shared with other producers, throttled, or down). One stuck record alone never closes it.
  *
  * Records wait in call order within a share. Across shares, the first waiter whose share has room
  * goes first: a put for a shard with room is not queued behind one for a full shard. Records of a
- * stream whose shards are not known yet (no shard map, or a stream that routes records itself) share
- * one share for the stream, without a limit of its own.
+ * stream whose shards are not known have one share for the stream: as large as one shard's until the
+ * shard map is known, when they count in their shards' shares instead (see `move`); on a stream that
+ * routes records itself (AUTO), as large as its open shards'.
  *
  * The producer as a whole is also no larger than its streams' shards write in half the TTL, known
  * from the shard maps.
@@ -71,32 +76,44 @@ interface SignalGroup {
   readonly onAbort: () => void;
 }
 
+/** Bytes and records taken in one tenth of a second and not settled. */
+interface AgeSlot {
+  bytes: number;
+  records: number;
+}
+
 /**
- * Bytes of unsettled records by the tenth of a second they were taken in: the current one in a plain
- * number (the hot path), earlier ones in a map whose keys only grow, oldest first.
+ * Unsettled records by the tenth of a second they were taken in: the current one in plain numbers
+ * (the hot path), earlier ones in a map whose keys only grow, oldest first.
  */
 class AgeBuckets {
   #slot = -1;
   #slotBytes = 0;
-  readonly #earlier = new Map<number, number>();
+  #slotRecords = 0;
+  readonly #earlier = new Map<number, AgeSlot>();
   /**
-   * The oldest slot holding bytes (infinite when none): `takenBefore` answers from it alone while
+   * The oldest slot holding records (infinite when none): `takenBefore` answers from it alone while
    * nothing is old, without walking the map — it is asked for every record taken.
    */
   #oldest = Number.POSITIVE_INFINITY;
+  /** Records counted by the last `takenBefore`. */
+  staleRecords = 0;
 
   add(bytes: number, now: number): void {
     const slot = Math.floor(now / AGE_BUCKET_MS);
     if (slot !== this.#slot) {
-      if (this.#slotBytes > 0) this.#earlier.set(this.#slot, this.#slotBytes);
+      if (this.#slotRecords > 0)
+        this.#earlier.set(this.#slot, { bytes: this.#slotBytes, records: this.#slotRecords });
       this.#slot = slot;
       this.#slotBytes = 0;
+      this.#slotRecords = 0;
     }
     this.#slotBytes += bytes;
+    this.#slotRecords++;
     if (slot < this.#oldest) this.#oldest = slot;
   }
 
-  /** Adds bytes taken at `at`, which may be earlier than the latest slot (a record moving shares). */
+  /** Adds a record taken at `at`, which may be earlier than the latest slot (a record moving shares). */
   addAt(bytes: number, at: number): void {
     const slot = Math.floor(at / AGE_BUCKET_MS);
     if (slot >= this.#slot) {
@@ -105,12 +122,13 @@ class AgeBuckets {
     }
     const held = this.#earlier.get(slot);
     if (held !== undefined) {
-      this.#earlier.set(slot, held + bytes);
+      held.bytes += bytes;
+      held.records++;
     } else {
       // Keep the map oldest first: rebuilt, which a burst of moved records pays once per slot.
-      const entries = [...this.#earlier, [slot, bytes] as const].sort((a, b) => a[0] - b[0]);
+      const entries = [...this.#earlier, [slot, { bytes, records: 1 }] as const].sort((a, b) => a[0] - b[0]);
       this.#earlier.clear();
-      for (const [s, b] of entries) this.#earlier.set(s, b);
+      for (const [key, value] of entries) this.#earlier.set(key, value);
     }
     if (slot < this.#oldest) this.#oldest = slot;
   }
@@ -120,12 +138,12 @@ class AgeBuckets {
     let emptied: boolean;
     if (slot === this.#slot) {
       this.#slotBytes -= bytes;
-      emptied = this.#slotBytes <= 0;
+      emptied = --this.#slotRecords <= 0;
     } else {
-      const left = (this.#earlier.get(slot) ?? bytes) - bytes;
-      emptied = left <= 0;
+      const held = this.#earlier.get(slot);
+      emptied = held === undefined || --held.records <= 0;
       if (emptied) this.#earlier.delete(slot);
-      else this.#earlier.set(slot, left);
+      else held!.bytes -= bytes;
     }
     if (emptied && slot === this.#oldest) this.#findOldest();
   }
@@ -135,23 +153,25 @@ class AgeBuckets {
       this.#oldest = slot;
       return;
     }
-    this.#oldest = this.#slotBytes > 0 ? this.#slot : Number.POSITIVE_INFINITY;
+    this.#oldest = this.#slotRecords > 0 ? this.#slot : Number.POSITIVE_INFINITY;
   }
 
-  /**
-   * Bytes taken before `before`. Counting bytes, not the single oldest record, keeps one stuck record
-   * (a poison record retried alone) from closing the room.
-   */
+  /** Bytes taken before `before`; their records in `staleRecords`. */
   takenBefore(before: number): number {
     const limit = Math.floor(before / AGE_BUCKET_MS);
+    this.staleRecords = 0;
     if (this.#oldest >= limit) return 0;
     let stale = 0;
-    for (const [slot, bytes] of this.#earlier) {
+    for (const [slot, held] of this.#earlier) {
       if (slot >= limit) return stale;
-      stale += bytes;
+      stale += held.bytes;
+      this.staleRecords += held.records;
     }
     // The latest slot too, when nothing was taken since it grew old.
-    if (this.#slot < limit) stale += this.#slotBytes;
+    if (this.#slot < limit) {
+      stale += this.#slotBytes;
+      this.staleRecords += this.#slotRecords;
+    }
     return stale;
   }
 }
@@ -165,6 +185,8 @@ class AgeBuckets {
 export class RoomShare {
   /** The stream and shard, for errors. */
   readonly label: string;
+  /** How many shards it stands for: 1, or a stream's while its shards are unknown. */
+  shards = 1;
   records = 0;
   bytes = 0;
   /** What its shard writes in half the TTL; infinite while unknown. */
@@ -213,6 +235,8 @@ export class Room {
   /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
   #capacityBytes = Number.POSITIVE_INFINITY;
   #capacityRecords = Number.POSITIVE_INFINITY;
+  /** The streams' shards, a stream counting as one while its shards are unknown: what parts divide. */
+  #shards = 1;
 
   constructor(limits: RoomLimits, now: () => number, onDrain: () => void) {
     this.#limits = limits;
@@ -239,6 +263,15 @@ export class Room {
   setCapacity(bytesPerSecond: number, recordsPerSecond: number): void {
     this.#capacityBytes = (bytesPerSecond * this.#horizonMs) / 1000;
     this.#capacityRecords = (recordsPerSecond * this.#horizonMs) / 1000;
+    this.#lookSoon();
+  }
+
+  /**
+   * How many shards the streams have in all (a stream whose shards are unknown counting as the shards
+   * its share stands for): each share's part of the producer is its shards over these.
+   */
+  setShards(shards: number): void {
+    this.#shards = Math.max(1, shards);
     this.#lookSoon();
   }
 
@@ -283,31 +316,42 @@ export class Room {
   /** The same for a share, and none while too much of it has been held too long. */
   #shareFits(bytes: number, share: RoomShare, now: number): boolean {
     if (share.records >= share.maxRecords) return false;
-    if (share.bytes !== 0) {
+    if (share.records !== 0) {
       if (share.bytes + bytes > share.maxBytes) return false;
-      // Past half the producer's bytes, a share takes more only within its own part of them: a slow
-      // shard or stream may borrow room the others do not use, but never fill the producer for all.
+      // Past half the producer, a share takes more only within its own part of it: a slow shard or
+      // stream may borrow room the others do not use, but never fill the producer for all.
       if (this.#bytes + bytes > this.maxBytes / 2 && share.bytes + bytes > this.fairBytes(share))
+        return false;
+      if (this.#records + 1 > this.maxRecords / 2 && share.records + 1 > this.fairRecords(share))
         return false;
     }
     return !this.#closedByStale(share, now);
   }
 
-  /**
-   * The part of the producer's byte limit that is `share`'s: as much as its shard is of all the
-   * streams' shards (while those are not all known, all of it), and no more than its own limit.
-   */
-  fairBytes(share: RoomShare): number {
-    const capacity = this.#capacityBytes;
-    const part = capacity === Number.POSITIVE_INFINITY ? 1 : share.maxBytes / capacity;
-    return Math.min(share.maxBytes, this.maxBytes * part);
+  /** The part of the producer that is `share`'s: its shards over all the streams' shards. */
+  #part(share: RoomShare): number {
+    return share.shards / Math.max(this.#shards, share.shards);
   }
 
-  /** Whether more than an eighth of the share's part has been held too long. */
+  /** The part of the producer's byte limit that is `share`'s, and no more than its own limit. */
+  fairBytes(share: RoomShare): number {
+    return Math.min(share.maxBytes, this.maxBytes * this.#part(share));
+  }
+
+  /** The same for records. */
+  fairRecords(share: RoomShare): number {
+    return Math.min(share.maxRecords, this.maxRecords * this.#part(share));
+  }
+
+  /**
+   * Whether more than an eighth of the share's part of the bytes has been held too long, in more than
+   * one record: one stuck record (a poison record retried alone) does not close its shard.
+   */
   #closedByStale(share: RoomShare, now: number): boolean {
-    if (share.bytes === 0) return false;
-    const stale = share.ages.takenBefore(now - this.#maxAgeMs);
-    return stale > 0 && stale > this.fairBytes(share) * STALE_SHARE;
+    if (share.records < 2) return false;
+    const ages = share.ages;
+    const stale = ages.takenBefore(now - this.#maxAgeMs);
+    return ages.staleRecords > 1 && stale > this.fairBytes(share) * STALE_SHARE;
   }
 
   /** Someone was turned away or told to wait for `share`: 'drain' is owed once it has room. */
@@ -336,6 +380,8 @@ export class Room {
     to.records++;
     to.bytes += bytes;
     to.ages.addAt(bytes, takenAt);
+    // A send refused for `from` was for records that now count in `to`: 'drain' waits for it too.
+    if (this.#owing.has(from)) this.#owing.add(to);
     if (from.waiting > 0) this.#lookSoon();
   }
 
@@ -389,7 +435,8 @@ export class Room {
   #owingHaveRoom(now: number): boolean {
     for (const share of this.#owing) {
       if (share.waiting > 0) return false;
-      if (share.records > share.maxRecords / 2 || share.bytes > this.fairBytes(share) / 2) return false;
+      if (share.records > this.fairRecords(share) / 2 || share.bytes > this.fairBytes(share) / 2)
+        return false;
       if (this.#closedByStale(share, now)) return false;
     }
     return true;

@@ -21,6 +21,8 @@ export interface StreamInfo {
    * and holds records above 1 MiB until it knows whether the stream takes them.
    */
   readonly final: boolean;
+  /** The stream's open shards as the summary counts them, when it was read. */
+  readonly openShards: number | undefined;
 }
 
 /** What applies when DescribeStreamSummary is denied (or the stream not found): for good. */
@@ -29,6 +31,7 @@ export const DEFAULT_STREAM_INFO: StreamInfo = {
   userPartitioned: true,
   routingKnown: false,
   final: true,
+  openShards: undefined,
 };
 
 /** What applies while DescribeStreamSummary keeps failing for a passing reason. */
@@ -103,6 +106,10 @@ export class StreamSummary {
         userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
         routingKnown: true,
         final: true,
+        openShards:
+          typeof summary?.OpenShardCount === 'number' && summary.OpenShardCount > 0
+            ? summary.OpenShardCount
+            : undefined,
       };
       this.#source.logger.debug({ stream: this.#source.stream.label, ...info }, 'read stream summary');
       return info;

@@ -69,8 +69,9 @@ export class StreamPipeline {
   #info: StreamInfo | undefined;
   #gate: PendingRecord[] = [];
   /**
-   * The room share of records whose shard is not known (no shard map yet, or none to be had): as
-   * large as one shard's. Records taken into it move to their shard's share once routed to one.
+   * The room share of records whose shard is not known: as large as one shard's until the shard map
+   * is known (then records move to their shards' shares, see sharesLeft), or as the stream's open
+   * shards' on a stream that routes records itself (AUTO).
    */
   readonly #streamShare: RoomShare;
   /** The room share of each open shard, and the same in the shard map's order, as of `#sharesVersion`. */
@@ -163,14 +164,20 @@ export class StreamPipeline {
   /**
    * The shares this stream's records are no longer taken into, since the last call: closed shards',
    * and the stream's own once its shards are known (or the shards' once the stream turns out to route
-   * records itself). Their waiting puts must move (see Room.reshare).
+   * records itself). Their waiting puts must move (see Room.reshare). Records taken into the stream's
+   * share before its shards were known count in their shard's from then on, wherever they are: held
+   * here, or `inFlight` (the stream's records in requests under way).
    */
-  sharesLeft(): RoomShare[] {
+  sharesLeft(inFlight: Iterable<PendingRecord>): RoomShare[] {
     const left = this.#sharesLeft;
     this.#sharesLeft = [];
     if (this.#info?.userPartitioned === true && this.shardMap.ready) {
       if (this.#sharesVersion !== this.shardMap.version) this.#indexShares();
       left.push(...this.#sharesLeft.splice(0), this.#streamShare);
+      if (this.#streamShare.records > 0) {
+        for (const [item] of this.#held()) this.#countInShard(item);
+        for (const item of inFlight) this.#countInShard(item);
+      }
     } else {
       left.push(...this.#shares.values());
       this.#shares.clear();
@@ -185,7 +192,7 @@ export class StreamPipeline {
    * records/s unless records are aggregated.
    */
   #sizeShare(share: RoomShare): void {
-    const rate = this.#options.rateLimit / 100;
+    const rate = (this.#options.rateLimit / 100) * share.shards;
     this.#host.room.setShareCapacity(
       share,
       rate * SHARD_BYTES_PER_SECOND,
@@ -193,8 +200,18 @@ export class StreamPipeline {
     );
   }
 
-  /** A record taken while its shard was unknown is routed to a shard: it counts in that shard's share. */
+  /** How many shards the stream counts for in the producer's room: those of its map, once known. */
+  get roomShards(): number {
+    if (this.#info?.userPartitioned === true && this.shardMap.ready) return this.shardMap.shards.length;
+    return this.#streamShare.shards;
+  }
+
+  /**
+   * A record goes to a shard: if it still counts in the stream's share (it was taken while its shard
+   * was unknown) and has not settled, it counts in that shard's share from now on.
+   */
   #countInShard(item: PendingRecord): void {
+    if (item.share !== this.#streamShare || item.settled) return;
     const share = this.shareFor(item.hashKey);
     if (share === item.share) return;
     this.#host.room.move(item.sizeBytes, item.arrivedAt, item.share, share);
@@ -228,6 +245,7 @@ export class StreamPipeline {
     this.#info = info;
     // Whether records are aggregated may have changed, and with it what a shard's share holds.
     this.#sharesVersion = -1;
+    this.#streamShare.shards = info.userPartitioned ? 1 : (info.openShards ?? 1);
     this.#sizeShare(this.#streamShare);
     if (!info.userPartitioned) this.shardMap.close();
     this.#releaseGate(info);
@@ -288,7 +306,7 @@ export class StreamPipeline {
 
   #route(item: PendingRecord): void {
     const buffer = this.#bufferFor(item);
-    if (item.share === this.#streamShare && buffer.shardId !== undefined) this.#countInShard(item);
+    if (buffer.shardId !== undefined) this.#countInShard(item);
     if (!this.aggregating) {
       this.#enqueue(
         buffer,

@@ -361,7 +361,9 @@ describe('drain', () => {
       maxBufferedTimeMs: 0,
     });
     await vi.advanceTimersByTimeAsync(0);
-    p.send({ partitionKey: 'stuck', data: 'x'.repeat(200) }, () => {});
+    // Two stuck records: one alone never closes its shard.
+    p.send({ partitionKey: 'stuck', data: 'x'.repeat(100) }, () => {});
+    p.send({ partitionKey: 'stuck', data: 'x'.repeat(100) }, () => {});
     p.send({ partitionKey: 'late', data: 'y' }, () => {});
     await vi.advanceTimersByTimeAsync(5100);
     expect(() => p.send({ partitionKey: 'k', data: 'z' })).toThrow(BufferFullError);
@@ -1033,11 +1035,12 @@ describe('shares of the room', () => {
     });
     await vi.advanceTimersByTimeAsync(0);
     const onShard = (i: number) => String(((MAX_HASH_KEY + 1n) / 8n) * BigInt(i));
-    for (let i = 0; i < 8; i++)
-      p.send({ partitionKey: `s${i}`, explicitHashKey: onShard(i), data: 'x'.repeat(998) });
+    for (let i = 0; i < 16; i++) {
+      p.send({ partitionKey: `s${i % 10}`, explicitHashKey: onShard(i % 8), data: 'x'.repeat(498) });
+    }
     await vi.advanceTimersByTimeAsync(5_200);
-    // Every shard's 1,000 bytes have waited past half the TTL: 8,000 in all, four times an eighth of
-    // the producer. Each shard's part of the producer is 2,000 bytes, an eighth of it 250.
+    // Every shard's two records, 1,000 bytes, have waited past half the TTL: 8,000 in all, four times
+    // an eighth of the producer. Each shard's part of the producer is 2,000 bytes, an eighth of it 250.
     expect(p.bufferedBytes).toBe(8_000);
     for (let i = 0; i < 8; i++) {
       expect(() => p.send({ partitionKey: `n${i}`, explicitHashKey: onShard(i), data: 'y' })).toThrow(
@@ -1071,7 +1074,8 @@ describe('shares of the room', () => {
     fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') });
     const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
     await vi.advanceTimersByTimeAsync(0);
-    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(2_000) }));
+    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) }));
+    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) }));
     await vi.advanceTimersByTimeAsync(6_200);
     let error: unknown;
     try {
@@ -1081,8 +1085,85 @@ describe('shares of the room', () => {
     }
     expect(error).toBeInstanceOf(BufferFullError);
     expect((error as Error).message).toMatch(
-      /^The producer's room for stream test is full \(1 of 5000 records, 2004 of 10000 bytes allowed now/,
+      /^The producer's room for stream test is full \(2 of 5000 records, 2008 of 10000 bytes allowed now/,
     );
+  });
+
+  it('past half the producer, a hot shard takes no more than its part of the records either', async () => {
+    fake = new FakeKinesis(4);
+    fake.hold();
+    const p = producer({ aggregation: true, maxOutstandingRecords: 100, maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(10);
+    const hot = Array.from({ length: 300 }, (_, i) =>
+      track(p.put({ partitionKey: `h${i}`, explicitHashKey: HOT, data: 'x' })),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    // Half the producer (50 records) is anyone's; past it, the hot shard's part is a quarter, 25.
+    expect(p.outstandingRecords).toBe(50);
+    const cold = track(p.put({ partitionKey: 'c', explicitHashKey: COLD, data: 'y' }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(p.outstandingRecords).toBe(51);
+    fake.release();
+    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    expect([...hot, cold].filter((s) => s.status !== 'fulfilled')).toEqual([]);
+  });
+
+  it('a stream whose shards are unknown counts as one shard in the parts of the producer', async () => {
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map(() =>
+        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
+      ),
+    });
+    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
+    await p.put({ streamName: 'other', partitionKey: 'k', data: 'first' });
+    const slow = Array.from({ length: 5 }, (_, i) =>
+      track(p.put({ partitionKey: `slow${i}`, data: 'x'.repeat(2_000) })),
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(p.waitingPuts).toBe(3);
+    const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z'.repeat(3_000) }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(other.status).toBe('fulfilled');
+    expect(slow.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
+  });
+
+  it('records taken before a late shard map count in their shard once it is known', async () => {
+    fake = new FakeKinesis(4);
+    fake.listShardsDelayMs = 50; // the summary comes first
+    fake.hold();
+    const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
+    const hot = Array.from({ length: 1_500 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fake.commands).toContain('DescribeStreamSummary');
+    expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    await vi.advanceTimersByTimeAsync(100); // the shard map is known
+    // The records taken into the stream's share now fill the hot shard's: it takes no more.
+    expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    fake.release();
+    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    expect((await Promise.all(hot)).filter((o) => o !== 'ok')).toEqual([]);
+  });
+
+  it('a stream that routes records itself has the room of its open shards', async () => {
+    fake = new FakeKinesis(8);
+    fake.summary = { RecordDistributionStrategy: 'AUTO' };
+    fake.hold();
+    // Unaggregated (AUTO), 1,000 records/s a shard: 8,000 records in half the 2 s TTL.
+    const p = producer({ recordTtlMs: 2_000, maxOutstandingRecords: 20_000 });
+    await vi.advanceTimersByTimeAsync(10);
+    let taken = 1;
+    while (taken < 20_000 && p.send({ partitionKey: `k${taken}`, data: 'x' })) taken++;
+    expect(taken).toBe(8_000);
   });
 
   it('a stream whose records are held too long does not close the room for another stream', async () => {
@@ -1099,7 +1180,7 @@ describe('shares of the room', () => {
       maxBufferedTimeMs: 0,
     });
     await vi.advanceTimersByTimeAsync(0); // the shard map is known
-    const throttled = track(p.put({ partitionKey: 'slow', data: 'x'.repeat(2_000) }));
+    const throttled = [1, 2].map(() => track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) })));
     await vi.advanceTimersByTimeAsync(5_100);
     expect(() => p.send({ partitionKey: 'k', data: 'z' })).toThrow(BufferFullError);
     const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z' }));
@@ -1107,7 +1188,7 @@ describe('shares of the room', () => {
     expect(other.status).toBe('fulfilled');
     expect(p.send({ streamName: 'other', partitionKey: 'k', data: 'z' })).toBe(true);
     await vi.advanceTimersByTimeAsync(5_000);
-    expect(throttled).toMatchObject({ status: 'rejected', error: { code: 'Expired' } });
+    expect(throttled).toMatchObject([1, 2].map(() => ({ status: 'rejected', error: { code: 'Expired' } })));
   });
 });
 

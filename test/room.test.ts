@@ -176,17 +176,53 @@ describe('Room', () => {
     );
     const stream = new RoomShare('stream');
     const shard = new RoomShare('shard');
-    room.take(200, 0, stream);
+    room.take(100, 0, stream);
+    room.take(100, 0, stream);
     now = 3_000;
     room.take(10, now, shard);
-    room.move(200, 0, stream, shard);
-    expect([stream.records, stream.bytes, shard.records, shard.bytes]).toEqual([0, 0, 2, 210]);
-    now = 5_100; // the moved record is past half the TTL: 200 bytes, over an eighth of 1,000
+    room.move(100, 0, stream, shard);
+    room.move(100, 0, stream, shard);
+    expect([stream.records, stream.bytes, shard.records, shard.bytes]).toEqual([0, 0, 3, 210]);
+    now = 5_100; // the moved records are past half the TTL: 200 bytes, over an eighth of 1,000
     expect(room.hasRoomFor(10, shard, now)).toBe(false);
     expect(room.hasRoomFor(10, stream, now)).toBe(true);
-    room.free(200, 0, shard);
+    room.free(100, 0, shard); // one stuck record alone does not close a shard
     expect(room.hasRoomFor(10, shard, now)).toBe(true);
+    room.free(100, 0, shard);
     expect(room.bytes).toBe(10);
+  });
+
+  it("'drain' owed for a share's records follows them when they move to another", async () => {
+    const { room, share, drains, settle } = setUp();
+    const stream = share('stream');
+    const shard = share('shard');
+    const other = share('other');
+    room.take(200, 0, stream);
+    room.owe(stream); // a send was refused for the stream's share
+    room.move(200, 0, stream, shard); // its shards became known: 200 of the shard's 300 bytes
+    room.take(10, 0, other);
+    room.free(10, 0, other);
+    await settle();
+    expect(drains).toHaveLength(0);
+    room.free(200, 0, shard);
+    await settle();
+    expect(drains).toHaveLength(1);
+  });
+
+  it('one record held too long does not close its shard alone, however small its part', () => {
+    let now = 0;
+    const room = new Room(
+      LIMITS,
+      () => now,
+      () => {},
+    );
+    room.setShards(64); // each shard's part of the 1,000 bytes: 15; an eighth of it, 2
+    const share = new RoomShare('poisoned');
+    room.take(100, 0, share); // retried until it expires
+    now = 5_100;
+    expect(room.hasRoomFor(10, share, now)).toBe(true);
+    room.take(10, 0, share);
+    expect(room.hasRoomFor(10, share, now)).toBe(false);
   });
 
   it('evict cancels every waiter of every share, in call order', () => {

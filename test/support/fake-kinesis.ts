@@ -63,6 +63,8 @@ export class FakeKinesis {
   summary: Partial<NonNullable<DescribeStreamSummaryCommandOutput['StreamDescriptionSummary']>> = {};
   describeError: unknown;
   listShardsError: unknown;
+  /** ListShards answers this long after it is called (a map that comes after the summary). */
+  listShardsDelayMs = 0;
   #sequence = 0n;
   #held: (() => void)[] | undefined;
 
@@ -103,6 +105,8 @@ export class FakeKinesis {
     await Promise.resolve();
     if (command instanceof ListShardsCommand) {
       this.commands.push('ListShards');
+      if (this.listShardsDelayMs > 0)
+        await new Promise((resolve) => setTimeout(resolve, this.listShardsDelayMs));
       if (this.listShardsError !== undefined) throw this.listShardsError;
       return {
         Shards: this.shards.map((s) => ({
