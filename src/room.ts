@@ -185,11 +185,11 @@ class AgeBuckets {
 export class RoomShare {
   /** The stream and shard, for errors. */
   readonly label: string;
-  /** How many shards it stands for: 1, or a stream's while its shards are unknown. */
+  /** How many shards it stands for: 1, or an AUTO stream's open shards (see StreamPipeline). */
   shards = 1;
   records = 0;
   bytes = 0;
-  /** What its shard writes in half the TTL; infinite while unknown. */
+  /** What its shards write in half the TTL (records: infinite when aggregated). */
   maxBytes = Number.POSITIVE_INFINITY;
   maxRecords = Number.POSITIVE_INFINITY;
   readonly ages = new AgeBuckets();
@@ -275,7 +275,7 @@ export class Room {
     this.#lookSoon();
   }
 
-  /** What the shard of `share` writes per second (infinity while unknown): it holds that for half the TTL. */
+  /** What the shards of `share` write per second: it holds that much for half the TTL. */
   setShareCapacity(share: RoomShare, bytesPerSecond: number, recordsPerSecond: number): void {
     share.maxBytes = (bytesPerSecond * this.#horizonMs) / 1000;
     share.maxRecords = (recordsPerSecond * this.#horizonMs) / 1000;
