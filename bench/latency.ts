@@ -100,7 +100,7 @@ function requestTime(producer: KinesisProducer): { count: number; sumMs: number 
 }
 
 /** The value at quantile `q` of sorted `values` (nearest rank). */
-function quantile(sorted: Float64Array, q: number): number {
+export function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 }
 

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BufferFullError, type KinesisProducer, MAX_HASH_KEY } from '../src/index.js';
 import { startFaultFront } from '../test/support/fault-front.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
+import { quantile } from './latency.js';
 import { startNullKinesis } from './null-kinesis.js';
 import { benchProducer } from './producer-feed.js';
 
@@ -64,12 +65,6 @@ const section: Section = {
 
 type Scenario = 'hot-shard' | 'throttled-stream';
 
-/** The quantile `q` of `values` (sorted here), by nearest rank. */
-function quantile(values: number[], q: number): number {
-  values.sort((a, b) => a - b);
-  return values[Math.min(values.length - 1, Math.ceil(q * values.length) - 1)] ?? Number.NaN;
-}
-
 /** Samples `producer.bufferedBytes` every 10 ms until stopped; returns the peak. */
 function samplePeak(producer: KinesisProducer): { stop(): number } {
   let peak = 0;
@@ -113,7 +108,7 @@ async function hotShard(producer: KinesisProducer): Promise<Metrics> {
     await sleep(TRICKLE_MS);
   }
   const results = await outcomes;
-  const latencies = await Promise.all(otherLatencies);
+  const latencies = Float64Array.from(await Promise.all(otherLatencies)).sort();
   const seconds = (performance.now() - start) / 1000;
   const written = results.filter((r) => r === 'ok').length;
   const expired = results.filter((r) => r === 'Expired').length;

@@ -964,6 +964,14 @@ describe('shares of the room', () => {
   /** A hash key on the first of four even shards, and one on the last. */
   const HOT = '0';
   const COLD = String(MAX_HASH_KEY);
+  /** The fake throttles every entry of stream `test`, and takes those of any other. */
+  const throttleStreamTest = () => {
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map(() =>
+        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
+      ),
+    });
+  };
 
   it("a hot shard's callers wait instead of its records expiring, and a put for another shard passes them", async () => {
     fake = new FakeKinesis(4);
@@ -1049,46 +1057,6 @@ describe('shares of the room', () => {
     }
   });
 
-  it('a slow stream takes no more than its part of the producer once it is over half full', async () => {
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map(() =>
-        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
-      ),
-    });
-    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
-    await p.put({ streamName: 'other', partitionKey: 'k', data: 'first' }); // both streams in use
-    // One shard each: half the producer is the slow stream's, and it takes no more once it is over half.
-    const slow = Array.from({ length: 5 }, (_, i) =>
-      track(p.put({ partitionKey: `slow${i}`, data: 'x'.repeat(2_000) })),
-    );
-    await vi.advanceTimersByTimeAsync(100);
-    expect(p.waitingPuts).toBe(3);
-    const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z'.repeat(3_000) }));
-    await vi.advanceTimersByTimeAsync(100);
-    expect(other.status).toBe('fulfilled');
-    expect(slow.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
-  });
-
-  it('a full stream share says so, with the limit in force', async () => {
-    fake.listShardsError = serviceError('AccessDeniedException', 400);
-    fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') });
-    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
-    await vi.advanceTimersByTimeAsync(0);
-    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) }));
-    track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) }));
-    await vi.advanceTimersByTimeAsync(6_200);
-    let error: unknown;
-    try {
-      p.send({ partitionKey: 'k', data: 'z' });
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(BufferFullError);
-    expect((error as Error).message).toMatch(
-      /^The producer's room for stream test is full \(2 of 5000 records, 2008 of 10000 bytes allowed now/,
-    );
-  });
-
   it('past half the producer, a hot shard takes no more than its part of the records either', async () => {
     fake = new FakeKinesis(4);
     fake.hold();
@@ -1110,25 +1078,28 @@ describe('shares of the room', () => {
     expect([...hot, cold].filter((s) => s.status !== 'fulfilled')).toEqual([]);
   });
 
-  it('a stream whose shards are unknown counts as one shard in the parts of the producer', async () => {
-    fake.listShardsError = serviceError('AccessDeniedException', 400);
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map(() =>
-        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
-      ),
-    });
-    const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
-    await p.put({ streamName: 'other', partitionKey: 'k', data: 'first' });
-    const slow = Array.from({ length: 5 }, (_, i) =>
-      track(p.put({ partitionKey: `slow${i}`, data: 'x'.repeat(2_000) })),
-    );
-    await vi.advanceTimersByTimeAsync(100);
-    expect(p.waitingPuts).toBe(3);
-    const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z'.repeat(3_000) }));
-    await vi.advanceTimersByTimeAsync(100);
-    expect(other.status).toBe('fulfilled');
-    expect(slow.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
-  });
+  it.each([
+    ['their shards known', false],
+    ['their shards unknown (ListShards denied), each stream counting as one shard', true],
+  ])(
+    'a slow stream takes no more than its part of the producer once it is over half full: %s',
+    async (_, denied) => {
+      if (denied) fake.listShardsError = serviceError('AccessDeniedException', 400);
+      throttleStreamTest();
+      const p = producer({ maxBufferedBytes: 10_000, recordTtlMs: 10_000, maxBufferedTimeMs: 0 });
+      await p.put({ streamName: 'other', partitionKey: 'k', data: 'first' }); // both streams in use
+      // One shard each: half the producer is the slow stream's, and it takes no more once it is over half.
+      const slow = Array.from({ length: 5 }, (_, i) =>
+        track(p.put({ partitionKey: `slow${i}`, data: 'x'.repeat(2_000) })),
+      );
+      await vi.advanceTimersByTimeAsync(100);
+      expect(p.waitingPuts).toBe(3);
+      const other = track(p.put({ streamName: 'other', partitionKey: 'k', data: 'z'.repeat(3_000) }));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(other.status).toBe('fulfilled');
+      expect(slow.map((s) => s.status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending']);
+    },
+  );
 
   it('records taken before a late shard map count in their shard once it is known', async () => {
     fake = new FakeKinesis(4);
@@ -1167,11 +1138,7 @@ describe('shares of the room', () => {
   });
 
   it('a stream whose records are held too long does not close the room for another stream', async () => {
-    fake.onPut = (call) => ({
-      errorCodes: call.entries.map(() =>
-        call.streamName === 'test' ? 'ProvisionedThroughputExceededException' : undefined,
-      ),
-    });
+    throttleStreamTest();
     // Records held over half of recordTtlMs (5 s) and over an eighth of the bytes close a share.
     const p = producer({
       maxBufferedBytes: 10_000,
