@@ -188,7 +188,7 @@ export class StreamPipeline {
   }
 
   /**
-   * Sizes a share as what one shard writes in half the TTL at `rateLimit`: 1 MiB/s, and 1,000
+   * Sizes a share as what its shards write in half the TTL at `rateLimit`: 1 MiB/s each, and 1,000
    * records/s unless records are aggregated.
    */
   #sizeShare(share: RoomShare): void {
