@@ -189,14 +189,16 @@ export class StreamPipeline {
 
   /**
    * Sizes a share as what its shards write in half the TTL at `rateLimit`: 1 MiB/s each, and 1,000
-   * records/s unless records are aggregated.
+   * records/s when records are known not to be aggregated (until the summary answers, that is not
+   * known: a burst of small records at start is bounded by bytes and the producer's record limit).
    */
   #sizeShare(share: RoomShare): void {
     const rate = (this.#options.rateLimit / 100) * share.shards;
+    const countsRecords = this.#info !== undefined && !this.aggregating;
     this.#host.room.setShareCapacity(
       share,
       rate * SHARD_BYTES_PER_SECOND,
-      this.aggregating ? Number.POSITIVE_INFINITY : rate * SHARD_RECORDS_PER_SECOND,
+      countsRecords ? rate * SHARD_RECORDS_PER_SECOND : Number.POSITIVE_INFINITY,
     );
   }
 

@@ -1125,6 +1125,15 @@ describe('shares of the room', () => {
     expect((await Promise.all(hot)).filter((o) => o !== 'ok')).toEqual([]);
   });
 
+  it('before its summary answers, a stream counts bytes, not records: a burst of small records is taken', () => {
+    const p = producer({ aggregation: true, maxOutstandingRecords: 50_000 });
+    // At once, before any answer: a shard's records/s would allow 15,000 in half the 30 s TTL, but
+    // aggregated (as they will be) their count does not bind.
+    let taken = 1;
+    while (taken < 20_000 && p.send({ partitionKey: `k${taken}`, data: 'x' })) taken++;
+    expect(taken).toBe(20_000);
+  });
+
   it('a stream that routes records itself has the room of its open shards', async () => {
     fake = new FakeKinesis(8);
     fake.summary = { RecordDistributionStrategy: 'AUTO' };
