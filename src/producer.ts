@@ -602,14 +602,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         bytes: room.maxBytes,
       });
     }
-    const bytesNow =
-      room.bytes + bytes > room.maxBytes / 2
-        ? room.fairBytes(share)
-        : Math.min(share.maxBytes, room.maxBytes);
     return new BufferFullError(
       share.records,
       share.bytes,
-      { records: share.maxRecords, bytes: Math.round(bytesNow) },
+      { records: share.maxRecords, bytes: Math.round(room.shareBytesAllowed(bytes, share)) },
       share.label,
     );
   }

@@ -328,6 +328,15 @@ export class Room {
     return !this.#closedByStale(share, now);
   }
 
+  /**
+   * The bytes `share` may hold for a record of `bytes` now: its own limit, or its part of the producer
+   * once that would be over half full (as `#shareFits` counts them; for errors).
+   */
+  shareBytesAllowed(bytes: number, share: RoomShare): number {
+    const overHalf = this.#bytes + bytes > this.maxBytes / 2;
+    return overHalf ? this.fairBytes(share) : Math.min(share.maxBytes, this.maxBytes);
+  }
+
   /** The part of the producer that is `share`'s: its shards over all the streams' shards. */
   #part(share: RoomShare): number {
     return share.shards / Math.max(this.#shards, share.shards);
