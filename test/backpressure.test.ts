@@ -7,6 +7,7 @@ import {
   BufferFullError,
   InvalidOptionError,
   InvalidRecordError,
+  type KinesisProducer,
   MAX_HASH_KEY,
   type PutResult,
   RecordFailedError,
@@ -964,6 +965,27 @@ describe('shares of the room', () => {
   /** A hash key on the first of four even shards, and one on the last. */
   const HOT = '0';
   const COLD = String(MAX_HASH_KEY);
+  /** `count` puts of 10,000 B for the first shard at once, each ending in 'ok' or its error code. */
+  const hotBurst = (p: KinesisProducer, count: number) =>
+    Array.from({ length: count }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
+        () => 'ok',
+        (e: { code: string }) => e.code,
+      ),
+    );
+  /**
+   * Runs the timers in steps of 100 ms until nothing is held or waiting (30 s at most), calling
+   * `step` after each; returns the most bytes the producer held meanwhile.
+   */
+  const runUntilSettled = async (p: KinesisProducer, step: (elapsedMs: number) => void = () => {}) => {
+    let peakBytes = 0;
+    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
+      await vi.advanceTimersByTimeAsync(100);
+      step(t);
+      peakBytes = Math.max(peakBytes, p.bufferedBytes);
+    }
+    return peakBytes;
+  };
   /** The fake throttles every entry of stream `test`, and takes those of any other. */
   const throttleStreamTest = () => {
     fake.onPut = (call) => ({
@@ -979,12 +1001,7 @@ describe('shares of the room', () => {
     // in half the 4 s TTL, 2 MiB. The producer as a whole would take 8 MiB, 8 s of the hot shard.
     const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
     await vi.advanceTimersByTimeAsync(10); // summary and shard map known
-    const hot = Array.from({ length: 1_500 }, (_, i) =>
-      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
-        () => 'ok',
-        (e: { code: string }) => e.code,
-      ),
-    );
+    const hot = hotBurst(p, 1_500);
     await vi.advanceTimersByTimeAsync(10);
     const cold = track(p.put({ partitionKey: 'cold', explicitHashKey: COLD, data: 'x' }));
     await vi.advanceTimersByTimeAsync(300);
@@ -995,11 +1012,7 @@ describe('shares of the room', () => {
       /room for shard shardId-000000000000 of stream test is full/,
     );
     expect(p.send({ partitionKey: 'c', explicitHashKey: COLD, data: 'y' })).toBe(true);
-    let peakBytes = 0;
-    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
-      await vi.advanceTimersByTimeAsync(100);
-      peakBytes = Math.max(peakBytes, p.bufferedBytes);
-    }
+    const peakBytes = await runUntilSettled(p);
     const outcomes = await Promise.all(hot);
     expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
     // The hot shard's share, 2 MiB, and the two small cold records.
@@ -1010,22 +1023,14 @@ describe('shares of the room', () => {
     fake = new FakeKinesis(4);
     const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
     // At once: no summary, no shard map. The stream counts as one shard until its shards are known.
-    const hot = Array.from({ length: 1_500 }, (_, i) =>
-      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
-        () => 'ok',
-        (e: { code: string }) => e.code,
-      ),
-    );
+    const hot = hotBurst(p, 1_500);
     expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect(p.waitingPuts).toBeGreaterThan(1_000);
     await vi.advanceTimersByTimeAsync(10); // summary and shard map known
     const cold = track(p.put({ partitionKey: 'cold', explicitHashKey: COLD, data: 'x' }));
-    let peakBytes = 0;
-    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
-      await vi.advanceTimersByTimeAsync(100);
+    const peakBytes = await runUntilSettled(p, (t) => {
       if (t === 200) expect(cold.status).toBe('fulfilled');
-      peakBytes = Math.max(peakBytes, p.bufferedBytes);
-    }
+    });
     const outcomes = await Promise.all(hot);
     expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
     // The records taken first now count in the hot shard's share: it takes no more until they go.
@@ -1072,9 +1077,7 @@ describe('shares of the room', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(p.outstandingRecords).toBe(51);
     fake.release();
-    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
-      await vi.advanceTimersByTimeAsync(100);
-    }
+    await runUntilSettled(p);
     expect([...hot, cold].filter((s) => s.status !== 'fulfilled')).toEqual([]);
   });
 
@@ -1106,12 +1109,7 @@ describe('shares of the room', () => {
     fake.listShardsDelayMs = 50; // the summary comes first
     fake.hold();
     const p = producer({ aggregation: true, recordTtlMs: 4_000, maxBufferedTimeMs: 100 });
-    const hot = Array.from({ length: 1_500 }, (_, i) =>
-      p.put({ partitionKey: `k${i}`, explicitHashKey: HOT, data: Buffer.alloc(10_000, i % 251) }).then(
-        () => 'ok',
-        (e: { code: string }) => e.code,
-      ),
-    );
+    const hot = hotBurst(p, 1_500);
     await vi.advanceTimersByTimeAsync(10);
     expect(fake.commands).toContain('DescribeStreamSummary');
     expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
@@ -1119,9 +1117,7 @@ describe('shares of the room', () => {
     // The records taken into the stream's share now fill the hot shard's: it takes no more.
     expect(p.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     fake.release();
-    for (let t = 0; t < 30_000 && (p.outstandingRecords > 0 || p.waitingPuts > 0); t += 100) {
-      await vi.advanceTimersByTimeAsync(100);
-    }
+    await runUntilSettled(p);
     expect((await Promise.all(hot)).filter((o) => o !== 'ok')).toEqual([]);
   });
 

@@ -9,6 +9,9 @@ const LIMITS = {
   requestTimeoutMs: 1_000,
 };
 
+/** A room whose clock the test moves, paying 'drain' to nobody. */
+const roomOnClock = (now: () => number) => new Room(LIMITS, now, () => {});
+
 /** A room at a still clock, with shares of `shareBytes` each (what a shard writes in half the TTL). */
 function setUp(shareBytes = 300) {
   const now = 0;
@@ -115,14 +118,10 @@ describe('Room', () => {
 
   it('closes a share while an eighth of it has been held past half the TTL, and only that share', () => {
     let now = 0;
-    const room = new Room(
-      LIMITS,
-      () => now,
-      () => {},
-    );
+    const room = roomOnClock(() => now);
     const slow = new RoomShare('slow');
     const other = new RoomShare('other');
-    // Each 800 bytes: an eighth of the producer's 1,000 is 125.
+    // An eighth of the producer's 1,000 bytes is 125.
     room.take(100, 0, slow);
     now = 3_000;
     room.take(100, now, slow);
@@ -169,11 +168,7 @@ describe('Room', () => {
 
   it('a record moved to its shard keeps its age there, and leaves the share it came from', () => {
     let now = 0;
-    const room = new Room(
-      LIMITS,
-      () => now,
-      () => {},
-    );
+    const room = roomOnClock(() => now);
     const stream = new RoomShare('stream');
     const shard = new RoomShare('shard');
     room.take(100, 0, stream);
@@ -211,11 +206,7 @@ describe('Room', () => {
 
   it('one record held too long does not close its shard alone, however small its part', () => {
     let now = 0;
-    const room = new Room(
-      LIMITS,
-      () => now,
-      () => {},
-    );
+    const room = roomOnClock(() => now);
     room.setShards(64); // each shard's part of the 1,000 bytes: 15; an eighth of it, 2
     const share = new RoomShare('poisoned');
     room.take(100, 0, share); // retried until it expires
