@@ -34,11 +34,15 @@ function spread(runs: readonly Metrics[], metric: string): number {
 
 /**
  * A Markdown table padded to align in a terminal too, laid out as Biome formats Markdown (so that
- * `npm run lint` accepts the BENCHMARKS.md it is written to). Columns after the first two align right.
+ * `npm run lint` accepts the BENCHMARKS.md it is written to). Columns for which `right` holds align
+ * right: by default all after the first two.
  */
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  right: (column: number) => boolean = (i) => i >= 2,
+): string {
   const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((row) => row[i]!.length)));
-  const right = (i: number) => i >= 2;
   const line = (cells: readonly string[]) =>
     `| ${cells.map((cell, i) => (right(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
   const rule = widths.map((w, i) => (right(i) ? `${'-'.repeat(w - 1)}:` : `:${'-'.repeat(w - 1)}`));

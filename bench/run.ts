@@ -17,6 +17,7 @@ import type { Case, Metrics, RunSettings } from './case.js';
 import { cases } from './cases.js';
 import type { ChildMessage } from './child.js';
 import { type CaseResult, medians, renderSections } from './report.js';
+import { renderTargets } from './targets.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const runsPerFigure = positiveInteger('BENCH_RUNS', process.env.BENCH_RUNS ?? (quick ? '3' : '5'));
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
       'timings as multiples of these. Runs of different cases are interleaved; peers in a table were measured in ' +
       'the same run.',
   ].join('\n');
-  const report = `${header}\n\n${renderSections(results)}\n`;
+  const report = `${[header, renderTargets(results), renderSections(results)].filter((part) => part !== '').join('\n\n')}\n`;
   process.stdout.write(`\n${report}`);
 
   const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
