@@ -304,8 +304,8 @@ class AggregateEncoder {
     let result: KinesisRecord;
     if (n === 1) {
       const data = this.#data[0]!;
-      if (typeof data !== 'string' && data.length !== this.#dataBytes[0]) {
-        throw dataChanged(0, data.length, this.#dataBytes[0]!);
+      if (typeof data !== 'string' && data.byteLength !== this.#dataBytes[0]) {
+        throw dataChanged(0, data.byteLength, this.#dataBytes[0]!);
       }
       result = {
         partitionKey: this.#partitionKeyTable[0]!.key,
@@ -360,7 +360,8 @@ class AggregateEncoder {
         pos += buf.write(data, pos, 'utf8');
       } else {
         // Data the caller changed since it was added would leave bytes of this buffer unwritten.
-        if (data.length !== dataBytes) throw dataChanged(i, data.length, dataBytes);
+        // `byteLength`, not `length`: Node 20's optimized code can read a detached view's old length.
+        if (data.byteLength !== dataBytes) throw dataChanged(i, data.byteLength, dataBytes);
         buf.set(data, pos);
         pos += dataBytes;
       }
@@ -478,7 +479,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
     let changed: Set<T> | undefined;
     for (const item of this.#items) {
       const data = item.data;
-      if (typeof data === 'string' || data.length === item.dataBytes) continue;
+      if (typeof data === 'string' || data.byteLength === item.dataBytes) continue;
       changed ??= new Set();
       changed.add(item);
     }
@@ -557,14 +558,16 @@ export class RecordAggregator {
     // and the encoder. `?.` because validation, not this line, reports a record that is no object.
     const known = this.#encoder.partitionKeyEntry((record as UserRecord | null | undefined)?.partitionKey);
     validateUserRecord(record, this.#maxRecordBytes, facts, known);
-    // The fields go to the encoder as they are: no per-record object.
+    // The fields as validation read them (a getter may answer differently on another read), with no
+    // per-record object. The entry looked up first is for another key only if the key's getter changed.
+    const key = facts.partitionKey;
     return this.#encoder.tryAdd(
-      record.partitionKey,
+      key,
       facts.partitionKeyBytes,
-      record.data,
+      facts.data,
       facts.dataBytes,
       facts.explicitHashKey,
-      known,
+      known === undefined || known.key === key ? known : this.#encoder.partitionKeyEntry(key),
     );
   }
 

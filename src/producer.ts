@@ -268,7 +268,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // What the shared validation scratch holds now, kept for when there is room.
     const prepared: Prepared = {
       partitionKey: this.#partitionKey!,
-      data: record.data,
+      data: facts.data,
       dataBytes: facts.dataBytes,
       explicitHashKey: facts.explicitHashKey,
       hashKey: this.#hashKey,
@@ -497,7 +497,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // hash) and the shard's aggregate encoder (its table entry).
     const known = this.#keys.get(record.partitionKey);
     validateUserRecord(record, pipeline.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
-    const partitionKey = known ?? this.#keys.add(record.partitionKey, facts.partitionKeyBytes);
+    // From here the key is the one validation read (a getter may have answered differently).
+    const key = facts.partitionKey;
+    const partitionKey =
+      known === undefined
+        ? this.#keys.add(key, facts.partitionKeyBytes)
+        : known.key === key
+          ? known
+          : (this.#keys.get(key) ?? this.#keys.add(key, facts.partitionKeyBytes));
     this.#partitionKey = partitionKey;
     this.#hashKey = facts.explicitHashKey === undefined ? hashOf(partitionKey) : facts.explicitHashKeyValue;
     return pipeline;
@@ -518,7 +525,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       record,
       pipeline,
       this.#partitionKey!,
-      record.data,
+      facts.data,
       facts.dataBytes,
       facts.explicitHashKey,
       this.#hashKey,

@@ -429,7 +429,7 @@ export class StreamPipeline {
       this.stream,
       item,
       ErrorCode.DataChanged,
-      `The record's data is now ${(item.data as Uint8Array).length} bytes, not the ${item.dataBytes} it had when it was taken: its buffer was changed (reused, detached or resized) before the record was written. Data must not change until its record settles.`,
+      `The record's data is now ${(item.data as Uint8Array).byteLength} bytes, not the ${item.dataBytes} it had when it was taken: its buffer was changed (reused, detached or resized) before the record was written. Data must not change until its record settles.`,
       shardId,
       attempts,
     );
@@ -1002,7 +1002,8 @@ function changedSingle(record: OutboundRecord): PendingRecord | undefined {
   if (items.length !== 1) return undefined;
   const item = items[0]!;
   const data = item.data;
-  return record.record.data === data && typeof data !== 'string' && data.length !== item.dataBytes
+  // `byteLength`: see the encoder's check of the same.
+  return record.record.data === data && typeof data !== 'string' && data.byteLength !== item.dataBytes
     ? item
     : undefined;
 }

@@ -18,6 +18,14 @@ export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 
 /** What validation learns about a record, so later stages never measure it twice. */
 export interface RecordFacts {
+  /**
+   * The partition key and the data as validation read them, each read once: use these, not the
+   * record's fields again. A getter may answer differently on each read, and what was measured must
+   * be what is sent.
+   */
+  partitionKey: string;
+  /** The data; a zero-length Uint8Array is replaced by a constant one of this module's own. */
+  data: Uint8Array | string;
   /** UTF-8 length of the partition key. */
   partitionKeyBytes: number;
   /** Length of the data in bytes (UTF-8 length for string data). */
@@ -31,9 +39,18 @@ export interface RecordFacts {
 /** `explicitHashKeyValue` without an explicit hash key. A constant: `-1n` in code allocates a BigInt per use. */
 const NO_HASH_KEY_VALUE = -1n;
 
+/**
+ * The data of every record taken with zero bytes of data. There is nothing of the caller's buffer to
+ * keep, and keeping it would let a later change to it (detaching its ArrayBuffer) break the encoding of
+ * a record whose bytes, none, cannot have changed.
+ */
+const NO_DATA = new Uint8Array(0);
+
 /** Returns a fresh {@link RecordFacts} to pass to {@link validateUserRecord}. */
 export function newRecordFacts(): RecordFacts {
   return {
+    partitionKey: '',
+    data: NO_DATA,
     partitionKeyBytes: 0,
     dataBytes: 0,
     explicitHashKey: undefined,
@@ -137,6 +154,8 @@ export function validateUserRecord(
         ? value.toString()
         : (explicitHashKey as string);
   }
+  facts.partitionKey = partitionKey as string;
+  facts.data = dataBytes === 0 && typeof data !== 'string' ? NO_DATA : data;
   facts.partitionKeyBytes = partitionKeyBytes;
   facts.dataBytes = dataBytes;
 }
