@@ -31,7 +31,7 @@ export interface KinesisProducerOptions {
   /**
    * Longest a record waits to be batched with others, from its arrival (KPL RecordMaxBufferedTime).
    * 0 sends at once, still batching whatever is queued at that moment.
-   * @default 100
+   * @default 100, or a quarter of `recordTtlMs` when that is set and shorter
    */
   readonly maxBufferedTimeMs?: number | undefined;
   /**
@@ -195,7 +195,9 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     o.aggregationMaxBytes = Math.min(o.aggregationMaxBytes, Math.max(64, o.collectionMaxBytes));
   }
   if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
-    o.maxBufferedTimeMs = Math.min(o.maxBufferedTimeMs, Math.max(0, o.recordTtlMs - 1));
+    // A quarter of the TTL: buffered that long, then a first request that times out (at half the
+    // TTL, below) still leaves a quarter for another. Just under the TTL left none even for one.
+    o.maxBufferedTimeMs = Math.min(o.maxBufferedTimeMs, Math.max(0, Math.floor(o.recordTtlMs / 4)));
   }
   if (
     !given('requestTimeoutMs') &&

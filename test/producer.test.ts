@@ -759,6 +759,22 @@ describe('options', () => {
     ]);
   });
 
+  it('leaves a short recordTtlMs, set alone, time to buffer, time out once and be written', async () => {
+    // The backoff before the second try: a quarter of its 100 ms ceiling.
+    vi.spyOn(Math, 'random').mockReturnValue(0.25);
+    fake.script.push('hang');
+    const p = producer({ recordTtlMs: 200 });
+    const result = track(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(200);
+    // maxBufferedTimeMs became 50 and requestTimeoutMs 100: sent at 50, timed out at 150, sent again
+    // at 175. (It was 199, so it was sent at 100 and expired in its first request.)
+    expect(result.status).toBe('fulfilled');
+    expect((result.value as PutResult).attempts.map((a) => [a.errorCode ?? 'ok', a.durationMs])).toEqual([
+      ['RequestTimeout', 100],
+      ['ok', expect.any(Number)],
+    ]);
+  });
+
   it('keeps aggregates within a collectionMaxBytes below the default aggregate size', async () => {
     const p = producer({ collectionMaxBytes: 20_000 });
     for (let i = 0; i < 100; i++) p.send({ partitionKey: 'k', data: Buffer.alloc(1000, i) });
