@@ -131,7 +131,10 @@ async function runFloor(params: FloorParams, settings: RunSettings): Promise<Met
   }
 }
 
-export const awaitFloorCases: readonly Case<FloorParams>[] = [0, 50, 100, 250].flatMap((holdMs) => [
+/** How long each promise is held before it is resolved, one group of the section each. */
+export const FLOOR_HOLDS_MS: readonly number[] = [0, 50, 100, 250];
+
+export const awaitFloorCases: readonly Case<FloorParams>[] = FLOOR_HOLDS_MS.flatMap((holdMs) => [
   {
     name: `await-floor/${holdMs}`,
     section,

@@ -6,6 +6,7 @@
  * target: what the codec alone does (the producer does that work and more, on one thread), or what a
  * promise per caller costs with no producer at all.
  */
+import { FLOOR_HOLDS_MS } from './await-floor.js';
 import type { Metrics } from './case.js';
 import { type CaseResult, medians, table } from './report.js';
 
@@ -69,9 +70,6 @@ function awaitKeeps(bytes: number, label: string, limit?: Target['limit']): Targ
   };
 }
 
-/** The holds the promise-cost section measured with Node's default young generation. */
-const FLOOR_HOLDS = [0, 50, 100, 250];
-
 /**
  * At 100 B the promise-cost section has the same number of callers as `await put()`: a record awaited
  * costs at least send()'s CPU plus a bare promise's (the cheapest hold measured), so on one core the
@@ -80,7 +78,7 @@ const FLOOR_HOLDS = [0, 50, 100, 250];
 const PROMISE_LIMIT: Target['limit'] = {
   value: (m) => {
     const send = m('sdk/producer-send/100', 'cpuSecPerMillion');
-    const floors = FLOOR_HOLDS.map((hold) => m(`await-floor/${hold}`, 'cpuSecPerMillion')).filter(
+    const floors = FLOOR_HOLDS_MS.map((hold) => m(`await-floor/${hold}`, 'cpuSecPerMillion')).filter(
       (v): v is number => v !== undefined,
     );
     if (send === undefined || floors.length === 0) return undefined;
