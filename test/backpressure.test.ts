@@ -20,6 +20,14 @@ import { track } from './support/track.js';
 let fake: FakeKinesis;
 const producer = producersOn(() => fake, { aggregation: false });
 
+/**
+ * A producer for the rule on records held too long: past half its 10 s TTL (5 s), records close the
+ * room; requests time out at 2 s, and nothing waits to be batched.
+ */
+function heldTooLongProducer(maxBufferedBytes: number) {
+  return producer({ maxBufferedBytes, recordTtlMs: 10_000, requestTimeoutMs: 2000, maxBufferedTimeMs: 0 });
+}
+
 /** Tracks how a promise ended without marking it handled late. */
 beforeEach(() => {
   vi.useFakeTimers();
@@ -355,12 +363,7 @@ describe('drain', () => {
       ),
     });
     // Records held over half of recordTtlMs (5 s) and over an eighth of the bytes close the room.
-    const p = producer({
-      maxBufferedBytes: 1000,
-      recordTtlMs: 10_000,
-      requestTimeoutMs: 2000,
-      maxBufferedTimeMs: 0,
-    });
+    const p = heldTooLongProducer(1000);
     await vi.advanceTimersByTimeAsync(0);
     // Two stuck records: one alone never closes its shard.
     p.send({ partitionKey: 'stuck', data: 'x'.repeat(100) }, () => {});
@@ -1040,12 +1043,7 @@ describe('shares of the room', () => {
   it('the rule on records held too long adds up over the shards to an eighth of the producer', async () => {
     fake = new FakeKinesis(8);
     fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') });
-    const p = producer({
-      maxBufferedBytes: 16_000,
-      recordTtlMs: 10_000,
-      requestTimeoutMs: 2000,
-      maxBufferedTimeMs: 0,
-    });
+    const p = heldTooLongProducer(16_000);
     await vi.advanceTimersByTimeAsync(0);
     const onShard = (i: number) => String(((MAX_HASH_KEY + 1n) / 8n) * BigInt(i));
     for (let i = 0; i < 16; i++) {
@@ -1145,12 +1143,7 @@ describe('shares of the room', () => {
   it('a stream whose records are held too long does not close the room for another stream', async () => {
     throttleStreamTest();
     // Records held over half of recordTtlMs (5 s) and over an eighth of the bytes close a share.
-    const p = producer({
-      maxBufferedBytes: 10_000,
-      recordTtlMs: 10_000,
-      requestTimeoutMs: 2000,
-      maxBufferedTimeMs: 0,
-    });
+    const p = heldTooLongProducer(10_000);
     await vi.advanceTimersByTimeAsync(0); // the shard map is known
     const throttled = [1, 2].map(() => track(p.put({ partitionKey: 'slow', data: 'x'.repeat(1_000) })));
     await vi.advanceTimersByTimeAsync(5_100);
