@@ -1,5 +1,12 @@
 import { Writable } from 'node:stream';
-import { AbortedError, BufferFullError, InvalidOptionError, type RecordFailedError } from './errors.js';
+import {
+  AbortedError,
+  BufferFullError,
+  describeValue,
+  InvalidOptionError,
+  InvalidRecordError,
+  type RecordFailedError,
+} from './errors.js';
 import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
@@ -73,6 +80,22 @@ function sendWhenRoom(
   return nextDrain(producer, signal).then(() => sendWhenRoom(producer, record, callback, signal));
 }
 
+/**
+ * The partition key in the field `field` of an object written to the Writable. Refused here, where the
+ * field is known: the producer's own error would name only `partitionKey`.
+ */
+function keyField(value: unknown, field: string): string {
+  const key: unknown =
+    typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[field] : undefined;
+  if (typeof key !== 'string') {
+    throw new InvalidRecordError(
+      'partitionKey',
+      `The Writable takes each object's partition key from its field \`${field}\`, which must be a string; received ${describeValue(key)}.`,
+    );
+  }
+  return key;
+}
+
 /** Read through a call, so that TypeScript does not narrow it across an await. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
@@ -112,9 +135,7 @@ export function createProducerWritable<T>(
     checkInteger('highWaterMark', options.highWaterMark, 0, Number.MAX_SAFE_INTEGER);
   }
   const keyOf =
-    typeof partitionKey === 'function'
-      ? partitionKey
-      : (value: T) => (value as Record<string, string>)[partitionKey]!;
+    typeof partitionKey === 'function' ? partitionKey : (value: T) => keyField(value, partitionKey);
   let failure: RecordFailedError | undefined;
   let aborter: AbortController | undefined;
 

@@ -562,6 +562,28 @@ describe('streams', () => {
     expect(done.error).toMatchObject({ code: 'InvalidRecord', field: 'partitionKey' });
   });
 
+  it('an object without the key field fails the stream with an error naming that field', async () => {
+    const p = producer();
+    const objects = [
+      { userId: 'u1', n: 1 },
+      { user: 'u2', n: 2 },
+    ];
+    const done = track(
+      pipeline(
+        Readable.from(objects),
+        p.writable<{ userId?: string; n: number }>({ partitionKey: 'userId' }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done.error).toBeInstanceOf(InvalidRecordError);
+    expect(done.error).toMatchObject({ code: 'InvalidRecord', field: 'partitionKey' });
+    expect((done.error as Error).message).toBe(
+      "The Writable takes each object's partition key from its field `userId`, which must be a string; received undefined.",
+    );
+    // The object before it was taken and written.
+    expect(fake.storedUserRecords().map((r) => r.partitionKey)).toEqual(['u1']);
+  });
+
   it('putAll writes an async iterable with the same backpressure and resolves once all settled', async () => {
     const p = producer({ maxOutstandingRecords: 5 });
     async function* records() {
