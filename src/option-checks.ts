@@ -1,4 +1,5 @@
 import { InvalidOptionError } from './errors.js';
+import { streamIdExpected } from './stream-ref.js';
 
 /** Throws {@link InvalidOptionError} unless `value` is an integer in [min, max]. */
 export function checkInteger(option: string, value: unknown, min: number, max: number): void {
@@ -31,4 +32,17 @@ export function checkOptionsObject(option: string, value: unknown): void {
   if (value !== undefined && value !== null && typeof value !== 'object') {
     throw new InvalidOptionError(option, 'an object', value);
   }
+}
+
+/**
+ * Throws {@link InvalidOptionError} unless `value` is undefined or a stream name (or ARN) of the shape
+ * the Kinesis API takes.
+ */
+export function checkStreamId(option: 'streamName' | 'streamARN', value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new InvalidOptionError(option, 'a non-empty string', value);
+  }
+  const expected = streamIdExpected(option, value);
+  if (expected !== undefined) throw new InvalidOptionError(option, expected, value);
 }

@@ -8,7 +8,7 @@ import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
-import { checkInteger } from './option-checks.js';
+import { checkInteger, checkStreamId } from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -213,8 +213,6 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (!given('retryBaseDelayMs') && typeof o.retryMaxDelayMs === 'number') {
     o.retryBaseDelayMs = Math.max(1, Math.min(o.retryBaseDelayMs, o.retryMaxDelayMs));
   }
-  optionalString('streamName', options.streamName);
-  optionalString('streamARN', options.streamARN);
   if (options.streamName !== undefined && options.streamARN !== undefined) {
     throw new InvalidOptionError(
       'streamARN',
@@ -222,6 +220,8 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       options.streamARN,
     );
   }
+  checkStreamId('streamName', options.streamName);
+  checkStreamId('streamARN', options.streamARN);
   if (options.client !== undefined) {
     if (
       typeof options.client !== 'object' ||
@@ -361,12 +361,6 @@ function withoutUndefined<T extends object>(value: T): { [K in keyof T]?: Exclud
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
     [K in keyof T]?: Exclude<T[K], undefined>;
   };
-}
-
-function optionalString(name: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-    throw new InvalidOptionError(name, 'a non-empty string', value);
-  }
 }
 
 /** An http(s) URL, or nothing: the SDK would only refuse a malformed one at the first request. */

@@ -31,7 +31,7 @@ import { Settlement, settlements } from './settlement.js';
 import { ShardMap } from './shard-map.js';
 import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
-import { streamRef } from './stream-ref.js';
+import { streamIdExpected, streamRef } from './stream-ref.js';
 import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
 import {
   createProducerWritable,
@@ -637,6 +637,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const key = (byName ? streamName : streamARN)!;
     const existing = (byName ? this.#pipelinesByName : this.#pipelinesByARN).get(key);
     if (existing !== undefined) return existing;
+    // A stream new to the producer: the options named theirs in a shape already checked.
+    const field = byName ? 'streamName' : 'streamARN';
+    const expected = streamIdExpected(field, key);
+    if (expected !== undefined) {
+      throw new InvalidRecordError(field, `${field} must be ${expected}; received ${describeValue(key)}.`);
+    }
     const ref = streamRef(streamName, streamARN);
     const clock = this.#options.clock;
     const source = {

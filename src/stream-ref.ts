@@ -14,3 +14,25 @@ export function streamRef(streamName: string | undefined, streamARN: string | un
 export function streamParams(ref: StreamRef): { StreamName?: string; StreamARN?: string } {
   return ref.streamARN !== undefined ? { StreamARN: ref.streamARN } : { StreamName: ref.streamName! };
 }
+
+/** A StreamName as the Kinesis API documents it: 1..128 characters of this set. */
+const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
+/** A StreamARN as the Kinesis API documents it (any partition), at most 2,048 characters. */
+const STREAM_ARN = /^arn:aws.*:kinesis:.*:\d{12}:stream\/\S+$/;
+const MAX_STREAM_ARN_LENGTH = 2048;
+
+/**
+ * What a stream's name or ARN must be, when `value` (a non-empty string) is not one the Kinesis API
+ * takes; undefined when it is. Checked where the stream is named: otherwise every record bound for it
+ * would fail later with the service's ValidationException.
+ */
+export function streamIdExpected(field: 'streamName' | 'streamARN', value: string): string | undefined {
+  if (field === 'streamName') {
+    return STREAM_NAME.test(value)
+      ? undefined
+      : "a stream name of 1..128 characters from a-z, A-Z, 0-9, '_', '.' and '-'";
+  }
+  return value.length <= MAX_STREAM_ARN_LENGTH && STREAM_ARN.test(value)
+    ? undefined
+    : 'a Kinesis stream ARN (arn:aws:kinesis:<region>:<12-digit account>:stream/<name>)';
+}

@@ -7,7 +7,7 @@ import {
   InvalidRecordError,
   type RecordFailedError,
 } from './errors.js';
-import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
+import { checkInteger, checkOptionsObject, checkSignal, checkStreamId } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
 
@@ -131,6 +131,8 @@ export function createProducerWritable<T>(
   if (explicitHashKey !== undefined && typeof explicitHashKey !== 'function') {
     throw new InvalidOptionError('explicitHashKey', 'a function', explicitHashKey);
   }
+  checkStreamId('streamName', streamName);
+  checkStreamId('streamARN', streamARN);
   if (options.highWaterMark !== undefined) {
     checkInteger('highWaterMark', options.highWaterMark, 0, Number.MAX_SAFE_INTEGER);
   }

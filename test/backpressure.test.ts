@@ -812,6 +812,12 @@ describe('streams', () => {
     expect(() => p.writable({ partitionKey: 'k', explicitHashKey: 'abc' as never })).toThrow(
       'Option `explicitHashKey` must be a function; received "abc".',
     );
+    expect(() => p.writable({ partitionKey: 'k', streamName: 'orders eu' })).toThrow(
+      /^Option `streamName` must be a stream name of 1\.\.128 characters/,
+    );
+    expect(() => p.writable({ partitionKey: 'k', streamARN: 'orders' })).toThrow(
+      /^Option `streamARN` must be a Kinesis stream ARN/,
+    );
   });
 
   it('putAll: an abort says how many records it took, and those are still written', async () => {

@@ -1,4 +1,4 @@
-import { UpdateShardCountCommand } from '@aws-sdk/client-kinesis';
+import { DescribeStreamSummaryCommand, UpdateShardCountCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, readStream, waitForActive } from '../scripts/local-kinesis.js';
 import { type DeaggregatedRecord, deaggregate, KinesisProducer, type PutResult } from '../src/index.js';
@@ -9,7 +9,7 @@ afterAll(() => client.destroy());
 
 /** A producer talking to the suite's kinesis-local through a client it creates itself. */
 function localProducer(
-  streamName: string,
+  streamName: string | undefined,
   options: Partial<ConstructorParameters<typeof KinesisProducer>[0]> = {},
 ) {
   return new KinesisProducer({
@@ -102,6 +102,25 @@ describe('producer against kinesis-local', () => {
     for (const [i, result] of results.entries()) {
       expect(Buffer.from(byIdentity.get(identity(result))!.data).toString()).toBe(sent[i]!.data);
     }
+  });
+
+  it('writes to a stream named by its ARN, as the producer default and per record', async () => {
+    const [a, b] = await Promise.all([testStream(client, 2, 'arn-a'), testStream(client, 1, 'arn-b')]);
+    const arnOf = async (name: string) =>
+      (await client.send(new DescribeStreamSummaryCommand({ StreamName: name }))).StreamDescriptionSummary!
+        .StreamARN!;
+    const [arnA, arnB] = await Promise.all([arnOf(a.streamName), arnOf(b.streamName)]);
+    const producer = localProducer(undefined, { streamARN: arnA });
+    const sentA = records(500, 'arn-a');
+    const sentB = records(300, 'arn-b').map((r) => ({ ...r, streamARN: arnB }));
+    const results = await Promise.all([...sentA, ...sentB].map((r) => producer.put(r)));
+    await producer.close();
+    // Aggregated: the shard map was read by ARN as well.
+    expect(results.filter((r) => r.aggregated).length).toBeGreaterThan(700);
+    const dataOf = async (name: string) =>
+      (await consume(name)).map((u) => Buffer.from(u.data).toString()).sort();
+    expect(await dataOf(a.streamName)).toEqual(sentA.map((r) => r.data).sort());
+    expect(await dataOf(b.streamName)).toEqual(sentB.map((r) => r.data).sort());
   });
 
   it('fails records on time while the credential provider hangs, and flush and close still end', async () => {

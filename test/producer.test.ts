@@ -471,6 +471,39 @@ describe('streams', () => {
     }
   });
 
+  it('refuses a record naming a stream in a shape the Kinesis API does not take, at the call, alone', async () => {
+    const p = producer();
+    const good = p.put({ partitionKey: 'k', data: 'good' });
+    expect(() => p.send({ partitionKey: 'k', data: 'x', streamName: 'my stream' })).toThrow(
+      new InvalidRecordError(
+        'streamName',
+        `streamName must be a stream name of 1..128 characters from a-z, A-Z, 0-9, '_', '.' and '-'; received "my stream".`,
+      ),
+    );
+    expect(() => p.send({ partitionKey: 'k', data: 'x', streamName: 's'.repeat(129) })).toThrow(
+      /streamName must be a stream name of 1\.\.128 characters/,
+    );
+    expect(() => p.send({ partitionKey: 'k', data: 'x', streamARN: 'orders' })).toThrow(
+      new InvalidRecordError(
+        'streamARN',
+        'streamARN must be a Kinesis stream ARN (arn:aws:kinesis:<region>:<12-digit account>:stream/<name>); received "orders".',
+      ),
+    );
+    // Twice: the refused name left no pipeline behind to let it through.
+    await expect(p.put({ partitionKey: 'k', data: 'x', streamName: 'my stream' })).rejects.toThrow(
+      InvalidRecordError,
+    );
+    const byARN = p.put({
+      partitionKey: 'k',
+      data: 'arn',
+      streamARN: 'arn:aws-cn:kinesis:cn-north-1:123456789012:stream/orders.v2',
+    });
+    await vi.advanceTimersByTimeAsync(150);
+    await expect(good).resolves.toMatchObject({ aggregated: false });
+    await expect(byARN).resolves.toMatchObject({ aggregated: false });
+    expect(p.outstandingRecords).toBe(0);
+  });
+
   it('refuses a record without a stream when the producer has none', async () => {
     const p = producer({ streamName: undefined });
     await expect(p.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(/names no stream/);
@@ -644,6 +677,14 @@ describe('options', () => {
     [{ maxBufferedTimeMs: 30_000 }, /maxBufferedTimeMs` must be below recordTtlMs/],
     [{ aggregation: 'yes' }, 'Option `aggregation` must be a boolean; received "yes".'],
     [{ streamARN: 'arn:x' }, /streamARN` must be omitted when `streamName` is given/],
+    [
+      { streamName: 'orders/eu' },
+      `Option \`streamName\` must be a stream name of 1..128 characters from a-z, A-Z, 0-9, '_', '.' and '-'; received "orders/eu".`,
+    ],
+    [
+      { streamName: undefined, streamARN: 'arn:aws:kinesis:us-east-1:12345:stream/orders' },
+      /^Option `streamARN` must be a Kinesis stream ARN \(arn:aws:kinesis:<region>:<12-digit account>:stream\/<name>\); received a string of length 45\.$/,
+    ],
     [{ region: 'eu-west-1' }, /region` must be omitted when `client` is given/],
     [
       { client: undefined, endpoint: 'localhost:4566' },
