@@ -36,6 +36,8 @@ export const ErrorCode = {
   DataChanged: 'DataChanged',
   /** `RecordAggregator.build()` with no record added. */
   EmptyAggregate: 'EmptyAggregate',
+  /** A defect of this package stopped an accepted record from being written (the error says where). */
+  Internal: 'Internal',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -103,7 +105,8 @@ export class CorruptAggregateError extends KinesisProducerError {
  * A record the producer accepted but could not write. `code` is the service's error code (for example
  * `ResourceNotFoundException`, `AccessDeniedException`, `ProvisionedThroughputExceededException` with
  * `failIfThrottled`) or one of this package's: `Expired` when `recordTtlMs` passed first,
- * `CloseTimeout` when `close()` gave up on it, `RecordTooLarge`, `DataChanged`.
+ * `CloseTimeout` when `close()` gave up on it, `RecordTooLarge`, `DataChanged`, `Internal` (a defect of
+ * this package, with the error behind it as `cause`).
  *
  * `retryable` is true when putting the same record again later may succeed: it was throttled, it
  * expired, or `close()` gave up on it.

@@ -192,8 +192,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     );
     this.#host = {
       options: resolved,
-      fail: (stream, item, code, message, shardId, attempts) =>
-        this.#settlement.fail(stream, item, code, message, shardId, attempts),
+      fail: (stream, item, code, message, shardId, attempts, cause) =>
+        this.#settlement.fail(stream, item, code, message, shardId, attempts, cause),
       stored: (stream, record, shardId, sequenceNumber) =>
         this.#settlement.succeed(stream, record, shardId, sequenceNumber),
       attemptFailed: (stream, shardId, code, count, now) =>

@@ -135,7 +135,7 @@ export class Settlement {
     this.#metrics.written(stream.label, shardId, figures, now);
   }
 
-  /** `item` failed for good with `code`, after `attempts`. */
+  /** `item` failed for good with `code`, after `attempts`; `cause`: the error behind it, if not the service's answer. */
   fail(
     stream: StreamRef,
     item: PendingRecord,
@@ -143,6 +143,7 @@ export class Settlement {
     message: string,
     shardId: string | undefined,
     attempts: readonly AttemptLog[],
+    cause?: unknown,
   ): void {
     if (item.settled) return;
     item.settled = true;
@@ -166,6 +167,7 @@ export class Settlement {
         code === ErrorCode.Expired ||
         code === ErrorCode.CloseTimeout ||
         classifyEntryError(code) === FailureKind.Throttled,
+      cause,
     });
     this.deliver(item, error);
   }

@@ -411,17 +411,45 @@ export class StreamPipeline {
     let items = builder.items;
     let record: KinesisRecord;
     try {
-      record = builder.build();
-    } catch (error) {
-      if (!(error instanceof InvalidRecordError)) throw error;
-      for (const item of builder.takeChanged()) {
-        this.#failChangedItem(item, shardId, item.priorAttempts ?? []);
+      try {
+        record = builder.build();
+      } catch (error) {
+        if (!(error instanceof InvalidRecordError)) throw error;
+        for (const item of builder.takeChanged()) {
+          this.#failChangedItem(item, shardId, item.priorAttempts ?? []);
+        }
+        if (builder.count === 0) return undefined;
+        items = builder.items;
+        record = builder.build();
       }
-      if (builder.count === 0) return undefined;
-      items = builder.items;
-      record = builder.build();
+    } catch (error) {
+      // A defect of this package, not of the records: thrown on, it would leave them in no queue,
+      // never to settle, and stop their shard for good. They fail, and say so.
+      this.#failUnencodable(builder, shardId, error);
+      return undefined;
     }
     return new OutboundRecord(items, record, shardId, mapVersion, sendBy);
+  }
+
+  #failUnencodable(
+    builder: AggregateBuilder<PendingRecord>,
+    shardId: string | undefined,
+    error: unknown,
+  ): void {
+    const items = builder.items;
+    builder.reset();
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    for (const item of items) {
+      this.#host.fail(
+        this.stream,
+        item,
+        ErrorCode.Internal,
+        `kinesis-producer failed to encode the Kinesis record holding this record (${reason}). This is a defect of kinesis-producer, not of the record: please report it.`,
+        shardId,
+        item.priorAttempts ?? [],
+        error,
+      );
+    }
   }
 
   #failChangedItem(item: PendingRecord, shardId: string | undefined, attempts: readonly AttemptLog[]): void {

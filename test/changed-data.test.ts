@@ -3,10 +3,12 @@
  * getters that answer differently on each read, must never break the pipeline for the records around
  * it: it is sent as validation measured it, or fails alone with DataChanged, and every other record
  * settles. Before these fixes each case below threw out of put(), flush(), close() or a timer and left
- * the records of its aggregate (and later ones for its shard) pending for good.
+ * the records of its aggregate (and later ones for its shard) pending for good. The last case is a bug of
+ * the encoder itself, injected: its records fail with Internal instead of being stranded the same way.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KinesisProducer, type KinesisProducerOptions } from '../src/index.js';
+import { AggregateBuilder } from '../src/aggregator.js';
+import { ErrorCode, KinesisProducer, type KinesisProducerOptions, RecordFailedError } from '../src/index.js';
 import { FakeKinesis } from './support/fake-kinesis.js';
 import { track } from './support/track.js';
 
@@ -217,5 +219,38 @@ describe('record fields that are getters', () => {
     expect(odd.status).toBe('fulfilled');
     expect(p.outstandingRecords).toBe(0);
     expect(fake.storedUserRecords().map((r) => r.partitionKey)).toEqual(['key-22', keys[reads - 1]]);
+  });
+});
+
+describe('a defect of the encoder itself', () => {
+  it("fails that aggregate's records with Internal and the cause; the shard goes on, close() resolves", async () => {
+    const p = producer();
+    await advance(0);
+    const build = AggregateBuilder.prototype.build;
+    const defect = new TypeError('cannot read properties of undefined');
+    // The first aggregate built throws as a bug would; later ones are built as usual.
+    const spy = vi.spyOn(AggregateBuilder.prototype, 'build').mockImplementationOnce(() => {
+      throw defect;
+    });
+    const first = ['a', 'b', 'c'].map((data) => track(p.put({ partitionKey: 'k', data })));
+    const escaped = await advance(200);
+    expect(escaped).toBeUndefined();
+    expect(spy).toHaveBeenCalledTimes(1);
+    for (const put of first) {
+      expect(put.status).toBe('rejected');
+      expect(put.error).toBeInstanceOf(RecordFailedError);
+      expect(put.error).toMatchObject({ code: ErrorCode.Internal, retryable: false, attempts: [] });
+      expect((put.error as Error).cause).toBe(defect);
+      expect((put.error as Error).message).toMatch(
+        /^kinesis-producer failed to encode the Kinesis record holding this record \(TypeError: cannot read properties of undefined\)\. This is a defect/,
+      );
+    }
+    spy.mockImplementation(build);
+    const later = ['d', 'e'].map((data) => track(p.put({ partitionKey: 'k', data })));
+    const closed = track(p.close());
+    expect(await advance(40_000)).toBeUndefined();
+    expect(later.map((put) => put.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(closed.status).toBe('fulfilled');
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['d', 'e']);
   });
 });
