@@ -1,6 +1,7 @@
 import { ListShardsCommand, type ListShardsCommandOutput, type Shard } from '@aws-sdk/client-kinesis';
 import { MAX_HASH_KEY } from './hash-key.js';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
+import { RepeatedWarning } from './repeated-warning.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 
@@ -47,6 +48,8 @@ export class ShardMap {
   #notBefore = 0;
   #timer: unknown;
   #closed = false;
+  /** Failures of the call, told once a minute at most while the same one repeats. */
+  readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
 
@@ -58,6 +61,7 @@ export class ShardMap {
     this.#source = source;
     this.#onChange = onChange;
     this.#onSame = onSame;
+    this.#warning = new RepeatedWarning(source.logger, source.clock);
   }
 
   /** Increases every time the map changes; 0 while none is known. */
@@ -149,13 +153,15 @@ export class ShardMap {
       const shards = await this.#listShards();
       this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
       if (this.#closed) return;
+      this.#warning.clear();
       this.#apply(shards);
     } catch (error) {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
       const fatal = failure.kind === FailureKind.Fatal;
       this.#notBefore = this.#source.clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
-      this.#source.logger.warn(
+      this.#warning.warn(
+        `${failure.code} ${this.ready}`,
         {
           stream: this.#source.stream.label,
           code: failure.code,

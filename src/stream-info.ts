@@ -1,5 +1,6 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
+import { RepeatedWarning } from './repeated-warning.js';
 import { backoffDelay, classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
@@ -55,10 +56,13 @@ export class StreamSummary {
   #failures = 0;
   #timer: unknown;
   #closed = false;
+  /** Failures of the call, told once a minute at most while the same one repeats. */
+  readonly #warning: RepeatedWarning;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
     this.#source = source;
     this.#onRead = onRead;
+    this.#warning = new RepeatedWarning(source.logger, source.clock);
   }
 
   /** Starts reading (once). */
@@ -111,6 +115,7 @@ export class StreamSummary {
             ? summary.OpenShardCount
             : undefined,
       };
+      this.#warning.clear();
       this.#source.logger.debug({ stream: this.#source.stream.label, ...info }, 'read stream summary');
       return info;
     } catch (error) {
@@ -118,13 +123,15 @@ export class StreamSummary {
       if (this.#closed) return PROVISIONAL_STREAM_INFO;
       const failure = classifyRequestError(error);
       if (failure.kind === FailureKind.Fatal) {
-        this.#source.logger.warn(
+        this.#warning.warn(
+          `${failure.code} fatal`,
           { stream: this.#source.stream.label, code: failure.code, error: failure.message },
           `${callFailed('DescribeStreamSummary', failure)}; assuming a 1 MiB record limit and partition-key routing`,
         );
         return DEFAULT_STREAM_INFO;
       }
-      this.#source.logger.warn(
+      this.#warning.warn(
+        failure.code,
         {
           stream: this.#source.stream.label,
           code: failure.code,

@@ -545,6 +545,33 @@ describe('streams', () => {
   });
 });
 
+describe('metadata calls failing all through an outage', () => {
+  it('warn once, then once a minute per call with how many went untold; every failure goes to debug', async () => {
+    fake.describeError = serviceError('LimitExceededException', 400);
+    fake.listShardsError = serviceError('LimitExceededException', 400);
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    const put = p.put({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(5 * 60_000 + 1_000);
+    const warned = (call: string) =>
+      lines.filter((l) => l.level === 'warn' && l.message.startsWith(`${call} failed`)).map((l) => l.message);
+    const told = (call: string) => lines.filter((l) => l.message.startsWith(`${call} failed`)).length;
+    for (const call of ['DescribeStreamSummary', 'ListShards']) {
+      const warnings = warned(call);
+      // The first at once, then one a minute at most: the calls themselves were tried far more often.
+      expect(warnings.length, call).toBeGreaterThanOrEqual(4);
+      expect(warnings.length, call).toBeLessThanOrEqual(6);
+      expect(told(call), call).toBeGreaterThan(warnings.length + 5);
+      expect(warnings[0]).toMatch(/^\w+ failed \(LimitExceededException\); [^(]+$/);
+      for (const later of warnings.slice(1))
+        expect(later).toMatch(/ \(\d+ more time\(s\) since the last warning\)$/);
+    }
+    // The record went out unaggregated meanwhile.
+    await expect(put).resolves.toMatchObject({ aggregated: false });
+    await p.close();
+  });
+});
+
 describe('while DescribeStreamSummary fails for a passing reason', () => {
   it('sends unaggregated and holds records over 1 MiB until it answers, then aggregates and sends them', async () => {
     fake.summary = { MaxRecordSizeInKiB: 2048 };

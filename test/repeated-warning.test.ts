@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import type { Clock } from '../src/clock.js';
+import { REPEATED_WARNING_INTERVAL_MS, RepeatedWarning } from '../src/repeated-warning.js';
+import { memoryLogger } from './support/memory-logger.js';
+
+function setUp() {
+  let now = 0;
+  const clock: Clock = { now: () => now, setTimeout: () => undefined, clearTimeout: () => {} };
+  const { logger, lines } = memoryLogger();
+  const warning = new RepeatedWarning(logger, clock);
+  const warnings = () => lines.filter((l) => l.level === 'warn').map((l) => [l.message, l.context]);
+  return { warning, warnings, lines, advance: (ms: number) => (now += ms) };
+}
+
+describe('RepeatedWarning', () => {
+  it('tells a different failure at once, and the same one again after a quiet minute with its count', () => {
+    const { warning, warnings, lines, advance } = setUp();
+    warning.warn('A', { n: 1 }, 'a failed');
+    advance(1_000);
+    warning.warn('A', { n: 2 }, 'a failed');
+    warning.warn('A', { n: 3 }, 'a failed');
+    advance(REPEATED_WARNING_INTERVAL_MS);
+    warning.warn('A', { n: 4 }, 'a failed');
+    warning.warn('B', { n: 5 }, 'b failed');
+    expect(warnings()).toEqual([
+      ['a failed', { n: 1 }],
+      ['a failed (2 more time(s) since the last warning)', { n: 4, untold: 2 }],
+      ['b failed', { n: 5 }],
+    ]);
+    expect(lines.filter((l) => l.level === 'debug').map((l) => l.context)).toEqual([{ n: 2 }, { n: 3 }]);
+  });
+
+  it('after clear(), the same failure is told at once, as new', () => {
+    const { warning, warnings, advance } = setUp();
+    warning.warn('A', {}, 'a failed');
+    warning.warn('A', {}, 'a failed');
+    warning.clear();
+    advance(10);
+    warning.warn('A', {}, 'a failed');
+    expect(warnings()).toEqual([
+      ['a failed', {}],
+      ['a failed', {}],
+    ]);
+  });
+});
