@@ -19,7 +19,9 @@ export function createClient(options: KinesisProducerOptions, resolved: Resolved
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
-      connectionTimeout: Math.min(resolved.requestTimeoutMs, 10_000),
+      // No `connectionTimeout`: the producer's own `requestTimeoutMs` ends every try, connecting
+      // included. The SDK's timer outlives a connection that was refused (up to the timeout), and
+      // kept Node running after close().
     }),
   });
 }

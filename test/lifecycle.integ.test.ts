@@ -10,19 +10,15 @@ const root = resolve(import.meta.dirname, '..');
 const client = testClient();
 afterAll(() => client.destroy());
 
-/** Runs exit-check.ts and measures how long Node takes to exit after the script's last line ran. */
+/** Runs a script and measures how long Node takes to exit after the script's last line ran. */
 async function runUntilExit(
-  mode: 'close' | 'idle',
-  streamName: string,
+  script: string,
+  args: string[] = [],
 ): Promise<{ code: number | null; exitAfterMs: number; out: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/support/exit-check.ts', inject('kinesisEndpoint'), streamName, mode],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   let doneAt = 0;
   child.stdout.on('data', (chunk: Buffer) => {
@@ -41,7 +37,11 @@ describe('lifecycle', () => {
     'node exits on its own after %s, with every record written',
     async (mode) => {
       const { streamName } = await testStream(client, 2, `exit-${mode}`);
-      const { code, exitAfterMs, out } = await runUntilExit(mode, streamName);
+      const { code, exitAfterMs, out } = await runUntilExit('test/support/exit-check.ts', [
+        inject('kinesisEndpoint'),
+        streamName,
+        mode,
+      ]);
       expect(out).toContain(`done ${mode} outstanding=0`);
       expect(code).toBe(0);
       // Exiting takes a moment for the child's own teardown, never a timer's worth of waiting.
@@ -53,6 +53,14 @@ describe('lifecycle', () => {
       expect(stored).toBe(400);
     },
   );
+
+  it('node exits at once after close() against an endpoint that refuses connections', async () => {
+    const { code, exitAfterMs, out } = await runUntilExit('test/support/refused-exit-check.ts');
+    expect(out).toContain('done refused CloseTimeout');
+    expect(code).toBe(0);
+    // The SDK's connection timer of each refused try (1.9 s here) is not left to run out.
+    expect(exitAfterMs).toBeLessThan(1_000);
+  });
 
   it('tells every failure nobody heard before Node exits, without close()', async () => {
     const child = spawn(
