@@ -95,5 +95,6 @@ export function callFailed(call: 'ListShards' | 'DescribeStreamSummary', failure
   if (code === 'ResourceNotFoundException')
     return `${call} failed (${code}: check the stream's name and region)`;
   if (code === 'AccessDeniedException') return `${call} failed (${code}: allow kinesis:${call})`;
+  if (code === 'RegionMissing') return `${call} failed (${code}: pass \`region\` or set AWS_REGION)`;
   return `${call} failed (${code})`;
 }

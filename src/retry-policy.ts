@@ -8,6 +8,10 @@
  * affected records at once.
  */
 
+/** The SDK says only "Region is missing"; this says where a region comes from. */
+const REGION_MISSING =
+  'Region is missing: pass `region` to the producer (or to the client you give it), set AWS_REGION, or name a region in the AWS config profile.';
+
 /** How a failure is treated. */
 export const FailureKind = {
   /** Throttled by the service: retried (or failed at once with `failIfThrottled`). */
@@ -101,7 +105,9 @@ export function classifyRequestError(error: unknown): RequestFailure {
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
   // The client's own configuration, which no retry changes: no region anywhere (options, AWS_REGION,
   // ~/.aws/config), or an endpoint that is not a URL.
-  if (message === 'Region is missing') return { code: 'RegionMissing', message, kind: FailureKind.Fatal };
+  if (message === 'Region is missing') {
+    return { code: 'RegionMissing', message: REGION_MISSING, kind: FailureKind.Fatal };
+  }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
   if (status === 429) return { code: name, message, kind: FailureKind.Throttled };

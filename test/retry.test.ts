@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailedError } from '../src/index.js';
 import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -225,6 +226,24 @@ describe('errors that retrying cannot fix fail at once', () => {
     const { error } = await result;
     expect(error).toMatchObject({ code, retryable: false });
     expect(error!.attempts).toHaveLength(1);
+  });
+
+  it('a missing region says where a region comes from, in the record and in the warnings', async () => {
+    fake.describeError = new Error('Region is missing');
+    fake.listShardsError = new Error('Region is missing');
+    fake.script.push({ throw: new Error('Region is missing') });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(101);
+    const { error } = await result;
+    expect(error!.message).toBe(
+      'Region is missing: pass `region` to the producer (or to the client you give it), set AWS_REGION, or name a region in the AWS config profile.',
+    );
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      'DescribeStreamSummary failed (RegionMissing: pass `region` or set AWS_REGION); assuming a 1 MiB record limit and partition-key routing',
+      'ListShards failed (RegionMissing: pass `region` or set AWS_REGION); aggregating only records with the same hash key until a shard map is known',
+    ]);
   });
 
   it('with failIfThrottled, a throttled record fails at once', async () => {
