@@ -107,31 +107,6 @@ function dataChanged(index: number, length: number, added: number): InvalidRecor
 /** The number of the last aggregate any encoder started: numbers are unique in the process. */
 let lastAggregate = 0;
 
-/** Data no larger than this is read ahead by `touchSmallData`; larger data the hardware prefetches. */
-const TOUCHED_DATA_BYTES = 128;
-/** What `touchSmallData` read, kept so that the reads are not optimized away. */
-let _touchedBytes = 0;
-
-/**
- * Reads one byte at each end of every small data, before any is copied. Records taken a while ago
- * are often out of the CPU's caches: read one by one, in the copy loop, each stalls it for the whole
- * of a miss; read here, with nothing waiting on them, the misses overlap.
- */
-function touchSmallData(
-  datas: readonly (Uint8Array | string | undefined)[],
-  bytes: Int32Array,
-  n: number,
-): void {
-  let touched = 0;
-  for (let i = 0; i < n; i++) {
-    const data = datas[i];
-    const size = bytes[i]!;
-    if (typeof data === 'string' || data === undefined || size === 0 || size > TOUCHED_DATA_BYTES) continue;
-    touched ^= (data[0] ?? 0) ^ (data[size - 1] ?? 0);
-  }
-  _touchedBytes ^= touched;
-}
-
 /**
  * The byte-level state of one aggregate, shared by {@link AggregateBuilder} and
  * {@link RecordAggregator}: key tables, and per record only numbers and a data reference, kept as
@@ -364,7 +339,6 @@ class AggregateEncoder {
     const pkIndexes = this.#partitionKeyIndexes;
     const ehkIndexes = this.#hashKeyIndexes;
     const n = this.#count;
-    touchSmallData(datas, dataBytesOf, n);
     for (let i = 0; i < n; i++) {
       const pkIndex = pkIndexes[i]!;
       const ehkIndex = ehkIndexes[i]!;
