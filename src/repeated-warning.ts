@@ -1,19 +1,20 @@
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
-/** How long the same failure goes untold after it was told. */
+/** How long failures go untold after one was told, unless they are new. */
 export const REPEATED_WARNING_INTERVAL_MS = 60_000;
 
 /**
- * A warning about a failure that repeats, such as a metadata call tried again in the background all
- * through an outage: told the first time, then at most once a minute while it stays the same (same
- * `key`), with how many times it went untold in between. A different failure is told at once. Untold
- * ones still go to `debug`.
+ * Warnings about a failure that repeats, such as a metadata call tried again in the background all
+ * through an outage. A failure (`key`) not told since the failures began is told at once. Any other
+ * is told at most once a minute, with how many failures went untold in between, so that failures
+ * alternating between two codes are held back as well. Untold ones still go to `debug`.
  */
 export class RepeatedWarning {
   readonly #logger: Logger;
   readonly #clock: Clock;
-  #key: string | undefined;
+  /** The failures told since the last `clear()`. */
+  readonly #told = new Set<string>();
   #toldAt = 0;
   #untold = 0;
 
@@ -24,23 +25,27 @@ export class RepeatedWarning {
 
   warn(key: string, context: object, message: string): void {
     const now = this.#clock.now();
-    if (key === this.#key && now - this.#toldAt < REPEATED_WARNING_INTERVAL_MS) {
+    if (this.#told.has(key) && now - this.#toldAt < REPEATED_WARNING_INTERVAL_MS) {
       this.#untold++;
       this.#logger.debug(context, message);
       return;
     }
-    const untold = key === this.#key ? this.#untold : 0;
-    this.#key = key;
+    const untold = this.#untold;
+    this.#told.add(key);
     this.#toldAt = now;
     this.#untold = 0;
     if (untold === 0) this.#logger.warn(context, message);
-    else
-      this.#logger.warn({ ...context, untold }, `${message} (${untold} more time(s) since the last warning)`);
+    else {
+      this.#logger.warn(
+        { ...context, untold },
+        `${message} (${untold} more failure(s) since the last warning)`,
+      );
+    }
   }
 
-  /** The failure is over: the next one is told at once. */
+  /** The failures are over: the next one is told at once. */
   clear(): void {
-    this.#key = undefined;
+    this.#told.clear();
     this.#untold = 0;
   }
 }

@@ -564,7 +564,7 @@ describe('metadata calls failing all through an outage', () => {
       expect(told(call), call).toBeGreaterThan(warnings.length + 5);
       expect(warnings[0]).toMatch(/^\w+ failed \(LimitExceededException\); [^(]+$/);
       for (const later of warnings.slice(1))
-        expect(later).toMatch(/ \(\d+ more time\(s\) since the last warning\)$/);
+        expect(later).toMatch(/ \(\d+ more failure\(s\) since the last warning\)$/);
     }
     // The record went out unaggregated meanwhile.
     await expect(put).resolves.toMatchObject({ aggregated: false });

@@ -24,10 +24,25 @@ describe('RepeatedWarning', () => {
     warning.warn('B', { n: 5 }, 'b failed');
     expect(warnings()).toEqual([
       ['a failed', { n: 1 }],
-      ['a failed (2 more time(s) since the last warning)', { n: 4, untold: 2 }],
+      ['a failed (2 more failure(s) since the last warning)', { n: 4, untold: 2 }],
       ['b failed', { n: 5 }],
     ]);
     expect(lines.filter((l) => l.level === 'debug').map((l) => l.context)).toEqual([{ n: 2 }, { n: 3 }]);
+  });
+
+  it('holds back failures that alternate between two codes: each is told once, then once a minute in all', () => {
+    const { warning, warnings, advance } = setUp();
+    // One failure every 10 s for 3 minutes, the code switching each time.
+    for (let i = 0; i < 18; i++) {
+      warning.warn(i % 2 === 0 ? 'A' : 'B', {}, i % 2 === 0 ? 'a failed' : 'b failed');
+      advance(10_000);
+    }
+    expect(warnings().map(([message]) => message)).toEqual([
+      'a failed',
+      'b failed',
+      'b failed (5 more failure(s) since the last warning)',
+      'b failed (5 more failure(s) since the last warning)',
+    ]);
   });
 
   it('after clear(), the same failure is told at once, as new', () => {
