@@ -76,11 +76,14 @@ export class InvalidOptionError extends KinesisProducerError {
   /** The option at fault. */
   readonly option: string;
 
-  /** `secret`: the value may hold a secret, so only its kind and size are told. */
-  constructor(option: string, expected: string, received: unknown, secret = false) {
+  /**
+   * `secret`: the value may hold a secret, so only its kind and size are told. `shownLength`: the
+   * longest string told in full (longer ones are told by their length).
+   */
+  constructor(option: string, expected: string, received: unknown, secret = false, shownLength = 40) {
     super(
       ErrorCode.InvalidOption,
-      `Option \`${option}\` must be ${expected}; received ${secret ? describeKind(received) : describeValue(received)}.`,
+      `Option \`${option}\` must be ${expected}; received ${secret ? describeKind(received) : describeValue(received, shownLength)}.`,
     );
     this.option = option;
   }
@@ -202,13 +205,16 @@ function describeKind(value: unknown): string {
   return describeValue(value);
 }
 
-/** A short, safe description of a value for error messages (never dumps large payloads). */
-export function describeValue(value: unknown): string {
+/**
+ * A short, safe description of a value for error messages (never dumps large payloads): a string of
+ * up to `shownLength` characters is shown whole.
+ */
+export function describeValue(value: unknown, shownLength = 40): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   switch (typeof value) {
     case 'string':
-      return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+      return value.length > shownLength ? `a string of length ${value.length}` : JSON.stringify(value);
     case 'number':
     case 'bigint':
     case 'boolean':

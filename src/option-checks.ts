@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.js';
-import { streamIdExpected } from './stream-ref.js';
+import { MAX_STREAM_ARN_LENGTH, streamIdExpected } from './stream-ref.js';
 
 /** Throws {@link InvalidOptionError} unless `value` is an integer in [min, max]. */
 export function checkInteger(option: string, value: unknown, min: number, max: number): void {
@@ -44,5 +44,8 @@ export function checkStreamId(option: 'streamName' | 'streamARN', value: unknown
     throw new InvalidOptionError(option, 'a non-empty string', value);
   }
   const expected = streamIdExpected(option, value);
-  if (expected !== undefined) throw new InvalidOptionError(option, expected, value);
+  // Names and ARNs are no secret: shown whole, so that the one at fault can be seen.
+  if (expected !== undefined) {
+    throw new InvalidOptionError(option, expected, value, false, MAX_STREAM_ARN_LENGTH);
+  }
 }

@@ -31,7 +31,7 @@ import { Settlement, settlements } from './settlement.js';
 import { ShardMap } from './shard-map.js';
 import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
-import { streamIdExpected, streamRef } from './stream-ref.js';
+import { MAX_STREAM_ARN_LENGTH, streamIdExpected, streamRef } from './stream-ref.js';
 import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
 import {
   createProducerWritable,
@@ -641,7 +641,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const field = byName ? 'streamName' : 'streamARN';
     const expected = streamIdExpected(field, key);
     if (expected !== undefined) {
-      throw new InvalidRecordError(field, `${field} must be ${expected}; received ${describeValue(key)}.`);
+      throw new InvalidRecordError(
+        field,
+        `${field} must be ${expected}; received ${describeValue(key, MAX_STREAM_ARN_LENGTH)}.`,
+      );
     }
     const ref = streamRef(streamName, streamARN);
     const clock = this.#options.clock;

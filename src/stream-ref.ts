@@ -19,7 +19,7 @@ export function streamParams(ref: StreamRef): { StreamName?: string; StreamARN?:
 const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
 /** A StreamARN as the Kinesis API documents it (any partition), at most 2,048 characters. */
 const STREAM_ARN = /^arn:aws.*:kinesis:.*:\d{12}:stream\/\S+$/;
-const MAX_STREAM_ARN_LENGTH = 2048;
+export const MAX_STREAM_ARN_LENGTH = 2048;
 
 /**
  * What a stream's name or ARN must be, when `value` (a non-empty string) is not one the Kinesis API
@@ -34,5 +34,5 @@ export function streamIdExpected(field: 'streamName' | 'streamARN', value: strin
   }
   return value.length <= MAX_STREAM_ARN_LENGTH && STREAM_ARN.test(value)
     ? undefined
-    : 'a Kinesis stream ARN (arn:aws:kinesis:<region>:<12-digit account>:stream/<name>)';
+    : 'a Kinesis stream ARN (arn:<partition>:kinesis:<region>:<12-digit account>:stream/<name>)';
 }
