@@ -4,6 +4,9 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { KinesisProducerOptions, ResolvedOptions } from './options.js';
 
+/** The longest a try waits for a connection, when `requestTimeoutMs` is longer. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+
 /**
  * The client the producer creates when none is given: HTTP/1.1 with keep-alive and `maxConnections`
  * sockets (plain-HTTP endpoints need HTTP/1.1; for HTTPS it also keeps connections warm instead of one
@@ -19,9 +22,12 @@ export function createClient(options: KinesisProducerOptions, resolved: Resolved
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
-      // No `connectionTimeout`: the producer's own `requestTimeoutMs` ends every try, connecting
-      // included. The SDK's timer outlives a connection that was refused (up to the timeout), and
-      // kept Node running after close().
+      // The producer's own `requestTimeoutMs` ends every try, connecting included. Only a longer one
+      // gets the SDK's `connectionTimeout`, so that connecting still gives up after 10 s. Under 2 s
+      // the SDK's timer outlives a refused connection, and kept Node running after close().
+      ...(resolved.requestTimeoutMs > CONNECTION_TIMEOUT_MS
+        ? { connectionTimeout: CONNECTION_TIMEOUT_MS }
+        : {}),
     }),
   });
 }
