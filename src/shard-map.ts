@@ -48,7 +48,7 @@ export class ShardMap {
   #notBefore = 0;
   #timer: unknown;
   #closed = false;
-  /** Failures of the call, told once a minute at most while the same one repeats. */
+  /** Failures of the call: each new one told at once, the others once a minute at most. */
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;

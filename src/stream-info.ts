@@ -56,7 +56,7 @@ export class StreamSummary {
   #failures = 0;
   #timer: unknown;
   #closed = false;
-  /** Failures of the call, told once a minute at most while the same one repeats. */
+  /** Failures of the call: each new one told at once, the others once a minute at most. */
   readonly #warning: RepeatedWarning;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
