@@ -9,6 +9,7 @@ import { InvalidOptionError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
 import { checkInteger, checkStreamId } from './option-checks.js';
+import { MAX_STREAM_ARN_LENGTH } from './stream-ref.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -218,6 +219,8 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       'streamARN',
       'omitted when `streamName` is given (name one stream once)',
       options.streamARN,
+      false,
+      MAX_STREAM_ARN_LENGTH,
     );
   }
   checkStreamId('streamName', options.streamName);

@@ -10,6 +10,7 @@ import {
 import { checkInteger, checkOptionsObject, checkSignal, checkStreamId } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
+import { MAX_STREAM_ARN_LENGTH } from './stream-ref.js';
 
 /** Options of {@link KinesisProducer.writable}. */
 export interface ProducerWritableOptions<T> {
@@ -130,6 +131,15 @@ export function createProducerWritable<T>(
   if (typeof serialize !== 'function') throw new InvalidOptionError('serialize', 'a function', serialize);
   if (explicitHashKey !== undefined && typeof explicitHashKey !== 'function') {
     throw new InvalidOptionError('explicitHashKey', 'a function', explicitHashKey);
+  }
+  if (streamName !== undefined && streamARN !== undefined) {
+    throw new InvalidOptionError(
+      'streamARN',
+      'omitted when `streamName` is given (name one stream once)',
+      streamARN,
+      false,
+      MAX_STREAM_ARN_LENGTH,
+    );
   }
   checkStreamId('streamName', streamName);
   checkStreamId('streamARN', streamARN);

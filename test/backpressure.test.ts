@@ -818,6 +818,15 @@ describe('streams', () => {
     expect(() => p.writable({ partitionKey: 'k', streamARN: 'orders' })).toThrow(
       /^Option `streamARN` must be a Kinesis stream ARN/,
     );
+    expect(() =>
+      p.writable({
+        partitionKey: 'k',
+        streamName: 'orders',
+        streamARN: 'arn:aws:kinesis:us-east-1:123456789012:stream/orders',
+      }),
+    ).toThrow(
+      'Option `streamARN` must be omitted when `streamName` is given (name one stream once); received "arn:aws:kinesis:us-east-1:123456789012:stream/orders".',
+    );
   });
 
   it('putAll: an abort says how many records it took, and those are still written', async () => {
