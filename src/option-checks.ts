@@ -35,16 +35,30 @@ export function checkOptionsObject(option: string, value: unknown): void {
 }
 
 /**
- * Throws {@link InvalidOptionError} unless `value` is undefined or a stream name (or ARN) of the shape
- * the Kinesis API takes.
+ * Throws {@link InvalidOptionError} unless the options name at most one stream, by a name or an ARN of
+ * the shape the Kinesis API takes. Names and ARNs are no secret: shown whole, so that the one at fault
+ * can be seen.
  */
-export function checkStreamId(option: 'streamName' | 'streamARN', value: unknown): void {
+export function checkStreamOptions(streamName: unknown, streamARN: unknown): void {
+  if (streamName !== undefined && streamARN !== undefined) {
+    throw new InvalidOptionError(
+      'streamARN',
+      'omitted when `streamName` is given (name one stream once)',
+      streamARN,
+      false,
+      MAX_STREAM_ARN_LENGTH,
+    );
+  }
+  checkStreamId('streamName', streamName);
+  checkStreamId('streamARN', streamARN);
+}
+
+function checkStreamId(option: 'streamName' | 'streamARN', value: unknown): void {
   if (value === undefined) return;
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidOptionError(option, 'a non-empty string', value);
   }
   const expected = streamIdExpected(option, value);
-  // Names and ARNs are no secret: shown whole, so that the one at fault can be seen.
   if (expected !== undefined) {
     throw new InvalidOptionError(option, expected, value, false, MAX_STREAM_ARN_LENGTH);
   }

@@ -8,8 +8,7 @@ import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
-import { checkInteger, checkStreamId } from './option-checks.js';
-import { MAX_STREAM_ARN_LENGTH } from './stream-ref.js';
+import { checkInteger, checkStreamOptions } from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -214,17 +213,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (!given('retryBaseDelayMs') && typeof o.retryMaxDelayMs === 'number') {
     o.retryBaseDelayMs = Math.max(1, Math.min(o.retryBaseDelayMs, o.retryMaxDelayMs));
   }
-  if (options.streamName !== undefined && options.streamARN !== undefined) {
-    throw new InvalidOptionError(
-      'streamARN',
-      'omitted when `streamName` is given (name one stream once)',
-      options.streamARN,
-      false,
-      MAX_STREAM_ARN_LENGTH,
-    );
-  }
-  checkStreamId('streamName', options.streamName);
-  checkStreamId('streamARN', options.streamARN);
+  checkStreamOptions(options.streamName, options.streamARN);
   if (options.client !== undefined) {
     if (
       typeof options.client !== 'object' ||

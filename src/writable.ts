@@ -7,10 +7,9 @@ import {
   InvalidRecordError,
   type RecordFailedError,
 } from './errors.js';
-import { checkInteger, checkOptionsObject, checkSignal, checkStreamId } from './option-checks.js';
+import { checkInteger, checkOptionsObject, checkSignal, checkStreamOptions } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
-import { MAX_STREAM_ARN_LENGTH } from './stream-ref.js';
 
 /** Options of {@link KinesisProducer.writable}. */
 export interface ProducerWritableOptions<T> {
@@ -132,17 +131,7 @@ export function createProducerWritable<T>(
   if (explicitHashKey !== undefined && typeof explicitHashKey !== 'function') {
     throw new InvalidOptionError('explicitHashKey', 'a function', explicitHashKey);
   }
-  if (streamName !== undefined && streamARN !== undefined) {
-    throw new InvalidOptionError(
-      'streamARN',
-      'omitted when `streamName` is given (name one stream once)',
-      streamARN,
-      false,
-      MAX_STREAM_ARN_LENGTH,
-    );
-  }
-  checkStreamId('streamName', streamName);
-  checkStreamId('streamARN', streamARN);
+  checkStreamOptions(streamName, streamARN);
   if (options.highWaterMark !== undefined) {
     checkInteger('highWaterMark', options.highWaterMark, 0, Number.MAX_SAFE_INTEGER);
   }
