@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
 import { ErrorCode, RecordFailedError } from './errors.js';
+import { emitToEach, type ListenerList } from './listeners.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
@@ -18,9 +19,8 @@ export const settlements = new WeakMap<object, Settlement>();
 const UNHEARD_WARNING_INTERVAL_MS = 5000;
 
 /** The part of the producer's event emitter settling needs. */
-export interface FailureEvents {
+export interface FailureEvents extends ListenerList<'recordFailed', [RecordFailedError]> {
   listenerCount(event: 'recordFailed'): number;
-  emit(event: 'recordFailed', error: RecordFailedError): boolean;
 }
 
 /**
@@ -244,16 +244,13 @@ export class Settlement {
       }
     }
     if (this.#events.listenerCount('recordFailed') === 0) return;
-    for (const error of failures) {
-      try {
-        this.#events.emit('recordFailed', error);
-      } catch (listenerError) {
-        this.#logger.error(
-          { error: String(listenerError) },
-          "a 'recordFailed' listener threw; the producer carries on",
-        );
-      }
-    }
+    const onThrow = (listenerError: unknown) => {
+      this.#logger.error(
+        { error: String(listenerError) },
+        "a 'recordFailed' listener threw; the producer carries on",
+      );
+    };
+    for (const error of failures) emitToEach(this.#events, 'recordFailed', [error], onThrow);
   }
 
   /**

@@ -388,6 +388,28 @@ describe('drain', () => {
     expect(inDrain[0]!.taken).toBe(true);
     expect(inDrain[0]!.at).toBeGreaterThanOrEqual(10_000);
   });
+
+  it('still reaches the Writable and later listeners when a listener before them throws', async () => {
+    const { logger, lines } = memoryLogger();
+    const p = producer({ maxOutstandingRecords: 8, logger });
+    // The app's own 'drain' listener, added first, has a bug.
+    p.on('drain', () => {
+      throw new Error('drain listener boom');
+    });
+    let drains = 0;
+    p.on('drain', () => drains++);
+    const objects = Array.from({ length: 200 }, (_, i) => ({ id: `k${i}` }));
+    const done = track(pipeline(Readable.from(objects), p.writable<{ id: string }>({ partitionKey: 'id' })));
+    for (let i = 0; i < 300 && done.status === 'pending'; i++) await vi.advanceTimersByTimeAsync(200);
+    // The Writable waits for 'drain' 24 times or more (200 records, 8 at a time): it heard every one.
+    expect(done.status).toBe('fulfilled');
+    expect(fake.storedUserRecords()).toHaveLength(200);
+    expect(drains).toBeGreaterThanOrEqual(24);
+    // Each throw logged, once per 'drain'.
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.message)).toEqual(
+      Array(drains).fill("a 'drain' listener threw; the producer carries on"),
+    );
+  });
 });
 
 describe('the wall clock', () => {

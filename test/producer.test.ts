@@ -306,6 +306,23 @@ describe('send: fire and forget', () => {
     await vi.advanceTimersByTimeAsync(150);
     await expect(next).resolves.toMatchObject({ attempts: [expect.objectContaining({ success: true })] });
   });
+
+  it("tells every 'recordFailed' listener of every failure, though one before them throws", async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const p = producer({ logger: quietLogger, aggregation: false });
+    p.on('recordFailed', () => {
+      throw new Error('listener boom');
+    });
+    const heard: string[] = [];
+    p.on('recordFailed', (error) => heard.push(`on ${error.record.partitionKey}`));
+    p.once('recordFailed', (error) => heard.push(`once ${error.record.partitionKey}`));
+    p.send({ partitionKey: 'a', data: '1' });
+    p.send({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(150);
+    // The `once` listener heard the first failure only, and was removed as `emit` removes it.
+    expect(heard).toEqual(['on a', 'once a', 'on b']);
+    expect(p.listenerCount('recordFailed')).toBe(2);
+  });
 });
 
 describe('flush and close', () => {
