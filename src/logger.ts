@@ -31,6 +31,24 @@ export const defaultLogger: Logger = {
   },
 };
 
+/**
+ * `logger` with each method unable to throw into the producer: a logger whose transport failed
+ * would otherwise throw out of the middle of the producer's work (handling an answer, a timer) and
+ * strand the records it held. What it throws is dropped: the logger was the place to tell it.
+ */
+export function guardedLogger(logger: Logger): Logger {
+  const guard =
+    (level: keyof Logger) =>
+    (context: object, message: string): void => {
+      try {
+        logger[level](context, message);
+      } catch {
+        // Nowhere left to tell it.
+      }
+    };
+  return { debug: guard('debug'), info: guard('info'), warn: guard('warn'), error: guard('error') };
+}
+
 function safeJson(value: object): string {
   try {
     return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));

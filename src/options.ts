@@ -6,7 +6,7 @@ import {
 } from './aggregator.js';
 import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
-import { defaultLogger, type Logger } from './logger.js';
+import { defaultLogger, guardedLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
 import { checkInteger, checkStreamOptions } from './option-checks.js';
 
@@ -302,11 +302,12 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       o.maxBufferedTimeMs,
     );
   }
-  const logger = options.logger ?? defaultLogger;
+  const userLogger = options.logger ?? undefined;
   for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-    if (typeof logger[level] !== 'function')
-      throw new InvalidOptionError('logger', `an object with a ${level}() method`, logger);
+    if (userLogger !== undefined && typeof userLogger[level] !== 'function')
+      throw new InvalidOptionError('logger', `an object with a ${level}() method`, userLogger);
   }
+  const logger = userLogger === undefined ? defaultLogger : guardedLogger(userLogger);
   for (const name of Object.keys(options)) {
     if (KNOWN_OPTIONS.has(name)) continue;
     const like = closestOption(name);

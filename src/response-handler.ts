@@ -1,8 +1,9 @@
 import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
+import { ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
-import { attemptCount, type OutboundRecord } from './pending-record.js';
+import { attemptCount, attemptsOf, type OutboundRecord } from './pending-record.js';
 import { backoffDelay, classifyEntryError, classifyRequestError, FailureKind } from './retry-policy.js';
 import type { SendOutcome } from './sender.js';
 import type { Settlement } from './settlement.js';
@@ -33,6 +34,39 @@ export class ResponseHandler {
   }
 
   handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
+    try {
+      this.#handle(pipeline, batch, outcome);
+    } catch (error) {
+      this.#failUnhandled(pipeline, batch, error);
+    }
+  }
+
+  /**
+   * The answer could not be handled: a defect of the producer. The batch has left the dispatcher, so
+   * without this its records would never settle and `close()` would wait for them for good. Those not
+   * yet settled fail with `Internal` (one that was set to retry may still be written later; its
+   * failure stands), and their shards go on.
+   */
+  #failUnhandled(pipeline: StreamPipeline, batch: readonly OutboundRecord[], error: unknown): void {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    for (const record of batch) {
+      for (const item of record.items) {
+        this.#settlement.fail(
+          pipeline.stream,
+          item,
+          ErrorCode.Internal,
+          `kinesis-producer failed while handling the answer to the PutRecords request holding this record (${reason}), so it cannot tell whether the record was written. This is a defect of kinesis-producer: please report it.`,
+          record.predictedShardId,
+          attemptsOf(item, record),
+          error,
+        );
+      }
+      if (!pipeline.isLanded(record)) pipeline.release(record);
+    }
+    this.#pump();
+  }
+
+  #handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
     const { startedAt, endedAt } = outcome;
     let userRecords = 0;
     for (const record of batch) userRecords += record.items.length;
@@ -74,7 +108,12 @@ export class ResponseHandler {
       );
       for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
     } else {
-      const entries: readonly PutRecordsResultEntry[] = outcome.output.Records ?? [];
+      // A client of the user's own may answer with anything (a test double that returns nothing):
+      // records without a result are retried as `MissingResult`.
+      const answered: unknown = (outcome.output as { Records?: unknown } | null | undefined)?.Records;
+      const entries: readonly (PutRecordsResultEntry | null | undefined)[] = Array.isArray(answered)
+        ? answered
+        : [];
       for (let i = 0; i < batch.length; i++) {
         const record = batch[i]!;
         const entry = entries[i];

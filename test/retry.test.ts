@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailedError } from '../src/index.js';
+import { StreamPipeline } from '../src/stream-pipeline.js';
 import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
@@ -383,6 +384,61 @@ describe('whole-request failures that are retried', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect((await a).attempts).toHaveLength(1);
     expect((await b).attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['MissingResult', 'ok']);
+  });
+
+  it.each([
+    ['nothing', undefined],
+    ['null', null],
+    ['Records that is not a list', { Records: { length: 2 }, $metadata: {} }],
+    ['null entries', { Records: [null, null], $metadata: {} }],
+  ])('retries the records of an answer of %s (a client of your own may answer so)', async (_, answer) => {
+    fake.script.push({ resolve: answer });
+    const p = producer({ aggregation: false });
+    const a = p.put({ partitionKey: 'a', data: '1' });
+    const b = p.put({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(1_000);
+    for (const result of [await a, await b]) {
+      expect(result.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['MissingResult', 'ok']);
+    }
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
+  });
+});
+
+describe('a defect while handling an answer', () => {
+  it('fails the records of that request with Internal; the others, flush and close go on', async () => {
+    const p = producer({ aggregation: false, logger: memoryLogger().logger });
+    await vi.advanceTimersByTimeAsync(0);
+    const pipeline = StreamPipeline.prototype;
+    vi.spyOn(pipeline, 'onAccepted').mockImplementationOnce(() => {
+      throw new Error('boom');
+    });
+    const first = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(200);
+    const { error } = await first;
+    expect(error).toMatchObject({ code: 'Internal', retryable: false, cause: new Error('boom') });
+    expect(error?.message).toMatch(/failed while handling the answer .* please report it/);
+    expect(p.outstandingRecords).toBe(0);
+    // The same shard goes on.
+    const next = outcome(p.put({ partitionKey: 'a', data: '2' }));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await next).value?.attempts).toHaveLength(1);
+    await p.flush();
+    await p.close();
+  });
+
+  it('a logger that throws changes nothing: every record settles', async () => {
+    fake.script.push({ throw: networkError('ECONNRESET') });
+    const throwing = () => {
+      throw new Error('log transport closed');
+    };
+    const p = producer({
+      aggregation: false,
+      logger: { debug: throwing, info: throwing, warn: throwing, error: throwing },
+    });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await a).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['ECONNRESET', 'ok']);
+    await p.close();
   });
 });
 

@@ -44,6 +44,8 @@ export type PutAnswer =
   | PutRecordsCommandOutput
   | { errorCodes: (string | undefined)[] }
   | { throw: unknown }
+  /** Resolves with exactly this, whatever it is: what a client of the user's own might answer. */
+  | { resolve: unknown }
   | 'hang'
   /** Never answers, and does not hear the abort: a credential provider stuck before the HTTP call. */
   | 'hang-deaf';
@@ -158,6 +160,7 @@ export class FakeKinesis {
         });
       }
       if (answer !== undefined && 'throw' in answer) throw answer.throw;
+      if (answer !== undefined && 'resolve' in answer) return answer.resolve;
       if (answer !== undefined && 'Records' in answer) {
         call.results = answer.Records ?? [];
         return answer;
