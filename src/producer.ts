@@ -206,7 +206,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     };
     const { streamName, streamARN } = resolved;
     this.#defaultPipeline =
-      streamName !== undefined || streamARN !== undefined ? this.#pipeline(streamName, streamARN) : undefined;
+      streamName !== undefined || streamARN !== undefined
+        ? this.#createPipeline(streamName, streamARN)
+        : undefined;
   }
 
   /** Records accepted and not yet settled. */
@@ -481,11 +483,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #prepare(record: ProducerRecord): StreamPipeline {
     if (this.#closing) throw new ProducerClosedError();
     assertRecordObject(record);
-    const pipeline =
-      record.streamName === undefined && record.streamARN === undefined
-        ? this.#defaultPipeline
-        : this.#pipelineForRecord(record);
-    if (pipeline === undefined) {
+    // Read once: a getter that answers differently later changes nothing.
+    const { streamName, streamARN } = record;
+    const named = streamName !== undefined || streamARN !== undefined;
+    // Undefined for a stream new to the producer: its pipeline is created below, once the record is
+    // known to be valid, so a refused record starts no metadata calls and takes no part of the room.
+    let pipeline = named ? this.#pipelineForRecord(streamName, streamARN) : this.#defaultPipeline;
+    if (!named && pipeline === undefined) {
       throw new InvalidRecordError(
         'streamName',
         'The record names no stream and the producer has no default: pass streamName (or streamARN) to the producer or the record.',
@@ -497,7 +501,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // One lookup of the key serves validation (a known key is valid and measured), routing (its
     // hash) and the shard's aggregate encoder (its table entry).
     const known = this.#keys.get(record.partitionKey);
-    validateUserRecord(record, pipeline.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
+    validateUserRecord(record, pipeline?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
+    pipeline ??= this.#createPipeline(streamName, streamARN);
     // From here the key is the one validation read (a getter may have answered differently).
     const key = facts.partitionKey;
     const partitionKey =
@@ -618,8 +623,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     );
   }
 
-  #pipelineForRecord(record: ProducerRecord): StreamPipeline {
-    const { streamName, streamARN } = record;
+  /**
+   * The pipeline of the stream a record names, or undefined when the stream is new to the producer
+   * (its name or ARN checked: the caller creates the pipeline).
+   */
+  #pipelineForRecord(
+    streamName: string | undefined,
+    streamARN: string | undefined,
+  ): StreamPipeline | undefined {
     checkStreamField('streamName', streamName);
     checkStreamField('streamARN', streamARN);
     if (streamName !== undefined && streamARN !== undefined) {
@@ -628,11 +639,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         'A record names its stream by streamName or by streamARN, not both.',
       );
     }
-    return this.#pipeline(streamName, streamARN);
-  }
-
-  /** The pipeline of a stream, created (and its summary and shard map requested) on first use. */
-  #pipeline(streamName: string | undefined, streamARN: string | undefined): StreamPipeline {
     // Two maps rather than one key built per record: a record naming its stream allocates nothing.
     const byName = streamARN === undefined;
     const key = (byName ? streamName : streamARN)!;
@@ -647,6 +653,16 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         `${field} must be ${expected}; received ${describeValue(key, MAX_STREAM_ARN_LENGTH)}.`,
       );
     }
+    return undefined;
+  }
+
+  /**
+   * The pipeline of a stream new to the producer (the options' own, or one a valid record names),
+   * with its summary and shard map requested.
+   */
+  #createPipeline(streamName: string | undefined, streamARN: string | undefined): StreamPipeline {
+    const byName = streamARN === undefined;
+    const key = (byName ? streamName : streamARN)!;
     const ref = streamRef(streamName, streamARN);
     const clock = this.#options.clock;
     const source = {

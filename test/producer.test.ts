@@ -1,6 +1,7 @@
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  BufferFullError,
   deaggregate,
   InvalidOptionError,
   InvalidRecordError,
@@ -486,6 +487,42 @@ describe('streams', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+
+  it('a refused record naming a stream new to the producer starts no calls for it and takes no room', async () => {
+    const options = { aggregation: false, maxOutstandingRecords: 100, logger: quietLogger };
+    const p = producer(options);
+    const baseline = producer(options);
+    await vi.advanceTimersByTimeAsync(10); // the default stream's summary and shard map are known
+    const before = fake.commands.length;
+    for (const streamName of ['typo-1', 'typo-2', 'typo-3']) {
+      expect(() => p.send({ streamName, partitionKey: '', data: 'x' })).toThrow(InvalidRecordError);
+      expect(() => p.send({ streamName, partitionKey: 'k', data: 'x', explicitHashKey: '-1' })).toThrow(
+        InvalidRecordError,
+      );
+    }
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    expect(fake.commands.slice(before)).toEqual([]);
+    // The default stream's shards keep their parts of the producer, as beside a producer that never
+    // saw those records (the refused streams would each have counted as a shard).
+    fake.hold();
+    const fill = (target: KinesisProducer) => {
+      let taken = 0;
+      while (taken < 1000) {
+        try {
+          target.send({ partitionKey: `k${taken}`, data: 'x' });
+        } catch (error) {
+          expect(error).toBeInstanceOf(BufferFullError);
+          return taken;
+        }
+        taken++;
+      }
+      return taken;
+    };
+    const taken = fill(p);
+    expect(taken).toBeGreaterThan(50);
+    expect(taken).toBe(fill(baseline));
+    fake.release();
   });
 
   it('refuses a record naming a stream in a shape the Kinesis API does not take, at the call, alone', async () => {
