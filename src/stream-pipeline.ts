@@ -266,14 +266,7 @@ export class StreamPipeline {
       if (this.#mustWait(item, info)) {
         this.#gate.push(item);
       } else if (item.sizeBytes > info.maxRecordBytes) {
-        this.#host.fail(
-          this.stream,
-          item,
-          ErrorCode.RecordTooLarge,
-          `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
-          undefined,
-          [],
-        );
+        this.#failTooLarge(item, info);
       } else {
         this.#route(item);
       }
@@ -286,14 +279,32 @@ export class StreamPipeline {
     this.#summary.close();
   }
 
-  /** Takes an accepted record into the pipeline. */
+  /**
+   * Takes an accepted record into the pipeline. One checked at the call against a limit the stream
+   * turned out not to have may be taken only now (a put that waited for room while the summary
+   * came): it fails here, alone, instead of failing the whole request it would be sent in.
+   */
   accept(item: PendingRecord): void {
-    if (this.#mustWait(item, this.#info)) {
+    const info = this.#info;
+    if (this.#mustWait(item, info)) {
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
+    } else if (info !== undefined && item.sizeBytes > info.maxRecordBytes) {
+      this.#failTooLarge(item, info);
     } else {
       this.#route(item);
     }
+  }
+
+  #failTooLarge(item: PendingRecord, info: StreamInfo): void {
+    this.#host.fail(
+      this.stream,
+      item,
+      ErrorCode.RecordTooLarge,
+      `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
+      undefined,
+      [],
+    );
   }
 
   /**

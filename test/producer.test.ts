@@ -1,4 +1,4 @@
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   BufferFullError,
@@ -133,6 +133,41 @@ describe('put: await each record', () => {
     await vi.advanceTimersByTimeAsync(0);
     await early;
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it('fails alone a put over that limit that waited for room while the limit was learned', async () => {
+    // Kinesis refuses a whole request for one entry over the limit (a 400 ValidationException).
+    fake.onPut = (call) =>
+      call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > 1024 * 1024)
+        ? { throw: serviceError('ValidationException', 400, 'Member must have length <= 1048576') }
+        : undefined;
+    let describe!: () => void;
+    const described = new Promise<void>((resolve) => (describe = resolve));
+    const send = fake.client.send.bind(fake.client);
+    const client = {
+      async send(command: object, options?: object) {
+        if (command instanceof DescribeStreamSummaryCommand) await described;
+        return send(command as never, options as never);
+      },
+    } as unknown as KinesisClient;
+    fake.hold();
+    const p = producer({ client, maxBufferedBytes: 3_000_000, aggregation: false, maxConnections: 1 });
+    const a = track(p.put({ partitionKey: 'a', data: Buffer.alloc(900_000, 2) }));
+    const b = track(p.put({ partitionKey: 'b', data: Buffer.alloc(900_000, 3) }));
+    // The producer is full: these wait, checked against the 10 MiB any stream may allow.
+    const big = track(p.put({ partitionKey: 'big', data: Buffer.alloc(2 * 1024 * 1024, 1) }));
+    const small = track(p.put({ partitionKey: 'c', data: 'small' }));
+    expect(p.waitingPuts).toBe(2);
+    describe(); // the stream takes records of 1 MiB
+    await vi.advanceTimersByTimeAsync(200);
+    fake.release(1); // `a` is written: room for the two waiting
+    await vi.advanceTimersByTimeAsync(200);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(big.status).toBe('rejected');
+    expect(big.error).toMatchObject({ code: 'RecordTooLarge', attempts: [] });
+    expect([a.status, b.status, small.status]).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    expect(fake.storedUserRecords().map((r) => r.partitionKey)).toEqual(['a', 'b', 'c']);
   });
 });
 
