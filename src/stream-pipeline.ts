@@ -244,12 +244,22 @@ export class StreamPipeline {
    * and with ordering so does every record behind them.
    */
   open(info: StreamInfo, now: number): void {
+    const wasPartitioned = this.#info?.userPartitioned !== false;
     this.#info = info;
     // Whether records are aggregated may have changed, and with it what a shard's share holds.
     this.#sharesVersion = -1;
     this.#streamShare.shards = info.userPartitioned ? 1 : (info.openShards ?? 1);
     this.#sizeShare(this.#streamShare);
-    if (!info.userPartitioned) this.shardMap.close();
+    if (!info.userPartitioned) {
+      this.shardMap.close();
+      // A provisional summary said partition keys route records, and the final one says the service
+      // routes them (AUTO): with ordering, records queued in shard lanes move to the stream's one
+      // lane, ahead of the records put after them.
+      if (wasPartitioned && this.#ordered) {
+        this.#reroute(() => false, now);
+        this.#recomputeReady();
+      }
+    }
     this.#releaseGate(info);
     if (this.#flushWhenOpen) this.flushAll(now);
   }
@@ -967,11 +977,24 @@ export class StreamPipeline {
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
     for (const shardId of this.#limiters.keys()) if (!open.has(shardId)) this.#limiters.delete(shardId);
+    // Buffers of one hash key (no map before) stay valid, but with ordering their keys now belong
+    // to shard lanes: they move there too, ahead of newer records.
+    this.#reroute(
+      (buffer) => (buffer.shardId === undefined ? !this.#ordered : open.has(buffer.shardId)),
+      now,
+    );
+    this.#settleLanded(now);
+    this.#recomputeReady();
+  }
+
+  /**
+   * Routes again the records held in every buffer that `current` says no longer fits (the records
+   * waiting in it and those sealed in it), ahead of newer records in their new buffers. With ordering,
+   * no lane sends until the requests in flight from the old lanes are answered.
+   */
+  #reroute(current: (buffer: ShardBuffer) => boolean, now: number): void {
     for (const buffer of [...this.#buffers.values()]) {
-      // Buffers of one hash key (no map before) stay valid, but with ordering their keys now belong
-      // to shard lanes: they move there too, ahead of newer records.
-      const current = buffer.shardId === undefined ? !this.#ordered : open.has(buffer.shardId);
-      if (current) continue;
+      if (current(buffer)) continue;
       this.#buffers.delete(buffer.key);
       const items = buffer.builder.items;
       buffer.builder.reset();
@@ -989,8 +1012,6 @@ export class StreamPipeline {
     this.#byShardIndexVersion = -1;
     this.#sharesVersion = -1;
     if (this.#ordered && this.#busyLanes.size > 0) this.#laneBarrier = true;
-    this.#settleLanded(now);
-    this.#recomputeReady();
   }
 
   /**

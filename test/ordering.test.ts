@@ -1,16 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, type PutResult } from '../src/index.js';
+import type { Logger } from '../src/logger.js';
 import {
   evenShards,
   FakeKinesis,
   type FakePutCall,
   failEntriesHolding,
   networkError,
+  serviceError,
 } from './support/fake-kinesis.js';
 import { seededRandom } from './support/fault-front/prng.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const producer = producersOn(() => fake);
 
 beforeEach(() => {
@@ -203,5 +206,29 @@ describe('ordering across a change of lanes', () => {
     const [a, b] = await Promise.all([first, second]);
     expect(a.sequenceNumber < b.sequenceNumber).toBe(true);
     expect(consumerOrder().get('K')).toEqual([1, 2]);
+  });
+  it('keeps put order for a key when a provisional summary gives way to a final one that says AUTO', async () => {
+    fake = new FakeKinesis(1);
+    // DescribeStreamSummary fails for a passing reason: the producer assumes partition-key routing
+    // and queues records in shard lanes. The stream turns out to route records itself.
+    fake.describeError = serviceError('InternalFailure', 500);
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
+    const p = producer({ ordering: 'per-partition-key', requestTimeoutMs: 30_000, logger: quiet });
+    await vi.advanceTimersByTimeAsync(3000); // the first read gave up: provisional summary
+    fake.hold();
+    p.send({ partitionKey: 'x', data: 'X' }); // goes out and hangs: its shard lane is busy
+    await vi.advanceTimersByTimeAsync(200);
+    p.send({ partitionKey: 'k', data: 'first' }); // waits behind X in the shard lane
+    await vi.advanceTimersByTimeAsync(200);
+    fake.describeError = undefined; // the read in the background now answers: AUTO
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(fake.commands.filter((c) => c === 'DescribeStreamSummary').length).toBeGreaterThan(1);
+    p.send({ partitionKey: 'k', data: 'second' });
+    await vi.advanceTimersByTimeAsync(200);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(2000);
+    const order = fake.calls.flatMap((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()));
+    expect(order).toEqual(['X', 'first', 'second']);
+    expect(p.outstandingRecords).toBe(0);
   });
 });
