@@ -81,8 +81,9 @@ export interface PutOptions {
 export interface CloseOptions {
   /**
    * Longest to wait for records to settle; when it passes, the records still unsettled fail with
-   * code `CloseTimeout` and the producer shuts down. Default: wait for every record (each ends by its
-   * `recordTtlMs`).
+   * code `CloseTimeout` and the producer shuts down. Default: wait for every record. Each ends by its
+   * `recordTtlMs`, which for a `put` waiting for room starts only once it is taken: with many puts
+   * waiting, close can take several TTLs, so a shutdown with a deadline should pass one.
    */
   readonly timeoutMs?: number | undefined;
   /** Like `timeoutMs`, on the signal's abort. */
