@@ -368,6 +368,19 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * ```
    */
   writable<T>(options: ProducerWritableOptions<T>): Writable {
+    const named =
+      typeof options !== 'object' ||
+      options === null ||
+      options.streamName !== undefined ||
+      options.streamARN !== undefined;
+    // Refused here, not at the first object written.
+    if (!named && this.#defaultPipeline === undefined) {
+      throw new InvalidOptionError(
+        'streamName',
+        'given (or streamARN): the producer was created without a stream',
+        undefined,
+      );
+    }
     return createProducerWritable(this, options);
   }
 

@@ -16,15 +16,15 @@ export interface ProducerWritableOptions<T> {
   /** The field of each object holding its partition key, or a function returning it. */
   readonly partitionKey: (T extends object ? keyof T & string : never) | ((value: T) => string);
   /** Turns an object into the record's data. @default JSON.stringify */
-  readonly serialize?: (value: T) => Uint8Array | string;
+  readonly serialize?: ((value: T) => Uint8Array | string) | undefined;
   /** Gives an object an explicit hash key. */
-  readonly explicitHashKey?: (value: T) => string | undefined;
-  /** Send to this stream instead of the producer's. */
-  readonly streamName?: string;
+  readonly explicitHashKey?: ((value: T) => string | undefined) | undefined;
+  /** Send to this stream instead of the producer's (required when the producer has none). */
+  readonly streamName?: string | undefined;
   /** Send to the stream with this ARN instead of the producer's. */
-  readonly streamARN?: string;
+  readonly streamARN?: string | undefined;
   /** Objects the Writable itself buffers before `write()` returns false. @default 1024 */
-  readonly highWaterMark?: number;
+  readonly highWaterMark?: number | undefined;
 }
 
 /** Options of {@link KinesisProducer.putAll}. */

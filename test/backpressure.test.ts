@@ -849,6 +849,16 @@ describe('streams', () => {
     ).toThrow(
       'Option `streamARN` must be omitted when `streamName` is given (name one stream once); received "arn:aws:kinesis:us-east-1:123456789012:stream/orders".',
     );
+    // A producer without a stream: the Writable must name one, or every object would fail.
+    const bare = producer({ streamName: undefined });
+    expect(() => bare.writable({ partitionKey: 'k' })).toThrow(
+      new InvalidOptionError(
+        'streamName',
+        'given (or streamARN): the producer was created without a stream',
+        undefined,
+      ),
+    );
+    expect(bare.writable({ partitionKey: 'k', streamName: 'orders' }).writable).toBe(true);
   });
 
   it('putAll: an abort says how many records it took, and those are still written', async () => {
