@@ -62,6 +62,8 @@ const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseEx
 
 /** Messages of signature errors caused by clock skew. */
 const SKEW = /signature expired|request time too skewed|clock skew/i;
+/** How the SDK's message begins its note on an answer it could not parse. */
+const DESERIALIZATION = /\bDeserialization error\b/;
 
 /** Classifies a per-entry PutRecords error code. Unknown codes are retried: losing data is worse. */
 export function classifyEntryError(errorCode: string): FailureKind {
@@ -83,7 +85,8 @@ export interface RequestFailure {
  *
  * `ExpiredTokenException` is retried (the SDK's credential providers refresh temporary credentials),
  * and so is `ResourceInUseException` (the stream is not ACTIVE yet), and a 408 (a request that timed
- * out on the way). Any other 4xx is fatal; 5xx and anything unrecognised is retried.
+ * out on the way). Any other 4xx is fatal; 5xx and anything unrecognised is retried. An answer with no
+ * Kinesis error in it gets the code `Http<status>`.
  */
 export function classifyRequestError(error: unknown): RequestFailure {
   const e = (typeof error === 'object' && error !== null ? error : {}) as {
@@ -110,7 +113,28 @@ export function classifyRequestError(error: unknown): RequestFailure {
   }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
   const status = e.$metadata?.httpStatusCode;
-  if (status === 429) return { code: name, message, kind: FailureKind.Throttled };
+  // An answer with no Kinesis error in it (a proxy's or gateway's page, an endpoint that is not
+  // Kinesis): the SDK names it `Unknown`, or fails to parse it (`SyntaxError`). Its HTTP status is
+  // what says something; it is classified as any answer of that status.
+  if (
+    status !== undefined &&
+    (name === 'Unknown' || (name === 'SyntaxError' && DESERIALIZATION.test(message)))
+  ) {
+    const said = message === 'UnknownError' ? '' : `: ${message.split('\n')[0]}`;
+    return {
+      code: `Http${status}`,
+      message: `The endpoint answered HTTP ${status} with no Kinesis error in its body (a proxy or gateway, or an endpoint that is not Kinesis?)${said}`,
+      kind: statusKind(status, name),
+    };
+  }
+  const kind = statusKind(status, name);
+  // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.
+  return { code: kind === FailureKind.Transient ? (errno ?? name) : name, message, kind };
+}
+
+/** How an answer of HTTP `status` (undefined: none came) that no rule above named is retried. */
+function statusKind(status: number | undefined, name: string): FailureKind {
+  if (status === 429) return FailureKind.Throttled;
   // 408 is a request that timed out on the way (at the service or a proxy), not a bad request.
   if (
     status !== undefined &&
@@ -119,10 +143,9 @@ export function classifyRequestError(error: unknown): RequestFailure {
     status !== 408 &&
     !PASSING_CLIENT_ERRORS.has(name)
   ) {
-    return { code: name, message, kind: FailureKind.Fatal };
+    return FailureKind.Fatal;
   }
-  // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.
-  return { code: errno ?? name, message, kind: FailureKind.Transient };
+  return FailureKind.Transient;
 }
 
 /**

@@ -1,0 +1,119 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KinesisProducer, type RecordFailedError } from '../src/index.js';
+import type { Logger } from '../src/logger.js';
+
+/**
+ * PutRecords answered by something that is not Kinesis (a proxy, a gateway, a wrong endpoint): an
+ * HTTP status and a page, no Kinesis error. Through the SDK for real, so the errors have the shapes
+ * the SDK gives them. The stream's metadata calls are answered as Kinesis would.
+ */
+let server: http.Server;
+let endpoint: string;
+let page: { status: number; type: string; body: string };
+let puts = 0;
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const target = String(req.headers['x-amz-target']);
+      res.setHeader('content-type', 'application/x-amz-json-1.1');
+      if (target.endsWith('.ListShards')) {
+        res.end(
+          JSON.stringify({
+            Shards: [
+              {
+                ShardId: 'shardId-000000000000',
+                HashKeyRange: { StartingHashKey: '0', EndingHashKey: (2n ** 128n - 1n).toString() },
+                SequenceNumberRange: { StartingSequenceNumber: '0' },
+              },
+            ],
+          }),
+        );
+      } else if (target.endsWith('.DescribeStreamSummary')) {
+        res.end(
+          JSON.stringify({
+            StreamDescriptionSummary: {
+              StreamName: 'pages',
+              StreamARN: 'arn:aws:kinesis:us-east-1:123456789012:stream/pages',
+              StreamStatus: 'ACTIVE',
+              RetentionPeriodHours: 24,
+              StreamCreationTimestamp: 0,
+              EnhancedMonitoring: [],
+              OpenShardCount: 1,
+            },
+          }),
+        );
+      } else {
+        puts++;
+        res.writeHead(page.status, { 'content-type': page.type });
+        res.end(page.body);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The error a record gets when every PutRecords is answered with `answer`. */
+async function failureFor(answer: typeof page): Promise<RecordFailedError> {
+  page = answer;
+  puts = 0;
+  const producer = new KinesisProducer({
+    streamName: 'pages',
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    maxBufferedTimeMs: 10,
+    recordTtlMs: 1_500,
+    requestTimeoutMs: 1_000,
+    retryBaseDelayMs: 50,
+    retryMaxDelayMs: 100,
+    logger: quiet,
+  });
+  try {
+    const settled = await producer.put({ partitionKey: 'k', data: 'x' }).then(
+      () => undefined,
+      (error: RecordFailedError) => error,
+    );
+    if (settled === undefined) throw new Error('the record was written');
+    return settled;
+  } finally {
+    await producer.close();
+  }
+}
+
+describe('PutRecords answered by something that is not Kinesis', () => {
+  it('a 403 page fails the record at once, with the status in its code and message', async () => {
+    const error = await failureFor({ status: 403, type: 'text/html', body: '<html>Forbidden</html>' });
+    expect(error.code).toBe('Http403');
+    expect(error.attempts.map((a) => a.errorCode)).toEqual(['Http403']);
+    expect(error.message).toMatch(/^The endpoint answered HTTP 403 with no Kinesis error in its body/);
+    expect(error.message).toContain('<html>Forb');
+    expect(puts).toBe(1);
+  });
+
+  it('a 404 with an empty body fails at once, as Http404', async () => {
+    const error = await failureFor({ status: 404, type: 'text/html', body: '' });
+    expect(error.code).toBe('Http404');
+    expect(error.message).toMatch(/^The endpoint answered HTTP 404 with no Kinesis error in its body/);
+    expect(puts).toBe(1);
+  });
+
+  it('a 502 page is retried until the record expires, each try told as Http502', async () => {
+    const error = await failureFor({ status: 502, type: 'text/html', body: '<html>Bad gateway</html>' });
+    expect(error.code).toBe('Expired');
+    expect(error.attempts.length).toBeGreaterThan(1);
+    expect(new Set(error.attempts.map((a) => a.errorCode))).toEqual(new Set(['Http502']));
+    expect(error.message).toContain('Http502');
+  });
+});
