@@ -28,12 +28,14 @@ export interface MetadataSource {
  * process open.
  *
  * A try ends at its timeout (or the stop) even if the client does not hear the abort signal: a
- * stage before the HTTP exchange (a credential provider that hangs) may not.
+ * stage before the HTTP exchange (a credential provider that hangs) may not. `onFailedTry` hears
+ * every try that failed, the retried ones too.
  */
 export async function callWithRetries<T>(
   call: (signal: AbortSignal) => Promise<T>,
   source: Pick<MetadataSource, 'timeoutMs' | 'clock' | 'stopped'>,
   retries: number,
+  onFailedTry?: (error: unknown) => void,
 ): Promise<T> {
   const { timeoutMs, clock, stopped } = source;
   return await pRetry(
@@ -82,6 +84,7 @@ export async function callWithRetries<T>(
       unref: true,
       signal: stopped,
       shouldRetry: ({ error }) => !stopped.aborted && classifyRequestError(error).kind !== FailureKind.Fatal,
+      ...(onFailedTry === undefined ? {} : { onFailedAttempt: ({ error }) => onFailedTry(error) }),
     },
   );
 }

@@ -1,7 +1,7 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
-import { backoffDelay, classifyRequestError, FailureKind } from './retry-policy.js';
+import { backoffDelay, classifyRequestError, FailureKind, type RequestFailure } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';
 
@@ -58,11 +58,24 @@ export class StreamSummary {
   #closed = false;
   /** Failures of the call: each new one told at once, the others once a minute at most. */
   readonly #warning: RepeatedWarning;
+  /** How the last try failed, until a read succeeds: what records waiting for the summary are told. */
+  #lastFailedTry: RequestFailure | undefined;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
     this.#source = source;
     this.#onRead = onRead;
     this.#warning = new RepeatedWarning(source.logger, source.clock);
+  }
+
+  /**
+   * Why records waiting for the summary still wait, for their error if they expire: no try has
+   * answered yet, or how the last one failed.
+   */
+  get waitReason(): string {
+    const failure = this.#lastFailedTry;
+    return failure === undefined
+      ? 'DescribeStreamSummary has not answered yet'
+      : `DescribeStreamSummary has not answered; its last try failed with ${failure.code}: ${failure.message.replace(/\.$/, '')}`;
   }
 
   /** Starts reading (once). */
@@ -102,7 +115,11 @@ export class StreamSummary {
           }),
         this.#source,
         2,
+        (error) => {
+          this.#lastFailedTry = classifyRequestError(error);
+        },
       );
+      this.#lastFailedTry = undefined;
       const summary = output.StreamDescriptionSummary;
       const kib = summary?.MaxRecordSizeInKiB;
       const info: StreamInfo = {

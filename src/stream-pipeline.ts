@@ -847,7 +847,7 @@ export class StreamPipeline {
             this.stream,
             item,
             ErrorCode.Expired,
-            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read.`,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read: ${this.#summary.waitReason}.`,
             undefined,
             [],
           );

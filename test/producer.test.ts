@@ -779,8 +779,33 @@ describe('while DescribeStreamSummary fails for a passing reason', () => {
     const caught = big.catch((e: unknown) => e);
     await vi.advanceTimersByTimeAsync(5_500);
     expect(await caught).toMatchObject({ code: 'Expired' });
-    expect(String(((await caught) as Error).message)).toMatch(/while the stream's summary was being read/);
+    expect(String(((await caught) as Error).message)).toMatch(
+      /while the stream's summary was being read: DescribeStreamSummary has not answered; its last try failed with InternalFailure/,
+    );
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it('tells a record that expired waiting for a summary that never answers why: its tries timed out', async () => {
+    // An endpoint that takes the connection and never answers (a black hole): each try times out.
+    const send = fake.client.send.bind(fake.client);
+    const client = {
+      send(command: object, options?: { abortSignal?: AbortSignal }) {
+        if (!(command instanceof DescribeStreamSummaryCommand))
+          return send(command as never, options as never);
+        return new Promise((_, reject) =>
+          options?.abortSignal?.addEventListener('abort', () => reject(options.abortSignal?.reason)),
+        );
+      },
+    } as unknown as KinesisClient;
+    const p = producer({ client, recordTtlMs: 2_500, requestTimeoutMs: 1_000, logger: quietLogger });
+    const caught = p.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await caught).toMatchObject({
+      code: 'Expired',
+      message: expect.stringMatching(
+        /while the stream's summary was being read: DescribeStreamSummary has not answered; its last try failed with RequestTimeout: .*1000 ms/,
+      ),
+    });
   });
 });
 
