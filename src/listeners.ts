@@ -29,3 +29,12 @@ export function emitToEach<Event extends string, Args extends unknown[]>(
     }
   }
 }
+
+/**
+ * What the log says of an error an app's callback or listener threw: its message, and its stack,
+ * which is what points at the app's own code.
+ */
+export function thrownByApp(error: unknown): { error: string; stack?: string } {
+  const stack = error instanceof Error ? error.stack : undefined;
+  return stack === undefined ? { error: String(error) } : { error: String(error), stack };
+}

@@ -18,7 +18,7 @@ import {
 import { FlushBarrier } from './flush-barrier.js';
 import { decimalOf, hashOf, type KnownPartitionKey, PartitionKeyCache } from './key-cache.js';
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
-import { emitToEach } from './listeners.js';
+import { emitToEach, thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
 import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
@@ -814,10 +814,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   #emitSafely(event: 'drain'): void {
     emitToEach(this, event, [], (listenerError) => {
-      this.#logger.error(
-        { error: String(listenerError) },
-        `a '${event}' listener threw; the producer carries on`,
-      );
+      this.#logger.error(thrownByApp(listenerError), `a '${event}' listener threw; the producer carries on`);
     });
   }
 }

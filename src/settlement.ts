@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js';
 import { ErrorCode, RecordFailedError } from './errors.js';
-import { emitToEach, type ListenerList } from './listeners.js';
+import { emitToEach, type ListenerList, thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
@@ -237,16 +237,13 @@ export class Settlement {
         if (error === null) callbacks[i]!(null, results[i]);
         else callbacks[i]!(error);
       } catch (callbackError) {
-        this.#logger.error(
-          { error: String(callbackError) },
-          'a send() callback threw; the producer carries on',
-        );
+        this.#logger.error(thrownByApp(callbackError), 'a send() callback threw; the producer carries on');
       }
     }
     if (this.#events.listenerCount('recordFailed') === 0) return;
     const onThrow = (listenerError: unknown) => {
       this.#logger.error(
-        { error: String(listenerError) },
+        thrownByApp(listenerError),
         "a 'recordFailed' listener threw; the producer carries on",
       );
     };

@@ -337,6 +337,17 @@ describe('send: fire and forget', () => {
       'a send() callback threw; the producer carries on',
       "a 'recordFailed' listener threw; the producer carries on",
     ]);
+    // With the stack, which points at the app's own code.
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.context)).toEqual([
+      {
+        error: 'Error: callback boom',
+        stack: expect.stringMatching(/callback boom\n\s+at .*producer\.test\.ts/),
+      },
+      {
+        error: 'Error: listener boom',
+        stack: expect.stringMatching(/listener boom\n\s+at .*producer\.test\.ts/),
+      },
+    ]);
     // And it keeps working.
     const next = p.put({ partitionKey: 'b', data: '2' });
     await vi.advanceTimersByTimeAsync(150);
