@@ -142,7 +142,10 @@ export interface ResolvedOptions {
 export const MAX_RECORDS_PER_REQUEST = 500;
 export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 
-export const DEFAULTS = {
+export /** The smallest `aggregationMaxBytes`, and so the smallest `collectionMaxBytes`. */
+const MIN_AGGREGATION_MAX_BYTES = 64;
+
+const DEFAULTS = {
   maxBufferedTimeMs: 100,
   aggregation: true,
   aggregationMaxCount: DEFAULT_AGGREGATION_MAX_COUNT,
@@ -192,7 +195,10 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   // set by the caller can conflict.
   const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
   if (!given('aggregationMaxBytes') && typeof o.collectionMaxBytes === 'number') {
-    o.aggregationMaxBytes = Math.min(o.aggregationMaxBytes, Math.max(64, o.collectionMaxBytes));
+    o.aggregationMaxBytes = Math.min(
+      o.aggregationMaxBytes,
+      Math.max(MIN_AGGREGATION_MAX_BYTES, o.collectionMaxBytes),
+    );
   }
   if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
     // A quarter of the TTL: buffered that long, then a first request that times out (at half the
@@ -238,9 +244,15 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
   checkBoolean('aggregation', o.aggregation);
   checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
-  checkInteger('aggregationMaxBytes', o.aggregationMaxBytes, 64, MAX_RECORD_BYTES_LIMIT);
+  checkInteger(
+    'aggregationMaxBytes',
+    o.aggregationMaxBytes,
+    MIN_AGGREGATION_MAX_BYTES,
+    MAX_RECORD_BYTES_LIMIT,
+  );
   checkInteger('collectionMaxCount', o.collectionMaxCount, 1, MAX_RECORDS_PER_REQUEST);
-  checkInteger('collectionMaxBytes', o.collectionMaxBytes, 1, MAX_REQUEST_BYTES);
+  // At least the smallest aggregate, so that one fits in a request.
+  checkInteger('collectionMaxBytes', o.collectionMaxBytes, MIN_AGGREGATION_MAX_BYTES, MAX_REQUEST_BYTES);
   checkInteger('recordTtlMs', o.recordTtlMs, 1, 24 * HOUR);
   checkBoolean('failIfThrottled', o.failIfThrottled);
   checkInteger('maxConnections', o.maxConnections, 1, 1024);
@@ -280,13 +292,6 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     if (missing !== undefined) {
       throw new InvalidOptionError('meter', `an OpenTelemetry Meter (it has no ${missing}())`, meter);
     }
-  }
-  if (o.aggregationMaxBytes > o.collectionMaxBytes && !given('aggregationMaxBytes')) {
-    throw new InvalidOptionError(
-      'collectionMaxBytes',
-      `at least ${o.aggregationMaxBytes} (the smallest aggregationMaxBytes) so an aggregate fits in a request`,
-      o.collectionMaxBytes,
-    );
   }
   if (o.aggregationMaxBytes > o.collectionMaxBytes) {
     throw new InvalidOptionError(

@@ -827,7 +827,7 @@ describe('options', () => {
       'Option `maxBufferedTimeMs` must be an integer in [0, 3600000]; received number -1.',
     ],
     [{ collectionMaxCount: 501 }, /collectionMaxCount` must be an integer in \[1, 500\]/],
-    [{ collectionMaxBytes: 11 * 1024 * 1024 }, /collectionMaxBytes` must be an integer in \[1, 10485760\]/],
+    [{ collectionMaxBytes: 11 * 1024 * 1024 }, /collectionMaxBytes` must be an integer in \[64, 10485760\]/],
     [{ aggregationMaxBytes: 6 * 1024 * 1024 }, /aggregationMaxBytes` must be at most collectionMaxBytes/],
     [{ maxBufferedTimeMs: 30_000 }, /maxBufferedTimeMs` must be below recordTtlMs/],
     [{ aggregation: 'yes' }, 'Option `aggregation` must be a boolean; received "yes".'],
@@ -849,7 +849,8 @@ describe('options', () => {
     [{ maxConnections: 0 }, /maxConnections/],
     [
       { collectionMaxBytes: 50 },
-      'Option `collectionMaxBytes` must be at least 64 (the smallest aggregationMaxBytes) so an aggregate fits in a request; received number 50.',
+      // The same range whatever the value: the smallest is that of an aggregate (64 B).
+      'Option `collectionMaxBytes` must be an integer in [64, 10485760]; received number 50.',
     ],
     [
       { meter: { createCounter() {} } },
