@@ -45,7 +45,7 @@ export interface StatSnapshot {
   readonly mean: number;
 }
 
-/** A metric cumulative since the producer started, and over the last {@link METRICS_WINDOW_MS}. */
+/** A metric cumulative since the producer started, and over the last minute (the snapshot's `windowMs`). */
 export interface MetricSnapshot {
   readonly total: StatSnapshot;
   readonly window: StatSnapshot;

@@ -104,11 +104,6 @@ interface Prepared {
  * KPL aggregation per predicted shard, PutRecords batching, per-record retries until a deadline —
  * in-process, with a precise answer for every record.
  *
- * The stages live in their own modules: validation (`user-record.ts`), room (`room.ts`), the
- * per-stream pipeline (`stream-pipeline.ts`: summary, shard map, aggregation, collection, rate
- * limiting), sending (`dispatcher.ts`, `sender.ts`), classifying answers (`response-handler.ts`)
- * and settling (`settlement.ts`). This class wires them and owns the lifecycle.
- *
  * @example
  * ```ts
  * const producer = new KinesisProducer({ streamName: 'orders', region: 'eu-west-1' });
@@ -117,6 +112,10 @@ interface Prepared {
  * await producer.close();
  * ```
  */
+// The stages live in their own modules: validation (`user-record.ts`), room (`room.ts`), the
+// per-stream pipeline (`stream-pipeline.ts`: summary, shard map, aggregation, collection, rate
+// limiting), sending (`dispatcher.ts`, `sender.ts`), classifying answers (`response-handler.ts`)
+// and settling (`settlement.ts`). This class wires them and owns the lifecycle.
 export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;

@@ -1,4 +1,4 @@
-/**
+/*
  * The KPL aggregated record format (KPL aggregation-format.md, messages.proto):
  *
  *   F3 89 9A C2 | protobuf AggregatedRecord | MD5(protobuf bytes) (16 bytes)
