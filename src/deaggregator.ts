@@ -336,11 +336,24 @@ function resolveRange(range: HashKeyRange | undefined): [bigint, bigint] {
   if (range === undefined) return [0n, MAX_HASH_KEY];
   const start = 'startingHashKey' in range ? range.startingHashKey : range.StartingHashKey;
   const end = 'endingHashKey' in range ? range.endingHashKey : range.EndingHashKey;
-  return [rangeBound(start, 'hashKeyRange.startingHashKey'), rangeBound(end, 'hashKeyRange.endingHashKey')];
+  const first = rangeBound(start, 'hashKeyRange.startingHashKey');
+  const last = rangeBound(end, 'hashKeyRange.endingHashKey');
+  // An empty range would drop every aggregate without a word.
+  if (last < first) {
+    throw new InvalidOptionError('hashKeyRange.endingHashKey', `at least startingHashKey (${first})`, end);
+  }
+  return [first, last];
 }
 
 function rangeBound(value: unknown, field: string): bigint {
-  if (typeof value === 'bigint') return value;
-  if (typeof value === 'string' && /^[0-9]+$/.test(value)) return BigInt(value);
-  throw new InvalidOptionError(field, 'a decimal string or a bigint', value);
+  const bound =
+    typeof value === 'bigint'
+      ? value
+      : typeof value === 'string' && /^[0-9]+$/.test(value)
+        ? BigInt(value)
+        : undefined;
+  if (bound === undefined || bound > MAX_HASH_KEY || bound < 0n) {
+    throw new InvalidOptionError(field, 'a hash key in [0, 2^128-1], as a decimal string or a bigint', value);
+  }
+  return bound;
 }

@@ -5,6 +5,7 @@ import {
   CorruptAggregateError,
   deaggregate,
   deaggregateAll,
+  type HashKeyRange,
   InvalidOptionError,
   InvalidRecordError,
   MAX_HASH_KEY,
@@ -438,6 +439,24 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
         { hashKeyRange: { startingHashKey: '-1', endingHashKey: '5' } },
       ),
     ).toThrow(InvalidOptionError);
+    const refused = (hashKeyRange: HashKeyRange) => () =>
+      deaggregate({ data: two.data, partitionKey: 'a' }, { hashKeyRange });
+    // Outside the hash-key space, as bigints too.
+    expect(refused({ startingHashKey: -5n, endingHashKey: 5n })).toThrow(
+      'Option `hashKeyRange.startingHashKey` must be a hash key in [0, 2^128-1], as a decimal string or a bigint; received',
+    );
+    expect(refused({ startingHashKey: 0n, endingHashKey: MAX_HASH_KEY + 1n })).toThrow(
+      /^Option `hashKeyRange.endingHashKey` must be a hash key in \[0, 2\^128-1\]/,
+    );
+    // Empty: it would drop every aggregate without a word.
+    expect(refused({ startingHashKey: '5', endingHashKey: '1' })).toThrow(
+      'Option `hashKeyRange.endingHashKey` must be at least startingHashKey (5); received "1".',
+    );
+    // The SDK's shape with its members missing.
+    expect(refused({})).toThrow(/^Option `hashKeyRange.startingHashKey` must be a hash key/);
+    // The whole space is a range, as are its two ends.
+    const whole = { startingHashKey: 0n, endingHashKey: MAX_HASH_KEY };
+    expect(deaggregate({ data: two.data, partitionKey: 'a' }, { hashKeyRange: whole })).toHaveLength(2);
   });
 });
 
