@@ -17,12 +17,16 @@
  *   message Tag { required string key = 1; optional string value = 2; }
  *
  * The encoder lives in `aggregator.ts`, which knows its exact size as it grows; this module holds the
- * wire primitives both directions share, and the decoder, written to accept exactly what KCL's
- * protobuf parser accepts (unknown fields skipped, required fields enforced).
+ * wire primitives both directions share, and the decoder, written to accept what KCL's protobuf
+ * parser accepts (unknown fields skipped, required fields enforced, 100 levels of nesting). Strings
+ * that are not valid UTF-8 decode by the WHATWG rules, not Java's.
  */
 
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
+
+/** How deep messages and groups may nest, as protobuf-java (KCL's parser) allows by default. */
+const MAX_NESTING = 100;
 
 /** The four bytes every aggregated record starts with. */
 export const MAGIC = Uint8Array.of(0xf3, 0x89, 0x9a, 0xc2);
@@ -125,7 +129,7 @@ export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
       const end = reader.take(length);
       records.push(decodeRecord(new Reader(body, end - length, end)));
     } else {
-      reader.skip(field, wire);
+      reader.skip(field, wire, 0);
     }
   }
   for (let i = 0; i < records.length; i++) {
@@ -163,7 +167,7 @@ function decodeRecord(reader: Reader): DecodedSubRecord {
       const end = reader.take(length);
       checkTag(new Reader(reader.buf, end - length, end));
     } else {
-      reader.skip(field, wire);
+      reader.skip(field, wire, 1);
     }
   }
   if (partitionKeyIndex < 0) throw new ProtobufParseError('a record lacks required partition_key_index');
@@ -182,7 +186,7 @@ function checkTag(reader: Reader): void {
       reader.string();
       hasKey = true;
     } else {
-      reader.skip(field, wire);
+      reader.skip(field, wire, 2);
     }
   }
   if (!hasKey) throw new ProtobufParseError('a tag lacks required key');
@@ -255,7 +259,8 @@ class Reader {
     return Buffer.from(this.buf.buffer, this.buf.byteOffset + end - length, length).toString('utf8');
   }
 
-  skip(field: number, wire: number, depth = 0): void {
+  /** Skips a field of no interest; `depth` is how deep in messages and groups it sits. */
+  skip(field: number, wire: number, depth: number): void {
     if (field === 0) throw new ProtobufParseError(`invalid field number 0 at offset ${this.pos}`);
     switch (wire) {
       case WIRE_VARINT:
@@ -271,7 +276,8 @@ class Reader {
         this.take(4);
         return;
       case WIRE_START_GROUP: {
-        if (depth > 64) throw new ProtobufParseError('groups nested too deeply');
+        // protobuf-java's limit (KCL's parser): 100 levels of messages and groups in all.
+        if (depth >= MAX_NESTING) throw new ProtobufParseError('groups nested too deeply');
         for (;;) {
           const key = this.varint32();
           const innerField = key >>> 3;

@@ -297,6 +297,20 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     expect(users.map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
   });
 
+  it('skips unknown groups nested as deep as protobuf-java allows (100 levels), and no deeper', () => {
+    const body = oracleEncode({
+      partition_key_table: ['k'],
+      records: [{ partition_key_index: 0, data: Buffer.from('x') }],
+    });
+    // Field 5 as a group, `n` times inside itself.
+    const groups = (n: number) => Buffer.from([...Array(n).fill(0x2b), ...Array(n).fill(0x2c)]);
+    const read = (n: number) =>
+      deaggregate({ data: frame(Buffer.concat([groups(n), body])), partitionKey: 'a' });
+    expect(read(100).map((u) => [u.partitionKey, text(u), u.aggregated])).toEqual([['k', 'x', true]]);
+    // One level more: not a valid aggregate to KCL either, so it passes through as it is.
+    expect(read(101).map((u) => [u.partitionKey, u.aggregated])).toEqual([['a', false]]);
+  });
+
   it('reads an aggregate whose explicit hash key table has an entry no record uses, as KCL does', () => {
     const data = frame(
       oracleEncode({
