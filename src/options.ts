@@ -142,10 +142,10 @@ export interface ResolvedOptions {
 export const MAX_RECORDS_PER_REQUEST = 500;
 export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 
-export /** The smallest `aggregationMaxBytes`, and so the smallest `collectionMaxBytes`. */
+/** The smallest `aggregationMaxBytes`, and so the smallest `collectionMaxBytes`. */
 const MIN_AGGREGATION_MAX_BYTES = 64;
 
-const DEFAULTS = {
+export const DEFAULTS = {
   maxBufferedTimeMs: 100,
   aggregation: true,
   aggregationMaxCount: DEFAULT_AGGREGATION_MAX_COUNT,
