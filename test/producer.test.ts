@@ -354,6 +354,57 @@ describe('send: fire and forget', () => {
     await expect(next).resolves.toMatchObject({ attempts: [expect.objectContaining({ success: true })] });
   });
 
+  it("calls each 'recordFailed' listener as emit would: with its context, a once added meanwhile kept", async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException'] }, { errorCodes: ['AccessDeniedException'] });
+    const p = producer({ aggregation: false, logger: quietLogger });
+    const context = { name: 'dead-letter' };
+    let seenThis: unknown;
+    p.on(
+      'recordFailed',
+      function (this: unknown) {
+        seenThis = this;
+      },
+      context,
+    );
+    const heard: string[] = [];
+    const b = () => heard.push('b');
+    let added = false;
+    p.on('recordFailed', () => {
+      heard.push('a');
+      if (added) return;
+      added = true;
+      p.once('recordFailed', b); // heard from the next failure on, once
+    });
+    p.on('recordFailed', b);
+    for (const data of ['1', '2']) {
+      p.send({ partitionKey: 'k', data });
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    expect(seenThis).toBe(context);
+    expect(heard).toEqual(['a', 'b', 'a', 'b', 'b']);
+  });
+
+  it('logs what a callback or listener threw even when it cannot be made a string, and goes on', async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ aggregation: false, logger });
+    const heard: string[] = [];
+    // String() of an object without a prototype throws a TypeError.
+    p.on('recordFailed', () => {
+      throw Object.create(null);
+    });
+    p.on('recordFailed', (error) => heard.push(`listener ${error.record.partitionKey}`));
+    p.send({ partitionKey: 'a', data: '1' }, () => {
+      throw Object.create(null);
+    });
+    p.send({ partitionKey: 'b', data: '2' }, (error) => heard.push(`callback b ${error?.code}`));
+    await vi.advanceTimersByTimeAsync(200);
+    expect(heard).toEqual(['callback b AccessDeniedException', 'listener a', 'listener b']);
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.context)).toContainEqual({
+      error: '[object Object]',
+    });
+  });
+
   it("tells every 'recordFailed' listener of every failure, though one before them throws", async () => {
     fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
     const p = producer({ logger: quietLogger, aggregation: false });
