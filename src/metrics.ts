@@ -259,10 +259,32 @@ export class OtelInstruments {
   readonly #observe: () => Iterable<GaugeReading>;
 
   constructor(meter: MeterLike, observe: () => Iterable<GaugeReading>) {
-    const counter = (name: string, description: string, unit = '{record}') =>
-      meter.createCounter(name, { description, unit });
-    const histogram = (name: string, description: string, unit: string) =>
-      meter.createHistogram(name, { description, unit });
+    // An instrument that throws (its exporter shut down) must not throw out of the producer's work,
+    // which would strand the records in hand: what it throws is dropped, as a logger's is.
+    const counter = (name: string, description: string, unit = '{record}'): CounterLike => {
+      const instrument = meter.createCounter(name, { description, unit });
+      return {
+        add(value, attributes) {
+          try {
+            instrument.add(value, attributes);
+          } catch {
+            // Nowhere to tell it but the meter itself.
+          }
+        },
+      };
+    };
+    const histogram = (name: string, description: string, unit: string): HistogramLike => {
+      const instrument = meter.createHistogram(name, { description, unit });
+      return {
+        record(value, attributes) {
+          try {
+            instrument.record(value, attributes);
+          } catch {
+            // Nowhere to tell it but the meter itself.
+          }
+        },
+      };
+    };
     this.UserRecordsReceived = counter('UserRecordsReceived', 'User records accepted by put/send');
     this.UserRecordsPut = counter('UserRecordsPut', 'User records written');
     this.UserRecordsDataPut = counter(

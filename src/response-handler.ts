@@ -1,5 +1,6 @@
 import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { ErrorCode } from './errors.js';
+import { thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -24,6 +25,8 @@ export class ResponseHandler {
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
   readonly #pump: () => void;
+  /** Records of the batch being handled whose fate is decided: those before this index. */
+  #handled = 0;
 
   constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
     this.#options = options;
@@ -34,6 +37,7 @@ export class ResponseHandler {
   }
 
   handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
+    this.#handled = 0;
     try {
       this.#handle(pipeline, batch, outcome);
     } catch (error) {
@@ -42,14 +46,22 @@ export class ResponseHandler {
   }
 
   /**
-   * The answer could not be handled: a defect of the producer. The batch has left the dispatcher, so
-   * without this its records would never settle and `close()` would wait for them for good. Those not
-   * yet settled fail with `Internal` (one that was set to retry may still be written later; its
-   * failure stands), and their shards go on.
+   * The answer could not be handled: a defect of the producer (or of an app's meter). The batch has
+   * left the dispatcher, so without this the records not handled yet would never settle and `close()`
+   * would wait for them for good. Those fail with `Internal`, and their shards go on. Records handled
+   * before the throw keep their fate (written, failed, or set to retry); the one being handled when
+   * it came fails too, though it may have been set to retry already.
    */
   #failUnhandled(pipeline: StreamPipeline, batch: readonly OutboundRecord[], error: unknown): void {
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    for (const record of batch) {
+    let reason: string;
+    try {
+      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    } catch {
+      reason = Object.prototype.toString.call(error);
+    }
+    for (const [i, record] of batch.entries()) {
+      if (!pipeline.isLanded(record)) pipeline.release(record);
+      if (i < this.#handled) continue;
       for (const item of record.items) {
         this.#settlement.fail(
           pipeline.stream,
@@ -61,9 +73,12 @@ export class ResponseHandler {
           error,
         );
       }
-      if (!pipeline.isLanded(record)) pipeline.release(record);
     }
-    this.#pump();
+    try {
+      this.#pump();
+    } catch (pumpError) {
+      this.#logger.error(thrownByApp(pumpError), 'kinesis-producer: sending failed to resume');
+    }
   }
 
   #handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
@@ -106,7 +121,10 @@ export class ResponseHandler {
         { stream: pipeline.stream.label, records: batch.length, code: failure.code, kind: failure.kind },
         'PutRecords request failed',
       );
-      for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
+      for (let i = 0; i < batch.length; i++) {
+        failed(batch[i]!, failure.kind, failure.code, failure.message, false);
+        this.#handled = i + 1;
+      }
     } else {
       // A client of the user's own may answer with anything (a test double that returns nothing):
       // records without a result are retried as `MissingResult`.
@@ -132,6 +150,7 @@ export class ResponseHandler {
             true,
           );
         }
+        this.#handled = i + 1;
       }
     }
     // With ordering, a shard may send again once its record's answer is handled (a record waiting for
@@ -168,7 +187,7 @@ export class ResponseHandler {
       return;
     }
     if (kind === FailureKind.Fatal || (throttled && this.#options.failIfThrottled)) {
-      this.#settlement.failAll(pipeline.stream, record, code, message);
+      this.#settlement.failAll(pipeline.stream, record, code, message, throttled);
       return;
     }
     pipeline.retryLater(record, now + backoff(attemptCount(record)));

@@ -144,6 +144,7 @@ export class Settlement {
     shardId: string | undefined,
     attempts: readonly AttemptLog[],
     cause?: unknown,
+    throttled = false,
   ): void {
     if (item.settled) return;
     item.settled = true;
@@ -164,6 +165,7 @@ export class Settlement {
       streamName: stream.label,
       shardId,
       retryable:
+        throttled ||
         code === ErrorCode.Expired ||
         code === ErrorCode.CloseTimeout ||
         classifyEntryError(code) === FailureKind.Throttled,
@@ -172,10 +174,22 @@ export class Settlement {
     this.deliver(item, error);
   }
 
-  /** Every user record of `record` failed for good with `code`, each with its attempts. */
-  failAll(stream: StreamRef, record: OutboundRecord, code: string, message: string): void {
+  /**
+   * Every user record of `record` failed for good with `code`, each with its attempts; `throttled`
+   * when it was refused for throttling (with `failIfThrottled`), whatever its code.
+   */
+  failAll(stream: StreamRef, record: OutboundRecord, code: string, message: string, throttled = false): void {
     for (const item of record.items) {
-      this.fail(stream, item, code, message, record.predictedShardId, attemptsOf(item, record));
+      this.fail(
+        stream,
+        item,
+        code,
+        message,
+        record.predictedShardId,
+        attemptsOf(item, record),
+        undefined,
+        throttled,
+      );
     }
   }
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KinesisProducer, type RecordFailedError } from '../src/index.js';
+import { KinesisProducer, type KinesisProducerOptions, type RecordFailedError } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
 
 /**
@@ -65,7 +65,10 @@ afterAll(async () => {
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** The error a record gets when every PutRecords is answered with `answer`. */
-async function failureFor(answer: typeof page): Promise<RecordFailedError> {
+async function failureFor(
+  answer: typeof page,
+  options: Partial<KinesisProducerOptions> = {},
+): Promise<RecordFailedError> {
   page = answer;
   puts = 0;
   const producer = new KinesisProducer({
@@ -79,6 +82,7 @@ async function failureFor(answer: typeof page): Promise<RecordFailedError> {
     retryBaseDelayMs: 50,
     retryMaxDelayMs: 100,
     logger: quiet,
+    ...options,
   });
   try {
     const settled = await producer.put({ partitionKey: 'k', data: 'x' }).then(
@@ -106,6 +110,17 @@ describe('PutRecords answered by something that is not Kinesis', () => {
     const error = await failureFor({ status: 404, type: 'text/html', body: '' });
     expect(error.code).toBe('Http404');
     expect(error.message).toMatch(/^The endpoint answered HTTP 404 with no Kinesis error in its body/);
+    expect(puts).toBe(1);
+  });
+
+  it('a gateway 429 is throttling: with failIfThrottled it fails at once, retryable', async () => {
+    const error = await failureFor(
+      { status: 429, type: 'text/html', body: '<html>Too many requests</html>' },
+      { failIfThrottled: true },
+    );
+    expect(error.code).toBe('Http429');
+    // The same call may succeed later, as for any throttled record.
+    expect(error.retryable).toBe(true);
     expect(puts).toBe(1);
   });
 

@@ -426,6 +426,50 @@ describe('a defect while handling an answer', () => {
     await p.close();
   });
 
+  it('leaves the records handled before the throw to their fate: one set to retry is written', async () => {
+    fake.script.push({ errorCodes: ['InternalFailure', undefined] });
+    const p = producer({ aggregation: false, logger: memoryLogger().logger });
+    await vi.advanceTimersByTimeAsync(0);
+    vi.spyOn(StreamPipeline.prototype, 'onAccepted').mockImplementationOnce(() => {
+      throw new Error('boom');
+    });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    const b = outcome(p.put({ partitionKey: 'b', data: '2' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    // `a` failed its entry and was set to retry before `b`'s handling threw: it is retried, not told
+    // Internal (and then written behind the app's back).
+    expect((await a).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['InternalFailure', 'ok']);
+    // `b`, whose handling threw, was stored by the service: its error says it cannot tell.
+    expect((await b).error?.code).toBe('Internal');
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['2', '1']);
+    expect(p.outstandingRecords).toBe(0);
+  });
+
+  it('an app meter whose instruments throw changes nothing: every record settles as it should', async () => {
+    const throwing = () => {
+      throw new Error('exporter shut down');
+    };
+    const meter = {
+      createCounter: () => ({ add: throwing }),
+      createHistogram: () => ({ record: throwing }),
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback() {},
+    };
+    fake.script.push({ errorCodes: ['InternalFailure', undefined] });
+    const p = producer({ aggregation: false, logger: memoryLogger().logger, meter });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    const b = outcome(p.put({ partitionKey: 'b', data: '2' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await a).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['InternalFailure', 'ok']);
+    expect((await b).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['ok']);
+    expect(
+      fake
+        .storedUserRecords()
+        .map((r) => r.data)
+        .sort(),
+    ).toEqual(['1', '2']);
+  });
+
   it('a logger that throws changes nothing: every record settles', async () => {
     fake.script.push({ throw: networkError('ECONNRESET') });
     const throwing = () => {
