@@ -334,6 +334,9 @@ function timestampOf(value: unknown): Date | undefined {
 
 function resolveRange(range: HashKeyRange | undefined): [bigint, bigint] {
   if (range === undefined) return [0n, MAX_HASH_KEY];
+  if (typeof range !== 'object' || range === null) {
+    throw new InvalidOptionError('hashKeyRange', 'a shard hash-key range object', range);
+  }
   const start = 'startingHashKey' in range ? range.startingHashKey : range.StartingHashKey;
   const end = 'endingHashKey' in range ? range.endingHashKey : range.EndingHashKey;
   const first = rangeBound(start, 'hashKeyRange.startingHashKey');

@@ -36,7 +36,11 @@ export const ErrorCode = {
   DataChanged: 'DataChanged',
   /** `RecordAggregator.build()` with no record added. */
   EmptyAggregate: 'EmptyAggregate',
-  /** A defect of this package stopped an accepted record from being written (the error says where). */
+  /**
+   * A defect of this package (or a throw it could not contain) cut an accepted record's way short:
+   * building its Kinesis record, or reading the answer to its request, in which case it may have been
+   * written. The error says which; `cause` is what was thrown.
+   */
   Internal: 'Internal',
 } as const;
 

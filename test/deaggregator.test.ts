@@ -466,8 +466,11 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
     expect(refused({ startingHashKey: '5', endingHashKey: '1' })).toThrow(
       'Option `hashKeyRange.endingHashKey` must be at least startingHashKey (5); received "1".',
     );
-    // The SDK's shape with its members missing.
+    // The SDK's shape with its members missing; not an object at all.
     expect(refused({})).toThrow(/^Option `hashKeyRange.startingHashKey` must be a hash key/);
+    expect(refused(null as never)).toThrow(
+      new InvalidOptionError('hashKeyRange', 'a shard hash-key range object', null),
+    );
     // The whole space is a range, as are its two ends.
     const whole = { startingHashKey: 0n, endingHashKey: MAX_HASH_KEY };
     expect(deaggregate({ data: two.data, partitionKey: 'a' }, { hashKeyRange: whole })).toHaveLength(2);
