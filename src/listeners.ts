@@ -72,11 +72,28 @@ function entriesOf(emitter: object, event: string): readonly ListenerEntry[] | u
  * which is what points at the app's own code. Never throws, whatever was thrown.
  */
 export function thrownByApp(error: unknown): { error: string; stack?: string } {
+  let stack: unknown;
   try {
-    const stack = error instanceof Error ? error.stack : undefined;
-    const text = String(error);
-    return typeof stack === 'string' ? { error: text, stack } : { error: text };
+    stack = error instanceof Error ? error.stack : undefined;
   } catch {
-    return { error: Object.prototype.toString.call(error) };
+    stack = undefined;
+  }
+  const text = describeThrown(error);
+  return typeof stack === 'string' ? { error: text, stack } : { error: text };
+}
+
+/**
+ * `String(error)`, or a stand-in when that throws (an object without a prototype, a Proxy that
+ * throws or was revoked): what was thrown is told, and telling it never throws again.
+ */
+export function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    try {
+      return Object.prototype.toString.call(error);
+    } catch {
+      return '[a value that cannot be shown]';
+    }
   }
 }

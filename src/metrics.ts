@@ -407,7 +407,11 @@ class SharedGauges {
   }
 
   close(): void {
-    this.#meter.removeBatchObservableCallback?.(this.#callback, this.#observed);
+    try {
+      this.#meter.removeBatchObservableCallback?.(this.#callback, this.#observed);
+    } catch {
+      // A meter that throws here must not keep close() from finishing.
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
 import { ErrorCode } from './errors.js';
-import { thrownByApp } from './listeners.js';
+import { describeThrown, thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -25,7 +25,10 @@ export class ResponseHandler {
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
   readonly #pump: () => void;
-  /** Records of the batch being handled whose fate is decided: those before this index. */
+  /**
+   * Records of the batch being handled whose fate is decided: those before this index. One field for
+   * all batches, as answers are handled one at a time (the sender never calls back synchronously).
+   */
   #handled = 0;
 
   constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
@@ -49,20 +52,19 @@ export class ResponseHandler {
    * The answer could not be handled: a defect of the producer (or of an app's meter). The batch has
    * left the dispatcher, so without this the records not handled yet would never settle and `close()`
    * would wait for them for good. Those fail with `Internal`, and their shards go on. Records handled
-   * before the throw keep their fate (written, failed, or set to retry); the one being handled when
-   * it came fails too, though it may have been set to retry already.
+   * before the throw keep their fate (written, failed, or set to retry), and so does the one being
+   * handled when it came, if the pipeline holds it again (set to retry, or split).
    */
   #failUnhandled(pipeline: StreamPipeline, batch: readonly OutboundRecord[], error: unknown): void {
-    let reason: string;
-    try {
-      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    } catch {
-      reason = Object.prototype.toString.call(error);
-    }
+    const reason = describeThrown(error);
+    // Records the pipeline holds again (set to retry, split, waiting for a newer map) go on as they
+    // are: failing them too would tell Internal of a record that is then written.
+    const held = new Set(pipeline.pendingItems());
     for (const [i, record] of batch.entries()) {
       if (!pipeline.isLanded(record)) pipeline.release(record);
       if (i < this.#handled) continue;
       for (const item of record.items) {
+        if (held.has(item)) continue;
         this.#settlement.fail(
           pipeline.stream,
           item,

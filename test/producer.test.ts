@@ -405,6 +405,24 @@ describe('send: fire and forget', () => {
     });
   });
 
+  it('logs a thrown revoked Proxy (nothing can be read of it) and calls the next callback', async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ aggregation: false, logger });
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const heard: string[] = [];
+    p.send({ partitionKey: 'a', data: '1' }, () => {
+      throw proxy;
+    });
+    p.send({ partitionKey: 'b', data: '2' }, (error) => heard.push(`callback ${error?.code}`));
+    await vi.advanceTimersByTimeAsync(200);
+    expect(heard).toEqual(['callback AccessDeniedException']);
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.context)).toEqual([
+      { error: '[a value that cannot be shown]' },
+    ]);
+  });
+
   it("tells every 'recordFailed' listener of every failure, though one before them throws", async () => {
     fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
     const p = producer({ logger: quietLogger, aggregation: false });

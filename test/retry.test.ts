@@ -4,6 +4,7 @@ import { StreamPipeline } from '../src/stream-pipeline.js';
 import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
 
 let fake: FakeKinesis;
 const producer = producersOn(() => fake);
@@ -443,6 +444,47 @@ describe('a defect while handling an answer', () => {
     expect((await b).error?.code).toBe('Internal');
     expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['2', '1']);
     expect(p.outstandingRecords).toBe(0);
+  });
+
+  it.each([
+    ['', {}],
+    [', with ordering', { ordering: 'per-partition-key' as const }],
+  ])('a record set to retry just before the throw is retried, not failed%s', async (_, options) => {
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer({ aggregation: false, logger: memoryLogger().logger, ...options });
+    await vi.advanceTimersByTimeAsync(0);
+    const retryLater = StreamPipeline.prototype.retryLater;
+    vi.spyOn(StreamPipeline.prototype, 'retryLater').mockImplementationOnce(function (
+      this: StreamPipeline,
+      ...args
+    ) {
+      retryLater.apply(this, args);
+      throw new Error('boom after retryLater');
+    });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await a).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['InternalFailure', 'ok']);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+    expect(p.outstandingRecords).toBe(0);
+  });
+
+  it('close() finishes though the meter throws as it is let go', async () => {
+    const meter = {
+      createCounter: () => ({ add() {} }),
+      createHistogram: () => ({ record() {} }),
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback() {},
+      removeBatchObservableCallback() {
+        throw new Error('meter provider shut down');
+      },
+    };
+    const p = producer({ aggregation: false, meter });
+    const a = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await a).value?.attempts).toHaveLength(1);
+    const closed = track(p.close());
+    await vi.advanceTimersByTimeAsync(100);
+    expect(closed.status).toBe('fulfilled');
   });
 
   it('an app meter whose instruments throw changes nothing: every record settles as it should', async () => {
