@@ -130,6 +130,9 @@ export function deaggregate(
   record: DeaggregateInput,
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', 'an object (or left out)', options);
+  }
   const input = normalizeInput(record);
   const [start, end] = resolveRange(options.hashKeyRange);
   const onCorrupt = options.onCorrupt ?? 'passthrough';

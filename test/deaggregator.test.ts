@@ -471,6 +471,9 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
     expect(refused(null as never)).toThrow(
       new InvalidOptionError('hashKeyRange', 'a shard hash-key range object', null),
     );
+    expect(() => deaggregate({ data: two.data, partitionKey: 'a' }, null as never)).toThrow(
+      new InvalidOptionError('options', 'an object (or left out)', null),
+    );
     // The whole space is a range, as are its two ends.
     const whole = { startingHashKey: 0n, endingHashKey: MAX_HASH_KEY };
     expect(deaggregate({ data: two.data, partitionKey: 'a' }, { hashKeyRange: whole })).toHaveLength(2);
