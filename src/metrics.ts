@@ -261,29 +261,22 @@ export class OtelInstruments {
   constructor(meter: MeterLike, observe: () => Iterable<GaugeReading>) {
     // An instrument that throws (its exporter shut down) must not throw out of the producer's work,
     // which would strand the records in hand: what it throws is dropped, as a logger's is.
+    const guarded =
+      (call: (value: number, attributes?: Attributes) => void) =>
+      (value: number, attributes?: Attributes): void => {
+        try {
+          call(value, attributes);
+        } catch {
+          // Nowhere to tell it but the meter itself.
+        }
+      };
     const counter = (name: string, description: string, unit = '{record}'): CounterLike => {
       const instrument = meter.createCounter(name, { description, unit });
-      return {
-        add(value, attributes) {
-          try {
-            instrument.add(value, attributes);
-          } catch {
-            // Nowhere to tell it but the meter itself.
-          }
-        },
-      };
+      return { add: guarded((value, attributes) => instrument.add(value, attributes)) };
     };
     const histogram = (name: string, description: string, unit: string): HistogramLike => {
       const instrument = meter.createHistogram(name, { description, unit });
-      return {
-        record(value, attributes) {
-          try {
-            instrument.record(value, attributes);
-          } catch {
-            // Nowhere to tell it but the meter itself.
-          }
-        },
-      };
+      return { record: guarded((value, attributes) => instrument.record(value, attributes)) };
     };
     this.UserRecordsReceived = counter('UserRecordsReceived', 'User records accepted by put/send');
     this.UserRecordsPut = counter('UserRecordsPut', 'User records written');
