@@ -233,3 +233,19 @@ export function describeValue(value: unknown, shownLength = 40): string {
       return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
   }
 }
+
+/**
+ * `String(error)`, or a stand-in when that throws (an object without a prototype, a Proxy that
+ * throws or was revoked): what was thrown is told, and telling it never throws again.
+ */
+export function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    try {
+      return Object.prototype.toString.call(error);
+    } catch {
+      return '[a value that cannot be shown]';
+    }
+  }
+}

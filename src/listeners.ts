@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import { describeThrown } from './errors.js';
 
 /** One listener as eventemitter3 keeps it: its function, the `this` it is called with, and `once`. */
 interface ListenerEntry {
@@ -80,20 +81,4 @@ export function thrownByApp(error: unknown): { error: string; stack?: string } {
   }
   const text = describeThrown(error);
   return typeof stack === 'string' ? { error: text, stack } : { error: text };
-}
-
-/**
- * `String(error)`, or a stand-in when that throws (an object without a prototype, a Proxy that
- * throws or was revoked): what was thrown is told, and telling it never throws again.
- */
-export function describeThrown(error: unknown): string {
-  try {
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  } catch {
-    try {
-      return Object.prototype.toString.call(error);
-    } catch {
-      return '[a value that cannot be shown]';
-    }
-  }
 }

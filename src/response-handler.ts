@@ -1,6 +1,6 @@
 import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
-import { ErrorCode } from './errors.js';
-import { describeThrown, thrownByApp } from './listeners.js';
+import { describeThrown, ErrorCode } from './errors.js';
+import { thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
@@ -25,11 +25,6 @@ export class ResponseHandler {
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
   readonly #pump: () => void;
-  /**
-   * Records of the batch being handled whose fate is decided: those before this index. One field for
-   * all batches, as answers are handled one at a time (the sender never calls back synchronously).
-   */
-  #handled = 0;
 
   constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
     this.#options = options;
@@ -40,29 +35,32 @@ export class ResponseHandler {
   }
 
   handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
-    this.#handled = 0;
     try {
       this.#handle(pipeline, batch, outcome);
     } catch (error) {
       this.#failUnhandled(pipeline, batch, error);
     }
+    // Only now is anything sent: until here, each record of the batch is settled, held by the
+    // pipeline again, or stranded (see #failUnhandled).
+    try {
+      this.#pump();
+    } catch (pumpError) {
+      this.#logger.error(thrownByApp(pumpError), 'kinesis-producer: sending failed to resume');
+    }
   }
 
   /**
-   * The answer could not be handled: a defect of the producer (or of an app's meter). The batch has
-   * left the dispatcher, so without this the records not handled yet would never settle and `close()`
-   * would wait for them for good. Those fail with `Internal`, and their shards go on. Records handled
-   * before the throw keep their fate (written, failed, or set to retry), and so does the one being
-   * handled when it came, if the pipeline holds it again (set to retry, or split).
+   * The answer could not be handled: a defect of the producer. The batch has left the dispatcher, so
+   * without this the records the handling did not reach would never settle and `close()` would wait
+   * for them for good. They fail with `Internal`, and their shards go on. The others keep the fate the
+   * handling gave them: settled, or held by the pipeline again (set to retry, split, waiting for a
+   * newer map) — failing those too would tell Internal of a record that is then written.
    */
   #failUnhandled(pipeline: StreamPipeline, batch: readonly OutboundRecord[], error: unknown): void {
     const reason = describeThrown(error);
-    // Records the pipeline holds again (set to retry, split, waiting for a newer map) go on as they
-    // are: failing them too would tell Internal of a record that is then written.
     const held = new Set(pipeline.pendingItems());
-    for (const [i, record] of batch.entries()) {
+    for (const record of batch) {
       if (!pipeline.isLanded(record)) pipeline.release(record);
-      if (i < this.#handled) continue;
       for (const item of record.items) {
         if (held.has(item)) continue;
         this.#settlement.fail(
@@ -75,11 +73,6 @@ export class ResponseHandler {
           error,
         );
       }
-    }
-    try {
-      this.#pump();
-    } catch (pumpError) {
-      this.#logger.error(thrownByApp(pumpError), 'kinesis-producer: sending failed to resume');
     }
   }
 
@@ -123,10 +116,7 @@ export class ResponseHandler {
         { stream: pipeline.stream.label, records: batch.length, code: failure.code, kind: failure.kind },
         'PutRecords request failed',
       );
-      for (let i = 0; i < batch.length; i++) {
-        failed(batch[i]!, failure.kind, failure.code, failure.message, false);
-        this.#handled = i + 1;
-      }
+      for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
     } else {
       // A client of the user's own may answer with anything (a test double that returns nothing):
       // records without a result are retried as `MissingResult`.
@@ -152,13 +142,11 @@ export class ResponseHandler {
             true,
           );
         }
-        this.#handled = i + 1;
       }
     }
     // With ordering, a shard may send again once its record's answer is handled (a record waiting for
     // a newer shard map keeps its shard until then: the pipeline releases it).
     for (const record of batch) if (!pipeline.isLanded(record)) pipeline.release(record);
-    this.#pump();
   }
 
   /**

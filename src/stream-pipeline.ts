@@ -1,5 +1,5 @@
 import { AggregateBuilder, type KinesisRecord } from './aggregator.js';
-import { ErrorCode, InvalidRecordError } from './errors.js';
+import { describeThrown, ErrorCode, InvalidRecordError } from './errors.js';
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
@@ -459,7 +459,7 @@ export class StreamPipeline {
   ): void {
     const items = builder.items;
     builder.reset();
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const reason = describeThrown(error);
     for (const item of items) {
       this.#host.fail(
         this.stream,
