@@ -41,3 +41,49 @@ export const systemClock: Clock = {
     clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 };
+
+/** Calls of {@link ArrivalClock.now} that one reading of the clock may answer. */
+const CALLS_PER_READING = 16;
+
+/**
+ * The time records arrive (`put`, `send`, a put let in from the wait for room), read cheaply: one
+ * reading of `clock` answers the calls made in the same synchronous run of code, up to 16 of them. A
+ * reading costs about 60 ns on Node 20, which with 100 B records was 9% of the producer's own time
+ * per record; an application sending in a loop now pays it once per 16 records.
+ *
+ * A record may so be stamped as early as the start of that run (or 15 calls before it): its
+ * buffering time and TTL end that much sooner, never later. Readings never go back, so records taken
+ * one after the other are stamped in order. A run of code that takes long between its sends (or a
+ * test that moves fake timers forward synchronously between them) stamps up to 15 of the sends with
+ * an earlier time.
+ */
+export class ArrivalClock {
+  readonly #clock: Clock;
+  #reading = 0;
+  /** Calls the reading answered; at the limit, the next call reads the clock. */
+  #calls = CALLS_PER_READING;
+  #forgetQueued = false;
+  readonly #forget = () => {
+    this.#calls = CALLS_PER_READING;
+    this.#forgetQueued = false;
+  };
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  now(): number {
+    if (this.#calls < CALLS_PER_READING) {
+      this.#calls++;
+      return this.#reading;
+    }
+    // Forgotten once the run of code ends: the next run reads the clock again.
+    if (!this.#forgetQueued) {
+      this.#forgetQueued = true;
+      queueMicrotask(this.#forget);
+    }
+    this.#calls = 1;
+    this.#reading = this.#clock.now();
+    return this.#reading;
+  }
+}

@@ -4,6 +4,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { EventEmitter } from 'eventemitter3';
 import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
 import { createClient } from './client.js';
+import { ArrivalClock } from './clock.js';
 import { Dispatcher } from './dispatcher.js';
 import {
   AbortedError,
@@ -127,6 +128,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #partitionKey: KnownPartitionKey | undefined;
   #hashKey = 0n;
   readonly #room: Room;
+  /** When records arrive: one clock reading per burst of puts and sends. */
+  readonly #arrivals: ArrivalClock;
   readonly #barrier = new FlushBarrier();
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
@@ -170,6 +173,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? createClient(options, resolved);
     const clock = resolved.clock;
+    this.#arrivals = new ArrivalClock(clock);
     this.#room = new Room(
       resolved,
       () => clock.now(),
@@ -256,7 +260,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     captured.resolve = captured.reject = noop;
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#options.clock.now();
+    const now = this.#arrivals.now();
     const share = pipeline.shareFor(this.#hashKey);
     if (this.#room.hasRoomFor(bytes, share, now)) {
       this.#takeMeasured(record, pipeline, share, resolve, reject, undefined, now);
@@ -284,7 +288,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       {
         admit: (admittedTo) => {
           const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
-          const takenAt = this.#options.clock.now();
+          const takenAt = this.#arrivals.now();
           this.#take(
             record,
             pipeline,
@@ -343,7 +347,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const pipeline = this.#prepare(record);
     const facts = this.#facts;
     const bytes = facts.partitionKeyBytes + facts.dataBytes;
-    const now = this.#options.clock.now();
+    const now = this.#arrivals.now();
     const share = pipeline.shareFor(this.#hashKey);
     if (!this.#room.hasRoomFor(bytes, share, now)) {
       this.#room.owe(share);
