@@ -94,6 +94,13 @@ export interface PartitionKeyEntry extends ValidatedPartitionKey {
   aggregate: number;
   /** The encoder that stamped it, to tell whether that aggregate is still open. */
   stampedBy: object | undefined;
+  /**
+   * The key's UTF-8 bytes, kept once it is written into a second aggregate: copying them in costs a
+   * quarter of encoding the string again. A key written only once is not worth the copy.
+   */
+  utf8: Uint8Array | undefined;
+  /** Aggregates the key was written into, counted up to 2 (see `utf8`). */
+  writes: number;
 }
 
 /** A record's data changed length between `add()` and `build()`. */
@@ -233,6 +240,8 @@ class AggregateEncoder {
           index: pk,
           aggregate: this.#aggregate,
           stampedBy: this,
+          utf8: undefined,
+          writes: 0,
         };
         this.#partitionKeys.set(partitionKey, entry);
       } else {
@@ -324,10 +333,19 @@ class AggregateEncoder {
     const buf = Buffer.allocUnsafe(MAGIC.length + bodyBytes + DIGEST_BYTES);
     buf.set(MAGIC, 0);
     let pos = MAGIC.length;
-    for (const { key, bytes } of this.#partitionKeyTable) {
+    for (const entry of this.#partitionKeyTable) {
       buf[pos++] = TAG_PARTITION_KEY_TABLE;
-      pos = writeVarint(buf, pos, bytes);
-      pos += buf.write(key, pos, 'utf8');
+      pos = writeVarint(buf, pos, entry.bytes);
+      const utf8 = entry.utf8;
+      if (utf8 !== undefined) {
+        buf.set(utf8, pos);
+        pos += utf8.length;
+      } else {
+        const start = pos;
+        pos += buf.write(entry.key, pos, 'utf8');
+        // A copy, not a view: a view would keep this whole aggregate in memory.
+        if (++entry.writes > 1) entry.utf8 = new Uint8Array(buf.subarray(start, pos));
+      }
     }
     for (const ehk of this.#hashKeyTable) {
       buf[pos++] = TAG_EXPLICIT_HASH_KEY_TABLE;

@@ -41,6 +41,8 @@ export class PartitionKeyCache {
       index: 0,
       aggregate: 0,
       stampedBy: undefined,
+      utf8: undefined,
+      writes: 0,
       hash: undefined,
       decimal: undefined,
     };

@@ -210,6 +210,23 @@ describe('RecordAggregator: partition keys across aggregates', () => {
     expect(aggregator.build().partitionKey).toBe('k2');
   });
 
+  it('writes a key the same bytes in every aggregate it comes back to', () => {
+    // From its second aggregate on, a key is copied in from bytes kept with it, no longer encoded.
+    const aggregator = new RecordAggregator();
+    const keys = ['k', 'ключ', '🔑', 'x'.repeat(200)];
+    for (let round = 0; round < 4; round++) {
+      const order = [...keys.slice(round), ...keys.slice(0, round)];
+      for (const key of order) aggregator.add({ partitionKey: key, data: bytes(`${round}`) });
+      const expected = frame(
+        oracleEncode({
+          partition_key_table: order,
+          records: order.map((_, i) => ({ partition_key_index: i, data: bytes(`${round}`) })),
+        }),
+      );
+      expect(Buffer.from(aggregator.build().data).equals(expected)).toBe(true);
+    }
+  });
+
   it('validates every record in full, whatever its partition key was seen with before', () => {
     const aggregator = new RecordAggregator({ maxRecordBytes: 100, maxBytes: 100 });
     const key = 'é'.repeat(10); // 20 bytes of UTF-8
