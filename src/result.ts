@@ -29,7 +29,10 @@ export interface PutResult {
   readonly subSequenceNumber: number;
   /** Whether it travelled inside a KPL aggregate. */
   readonly aggregated: boolean;
-  /** Every attempt, the last one successful. */
+  /**
+   * Every attempt, the last one successful. Frozen; records written together that arrived in one
+   * synchronous run of code share one list.
+   */
   readonly attempts: readonly Attempt[];
 }
 
@@ -49,9 +52,10 @@ export interface AttemptLog {
 
 /**
  * @internal Per-record attempts from the shared log: each delay is measured from the record's own
- * arrival or from the end of the attempt before.
+ * arrival or from the end of the attempt before. Frozen, array and attempts: records written together
+ * may share them (see Settlement.succeed).
  */
-export function toAttempts(arrivedAt: number, log: readonly AttemptLog[]): Attempt[] {
+export function toAttempts(arrivedAt: number, log: readonly AttemptLog[]): readonly Attempt[] {
   const out: Attempt[] = new Array(log.length);
   let previousEnd = arrivedAt;
   for (let i = 0; i < log.length; i++) {
@@ -64,8 +68,8 @@ export function toAttempts(arrivedAt: number, log: readonly AttemptLog[]): Attem
     };
     if (a.errorCode !== undefined) attempt.errorCode = a.errorCode;
     if (a.errorMessage !== undefined) attempt.errorMessage = a.errorMessage;
-    out[i] = attempt;
+    out[i] = Object.freeze(attempt);
     previousEnd = a.endedAt;
   }
-  return out;
+  return Object.freeze(out);
 }

@@ -5,7 +5,8 @@ import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
 import type { SendCallback } from './producer.js';
-import { type AttemptLog, type PutResult, toAttempts } from './result.js';
+import type { Attempt, AttemptLog, PutResult } from './result.js';
+import { toAttempts } from './result.js';
 import { classifyEntryError, FailureKind } from './retry-policy.js';
 import type { StreamRef } from './stream-ref.js';
 
@@ -102,6 +103,11 @@ export class Settlement {
     figures.bufferingMax = 0;
     const ownAttempts = record.attempts.length;
     const firstOwnStart = record.attempts[0]!.startedAt;
+    // Records that arrived in the same burst (one clock reading: see ArrivalClock) and made no
+    // attempts in earlier Kinesis records have the same attempts: one frozen array serves them all,
+    // instead of an array and its attempts per awaited record.
+    let shared: readonly Attempt[] | undefined;
+    let sharedArrival = 0;
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       if (item.settled) continue;
@@ -121,12 +127,22 @@ export class Settlement {
       if (buffering > figures.bufferingMax) figures.bufferingMax = buffering;
       if (perRecord) this.#metrics.settled(stream.label, shardId, retries + 1, buffering, now, true);
       if (item.resolve === undefined && item.callback === undefined) continue;
+      let attempts: readonly Attempt[];
+      if (prior !== undefined) {
+        attempts = toAttempts(item.arrivedAt, attemptsOf(item, record));
+      } else {
+        if (shared === undefined || item.arrivedAt !== sharedArrival) {
+          sharedArrival = item.arrivedAt;
+          shared = toAttempts(sharedArrival, record.attempts);
+        }
+        attempts = shared;
+      }
       const result: PutResult = {
         shardId,
         sequenceNumber,
         subSequenceNumber: aggregated ? i : 0,
         aggregated,
-        attempts: toAttempts(item.arrivedAt, attemptsOf(item, record)),
+        attempts,
       };
       if (item.resolve !== undefined) item.resolve(result);
       else this.#callBack(item.callback!, null, result);

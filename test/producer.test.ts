@@ -66,6 +66,25 @@ describe('put: await each record', () => {
     ).toEqual(['one', 'two']);
   });
 
+  it('gives records that arrived together one frozen list of attempts, and a later one its own', async () => {
+    const p = producer();
+    const a = p.put({ partitionKey: 'k', data: 'a' });
+    const b = p.put({ partitionKey: 'k', data: 'b' });
+    await vi.advanceTimersByTimeAsync(30);
+    const c = p.put({ partitionKey: 'k', data: 'c' });
+    await vi.advanceTimersByTimeAsync(150);
+    const [ra, rb, rc] = await Promise.all([a, b, c]);
+    expect(fake.calls).toHaveLength(1);
+    expect(rc.subSequenceNumber).toBe(2); // all three in one aggregate
+    expect(rb.attempts).toBe(ra.attempts);
+    expect(Object.isFrozen(ra.attempts) && Object.isFrozen(ra.attempts[0])).toBe(true);
+    expect(rc.attempts).not.toBe(ra.attempts);
+    expect(Object.isFrozen(rc.attempts) && Object.isFrozen(rc.attempts[0])).toBe(true);
+    // Each counts its wait from its own arrival.
+    expect(ra.attempts[0]!.startedAt).toBe(rc.attempts[0]!.startedAt);
+    expect(ra.attempts[0]!.delayMs - rc.attempts[0]!.delayMs).toBe(30);
+  });
+
   it('reports a record sent alone as not aggregated, with sub-sequence number 0', async () => {
     const p = producer();
     const put = p.put({ partitionKey: 'solo', data: 'x' });
