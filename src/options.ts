@@ -42,19 +42,22 @@ export interface KinesisProducerOptions {
   readonly aggregation?: boolean | undefined;
   /** Most user records in one aggregate. @default 4294967295 */
   readonly aggregationMaxCount?: number | undefined;
-  /** Largest aggregate, partition key + data. @default 51200 */
+  /**
+   * Largest aggregate, partition key + data.
+   * @default 51200, or `collectionMaxBytes` when that is set and smaller
+   */
   readonly aggregationMaxBytes?: number | undefined;
   /** Most Kinesis records in one PutRecords request (service limit 500). @default 500 */
   readonly collectionMaxCount?: number | undefined;
   /**
    * Largest PutRecords request, counting partition keys + data (service limit 10 MiB).
-   * @default 5242880 (5 MiB, as KPL)
+   * @default 5242880 (5 MiB, as KPL), or `aggregationMaxBytes` when that is set and larger
    */
   readonly collectionMaxBytes?: number | undefined;
   /**
    * Time a record has to be written, from its arrival; after it the record fails with `Expired`
    * and every attempt made (KPL RecordTtl).
-   * @default 30000
+   * @default 30000, or four times `maxBufferedTimeMs` when that is set and longer
    */
   readonly recordTtlMs?: number | undefined;
   /**
@@ -166,6 +169,8 @@ export const DEFAULTS = {
 } as const;
 
 const HOUR = 3_600_000;
+/** The longest `recordTtlMs`. */
+const MAX_RECORD_TTL_MS = 24 * HOUR;
 
 /** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
 const OPTION_NAMES = [
@@ -194,11 +199,19 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   // An option left to its default gives way to a related one that was set: only two values both
   // set by the caller can conflict.
   const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
+  if (!given('collectionMaxBytes') && typeof o.aggregationMaxBytes === 'number') {
+    // A request must hold one aggregate: up to the service's 10 MiB, the range checks the rest.
+    o.collectionMaxBytes = Math.max(o.collectionMaxBytes, Math.min(o.aggregationMaxBytes, MAX_REQUEST_BYTES));
+  }
   if (!given('aggregationMaxBytes') && typeof o.collectionMaxBytes === 'number') {
     o.aggregationMaxBytes = Math.min(
       o.aggregationMaxBytes,
       Math.max(MIN_AGGREGATION_MAX_BYTES, o.collectionMaxBytes),
     );
+  }
+  if (!given('recordTtlMs') && typeof o.maxBufferedTimeMs === 'number') {
+    // The other way round: buffering takes at most a quarter of the TTL (up to the TTL's own range).
+    o.recordTtlMs = Math.max(o.recordTtlMs, Math.min(o.maxBufferedTimeMs * 4, MAX_RECORD_TTL_MS));
   }
   if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
     // A quarter of the TTL: buffered that long, then a first request that times out (at half the
@@ -253,7 +266,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkInteger('collectionMaxCount', o.collectionMaxCount, 1, MAX_RECORDS_PER_REQUEST);
   // At least the smallest aggregate, so that one fits in a request.
   checkInteger('collectionMaxBytes', o.collectionMaxBytes, MIN_AGGREGATION_MAX_BYTES, MAX_REQUEST_BYTES);
-  checkInteger('recordTtlMs', o.recordTtlMs, 1, 24 * HOUR);
+  checkInteger('recordTtlMs', o.recordTtlMs, 1, MAX_RECORD_TTL_MS);
   checkBoolean('failIfThrottled', o.failIfThrottled);
   checkInteger('maxConnections', o.maxConnections, 1, 1024);
   checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);

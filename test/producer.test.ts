@@ -1024,12 +1024,32 @@ describe('options', () => {
     { recordTtlMs: 2 },
     { retryBaseDelayMs: 10_000 },
     { retryMaxDelayMs: 50 },
+    { maxBufferedTimeMs: 30_000 },
+    { maxBufferedTimeMs: 3_600_000 },
+    { aggregationMaxBytes: 6_000_000 },
+    { aggregationMaxBytes: 10 * 1024 * 1024 },
   ])('takes %j alone: the default of a related option gives way to it, without a warning', (options) => {
     const { logger, lines } = memoryLogger();
     expect(
       () => new KinesisProducer({ streamName: 's', client: fake.client, logger, ...options }),
     ).not.toThrow();
     expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it.each([
+    [{ maxBufferedTimeMs: 10_000 }, { recordTtlMs: 40_000, maxBufferedTimeMs: 10_000 }],
+    [{ maxBufferedTimeMs: 3_600_000 }, { recordTtlMs: 14_400_000 }],
+    [{ maxBufferedTimeMs: 5_000 }, { recordTtlMs: 30_000 }],
+    [{ aggregationMaxBytes: 8 * 1024 * 1024 }, { collectionMaxBytes: 8 * 1024 * 1024 }],
+    [{ aggregationMaxBytes: 100_000 }, { collectionMaxBytes: 5 * 1024 * 1024 }],
+  ])('resolves %j set alone to %j', (options, expected) => {
+    expect(resolveOptions({ streamName: 's', ...options })).toMatchObject(expected);
+  });
+
+  it('still refuses a maxBufferedTimeMs not below a recordTtlMs that was set too', () => {
+    expect(() => resolveOptions({ streamName: 's', maxBufferedTimeMs: 30_000, recordTtlMs: 30_000 })).toThrow(
+      /Option `maxBufferedTimeMs` must be below recordTtlMs \(30000\)/,
+    );
   });
 
   it('gives a record whose first request times out time for another when only recordTtlMs is set', async () => {
