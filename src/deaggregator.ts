@@ -130,15 +130,32 @@ export function deaggregate(
   record: DeaggregateInput,
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
+  const checked = checkOptions(options);
+  return deaggregateChecked(normalizeInput(record), checked);
+}
+
+/** `deaggregate`'s options, checked once, with the range as numbers. */
+interface CheckedOptions {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly onCorrupt: 'passthrough' | 'throw';
+}
+
+/** @throws {InvalidOptionError} for options `deaggregate` cannot take. */
+function checkOptions(options: DeaggregateOptions): CheckedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object (or left out)', options);
   }
-  const input = normalizeInput(record);
   const [start, end] = resolveRange(options.hashKeyRange);
   const onCorrupt = options.onCorrupt ?? 'passthrough';
   if (onCorrupt !== 'passthrough' && onCorrupt !== 'throw') {
     throw new InvalidOptionError('onCorrupt', "'passthrough' or 'throw'", onCorrupt);
   }
+  return { start, end, onCorrupt };
+}
+
+function deaggregateChecked(input: NormalizedInput, options: CheckedOptions): DeaggregatedRecord[] {
+  const { start, end, onCorrupt } = options;
   const bytes = input.data;
 
   // KCL: aggregated only with the magic, at least one body byte after it besides the digest, a
@@ -181,10 +198,12 @@ export function deaggregateAll(
   records: Iterable<DeaggregateInput> | undefined,
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
+  // Checked before the records, so that wrong options are refused even with no record to read.
+  const checked = checkOptions(options);
   const out: DeaggregatedRecord[] = [];
   if (records === undefined) return out;
   for (const record of records) {
-    for (const user of deaggregate(record, options)) out.push(user);
+    for (const user of deaggregateChecked(normalizeInput(record), checked)) out.push(user);
   }
   return out;
 }

@@ -143,6 +143,15 @@ describe('deaggregate: input shapes', () => {
     expect(deaggregateAll(empty)).toEqual([]);
   });
 
+  it('deaggregateAll refuses wrong options even when there is no record to read', () => {
+    const backwards = { hashKeyRange: { startingHashKey: '5', endingHashKey: '4' } };
+    for (const records of [undefined, []]) {
+      expect(() => deaggregateAll(records, backwards)).toThrow(InvalidOptionError);
+      expect(() => deaggregateAll(records, { onCorrupt: 'ignore' as never })).toThrow(/onCorrupt/);
+      expect(() => deaggregateAll(records, null as never)).toThrow(InvalidOptionError);
+    }
+  });
+
   it('rejects shapes it does not know with a typed error', () => {
     expect(() => deaggregate({} as never)).toThrow(InvalidRecordError);
     expect(() => deaggregate(null as never)).toThrow(/expects a Kinesis record object; received null/);
