@@ -193,6 +193,9 @@ function deaggregateChecked(input: NormalizedInput, options: CheckedOptions): De
 /**
  * {@link deaggregate} over many records (e.g. a GetRecords response), flattened in order. `undefined`
  * (the SDK types `Records` as optional) gives an empty list.
+ *
+ * @throws {InvalidOptionError} for wrong options, even with no record.
+ * @throws {InvalidRecordError} and {@link CorruptAggregateError} as `deaggregate` does.
  */
 export function deaggregateAll(
   records: Iterable<DeaggregateInput> | undefined,
