@@ -286,9 +286,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       bytes,
       share,
       {
-        admit: (admittedTo) => {
+        admit: (admittedTo, now) => {
           const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
-          const takenAt = this.#arrivals.now();
+          // The room read the clock just now: that reading serves, and later arrivals go on from it.
+          const takenAt = this.#arrivals.observe(now);
           this.#take(
             record,
             pipeline,

@@ -30,8 +30,8 @@ export interface PutResult {
   /** Whether it travelled inside a KPL aggregate. */
   readonly aggregated: boolean;
   /**
-   * Every attempt, the last one successful. Frozen; records written together that arrived in one
-   * synchronous run of code share one list.
+   * Every attempt, the last one successful. Frozen; records of one Kinesis record with the same
+   * arrival time may share one list.
    */
   readonly attempts: readonly Attempt[];
 }

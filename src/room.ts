@@ -43,8 +43,8 @@ const STALE_SHARE = 1 / 8;
 
 /** What the producer does with a waiting record: take it once it fits, or drop it. */
 export interface RoomRequest {
-  /** Takes the record into `share`; called when room is found. */
-  admit(share: RoomShare): void;
+  /** Takes the record into `share`; called when room is found, at `now` (a fresh clock reading). */
+  admit(share: RoomShare, now: number): void;
   /** The wait ended without room: its signal aborted, or close() gave up on it (`reason` says which). */
   cancel(why: 'aborted' | 'evicted', reason: unknown): void;
   /** The share the record belongs to now (asked again when a shard map changes). */
@@ -538,7 +538,7 @@ export class Room {
       ready.pop();
       this.#unlink(waiter);
       if (waiter.signal !== undefined) this.#leaveGroup(waiter, waiter.signal);
-      waiter.request.admit(share);
+      waiter.request.admit(share, now);
       const next = share.first;
       if (next !== undefined && this.#shareFits(next.bytes, share, now)) ready.push(share);
     }

@@ -103,9 +103,9 @@ export class Settlement {
     figures.bufferingMax = 0;
     const ownAttempts = record.attempts.length;
     const firstOwnStart = record.attempts[0]!.startedAt;
-    // Records that arrived in the same burst (one clock reading: see ArrivalClock) and made no
-    // attempts in earlier Kinesis records have the same attempts: one frozen array serves them all,
-    // instead of an array and its attempts per awaited record.
+    // Records with the same arrival time (records taken one after the other share a clock reading:
+    // see ArrivalClock) that made no attempts in earlier Kinesis records have the same attempts: one
+    // frozen array serves them all, instead of an array and its attempts per awaited record.
     let shared: readonly Attempt[] | undefined;
     let sharedArrival = 0;
     for (let i = 0; i < items.length; i++) {

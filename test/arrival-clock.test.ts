@@ -35,4 +35,28 @@ describe('ArrivalClock', () => {
     expect(arrivals.now()).toBe(1_002);
     expect(clock.readings).toBe(3);
   });
+
+  it('shares a reading with the microtasks queued before it, and with none queued after', async () => {
+    const clock = countingClock();
+    const arrivals = new ArrivalClock(clock);
+    const times: number[] = [];
+    queueMicrotask(() => {
+      times.push(arrivals.now()); // reads, and queues the reading's end behind the next one
+      queueMicrotask(() => times.push(arrivals.now()));
+    });
+    queueMicrotask(() => times.push(arrivals.now())); // queued before the reading: shares it
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(times).toEqual([1_000, 1_000, 1_001]);
+  });
+
+  it('takes a later reading from elsewhere for the calls that share it, never an earlier one', () => {
+    const clock = countingClock();
+    const arrivals = new ArrivalClock(clock);
+    expect(arrivals.now()).toBe(1_000);
+    expect(arrivals.observe(1_500)).toBe(1_500);
+    expect(arrivals.now()).toBe(1_500);
+    expect(arrivals.observe(1_200)).toBe(1_500);
+    expect(arrivals.now()).toBe(1_500);
+    expect(clock.readings).toBe(1);
+  });
 });
