@@ -16,7 +16,9 @@ export interface KnownPartitionKey extends PartitionKeyEntry {
  * gives validation its measured key, routing its hash, and the shard's aggregate encoder its table
  * entry (which an encoder would otherwise look up in a map of its own, and allocate again for every
  * aggregate). Bounded: when full it starts over, which costs one re-measure and re-hash per key and
- * never grows memory.
+ * never grows memory. An entry holds, besides the key, about 100 bytes, and the copy of the key's
+ * UTF-8 bytes the encoder keeps once the key is in a second aggregate (about 250 bytes for a 36-byte
+ * key): 16,384 hot keys of 36 bytes take about 6 MiB, the longest keys about 14 MiB.
  */
 export class PartitionKeyCache {
   readonly #keys = new Map<string, KnownPartitionKey>();
