@@ -5,8 +5,7 @@ import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
 import type { SendCallback } from './producer.js';
-import type { Attempt, AttemptLog, PutResult } from './result.js';
-import { toAttempts } from './result.js';
+import { type Attempt, type AttemptLog, type PutResult, toAttempts } from './result.js';
 import { classifyEntryError, FailureKind } from './retry-policy.js';
 import type { StreamRef } from './stream-ref.js';
 
