@@ -79,7 +79,7 @@ export class ArrivalClock {
       this.#calls++;
       return this.#reading;
     }
-    // Forgotten once the run of code ends: the next run reads the clock again.
+    // Forgotten once the microtasks queued before this reading have run: later calls read again.
     if (!this.#forgetQueued) {
       this.#forgetQueued = true;
       queueMicrotask(this.#forget);
