@@ -2,6 +2,7 @@
 import { Agent } from 'node:http';
 import { KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { withNativeBody } from '../src/put-records-body.js';
 
 /** The stream every benchmark writes to; the null sink accepts any name. */
 export const BENCH_STREAM = 'bench';
@@ -25,9 +26,19 @@ export function benchClient(endpoint: string, maxSockets: number): KinesisClient
   });
 }
 
-/** Sends one PutRecords request and throws unless every entry was accepted. */
-export async function putRecords(client: KinesisClient, entries: PutRecordsRequestEntry[]): Promise<void> {
-  const output = await client.send(new PutRecordsCommand({ StreamName: BENCH_STREAM, Records: entries }));
+/**
+ * Sends one PutRecords request and throws unless every entry was accepted. With `nativeBody`, the
+ * records are written into the request as KinesisProducer writes them (see withNativeBody), not by the
+ * SDK's serializer.
+ */
+export async function putRecords(
+  client: KinesisClient,
+  entries: PutRecordsRequestEntry[],
+  nativeBody = false,
+): Promise<void> {
+  const command = new PutRecordsCommand({ StreamName: BENCH_STREAM, Records: entries });
+  if (nativeBody) withNativeBody(command);
+  const output = await client.send(command);
   if (output.FailedRecordCount !== 0 || output.Records?.length !== entries.length) {
     throw new Error(
       `PutRecords of ${entries.length} records: ${output.FailedRecordCount} failed, ${output.Records?.length} results`,

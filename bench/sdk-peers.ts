@@ -1,9 +1,10 @@
 /**
- * What sending costs without our producer: the plain SDK, aws-kinesis-agg + SDK, and the raw ceiling
- * (the SDK alone sending aggregates built before timing), all against the null sink.
+ * What sending costs without our producer: the plain SDK, aws-kinesis-agg + SDK, the raw ceiling (the
+ * SDK alone sending aggregates built before timing), and our codec and body writer with nothing around
+ * them, all against the null sink.
  */
 import type { PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
-import { DEFAULT_AGGREGATION_MAX_BYTES, RecordAggregator } from '../src/index.js';
+import { DEFAULT_AGGREGATION_MAX_BYTES, type KinesisRecord, RecordAggregator } from '../src/index.js';
 import type { Case, Metrics, RunSettings } from './case.js';
 import { partitionKeyHashKey, shardIndexOf } from './hash-space.js';
 import { kinesisAggAggregate } from './kinesis-agg.js';
@@ -75,16 +76,24 @@ function plainSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
   });
 }
 
+/** `records` in runs of ~`KINESIS_AGG_CHUNK_BYTES` of data, each with its data bytes. */
+function kinesisAggChunks(
+  records: readonly BenchRecord[],
+  recordBytes: number,
+): { records: BenchRecord[]; bytes: number }[] {
+  const perChunk = Math.max(1, Math.floor(KINESIS_AGG_CHUNK_BYTES / recordBytes));
+  const chunks: { records: BenchRecord[]; bytes: number }[] = [];
+  for (let i = 0; i < records.length; i += perChunk) {
+    const chunk = records.slice(i, i + perChunk);
+    chunks.push({ records: chunk, bytes: dataBytes(chunk) });
+  }
+  return chunks;
+}
+
 /** (b) aws-kinesis-agg's aggregates, sent with the SDK; aggregation is timed too. */
 function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
   return measureAgainstSink(settings, () => {
-    const records = workload(params);
-    const perChunk = Math.max(1, Math.floor(KINESIS_AGG_CHUNK_BYTES / params.recordBytes));
-    const chunks: { records: BenchRecord[]; bytes: number }[] = [];
-    for (let i = 0; i < records.length; i += perChunk) {
-      const chunk = records.slice(i, i + perChunk);
-      chunks.push({ records: chunk, bytes: dataBytes(chunk) });
-    }
+    const chunks = kinesisAggChunks(workload(params), params.recordBytes);
     let next = 0;
     return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
@@ -169,6 +178,64 @@ function rawCeiling(params: PeerParams, settings: RunSettings): Promise<Metrics>
   });
 }
 
+/**
+ * (d) Aggregating and sending, nothing else: RecordAggregator per predicted shard (the shard looked up
+ * once per key) and the PutRecords body written as KinesisProducer writes it, timed together on
+ * ~4 MiB of user records at a time, as (b) is. This is the work the producer cannot skip for a record
+ * sent and forgotten: validate, aggregate, MD5, write and sign the body, HTTP. It has none of the
+ * producer's room, settlement, metrics, timers or retries, so on one thread its rate is about the most
+ * `send()` could reach.
+ */
+function aggregateAndSend(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+  return measureAgainstSink(settings, () => {
+    const chunks = kinesisAggChunks(workload(params), params.recordBytes);
+    const aggregators = Array.from(
+      { length: SHARDS },
+      () => new RecordAggregator({ maxBytes: DEFAULT_AGGREGATION_MAX_BYTES }),
+    );
+    const shardOfKey = new Map<string, number>();
+    const shardOf = (partitionKey: string): number => {
+      let shard = shardOfKey.get(partitionKey);
+      if (shard === undefined) {
+        shard = shardIndexOf(partitionKeyHashKey(partitionKey), SHARDS);
+        shardOfKey.set(partitionKey, shard);
+      }
+      return shard;
+    };
+    let next = 0;
+    return async ({ client }, until): Promise<Tally> => {
+      const tally = { records: 0, bytes: 0 };
+      await keepInFlight(IN_FLIGHT, until, async () => {
+        const chunk = chunks[next++ % chunks.length]!;
+        // Synchronous up to the first send: the jobs in flight never share an open aggregate.
+        const aggregates: KinesisRecord[] = [];
+        for (const record of chunk.records) {
+          const aggregator = aggregators[shardOf(record.partitionKey)]!;
+          if (!aggregator.add(record)) {
+            aggregates.push(aggregator.build());
+            aggregator.add(record);
+          }
+        }
+        for (const aggregator of aggregators) if (aggregator.count > 0) aggregates.push(aggregator.build());
+        for (const request of packRequests(aggregates)) {
+          await putRecords(
+            client,
+            request.map((a) => ({
+              Data: a.data,
+              PartitionKey: a.partitionKey,
+              ExplicitHashKey: a.explicitHashKey,
+            })),
+            true,
+          );
+        }
+        tally.records += chunk.records.length;
+        tally.bytes += chunk.bytes;
+      });
+      return tally;
+    };
+  });
+}
+
 export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({ bytes, label }) => [
   {
     name: `sdk/plain/${bytes}`,
@@ -196,5 +263,13 @@ export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({
     reference: SENDING_PEERS.ceiling,
     params: { recordBytes: bytes },
     run: rawCeiling,
+  },
+  {
+    name: `sdk/aggregate-and-send/${bytes}`,
+    section,
+    group: label,
+    label: 'aggregate + send alone: RecordAggregator, native body, no producer',
+    params: { recordBytes: bytes },
+    run: aggregateAndSend,
   },
 ]);
