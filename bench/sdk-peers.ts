@@ -28,11 +28,12 @@ import {
 } from './workload.js';
 
 /**
- * User data handed to each aws-kinesis-agg `aggregate()` call: ~4 MiB aggregates to ~4 full 1 MiB
- * aggregates and a partial one, which fit one 5 MiB PutRecords request. A larger chunk would hold
- * back sending while it aggregates; a smaller one would leave more partial aggregates.
+ * User data aggregated at a time by the cases that time aggregation with the sends (see sendInChunks):
+ * with aws-kinesis-agg, ~4 MiB aggregates to ~4 full 1 MiB aggregates and a partial one, which fit one
+ * 5 MiB PutRecords request. A larger chunk would hold back sending while it aggregates; a smaller one
+ * would leave more partial aggregates.
  */
-const KINESIS_AGG_CHUNK_BYTES = PUT_RECORDS_MAX_BYTES - 1024 * 1024;
+const CHUNK_BYTES = PUT_RECORDS_MAX_BYTES - 1024 * 1024;
 
 function dataBytes(records: readonly { readonly data: Uint8Array }[]): number {
   let bytes = 0;
@@ -76,38 +77,46 @@ function plainSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
   });
 }
 
-/** `records` in runs of ~`KINESIS_AGG_CHUNK_BYTES` of data, each with its data bytes. */
-function kinesisAggChunks(
-  records: readonly BenchRecord[],
-  recordBytes: number,
-): { records: BenchRecord[]; bytes: number }[] {
-  const perChunk = Math.max(1, Math.floor(KINESIS_AGG_CHUNK_BYTES / recordBytes));
-  const chunks: { records: BenchRecord[]; bytes: number }[] = [];
-  for (let i = 0; i < records.length; i += perChunk) {
-    const chunk = records.slice(i, i + perChunk);
-    chunks.push({ records: chunk, bytes: dataBytes(chunk) });
-  }
-  return chunks;
+/** An aggregate as the chunked cases send it. */
+interface ChunkAggregate {
+  readonly partitionKey: string;
+  readonly data: Uint8Array;
+  readonly explicitHashKey: string | undefined;
 }
 
-/** (b) aws-kinesis-agg's aggregates, sent with the SDK; aggregation is timed too. */
-function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+/**
+ * Sends the workload ~`CHUNK_BYTES` of user data at a time, `IN_FLIGHT` chunks at once:
+ * `aggregate` turns a chunk into aggregates, sent in PutRecords-sized requests (written by the SDK, or
+ * with `nativeBody` as KinesisProducer writes them). The aggregation is timed with the sends.
+ */
+function sendInChunks(
+  params: PeerParams,
+  settings: RunSettings,
+  aggregate: (records: readonly BenchRecord[]) => ChunkAggregate[] | Promise<ChunkAggregate[]>,
+  nativeBody: boolean,
+): Promise<Metrics> {
   return measureAgainstSink(settings, () => {
-    const chunks = kinesisAggChunks(workload(params), params.recordBytes);
+    const records = workload(params);
+    const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / params.recordBytes));
+    const chunks: { records: BenchRecord[]; bytes: number }[] = [];
+    for (let i = 0; i < records.length; i += perChunk) {
+      const chunk = records.slice(i, i + perChunk);
+      chunks.push({ records: chunk, bytes: dataBytes(chunk) });
+    }
     let next = 0;
     return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
       await keepInFlight(IN_FLIGHT, until, async () => {
         const chunk = chunks[next++ % chunks.length]!;
-        const aggregates = await kinesisAggAggregate(chunk.records);
-        for (const request of packRequests(aggregates)) {
+        for (const request of packRequests(await aggregate(chunk.records))) {
           await putRecords(
             client,
             request.map((a) => ({
               Data: a.data,
               PartitionKey: a.partitionKey,
-              ExplicitHashKey: a.ExplicitHashKey,
+              ExplicitHashKey: a.explicitHashKey,
             })),
+            nativeBody,
           );
         }
         tally.records += chunk.records.length;
@@ -116,6 +125,21 @@ function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metri
       return tally;
     };
   });
+}
+
+/** (b) aws-kinesis-agg's aggregates, sent with the SDK; aggregation is timed too. */
+function kinesisAggSdk(params: PeerParams, settings: RunSettings): Promise<Metrics> {
+  return sendInChunks(
+    params,
+    settings,
+    async (records) =>
+      (await kinesisAggAggregate(records)).map((a) => ({
+        partitionKey: a.partitionKey,
+        data: a.data,
+        explicitHashKey: a.ExplicitHashKey,
+      })),
+    false,
+  );
 }
 
 /** One aggregate built before timing, with what it holds. */
@@ -181,59 +205,39 @@ function rawCeiling(params: PeerParams, settings: RunSettings): Promise<Metrics>
 /**
  * (d) Aggregating and sending, nothing else: RecordAggregator per predicted shard (the shard looked up
  * once per key) and the PutRecords body written as KinesisProducer writes it, timed together on
- * ~4 MiB of user records at a time, as (b) is. This is the work the producer cannot skip for a record
+ * ~4 MiB of user records at a time, as (b) is (see sendInChunks). This is the work the producer cannot skip for a record
  * sent and forgotten: validate, aggregate, MD5, write and sign the body, HTTP. It has none of the
  * producer's room, settlement, metrics, timers or retries, so on one thread its rate is about the most
  * `send()` could reach.
  */
 function aggregateAndSend(params: PeerParams, settings: RunSettings): Promise<Metrics> {
-  return measureAgainstSink(settings, () => {
-    const chunks = kinesisAggChunks(workload(params), params.recordBytes);
-    const aggregators = Array.from(
-      { length: SHARDS },
-      () => new RecordAggregator({ maxBytes: DEFAULT_AGGREGATION_MAX_BYTES }),
-    );
-    const shardOfKey = new Map<string, number>();
-    const shardOf = (partitionKey: string): number => {
-      let shard = shardOfKey.get(partitionKey);
-      if (shard === undefined) {
-        shard = shardIndexOf(partitionKeyHashKey(partitionKey), SHARDS);
-        shardOfKey.set(partitionKey, shard);
+  const aggregators = Array.from(
+    { length: SHARDS },
+    () => new RecordAggregator({ maxBytes: DEFAULT_AGGREGATION_MAX_BYTES }),
+  );
+  const shardOfKey = new Map<string, number>();
+  const shardOf = (partitionKey: string): number => {
+    let shard = shardOfKey.get(partitionKey);
+    if (shard === undefined) {
+      shard = shardIndexOf(partitionKeyHashKey(partitionKey), SHARDS);
+      shardOfKey.set(partitionKey, shard);
+    }
+    return shard;
+  };
+  // Synchronous: the chunks in flight never share an open aggregate.
+  const aggregate = (records: readonly BenchRecord[]): KinesisRecord[] => {
+    const aggregates: KinesisRecord[] = [];
+    for (const record of records) {
+      const aggregator = aggregators[shardOf(record.partitionKey)]!;
+      if (!aggregator.add(record)) {
+        aggregates.push(aggregator.build());
+        aggregator.add(record);
       }
-      return shard;
-    };
-    let next = 0;
-    return async ({ client }, until): Promise<Tally> => {
-      const tally = { records: 0, bytes: 0 };
-      await keepInFlight(IN_FLIGHT, until, async () => {
-        const chunk = chunks[next++ % chunks.length]!;
-        // Synchronous up to the first send: the jobs in flight never share an open aggregate.
-        const aggregates: KinesisRecord[] = [];
-        for (const record of chunk.records) {
-          const aggregator = aggregators[shardOf(record.partitionKey)]!;
-          if (!aggregator.add(record)) {
-            aggregates.push(aggregator.build());
-            aggregator.add(record);
-          }
-        }
-        for (const aggregator of aggregators) if (aggregator.count > 0) aggregates.push(aggregator.build());
-        for (const request of packRequests(aggregates)) {
-          await putRecords(
-            client,
-            request.map((a) => ({
-              Data: a.data,
-              PartitionKey: a.partitionKey,
-              ExplicitHashKey: a.explicitHashKey,
-            })),
-            true,
-          );
-        }
-        tally.records += chunk.records.length;
-        tally.bytes += chunk.bytes;
-      });
-      return tally;
-    };
-  });
+    }
+    for (const aggregator of aggregators) if (aggregator.count > 0) aggregates.push(aggregator.build());
+    return aggregates;
+  };
+  return sendInChunks(params, settings, aggregate, true);
 }
 
 export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({ bytes, label }) => [
