@@ -2,7 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { md5Hex, partitionKeyHash } from './hash-key.js';
-import { checkInteger } from './option-checks.js';
+import { checkInteger, checkOptionsObject, type Nothing, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   AGGREGATE_PARTITION_KEY,
@@ -36,7 +36,10 @@ export interface KinesisRecord {
   readonly data: Uint8Array;
 }
 
-/** Options of {@link RecordAggregator}. */
+/**
+ * Options of {@link RecordAggregator}. One it does not know is ignored, with a process warning naming
+ * the option most likely meant (once per name in a process).
+ */
 export interface RecordAggregatorOptions {
   /**
    * Largest aggregate to build, counting partition key + data as the service does. A single record
@@ -55,6 +58,24 @@ export interface RecordAggregatorOptions {
    */
   readonly maxRecordBytes?: number;
 }
+
+/** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
+const RECORD_AGGREGATOR_OPTIONS = [
+  'maxBytes',
+  'maxCount',
+  'maxRecordBytes',
+] as const satisfies readonly (keyof RecordAggregatorOptions)[];
+/** Other names of the options, lower-cased: KPL's, and the `size` it says for bytes. */
+const AGGREGATOR_OPTION_ALIASES = new Map<string, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>([
+  ['maxsize', 'maxBytes'],
+  ['aggregationmaxsize', 'maxBytes'],
+  ['aggregationmaxcount', 'maxCount'],
+  ['maxrecordsize', 'maxRecordBytes'],
+]);
+/** @internal Fails to compile when an option is added to RecordAggregatorOptions and not to the list above. */
+export type UnnamedAggregatorOptions = Nothing<
+  Exclude<keyof RecordAggregatorOptions, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>
+>;
 
 /** Defaults of the aggregation limits, as KPL ships them. */
 export const DEFAULT_AGGREGATION_MAX_BYTES = 51200;
@@ -545,6 +566,9 @@ export class RecordAggregator {
   readonly #facts = newRecordFacts();
 
   constructor(options: RecordAggregatorOptions = {}) {
+    checkOptionsObject('options', options);
+    options ??= {};
+    warnUnknownOptions('RecordAggregator', options, RECORD_AGGREGATOR_OPTIONS, AGGREGATOR_OPTION_ALIASES);
     const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
     checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);

@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
 import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
+import { type Nothing, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   DIGEST_BYTES,
@@ -81,7 +82,10 @@ export type HashKeyRange =
   | { readonly startingHashKey: string | bigint; readonly endingHashKey: string | bigint }
   | { readonly StartingHashKey?: string | undefined; readonly EndingHashKey?: string | undefined };
 
-/** Options of {@link deaggregate}. */
+/**
+ * Options of {@link deaggregate} and {@link deaggregateAll}. One they do not know is ignored, with a
+ * process warning naming the option most likely meant (once per name in a process).
+ */
 export interface DeaggregateOptions {
   /**
    * The hash-key range of the shard the record was read from. As KCL does, an aggregate holding any
@@ -101,6 +105,16 @@ export interface DeaggregateOptions {
    */
   readonly onCorrupt?: 'passthrough' | 'throw';
 }
+
+/** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
+const DEAGGREGATE_OPTIONS = [
+  'hashKeyRange',
+  'onCorrupt',
+] as const satisfies readonly (keyof DeaggregateOptions)[];
+/** @internal Fails to compile when an option is added to DeaggregateOptions and not to the list above. */
+export type UnnamedDeaggregateOptions = Nothing<
+  Exclude<keyof DeaggregateOptions, (typeof DEAGGREGATE_OPTIONS)[number]>
+>;
 
 interface NormalizedInput {
   data: Uint8Array;
@@ -146,6 +160,7 @@ function checkOptions(options: DeaggregateOptions): CheckedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object (or left out)', options);
   }
+  warnUnknownOptions('deaggregate', options, DEAGGREGATE_OPTIONS);
   const [start, end] = resolveRange(options.hashKeyRange);
   const onCorrupt = options.onCorrupt ?? 'passthrough';
   if (onCorrupt !== 'passthrough' && onCorrupt !== 'throw') {

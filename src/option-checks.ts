@@ -1,4 +1,5 @@
 import { InvalidOptionError } from './errors.js';
+import { defaultLogger } from './logger.js';
 import { MAX_STREAM_ARN_LENGTH, streamIdExpected } from './stream-ref.js';
 
 /** Throws {@link InvalidOptionError} unless `value` is an integer in [min, max]. */
@@ -61,5 +62,73 @@ function checkStreamId(option: 'streamName' | 'streamARN', value: unknown): void
   const expected = streamIdExpected(option, value);
   if (expected !== undefined) {
     throw new InvalidOptionError(option, expected, value, false, MAX_STREAM_ARN_LENGTH);
+  }
+}
+
+/**
+ * "unknown option `name` is ignored", with the option of `known` it was most likely meant as: the one
+ * `aliases` maps its lower-cased name to (another library's name for it), the same letters but for
+ * case, or one at most 2 edits away.
+ */
+export function unknownOptionMessage(
+  name: string,
+  known: readonly string[],
+  aliases?: ReadonlyMap<string, string>,
+): string {
+  let like = aliases?.get(name.toLowerCase());
+  if (like === undefined) {
+    let bestDistance = 3;
+    for (const option of known) {
+      const distance = option.toLowerCase() === name.toLowerCase() ? 0 : editDistance(option, name);
+      if (distance < bestDistance) {
+        like = option;
+        bestDistance = distance;
+      }
+    }
+  }
+  return `unknown option \`${name}\` is ignored${like === undefined ? '' : ` (did you mean \`${like}\`?)`}`;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Compiles only when `T` is empty: `Nothing<Exclude<keyof Options, (typeof NAMES)[number]>>` fails to
+ * compile when an option is added to `Options` and not to the list of names `NAMES`.
+ */
+export type Nothing<T extends never> = T;
+
+/** Unknown options already warned about, by API and name: each is told once per process. */
+const warnedUnknown = new Set<string>();
+
+/**
+ * Warns, through the default logger (a process warning), about each option of `options` that `api`
+ * does not know (see {@link unknownOptionMessage}), once per process for each name: these APIs have no
+ * logger of their own, and are often called once per batch or per record, where a warning per call
+ * would flood the output.
+ */
+export function warnUnknownOptions(
+  api: string,
+  options: object,
+  known: readonly string[],
+  aliases?: ReadonlyMap<string, string>,
+): void {
+  for (const name in options) {
+    if (!Object.hasOwn(options, name) || known.includes(name)) continue;
+    const key = `${api}\u0000${name}`;
+    if (warnedUnknown.has(key)) continue;
+    warnedUnknown.add(key);
+    defaultLogger.warn({ option: name }, `${api}: ${unknownOptionMessage(name, known, aliases)}`);
   }
 }

@@ -8,7 +8,7 @@ import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, guardedLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
-import { checkInteger, checkStreamOptions } from './option-checks.js';
+import { checkInteger, checkStreamOptions, type Nothing, unknownOptionMessage } from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -184,8 +184,6 @@ const OPTION_NAMES = [
   'meter',
   'logger',
 ] as const satisfies readonly (keyof KinesisProducerOptions)[];
-/** Compiles only when `T` is empty. */
-type Nothing<T extends never> = T;
 /** @internal Fails to compile when an option is added to KinesisProducerOptions and not to OPTION_NAMES. */
 export type UnnamedOptions = Nothing<Exclude<keyof KinesisProducerOptions, (typeof OPTION_NAMES)[number]>>;
 const KNOWN_OPTIONS: ReadonlySet<string> = new Set(OPTION_NAMES);
@@ -328,12 +326,8 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   const logger = userLogger === undefined ? defaultLogger : guardedLogger(userLogger);
   for (const name of Object.keys(options)) {
     if (KNOWN_OPTIONS.has(name)) continue;
-    const like = closestOption(name);
     // A warning, not an error: callers may pass a larger configuration object of their own.
-    logger.warn(
-      { option: name },
-      `unknown option \`${name}\` is ignored${like === undefined ? '' : ` (did you mean \`${like}\`?)`}`,
-    );
+    logger.warn({ option: name }, unknownOptionMessage(name, OPTION_NAMES, KPL_NAMES));
   }
   if (o.requestTimeoutMs >= o.recordTtlMs) {
     logger.warn(
@@ -463,36 +457,3 @@ const KPL_NAMES = new Map<string, (typeof OPTION_NAMES)[number]>([
   ['kinesisport', 'endpoint'],
   ['credentialsprovider', 'credentials'],
 ]);
-
-/**
- * The option `name` was most likely meant as: KPL's name for it, the same letters but for case, or
- * at most 2 edits away.
- */
-function closestOption(name: string): string | undefined {
-  const kpl = KPL_NAMES.get(name.toLowerCase());
-  if (kpl !== undefined) return kpl;
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const known of OPTION_NAMES) {
-    const distance = known.toLowerCase() === name.toLowerCase() ? 0 : editDistance(known, name);
-    if (distance < bestDistance) {
-      best = known;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-/** Levenshtein distance: insertions, deletions and substitutions that turn `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution);
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
-}

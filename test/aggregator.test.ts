@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   deaggregate,
   InvalidOptionError,
@@ -8,6 +8,7 @@ import {
   MAX_HASH_KEY,
   partitionKeyHash,
   RecordAggregator,
+  type RecordAggregatorOptions,
   type UserRecord,
 } from '../src/index.js';
 import { frame } from './support/frame.js';
@@ -184,6 +185,32 @@ describe('RecordAggregator: limits', () => {
     expect(() => new RecordAggregator({ maxRecordBytes: 10 })).toThrow(
       'Option `maxRecordBytes` must be an integer in [21, 10485760]; received number 10.',
     );
+  });
+
+  it('warns once about an option it does not know, naming the one meant, and takes the rest', () => {
+    const emitWarning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const options = { maxSize: 100, maxCount: 2 } as RecordAggregatorOptions;
+      const aggregator = new RecordAggregator(options);
+      new RecordAggregator(options);
+      new RecordAggregator({ maxBytes: 100, retries: 3 } as RecordAggregatorOptions);
+      expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
+        'RecordAggregator: unknown option `maxSize` is ignored (did you mean `maxBytes`?)',
+        'RecordAggregator: unknown option `retries` is ignored',
+      ]);
+      expect(emitWarning.mock.calls[0]![1]).toMatchObject({ type: 'KinesisProducerWarning' });
+      // maxSize took no effect (the default 51,200 bytes holds); maxCount did.
+      expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(200) })).toBe(true);
+      expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(200) })).toBe(true);
+      expect(aggregator.add({ partitionKey: 'k', data: 'x' })).toBe(false);
+    } finally {
+      emitWarning.mockRestore();
+    }
+  });
+
+  it('takes null options as none, and refuses options that are no object', () => {
+    expect(new RecordAggregator(null as never).add({ partitionKey: 'k', data: 'x' })).toBe(true);
+    expect(() => new RecordAggregator(5 as never)).toThrow(new InvalidOptionError('options', 'an object', 5));
   });
 
   it('throws a KinesisProducerError with code EmptyAggregate when building an empty aggregator', () => {

@@ -1,8 +1,9 @@
 import type { GetRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent, KinesisStreamHandler } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   CorruptAggregateError,
+  type DeaggregateOptions,
   deaggregate,
   deaggregateAll,
   type HashKeyRange,
@@ -149,6 +150,25 @@ describe('deaggregate: input shapes', () => {
       expect(() => deaggregateAll(records, backwards)).toThrow(InvalidOptionError);
       expect(() => deaggregateAll(records, { onCorrupt: 'ignore' as never })).toThrow(/onCorrupt/);
       expect(() => deaggregateAll(records, null as never)).toThrow(InvalidOptionError);
+    }
+  });
+
+  it('warns once about an option it does not know, naming the one meant', () => {
+    const emitWarning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const aggregate = aggregateOf([
+        { partitionKey: 'a', data: 'one' },
+        { partitionKey: 'b', data: 'two' },
+      ]);
+      const record = { Data: aggregate.data, PartitionKey: aggregate.partitionKey, SequenceNumber: '7' };
+      const options = { onCorupt: 'throw' } as DeaggregateOptions;
+      expect(deaggregate(record, options).map(text)).toEqual(['one', 'two']);
+      expect(deaggregateAll([record], options).map(text)).toEqual(['one', 'two']);
+      expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
+        'deaggregate: unknown option `onCorupt` is ignored (did you mean `onCorrupt`?)',
+      ]);
+    } finally {
+      emitWarning.mockRestore();
     }
   });
 
