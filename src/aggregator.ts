@@ -568,7 +568,13 @@ export class RecordAggregator {
   constructor(options: RecordAggregatorOptions = {}) {
     checkOptionsObject('options', options);
     options ??= {};
-    warnUnknownOptions('RecordAggregator', options, RECORD_AGGREGATOR_OPTIONS, AGGREGATOR_OPTION_ALIASES);
+    warnUnknownOptions(
+      'RecordAggregator',
+      options,
+      RECORD_AGGREGATOR_OPTIONS,
+      undefined,
+      AGGREGATOR_OPTION_ALIASES,
+    );
     const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
     checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);

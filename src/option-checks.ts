@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.js';
-import { defaultLogger } from './logger.js';
+import { defaultLogger, type Logger } from './logger.js';
 import { MAX_STREAM_ARN_LENGTH, streamIdExpected } from './stream-ref.js';
 
 /** Throws {@link InvalidOptionError} unless `value` is an integer in [min, max]. */
@@ -113,15 +113,15 @@ export type Nothing<T extends never> = T;
 const warnedUnknown = new Set<string>();
 
 /**
- * Warns, through the default logger (a process warning), about each option of `options` that `api`
- * does not know (see {@link unknownOptionMessage}), once per process for each name: these APIs have no
- * logger of their own, and are often called once per batch or per record, where a warning per call
- * would flood the output.
+ * Warns through `logger` (by default a process warning) about each option of `options` that `api`
+ * does not know (see {@link unknownOptionMessage}), once per process for each name: these APIs are
+ * often called once per batch or per record, where a warning per call would flood the output.
  */
 export function warnUnknownOptions(
   api: string,
   options: object,
   known: readonly string[],
+  logger: Logger = defaultLogger,
   aliases?: ReadonlyMap<string, string>,
 ): void {
   for (const name in options) {
@@ -129,6 +129,6 @@ export function warnUnknownOptions(
     const key = `${api}\u0000${name}`;
     if (warnedUnknown.has(key)) continue;
     warnedUnknown.add(key);
-    defaultLogger.warn({ option: name }, `${api}: ${unknownOptionMessage(name, known, aliases)}`);
+    logger.warn({ option: name }, `${api}: ${unknownOptionMessage(name, known, aliases)}`);
   }
 }

@@ -22,7 +22,13 @@ import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
 import { emitToEach, thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
-import { checkInteger, checkOptionsObject, checkSignal } from './option-checks.js';
+import {
+  checkInteger,
+  checkOptionsObject,
+  checkSignal,
+  type Nothing,
+  warnUnknownOptions,
+} from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
@@ -38,9 +44,11 @@ import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord
 import {
   createProducerWritable,
   type ProducerWritableOptions,
+  PUT_ALL_OPTIONS,
   type PutAllOptions,
   type PutAllResult,
   putAll,
+  WRITABLE_OPTIONS,
 } from './writable.js';
 
 /** A record for the producer: a user record, optionally bound for a stream other than the default. */
@@ -90,6 +98,15 @@ export interface CloseOptions {
   /** Like `timeoutMs`, on the signal's abort. */
   readonly signal?: AbortSignal | undefined;
 }
+
+/** The names of each method's options, so that a misspelt one is pointed out (see warnUnknownOptions). */
+const PUT_OPTIONS = ['signal'] as const satisfies readonly (keyof PutOptions)[];
+const CLOSE_OPTIONS = ['timeoutMs', 'signal'] as const satisfies readonly (keyof CloseOptions)[];
+/** @internal Fails to compile when an option is added to PutOptions or CloseOptions and not above. */
+export type UnnamedMethodOptions = Nothing<
+  | Exclude<keyof PutOptions, (typeof PUT_OPTIONS)[number]>
+  | Exclude<keyof CloseOptions, (typeof CLOSE_OPTIONS)[number]>
+>;
 
 /** What validation measured of a record that waits for room: kept until it is taken. */
 interface Prepared {
@@ -250,6 +267,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       if (options !== undefined && options !== null) {
         checkOptionsObject('options', options);
         checkSignal('signal', options.signal);
+        warnUnknownOptions('put', options, PUT_OPTIONS, this.#logger);
       }
       pipeline = this.#prepare(record);
     } catch (error) {
@@ -385,7 +403,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         undefined,
       );
     }
-    return createProducerWritable(this, options);
+    const writable = createProducerWritable(this, options);
+    warnUnknownOptions('writable', options, WRITABLE_OPTIONS, this.#logger);
+    return writable;
   }
 
   /**
@@ -397,6 +417,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
     options?: PutAllOptions,
   ): Promise<PutAllResult> {
+    if (typeof options === 'object' && options !== null) {
+      warnUnknownOptions('putAll', options, PUT_ALL_OPTIONS, this.#logger);
+    }
     return putAll(this, source, options);
   }
 
@@ -434,6 +457,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const { timeoutMs, signal } = options ?? {};
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     checkSignal('signal', signal);
+    if (options !== null) warnUnknownOptions('close', options, CLOSE_OPTIONS, this.#logger);
     this.#closing = true;
     if (this.#closePromise !== undefined) {
       if (!this.#closed) this.#addCloseDeadline(timeoutMs, signal);

@@ -7,7 +7,13 @@ import {
   InvalidRecordError,
   type RecordFailedError,
 } from './errors.js';
-import { checkInteger, checkOptionsObject, checkSignal, checkStreamOptions } from './option-checks.js';
+import {
+  checkInteger,
+  checkOptionsObject,
+  checkSignal,
+  checkStreamOptions,
+  type Nothing,
+} from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
 
@@ -32,6 +38,23 @@ export interface PutAllOptions {
   /** Stops reading the source: `putAll` rejects with {@link AbortedError}; records taken still settle. */
   readonly signal?: AbortSignal | undefined;
 }
+
+/** @internal The names of the options above, so that a misspelt one is pointed out (see warnUnknownOptions). */
+export const WRITABLE_OPTIONS = [
+  'partitionKey',
+  'serialize',
+  'explicitHashKey',
+  'streamName',
+  'streamARN',
+  'highWaterMark',
+] as const satisfies readonly (keyof ProducerWritableOptions<unknown>)[];
+/** @internal */
+export const PUT_ALL_OPTIONS = ['signal'] as const satisfies readonly (keyof PutAllOptions)[];
+/** @internal Fails to compile when an option is added to either interface and not to its list. */
+export type UnnamedWritableOptions = Nothing<
+  | Exclude<keyof ProducerWritableOptions<unknown>, (typeof WRITABLE_OPTIONS)[number]>
+  | Exclude<keyof PutAllOptions, (typeof PUT_ALL_OPTIONS)[number]>
+>;
 
 /** What {@link KinesisProducer.putAll} resolves with. */
 export interface PutAllResult {

@@ -1125,6 +1125,41 @@ describe('options', () => {
     expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
   });
 
+  it("warns once about a method's option it does not know, naming the one meant, and takes the call", async () => {
+    const { logger, lines } = memoryLogger();
+    const p = producer({ logger });
+    const record = { partitionKey: 'k', data: 'x' };
+    const puts = [p.put(record, { signl: undefined } as never), p.put(record, { signl: undefined } as never)];
+    const all = p.putAll([record], { sigal: undefined } as never);
+    await vi.advanceTimersByTimeAsync(200);
+    await Promise.all([...puts, all]);
+    p.writable({ partitionKey: 'id', highWatermark: 8 } as never).destroy();
+    await p.close({ timeout: 5000 } as never);
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([
+      {
+        level: 'warn',
+        message: 'put: unknown option `signl` is ignored (did you mean `signal`?)',
+        context: { option: 'signl' },
+      },
+      {
+        level: 'warn',
+        message: 'putAll: unknown option `sigal` is ignored (did you mean `signal`?)',
+        context: { option: 'sigal' },
+      },
+      {
+        level: 'warn',
+        message: 'writable: unknown option `highWatermark` is ignored (did you mean `highWaterMark`?)',
+        context: { option: 'highWatermark' },
+      },
+      {
+        level: 'warn',
+        message: 'close: unknown option `timeout` is ignored (did you mean `timeoutMs`?)',
+        context: { option: 'timeout' },
+      },
+    ]);
+    expect(fake.storedUserRecords()).toHaveLength(3);
+  });
+
   it('warns once about a request timeout that leaves no time to retry', () => {
     const { logger, lines } = memoryLogger();
     producer({ logger, requestTimeoutMs: 40_000 });
