@@ -2,7 +2,13 @@
 import { Buffer } from 'node:buffer';
 import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { md5Hex, partitionKeyHash } from './hash-key.js';
-import { checkInteger, checkOptionsObject, type Nothing, warnUnknownOptions } from './option-checks.js';
+import {
+  checkInteger,
+  checkOptionsObject,
+  type Nothing,
+  type OptionNames,
+  warnUnknownOptions,
+} from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   AGGREGATE_PARTITION_KEY,
@@ -65,17 +71,21 @@ const RECORD_AGGREGATOR_OPTIONS = [
   'maxCount',
   'maxRecordBytes',
 ] as const satisfies readonly (keyof RecordAggregatorOptions)[];
-/** Other names of the options, lower-cased: KPL's, and the `size` it says for bytes. */
-const AGGREGATOR_OPTION_ALIASES = new Map<string, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>([
-  ['maxsize', 'maxBytes'],
-  ['aggregationmaxsize', 'maxBytes'],
-  ['aggregationmaxcount', 'maxCount'],
-  ['maxrecordsize', 'maxRecordBytes'],
-]);
 /** @internal Fails to compile when an option is added to RecordAggregatorOptions and not to the list above. */
 export type UnnamedAggregatorOptions = Nothing<
   Exclude<keyof RecordAggregatorOptions, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>
 >;
+const OPTION_NAMES: OptionNames = {
+  api: 'RecordAggregator',
+  known: RECORD_AGGREGATOR_OPTIONS,
+  // KPL's names, and the `size` it says for bytes.
+  aliases: new Map<string, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>([
+    ['maxsize', 'maxBytes'],
+    ['aggregationmaxsize', 'maxBytes'],
+    ['aggregationmaxcount', 'maxCount'],
+    ['maxrecordsize', 'maxRecordBytes'],
+  ]),
+};
 
 /** Defaults of the aggregation limits, as KPL ships them. */
 export const DEFAULT_AGGREGATION_MAX_BYTES = 51200;
@@ -568,13 +578,6 @@ export class RecordAggregator {
   constructor(options: RecordAggregatorOptions = {}) {
     checkOptionsObject('options', options);
     options ??= {};
-    warnUnknownOptions(
-      'RecordAggregator',
-      options,
-      RECORD_AGGREGATOR_OPTIONS,
-      undefined,
-      AGGREGATOR_OPTION_ALIASES,
-    );
     const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
     checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);
@@ -582,6 +585,7 @@ export class RecordAggregator {
     checkInteger('maxBytes', maxBytes, AGGREGATE_OVERHEAD_BYTES + 1, maxRecordBytes);
     const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
     checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
+    warnUnknownOptions(options, OPTION_NAMES);
     this.#maxRecordBytes = maxRecordBytes;
     this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
   }

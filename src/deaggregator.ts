@@ -2,7 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
 import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
-import { type Nothing, warnUnknownOptions } from './option-checks.js';
+import { type Nothing, type OptionNames, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   DIGEST_BYTES,
@@ -115,6 +115,8 @@ const DEAGGREGATE_OPTIONS = [
 export type UnnamedDeaggregateOptions = Nothing<
   Exclude<keyof DeaggregateOptions, (typeof DEAGGREGATE_OPTIONS)[number]>
 >;
+const DEAGGREGATE_NAMES: OptionNames = { api: 'deaggregate', known: DEAGGREGATE_OPTIONS };
+const DEAGGREGATE_ALL_NAMES: OptionNames = { api: 'deaggregateAll', known: DEAGGREGATE_OPTIONS };
 
 interface NormalizedInput {
   data: Uint8Array;
@@ -144,7 +146,7 @@ export function deaggregate(
   record: DeaggregateInput,
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
-  const checked = checkOptions(options);
+  const checked = checkOptions(options, DEAGGREGATE_NAMES);
   return deaggregateChecked(normalizeInput(record), checked);
 }
 
@@ -156,16 +158,16 @@ interface CheckedOptions {
 }
 
 /** @throws {InvalidOptionError} for options `deaggregate` cannot take. */
-function checkOptions(options: DeaggregateOptions): CheckedOptions {
+function checkOptions(options: DeaggregateOptions, names: OptionNames): CheckedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object (or left out)', options);
   }
-  warnUnknownOptions('deaggregate', options, DEAGGREGATE_OPTIONS);
   const [start, end] = resolveRange(options.hashKeyRange);
   const onCorrupt = options.onCorrupt ?? 'passthrough';
   if (onCorrupt !== 'passthrough' && onCorrupt !== 'throw') {
     throw new InvalidOptionError('onCorrupt', "'passthrough' or 'throw'", onCorrupt);
   }
+  warnUnknownOptions(options, names);
   return { start, end, onCorrupt };
 }
 
@@ -217,7 +219,7 @@ export function deaggregateAll(
   options: DeaggregateOptions = {},
 ): DeaggregatedRecord[] {
   // Checked before the records, so that wrong options are refused even with no record to read.
-  const checked = checkOptions(options);
+  const checked = checkOptions(options, DEAGGREGATE_ALL_NAMES);
   const out: DeaggregatedRecord[] = [];
   if (records === undefined) return out;
   for (const record of records) {

@@ -65,20 +65,24 @@ function checkStreamId(option: 'streamName' | 'streamARN', value: unknown): void
   }
 }
 
+/** The option names an API takes, for {@link warnUnknownOptions}. */
+export interface OptionNames {
+  /** The API, shown before the warning (`close: unknown option …`); none for the constructor's. */
+  readonly api: string | undefined;
+  readonly known: readonly string[];
+  /** Other names of the options (another library's), lower-cased, each to the option it means. */
+  readonly aliases?: ReadonlyMap<string, string>;
+}
+
 /**
- * "unknown option `name` is ignored", with the option of `known` it was most likely meant as: the one
- * `aliases` maps its lower-cased name to (another library's name for it), the same letters but for
- * case, or one at most 2 edits away.
+ * "unknown option `name` is ignored", with the option of `names` it was most likely meant as: the one
+ * its aliases map the lower-cased name to, the same letters but for case, or one at most 2 edits away.
  */
-export function unknownOptionMessage(
-  name: string,
-  known: readonly string[],
-  aliases?: ReadonlyMap<string, string>,
-): string {
-  let like = aliases?.get(name.toLowerCase());
+function unknownOptionMessage(name: string, names: OptionNames): string {
+  let like = names.aliases?.get(name.toLowerCase());
   if (like === undefined) {
     let bestDistance = 3;
-    for (const option of known) {
+    for (const option of names.known) {
       const distance = option.toLowerCase() === name.toLowerCase() ? 0 : editDistance(option, name);
       if (distance < bestDistance) {
         like = option;
@@ -86,7 +90,8 @@ export function unknownOptionMessage(
       }
     }
   }
-  return `unknown option \`${name}\` is ignored${like === undefined ? '' : ` (did you mean \`${like}\`?)`}`;
+  const message = `unknown option \`${name}\` is ignored${like === undefined ? '' : ` (did you mean \`${like}\`?)`}`;
+  return names.api === undefined ? message : `${names.api}: ${message}`;
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions that turn `a` into `b`. */
@@ -109,26 +114,38 @@ function editDistance(a: string, b: string): number {
  */
 export type Nothing<T extends never> = T;
 
-/** Unknown options already warned about, by API and name: each is told once per process. */
-const warnedUnknown = new Set<string>();
+/**
+ * Most unknown names one {@link OptionWarnings} tells: past them it stays quiet, so that names made
+ * from data cannot grow its memory without bound.
+ */
+const MAX_TOLD = 100;
+
+/** Where {@link warnUnknownOptions} tells, and the names it has told there. */
+export interface OptionWarnings {
+  readonly logger: Logger;
+  /** API and name of each unknown option told. */
+  readonly told: Set<string>;
+}
+
+/** The codec's (RecordAggregator, deaggregate): process warnings, each name told once in a process. */
+const codecWarnings: OptionWarnings = { logger: defaultLogger, told: new Set() };
 
 /**
- * Warns through `logger` (by default a process warning) about each option of `options` that `api`
- * does not know (see {@link unknownOptionMessage}), once per process for each name: these APIs are
- * often called once per batch or per record, where a warning per call would flood the output.
+ * Warns about each option of `options` that `names` does not know, naming the one most likely meant:
+ * through `warnings`' logger, once for each name (many of these calls are made per batch or per
+ * record, where a warning per call would flood the output), and for at most 100 names. Call it once
+ * the options are valid: an error comes first, and the warning is kept for a call that works.
  */
 export function warnUnknownOptions(
-  api: string,
   options: object,
-  known: readonly string[],
-  logger: Logger = defaultLogger,
-  aliases?: ReadonlyMap<string, string>,
+  names: OptionNames,
+  warnings: OptionWarnings = codecWarnings,
 ): void {
   for (const name in options) {
-    if (!Object.hasOwn(options, name) || known.includes(name)) continue;
-    const key = `${api}\u0000${name}`;
-    if (warnedUnknown.has(key)) continue;
-    warnedUnknown.add(key);
-    logger.warn({ option: name }, `${api}: ${unknownOptionMessage(name, known, aliases)}`);
+    if (!Object.hasOwn(options, name) || names.known.includes(name)) continue;
+    const key = `${names.api}\u0000${name}`;
+    if (warnings.told.has(key) || warnings.told.size >= MAX_TOLD) continue;
+    warnings.told.add(key);
+    warnings.logger.warn({ option: name }, unknownOptionMessage(name, names));
   }
 }

@@ -8,7 +8,13 @@ import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, guardedLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
-import { checkInteger, checkStreamOptions, type Nothing, unknownOptionMessage } from './option-checks.js';
+import {
+  checkInteger,
+  checkStreamOptions,
+  type Nothing,
+  type OptionNames,
+  warnUnknownOptions,
+} from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -186,7 +192,6 @@ const OPTION_NAMES = [
 ] as const satisfies readonly (keyof KinesisProducerOptions)[];
 /** @internal Fails to compile when an option is added to KinesisProducerOptions and not to OPTION_NAMES. */
 export type UnnamedOptions = Nothing<Exclude<keyof KinesisProducerOptions, (typeof OPTION_NAMES)[number]>>;
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set(OPTION_NAMES);
 
 /** @internal Applies defaults and validates; throws {@link InvalidOptionError} naming the option. */
 export function resolveOptions(options: KinesisProducerOptions, clock: Clock = systemClock): ResolvedOptions {
@@ -324,11 +329,9 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       throw new InvalidOptionError('logger', `an object with a ${level}() method`, userLogger);
   }
   const logger = userLogger === undefined ? defaultLogger : guardedLogger(userLogger);
-  for (const name of Object.keys(options)) {
-    if (KNOWN_OPTIONS.has(name)) continue;
-    // A warning, not an error: callers may pass a larger configuration object of their own.
-    logger.warn({ option: name }, unknownOptionMessage(name, OPTION_NAMES, KPL_NAMES));
-  }
+  // A warning, not an error: callers may pass a larger configuration object of their own. Each
+  // producer tells its own logger.
+  warnUnknownOptions(options, PRODUCER_OPTION_NAMES, { logger, told: new Set() });
   if (o.requestTimeoutMs >= o.recordTtlMs) {
     logger.warn(
       { requestTimeoutMs: o.requestTimeoutMs, recordTtlMs: o.recordTtlMs },
@@ -457,3 +460,5 @@ const KPL_NAMES = new Map<string, (typeof OPTION_NAMES)[number]>([
   ['kinesisport', 'endpoint'],
   ['credentialsprovider', 'credentials'],
 ]);
+
+const PRODUCER_OPTION_NAMES: OptionNames = { api: undefined, known: OPTION_NAMES, aliases: KPL_NAMES };

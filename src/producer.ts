@@ -27,6 +27,8 @@ import {
   checkOptionsObject,
   checkSignal,
   type Nothing,
+  type OptionNames,
+  type OptionWarnings,
   warnUnknownOptions,
 } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -44,11 +46,9 @@ import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord
 import {
   createProducerWritable,
   type ProducerWritableOptions,
-  PUT_ALL_OPTIONS,
   type PutAllOptions,
   type PutAllResult,
   putAll,
-  WRITABLE_OPTIONS,
 } from './writable.js';
 
 /** A record for the producer: a user record, optionally bound for a stream other than the default. */
@@ -77,7 +77,10 @@ export interface KinesisProducerEvents {
   drain: () => void;
 }
 
-/** Options of {@link KinesisProducer.put}. */
+/**
+ * Options of {@link KinesisProducer.put}. One it does not know is ignored, with a warning through the
+ * producer's logger (once per name).
+ */
 export interface PutOptions {
   /**
    * Ends the wait for room when the producer is full: the put rejects with {@link AbortedError} and
@@ -86,7 +89,10 @@ export interface PutOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** Options of {@link KinesisProducer.close}. */
+/**
+ * Options of {@link KinesisProducer.close}. One it does not know is ignored, with a warning through the
+ * producer's logger (once per name).
+ */
 export interface CloseOptions {
   /**
    * Longest to wait for records to settle; when it passes, the records still unsettled fail with
@@ -107,6 +113,8 @@ export type UnnamedMethodOptions = Nothing<
   | Exclude<keyof PutOptions, (typeof PUT_OPTIONS)[number]>
   | Exclude<keyof CloseOptions, (typeof CLOSE_OPTIONS)[number]>
 >;
+const PUT_NAMES: OptionNames = { api: 'put', known: PUT_OPTIONS };
+const CLOSE_NAMES: OptionNames = { api: 'close', known: CLOSE_OPTIONS };
 
 /** What validation measured of a record that waits for room: kept until it is taken. */
 interface Prepared {
@@ -137,6 +145,8 @@ interface Prepared {
 export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;
+  /** Unknown options of its methods told through its logger: each name once. */
+  readonly #optionWarnings: OptionWarnings;
   readonly #client: KinesisClient;
   readonly #ownsClient: boolean;
   readonly #keys = new PartitionKeyCache();
@@ -187,6 +197,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const resolved = resolveOptions(options);
     this.#options = resolved;
     this.#logger = resolved.logger;
+    this.#optionWarnings = { logger: this.#logger, told: new Set() };
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? createClient(options, resolved);
     const clock = resolved.clock;
@@ -267,7 +278,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       if (options !== undefined && options !== null) {
         checkOptionsObject('options', options);
         checkSignal('signal', options.signal);
-        warnUnknownOptions('put', options, PUT_OPTIONS, this.#logger);
+        warnUnknownOptions(options, PUT_NAMES, this.#optionWarnings);
       }
       pipeline = this.#prepare(record);
     } catch (error) {
@@ -403,9 +414,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         undefined,
       );
     }
-    const writable = createProducerWritable(this, options);
-    warnUnknownOptions('writable', options, WRITABLE_OPTIONS, this.#logger);
-    return writable;
+    return createProducerWritable(this, options, this.#optionWarnings);
   }
 
   /**
@@ -417,10 +426,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
     options?: PutAllOptions,
   ): Promise<PutAllResult> {
-    if (typeof options === 'object' && options !== null) {
-      warnUnknownOptions('putAll', options, PUT_ALL_OPTIONS, this.#logger);
-    }
-    return putAll(this, source, options);
+    return putAll(this, source, options, this.#optionWarnings);
   }
 
   /** A snapshot of the producer's metrics (KPL's names), per stream and per shard. */
@@ -457,7 +463,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const { timeoutMs, signal } = options ?? {};
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     checkSignal('signal', signal);
-    if (options !== null) warnUnknownOptions('close', options, CLOSE_OPTIONS, this.#logger);
+    if (options !== null) warnUnknownOptions(options, CLOSE_NAMES, this.#optionWarnings);
     this.#closing = true;
     if (this.#closePromise !== undefined) {
       if (!this.#closed) this.#addCloseDeadline(timeoutMs, signal);

@@ -13,11 +13,17 @@ import {
   checkSignal,
   checkStreamOptions,
   type Nothing,
+  type OptionNames,
+  type OptionWarnings,
+  warnUnknownOptions,
 } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
 
-/** Options of {@link KinesisProducer.writable}. */
+/**
+ * Options of {@link KinesisProducer.writable}. One it does not know is ignored, with a warning through
+ * the producer's logger (once per name).
+ */
 export interface ProducerWritableOptions<T> {
   /** The field of each object holding its partition key, or a function returning it. */
   readonly partitionKey: (T extends object ? keyof T & string : never) | ((value: T) => string);
@@ -33,14 +39,17 @@ export interface ProducerWritableOptions<T> {
   readonly highWaterMark?: number | undefined;
 }
 
-/** Options of {@link KinesisProducer.putAll}. */
+/**
+ * Options of {@link KinesisProducer.putAll}. One it does not know is ignored, with a warning through
+ * the producer's logger (once per name).
+ */
 export interface PutAllOptions {
   /** Stops reading the source: `putAll` rejects with {@link AbortedError}; records taken still settle. */
   readonly signal?: AbortSignal | undefined;
 }
 
-/** @internal The names of the options above, so that a misspelt one is pointed out (see warnUnknownOptions). */
-export const WRITABLE_OPTIONS = [
+/** The names of the options above, so that a misspelt one is pointed out (see warnUnknownOptions). */
+const WRITABLE_OPTIONS = [
   'partitionKey',
   'serialize',
   'explicitHashKey',
@@ -48,13 +57,14 @@ export const WRITABLE_OPTIONS = [
   'streamARN',
   'highWaterMark',
 ] as const satisfies readonly (keyof ProducerWritableOptions<unknown>)[];
-/** @internal */
-export const PUT_ALL_OPTIONS = ['signal'] as const satisfies readonly (keyof PutAllOptions)[];
+const PUT_ALL_OPTIONS = ['signal'] as const satisfies readonly (keyof PutAllOptions)[];
 /** @internal Fails to compile when an option is added to either interface and not to its list. */
 export type UnnamedWritableOptions = Nothing<
   | Exclude<keyof ProducerWritableOptions<unknown>, (typeof WRITABLE_OPTIONS)[number]>
   | Exclude<keyof PutAllOptions, (typeof PUT_ALL_OPTIONS)[number]>
 >;
+const WRITABLE_NAMES: OptionNames = { api: 'writable', known: WRITABLE_OPTIONS };
+const PUT_ALL_NAMES: OptionNames = { api: 'putAll', known: PUT_ALL_OPTIONS };
 
 /** What {@link KinesisProducer.putAll} resolves with. */
 export interface PutAllResult {
@@ -136,6 +146,7 @@ function ignoreAbort(error: unknown): void {
 export function createProducerWritable<T>(
   producer: KinesisProducer,
   options: ProducerWritableOptions<T>,
+  warnings: OptionWarnings,
 ): Writable {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object with at least partitionKey', options);
@@ -158,6 +169,7 @@ export function createProducerWritable<T>(
   if (options.highWaterMark !== undefined) {
     checkInteger('highWaterMark', options.highWaterMark, 0, Number.MAX_SAFE_INTEGER);
   }
+  warnUnknownOptions(options, WRITABLE_NAMES, warnings);
   const keyOf =
     typeof partitionKey === 'function' ? partitionKey : (value: T) => keyField(value, partitionKey);
   let failure: RecordFailedError | undefined;
@@ -229,7 +241,8 @@ export function createProducerWritable<T>(
 export async function putAll(
   producer: KinesisProducer,
   source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
-  options: PutAllOptions = {},
+  options: PutAllOptions | undefined,
+  warnings: OptionWarnings,
 ): Promise<PutAllResult> {
   checkOptionsObject('options', options);
   const { signal } = options ?? {};
@@ -237,6 +250,7 @@ export async function putAll(
   if (!isIterable(source)) {
     throw new InvalidOptionError('source', 'an iterable or async iterable of records', source);
   }
+  if (options !== undefined && options !== null) warnUnknownOptions(options, PUT_ALL_NAMES, warnings);
   let taken = 0;
   let failure: RecordFailedError | undefined;
   const onSettled: SendCallback = (error) => {

@@ -203,6 +203,15 @@ describe('RecordAggregator: limits', () => {
       expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(200) })).toBe(true);
       expect(aggregator.add({ partitionKey: 'k', data: 'x'.repeat(200) })).toBe(true);
       expect(aggregator.add({ partitionKey: 'k', data: 'x' })).toBe(false);
+      // Wrong options throw first, and use up no warning; KPL's name points to ours.
+      emitWarning.mockClear();
+      const kpl = { AggregationMaxCount: 2, maxBytes: 1 } as RecordAggregatorOptions;
+      expect(() => new RecordAggregator(kpl)).toThrow(InvalidOptionError);
+      expect(emitWarning).not.toHaveBeenCalled();
+      new RecordAggregator({ AggregationMaxCount: 2 } as RecordAggregatorOptions);
+      expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
+        'RecordAggregator: unknown option `AggregationMaxCount` is ignored (did you mean `maxCount`?)',
+      ]);
     } finally {
       emitWarning.mockRestore();
     }

@@ -164,8 +164,20 @@ describe('deaggregate: input shapes', () => {
       const options = { onCorupt: 'throw' } as DeaggregateOptions;
       expect(deaggregate(record, options).map(text)).toEqual(['one', 'two']);
       expect(deaggregateAll([record], options).map(text)).toEqual(['one', 'two']);
+      expect(deaggregate(record, options).map(text)).toEqual(['one', 'two']);
       expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
         'deaggregate: unknown option `onCorupt` is ignored (did you mean `onCorrupt`?)',
+        'deaggregateAll: unknown option `onCorupt` is ignored (did you mean `onCorrupt`?)',
+      ]);
+      // Wrong options throw first, and use up no warning.
+      emitWarning.mockClear();
+      expect(() => deaggregate(record, { hashKeyRnage: {}, onCorrupt: 'drop' } as never)).toThrow(
+        InvalidOptionError,
+      );
+      expect(emitWarning).not.toHaveBeenCalled();
+      deaggregate(record, { hashKeyRnage: {} } as never);
+      expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
+        'deaggregate: unknown option `hashKeyRnage` is ignored (did you mean `hashKeyRange`?)',
       ]);
     } finally {
       emitWarning.mockRestore();

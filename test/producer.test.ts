@@ -1160,6 +1160,20 @@ describe('options', () => {
     expect(fake.storedUserRecords()).toHaveLength(3);
   });
 
+  it("tells each producer's logger of a method's unknown option, after the checks", async () => {
+    const [a, b] = [memoryLogger(), memoryLogger()];
+    const warns = (lines: typeof a.lines) => lines.filter((l) => l.level === 'warn').map((l) => l.message);
+    const pa = producer({ logger: a.logger });
+    const pb = producer({ logger: b.logger });
+    // A wrong option throws, and uses up no warning.
+    expect(() => pa.close({ timeout: 1, timeoutMs: -1 } as never)).toThrow(InvalidOptionError);
+    expect(warns(a.lines)).toEqual([]);
+    await Promise.all([pa.close({ timeout: 1 } as never), pb.close({ timeout: 1 } as never)]);
+    const told = ['close: unknown option `timeout` is ignored (did you mean `timeoutMs`?)'];
+    expect(warns(a.lines)).toEqual(told);
+    expect(warns(b.lines)).toEqual(told);
+  });
+
   it('warns once about a request timeout that leaves no time to retry', () => {
     const { logger, lines } = memoryLogger();
     producer({ logger, requestTimeoutMs: 40_000 });
