@@ -2,13 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { md5Hex, partitionKeyHash } from './hash-key.js';
-import {
-  checkInteger,
-  checkOptionsObject,
-  type Nothing,
-  type OptionNames,
-  warnUnknownOptions,
-} from './option-checks.js';
+import { checkInteger, checkOptionsObject, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   AGGREGATE_PARTITION_KEY,
@@ -65,27 +59,17 @@ export interface RecordAggregatorOptions {
   readonly maxRecordBytes?: number;
 }
 
-/** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
-const RECORD_AGGREGATOR_OPTIONS = [
-  'maxBytes',
-  'maxCount',
-  'maxRecordBytes',
-] as const satisfies readonly (keyof RecordAggregatorOptions)[];
-/** @internal Fails to compile when an option is added to RecordAggregatorOptions and not to the list above. */
-export type UnnamedAggregatorOptions = Nothing<
-  Exclude<keyof RecordAggregatorOptions, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>
->;
-const OPTION_NAMES: OptionNames = {
-  api: 'RecordAggregator',
-  known: RECORD_AGGREGATOR_OPTIONS,
-  // KPL's names, and the `size` it says for bytes.
-  aliases: new Map<string, (typeof RECORD_AGGREGATOR_OPTIONS)[number]>([
+/** Every option's name, so that a misspelt one is pointed out; and KPL's, and the `size` it says for bytes. */
+const OPTION_NAMES = optionNames<RecordAggregatorOptions>()(
+  'RecordAggregator',
+  ['maxBytes', 'maxCount', 'maxRecordBytes'],
+  new Map([
     ['maxsize', 'maxBytes'],
     ['aggregationmaxsize', 'maxBytes'],
     ['aggregationmaxcount', 'maxCount'],
     ['maxrecordsize', 'maxRecordBytes'],
   ]),
-};
+);
 
 /** Defaults of the aggregation limits, as KPL ships them. */
 export const DEFAULT_AGGREGATION_MAX_BYTES = 51200;

@@ -2,7 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
 import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
-import { type Nothing, type OptionNames, warnUnknownOptions } from './option-checks.js';
+import { type OptionNames, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   DIGEST_BYTES,
@@ -107,16 +107,8 @@ export interface DeaggregateOptions {
 }
 
 /** Every option's name, so that a misspelt one is pointed out instead of silently taking a default. */
-const DEAGGREGATE_OPTIONS = [
-  'hashKeyRange',
-  'onCorrupt',
-] as const satisfies readonly (keyof DeaggregateOptions)[];
-/** @internal Fails to compile when an option is added to DeaggregateOptions and not to the list above. */
-export type UnnamedDeaggregateOptions = Nothing<
-  Exclude<keyof DeaggregateOptions, (typeof DEAGGREGATE_OPTIONS)[number]>
->;
-const DEAGGREGATE_NAMES: OptionNames = { api: 'deaggregate', known: DEAGGREGATE_OPTIONS };
-const DEAGGREGATE_ALL_NAMES: OptionNames = { api: 'deaggregateAll', known: DEAGGREGATE_OPTIONS };
+const DEAGGREGATE_NAMES = optionNames<DeaggregateOptions>()('deaggregate', ['hashKeyRange', 'onCorrupt']);
+const DEAGGREGATE_ALL_NAMES: OptionNames = { ...DEAGGREGATE_NAMES, api: 'deaggregateAll' };
 
 interface NormalizedInput {
   data: Uint8Array;

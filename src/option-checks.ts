@@ -108,11 +108,21 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
+/** The options of `O` that `K` does not name. */
+type Unnamed<O, K extends readonly string[]> = Exclude<keyof O, K[number]>;
+
 /**
- * Compiles only when `T` is empty: `Nothing<Exclude<keyof Options, (typeof NAMES)[number]>>` fails to
- * compile when an option is added to `Options` and not to the list of names `NAMES`.
+ * The {@link OptionNames} of an API whose options are `O`: `optionNames<PutOptions>()('put',
+ * ['signal'])`. It fails to compile when `known` leaves out an option of `O` (the error names it as
+ * `missingOptions`) or names one `O` does not have, so a new option cannot be forgotten here.
  */
-export type Nothing<T extends never> = T;
+export function optionNames<O>() {
+  return <const K extends readonly (keyof O & string)[]>(
+    api: string | undefined,
+    known: K & ([Unnamed<O, K>] extends [never] ? unknown : { readonly missingOptions: Unnamed<O, K> }),
+    aliases?: ReadonlyMap<string, K[number]>,
+  ): OptionNames => (aliases === undefined ? { api, known } : { api, known, aliases });
+}
 
 /**
  * Most unknown names one {@link OptionWarnings} tells: past them it stays quiet, so that names made

@@ -8,13 +8,7 @@ import { type Clock, systemClock } from './clock.js';
 import { InvalidOptionError } from './errors.js';
 import { defaultLogger, guardedLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
-import {
-  checkInteger,
-  checkStreamOptions,
-  type Nothing,
-  type OptionNames,
-  warnUnknownOptions,
-} from './option-checks.js';
+import { checkInteger, checkStreamOptions, optionNames, warnUnknownOptions } from './option-checks.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -190,8 +184,6 @@ const OPTION_NAMES = [
   'meter',
   'logger',
 ] as const satisfies readonly (keyof KinesisProducerOptions)[];
-/** @internal Fails to compile when an option is added to KinesisProducerOptions and not to OPTION_NAMES. */
-export type UnnamedOptions = Nothing<Exclude<keyof KinesisProducerOptions, (typeof OPTION_NAMES)[number]>>;
 
 /** @internal Applies defaults and validates; throws {@link InvalidOptionError} naming the option. */
 export function resolveOptions(options: KinesisProducerOptions, clock: Clock = systemClock): ResolvedOptions {
@@ -461,4 +453,4 @@ const KPL_NAMES = new Map<string, (typeof OPTION_NAMES)[number]>([
   ['credentialsprovider', 'credentials'],
 ]);
 
-const PRODUCER_OPTION_NAMES: OptionNames = { api: undefined, known: OPTION_NAMES, aliases: KPL_NAMES };
+const PRODUCER_OPTION_NAMES = optionNames<KinesisProducerOptions>()(undefined, OPTION_NAMES, KPL_NAMES);

@@ -26,9 +26,8 @@ import {
   checkInteger,
   checkOptionsObject,
   checkSignal,
-  type Nothing,
-  type OptionNames,
   type OptionWarnings,
+  optionNames,
   warnUnknownOptions,
 } from './option-checks.js';
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -106,15 +105,8 @@ export interface CloseOptions {
 }
 
 /** The names of each method's options, so that a misspelt one is pointed out (see warnUnknownOptions). */
-const PUT_OPTIONS = ['signal'] as const satisfies readonly (keyof PutOptions)[];
-const CLOSE_OPTIONS = ['timeoutMs', 'signal'] as const satisfies readonly (keyof CloseOptions)[];
-/** @internal Fails to compile when an option is added to PutOptions or CloseOptions and not above. */
-export type UnnamedMethodOptions = Nothing<
-  | Exclude<keyof PutOptions, (typeof PUT_OPTIONS)[number]>
-  | Exclude<keyof CloseOptions, (typeof CLOSE_OPTIONS)[number]>
->;
-const PUT_NAMES: OptionNames = { api: 'put', known: PUT_OPTIONS };
-const CLOSE_NAMES: OptionNames = { api: 'close', known: CLOSE_OPTIONS };
+const PUT_NAMES = optionNames<PutOptions>()('put', ['signal']);
+const CLOSE_NAMES = optionNames<CloseOptions>()('close', ['timeoutMs', 'signal']);
 
 /** What validation measured of a record that waits for room: kept until it is taken. */
 interface Prepared {

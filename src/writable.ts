@@ -12,9 +12,8 @@ import {
   checkOptionsObject,
   checkSignal,
   checkStreamOptions,
-  type Nothing,
-  type OptionNames,
   type OptionWarnings,
+  optionNames,
   warnUnknownOptions,
 } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
@@ -49,22 +48,15 @@ export interface PutAllOptions {
 }
 
 /** The names of the options above, so that a misspelt one is pointed out (see warnUnknownOptions). */
-const WRITABLE_OPTIONS = [
+const WRITABLE_NAMES = optionNames<ProducerWritableOptions<unknown>>()('writable', [
   'partitionKey',
   'serialize',
   'explicitHashKey',
   'streamName',
   'streamARN',
   'highWaterMark',
-] as const satisfies readonly (keyof ProducerWritableOptions<unknown>)[];
-const PUT_ALL_OPTIONS = ['signal'] as const satisfies readonly (keyof PutAllOptions)[];
-/** @internal Fails to compile when an option is added to either interface and not to its list. */
-export type UnnamedWritableOptions = Nothing<
-  | Exclude<keyof ProducerWritableOptions<unknown>, (typeof WRITABLE_OPTIONS)[number]>
-  | Exclude<keyof PutAllOptions, (typeof PUT_ALL_OPTIONS)[number]>
->;
-const WRITABLE_NAMES: OptionNames = { api: 'writable', known: WRITABLE_OPTIONS };
-const PUT_ALL_NAMES: OptionNames = { api: 'putAll', known: PUT_ALL_OPTIONS };
+]);
+const PUT_ALL_NAMES = optionNames<PutAllOptions>()('putAll', ['signal']);
 
 /** What {@link KinesisProducer.putAll} resolves with. */
 export interface PutAllResult {
