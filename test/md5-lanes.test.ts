@@ -1,0 +1,75 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { md5Each, useMd5Lanes } from '../src/md5-lanes.js';
+
+const openssl = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+const hex = (digests: readonly Uint8Array[]) => digests.map((d) => Buffer.from(d).toString('hex'));
+const digestsOf = (messages: readonly Uint8Array[]) => {
+  const digests = messages.map(() => new Uint8Array(16));
+  md5Each(messages, digests);
+  return hex(digests);
+};
+
+// Lengths at the edges of MD5's padding (55/56 bytes short of a block) and of the 16 KiB chunks a
+// lane is fed in, and messages of several chunks.
+const EDGES = [
+  0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 16_320, 16_376, 16_383, 16_384, 16_385, 16_448, 51_200, 100_000,
+];
+
+afterEach(() => {
+  useMd5Lanes(true);
+});
+
+describe('md5Each: MD5 of many messages, four lanes at a time', () => {
+  it('runs on WebAssembly SIMD here, and agrees with OpenSSL at every padding and chunk edge', () => {
+    expect(useMd5Lanes(true)).toBe(true);
+    const messages = EDGES.map((length) => randomBytes(length));
+    expect(digestsOf(messages)).toEqual(messages.map(openssl));
+  });
+
+  it('agrees with OpenSSL for any mix of lengths, whichever lane each message lands in', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 40_000 }), { minLength: 1, maxLength: 13 }), (lengths) => {
+        const messages = lengths.map((length) => randomBytes(length));
+        expect(digestsOf(messages)).toEqual(messages.map(openssl));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('gives the same digests with the lanes turned off (OpenSSL for each)', () => {
+    const messages = [
+      randomBytes(3),
+      randomBytes(70_000),
+      randomBytes(64),
+      randomBytes(1000),
+      randomBytes(0),
+    ];
+    const withLanes = digestsOf(messages);
+    expect(useMd5Lanes(false)).toBe(false);
+    expect(digestsOf(messages)).toEqual(withLanes);
+    expect(withLanes).toEqual(messages.map(openssl));
+  });
+
+  it('falls back to OpenSSL where Node has no WebAssembly (node --jitless)', () => {
+    const module = resolve(import.meta.dirname, '../src/md5-lanes.ts');
+    const script = `
+      import { md5Each } from ${JSON.stringify(module)};
+      const messages = [Buffer.from('abc'), Buffer.alloc(100_000, 7), Buffer.from('')];
+      const digests = messages.map(() => new Uint8Array(16));
+      md5Each(messages, digests);
+      console.log(JSON.stringify({ wasm: typeof WebAssembly, digests: digests.map((d) => Buffer.from(d).toString('hex')) }));
+    `;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['--jitless', '--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }),
+    );
+    expect(out.wasm).toBe('undefined');
+    expect(out.digests).toEqual([Buffer.from('abc'), Buffer.alloc(100_000, 7), Buffer.from('')].map(openssl));
+  });
+});
