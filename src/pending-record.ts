@@ -119,6 +119,11 @@ export class OutboundRecord {
   readonly attempts: AttemptLog[] = [];
   /** Creation order: among records of one shard, the order their records were put. */
   readonly sequence = nextSequence++;
+  /**
+   * Whether its MD5 trailer is still to be written: an aggregate's is written when it is first sent,
+   * with the rest of its request's (see `writeAggregateDigests`).
+   */
+  digestPending: boolean;
 
   constructor(
     items: readonly PendingRecord[],
@@ -131,6 +136,7 @@ export class OutboundRecord {
     this.record = record;
     // An aggregate's partition key is "a" (1 byte); a single record keeps its own.
     this.sizeBytes = (items.length > 1 ? 1 : items[0]!.partitionKeyBytes) + record.data.length;
+    this.digestPending = items.length > 1;
     this.predictedShardId = predictedShardId;
     this.mapVersion = mapVersion;
     this.sendBy = sendBy;

@@ -1,4 +1,5 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { writeAggregateDigests } from './aggregator.js';
 import type { Clock } from './clock.js';
 import type { OutboundRecord } from './pending-record.js';
 import { speaksAwsJson11, withNativeBody } from './put-records-body.js';
@@ -110,6 +111,7 @@ export class Sender {
     this.#abandon.add(giveUp);
     let request: Promise<PutRecordsCommandOutput>;
     try {
+      writePendingDigests(batch);
       const command = new PutRecordsCommand({ ...streamParams(stream), Records: entries });
       if (this.#nativeBody) withNativeBody(command);
       request = this.#client.send(command, { abortSignal: controller.signal });
@@ -136,4 +138,12 @@ export class Sender {
   abandonAll(): void {
     for (const abandon of [...this.#abandon]) abandon();
   }
+}
+
+/** Writes the MD5 trailers the batch's aggregates do not have yet, all in one go. */
+function writePendingDigests(batch: readonly OutboundRecord[]): void {
+  const pending = batch.filter((outbound) => outbound.digestPending);
+  if (pending.length === 0) return;
+  writeAggregateDigests(pending.map((outbound) => outbound.record.data));
+  for (const outbound of pending) outbound.digestPending = false;
 }

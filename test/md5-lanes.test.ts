@@ -3,6 +3,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type AggregatableRecord,
+  AggregateBuilder,
+  type PartitionKeyEntry,
+  writeAggregateDigests,
+} from '../src/aggregator.js';
+import { deaggregate } from '../src/index.js';
 import { md5Each, useMd5Lanes } from '../src/md5-lanes.js';
 
 const openssl = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
@@ -71,5 +78,44 @@ describe('md5Each: MD5 of many messages, four lanes at a time', () => {
     );
     expect(out.wasm).toBe('undefined');
     expect(out.digests).toEqual([Buffer.from('abc'), Buffer.alloc(100_000, 7), Buffer.from('')].map(openssl));
+  });
+});
+
+describe("writeAggregateDigests: the trailer of the producer's aggregates", () => {
+  it('writes each trailer so that a consumer checking MD5 reads every record back', () => {
+    const keys = new Map<string, PartitionKeyEntry>();
+    const record = (key: string, data: string): AggregatableRecord => {
+      let entry = keys.get(key);
+      if (entry === undefined) {
+        entry = {
+          key,
+          bytes: key.length,
+          index: 0,
+          aggregate: 0,
+          stampedBy: undefined,
+          utf8: undefined,
+          writes: 0,
+        };
+        keys.set(key, entry);
+      }
+      return { partitionKeyEntry: entry, data, dataBytes: data.length, explicitHashKey: undefined };
+    };
+    const builder = new AggregateBuilder<AggregatableRecord>(51_200, 1_000_000, () => '0');
+    const aggregates: Uint8Array[] = [];
+    const expected: string[][] = [];
+    for (let a = 0; a < 9; a++) {
+      const sent: string[] = [];
+      for (let r = 0; r < 3 + a * 40; r++) {
+        expect(builder.tryAdd(record(`key-${r % 7}`, `aggregate ${a} record ${r}`))).toBe(true);
+        sent.push(`key-${r % 7}=aggregate ${a} record ${r}`);
+      }
+      aggregates.push(builder.build().data);
+      expected.push(sent);
+    }
+    writeAggregateDigests(aggregates);
+    for (let a = 0; a < aggregates.length; a++) {
+      const back = deaggregate({ data: aggregates[a]!, partitionKey: 'a' }, { onCorrupt: 'throw' });
+      expect(back.map((u) => `${u.partitionKey}=${Buffer.from(u.data).toString()}`)).toEqual(expected[a]);
+    }
   });
 });
