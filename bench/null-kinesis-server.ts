@@ -14,9 +14,13 @@
  * It also counts the user records inside KPL aggregates, so a benchmark can check that every user
  * record it sent arrived without trusting the sender's own count. That too avoids touching every
  * byte: base64 can be decoded at any offset, so it decodes only the protobuf field headers it walks.
+ * One aggregate in every DIGEST_SAMPLE is decoded whole and its MD5 trailer checked: a sender that
+ * skipped or botched the trailer (which a consumer would read as one corrupt record) is caught, for
+ * a small share of the work of checking them all.
  *
  * argv: <shard count>. Prints `{"port":N}` on stdout once listening on 127.0.0.1.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { evenShardRanges, partitionKeyHashKey, shardIndexOf } from './hash-space.js';
 
@@ -45,6 +49,9 @@ export interface NullKinesisStats {
   readonly userRecords: number;
   /** Their data bytes. */
   readonly userBytes: number;
+  /** Aggregates whose MD5 trailer was checked (one in DIGEST_SAMPLE), and those of them it did not match. */
+  readonly digestsChecked: number;
+  readonly badDigests: number;
   /** Kinesis records and their data bytes per shard, in shard order: what the shard limits count. */
   readonly shards: readonly { readonly entries: number; readonly bytes: number }[];
   /** CPU time this process has used (user + system), in microseconds. */
@@ -57,6 +64,8 @@ const counters = {
   bytes: 0,
   userRecords: 0,
   userBytes: 0,
+  digestsChecked: 0,
+  badDigests: 0,
   shards: shardIds.map(() => ({ entries: 0, bytes: 0 })),
 };
 
@@ -176,6 +185,20 @@ function subRecordDataBytes(end: number): number {
   return dataBytes;
 }
 
+/** Checks the MD5 trailer of one aggregate in this many. */
+const DIGEST_SAMPLE = 16;
+let aggregatesSeen = 0;
+
+function checkDigest(payload: Base64Payload): void {
+  // Padded base64: four characters for every three bytes or part of them.
+  const end = payload.start + Math.ceil(payload.length / 3) * 4;
+  const bytes = Buffer.from(payload.buf.toString('latin1', payload.start, end), 'base64');
+  const trailer = bytes.subarray(bytes.length - DIGEST_BYTES);
+  const body = bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
+  counters.digestsChecked++;
+  if (!createHash('md5').update(body).digest().equals(trailer)) counters.badDigests++;
+}
+
 /** Adds the user records `payload` holds to the counters: its sub-records if it is a KPL aggregate. */
 function countUserRecords(payload: Base64Payload): void {
   const length = payload.length;
@@ -203,6 +226,7 @@ function countUserRecords(payload: Base64Payload): void {
       reader.pos = fieldEnd;
     }
     aggregated &&= records > 0;
+    if (aggregated && ++aggregatesSeen % DIGEST_SAMPLE === 0) checkDigest(payload);
   }
   if (!aggregated) {
     records = 1;

@@ -92,7 +92,8 @@ export const sendingSection: Section = {
     'Client CPU is the sending process; sink CPU is the sink process. Client peak RSS is the sending',
     "process's largest resident set over its whole run (the workload's 8 MiB of records, warm-up and",
     'measurement). Every run checks that the sink',
-    'received exactly the user records and bytes sent (it counts those inside aggregates itself).',
+    'received exactly the user records and bytes sent (it counts those inside aggregates itself), and that',
+    'the MD5 trailer of one aggregate in 16 is right.',
   ].join(' '),
   groupHeader: 'record size',
   columns: [
@@ -135,6 +136,11 @@ export async function measureAgainstSink(
     if (records !== m.tally.records || bytes !== m.tally.bytes) {
       throw new Error(
         `sent ${m.tally.records} user records / ${m.tally.bytes} bytes, the sink received ${records} / ${bytes}`,
+      );
+    }
+    if (after.badDigests > 0) {
+      throw new Error(
+        `${after.badDigests} of ${after.digestsChecked} aggregates checked had a wrong MD5 trailer`,
       );
     }
     const sinkCpuSec = (after.cpuMicros - before.cpuMicros) / 1e6;
