@@ -4,7 +4,19 @@
  * them, all against the null sink.
  */
 import type { PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
-import { DEFAULT_AGGREGATION_MAX_BYTES, type KinesisRecord, RecordAggregator } from '../src/index.js';
+import {
+  type AggregatableRecord,
+  AggregateBuilder,
+  type PartitionKeyEntry,
+  writeAggregateDigests,
+} from '../src/aggregator.js';
+import {
+  DEFAULT_AGGREGATION_MAX_BYTES,
+  DEFAULT_AGGREGATION_MAX_COUNT,
+  type KinesisRecord,
+  RecordAggregator,
+} from '../src/index.js';
+import { DEFAULT_MAX_RECORD_BYTES, newRecordFacts, validateUserRecord } from '../src/user-record.js';
 import type { Case, Metrics, RunSettings } from './case.js';
 import { partitionKeyHashKey, shardIndexOf } from './hash-space.js';
 import { kinesisAggAggregate } from './kinesis-agg.js';
@@ -207,41 +219,81 @@ function rawCeiling(params: PeerParams, settings: RunSettings): Promise<Metrics>
   });
 }
 
+/** What aggregate + send alone keeps per partition key: its table entry and predicted shard. */
+interface KeyEntry extends PartitionKeyEntry {
+  readonly shard: number;
+}
+
+/** A record as aggregate + send alone hands it to its builder: as validation read it. */
+class FloorRecord implements AggregatableRecord {
+  constructor(
+    readonly partitionKeyEntry: KeyEntry,
+    readonly data: Uint8Array | string,
+    readonly dataBytes: number,
+    readonly explicitHashKey: string | undefined,
+  ) {}
+}
+
 /**
- * (d) Aggregating and sending, nothing else: RecordAggregator per predicted shard (the shard looked up
- * once per key) and the PutRecords body written as KinesisProducer writes it, timed together on
- * ~4 MiB of user records at a time, as (b) is (see sendInChunks). This is the work the producer
- * cannot skip for a record sent and forgotten: validate, aggregate, MD5, write and sign the body,
- * HTTP. It has none of the producer's room, settlement, metrics, timers or retries, so on one thread
- * its rate is an approximate limit on `send()`'s: approximate because the two batch requests
- * differently (this case sends fewer requests than the producer at 10 KiB, more at 100 B).
+ * (d) Aggregate + send alone: what any producer on our codec and body writer must do for a record sent
+ * and forgotten, done with KinesisProducer's own parts and nothing around them. Each record is
+ * validated (the producer's check), its key looked up once (table entry and predicted shard, kept per
+ * key as the producer keeps them) and added to its shard's AggregateBuilder (the producer's builder)
+ * as an object of its own. A chunk's aggregates get their MD5 trailers together, as a request's do in
+ * the producer, and go out in the producer's native body. Timed with the sends on ~4 MiB of user
+ * records at a time, as (b) is (see sendInChunks). Without the producer's room, settlement, metrics,
+ * timers and retries, on one thread its rate is an approximate limit on `send()`'s: approximate
+ * because the two batch requests differently (this case sends fewer requests than the producer at
+ * 10 KiB, more at 100 B).
  */
 function aggregateAndSend(params: PeerParams, settings: RunSettings): Promise<Metrics> {
-  const aggregators = Array.from(
+  const builders = Array.from(
     { length: SHARDS },
-    () => new RecordAggregator({ maxBytes: DEFAULT_AGGREGATION_MAX_BYTES }),
+    () =>
+      new AggregateBuilder<FloorRecord>(
+        DEFAULT_AGGREGATION_MAX_BYTES,
+        DEFAULT_AGGREGATION_MAX_COUNT,
+        () => '0',
+      ),
   );
-  const shardOfKey = new Map<string, number>();
-  const shardOf = (partitionKey: string): number => {
-    let shard = shardOfKey.get(partitionKey);
-    if (shard === undefined) {
-      shard = shardIndexOf(partitionKeyHashKey(partitionKey), SHARDS);
-      shardOfKey.set(partitionKey, shard);
-    }
-    return shard;
-  };
+  const keys = new Map<string, KeyEntry>();
+  const facts = newRecordFacts();
   // Synchronous: the chunks in flight never share an open aggregate.
   const aggregate = (records: readonly BenchRecord[]): KinesisRecord[] => {
-    const aggregates: KinesisRecord[] = [];
+    const built: KinesisRecord[] = [];
+    const aggregates: Uint8Array[] = [];
+    const build = (builder: AggregateBuilder<FloorRecord>) => {
+      const aggregated = builder.count > 1;
+      const record = builder.build();
+      built.push(record);
+      if (aggregated) aggregates.push(record.data);
+    };
     for (const record of records) {
-      const aggregator = aggregators[shardOf(record.partitionKey)]!;
-      if (!aggregator.add(record)) {
-        aggregates.push(aggregator.build());
-        aggregator.add(record);
+      let key = keys.get(record.partitionKey);
+      validateUserRecord(record, DEFAULT_MAX_RECORD_BYTES, facts, key);
+      if (key === undefined) {
+        key = {
+          key: facts.partitionKey,
+          bytes: facts.partitionKeyBytes,
+          index: 0,
+          aggregate: 0,
+          stampedBy: undefined,
+          utf8: undefined,
+          writes: 0,
+          shard: shardIndexOf(partitionKeyHashKey(facts.partitionKey), SHARDS),
+        };
+        keys.set(facts.partitionKey, key);
+      }
+      const item = new FloorRecord(key, facts.data, facts.dataBytes, facts.explicitHashKey);
+      const builder = builders[key.shard]!;
+      if (!builder.tryAdd(item)) {
+        build(builder);
+        builder.tryAdd(item);
       }
     }
-    for (const aggregator of aggregators) if (aggregator.count > 0) aggregates.push(aggregator.build());
-    return aggregates;
+    for (const builder of builders) if (builder.count > 0) build(builder);
+    writeAggregateDigests(aggregates);
+    return built;
   };
   return sendInChunks(params, settings, aggregate, true);
 }
@@ -278,7 +330,7 @@ export const sdkPeerCases: readonly Case<PeerParams>[] = RECORD_SIZES.flatMap(({
     name: `sdk/aggregate-and-send/${bytes}`,
     section,
     group: label,
-    label: 'aggregate + send alone: RecordAggregator, native body, no producer',
+    label: "aggregate + send alone: the producer's builder, trailers and body, no producer",
     params: { recordBytes: bytes },
     run: aggregateAndSend,
   },
