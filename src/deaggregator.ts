@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
 import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
+import { md5Each } from './md5-lanes.js';
 import { type OptionNames, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
@@ -163,7 +164,15 @@ function checkOptions(options: DeaggregateOptions, names: OptionNames): CheckedO
   return { start, end, onCorrupt };
 }
 
-function deaggregateChecked(input: NormalizedInput, options: CheckedOptions): DeaggregatedRecord[] {
+/**
+ * `trailerMatches`: whether the record's MD5 trailer matches its body, when the caller has already
+ * checked (see {@link deaggregateAll}); left out, it is checked here.
+ */
+function deaggregateChecked(
+  input: NormalizedInput,
+  options: CheckedOptions,
+  trailerMatches?: boolean,
+): DeaggregatedRecord[] {
   const { start, end, onCorrupt } = options;
   const bytes = input.data;
 
@@ -171,15 +180,11 @@ function deaggregateChecked(input: NormalizedInput, options: CheckedOptions): De
   // matching MD5 and a body that parses.
   if (!hasMagic(bytes)) return [passThrough(input)];
   let reason: string;
-  if (bytes.length <= AGGREGATE_OVERHEAD_BYTES) {
+  if (!hasRoomForAggregate(bytes)) {
     reason = `it is ${bytes.length} bytes, too short for magic + body + MD5`;
   } else {
     const body = bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
-    const trailer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
-      'hex',
-      bytes.length - DIGEST_BYTES,
-    );
-    if (md5Hex(body) !== trailer) {
+    if (!(trailerMatches ?? md5Hex(body) === hexTrailer(bytes))) {
       reason = 'its MD5 trailer does not match its body';
     } else {
       try {
@@ -200,8 +205,10 @@ function deaggregateChecked(input: NormalizedInput, options: CheckedOptions): De
 }
 
 /**
- * {@link deaggregate} over many records (e.g. a GetRecords response), flattened in order. `undefined`
- * (the SDK types `Records` as optional) gives an empty list.
+ * {@link deaggregate} over many records (e.g. a GetRecords response, a Lambda event's `Records`),
+ * flattened in order. Faster than `deaggregate` record by record: the MD5 trailers of the aggregates
+ * are checked together, several at a time. `undefined` (the SDK types `Records` as optional) gives an
+ * empty list.
  *
  * @throws {InvalidOptionError} for wrong options, even with no record.
  * @throws {InvalidRecordError} and {@link CorruptAggregateError} as `deaggregate` does.
@@ -214,10 +221,67 @@ export function deaggregateAll(
   const checked = checkOptions(options, DEAGGREGATE_ALL_NAMES);
   const out: DeaggregatedRecord[] = [];
   if (records === undefined) return out;
-  for (const record of records) {
-    for (const user of deaggregateChecked(normalizeInput(record), checked)) out.push(user);
+  const inputs: NormalizedInput[] = [];
+  // A record that is none of the shapes (or an iterable that throws) fails the call, as it would
+  // record by record: but only after the records before it, one of which may fail it first.
+  let invalid: { readonly error: unknown } | undefined;
+  try {
+    for (const record of records) inputs.push(normalizeInput(record));
+  } catch (error) {
+    invalid = { error };
   }
+  const matches = trailersMatch(inputs);
+  for (let i = 0; i < inputs.length; i++) {
+    for (const user of deaggregateChecked(inputs[i]!, checked, matches[i] === 1)) out.push(user);
+  }
+  if (invalid !== undefined) throw invalid.error;
   return out;
+}
+
+/**
+ * For each input that has the magic and room for an aggregate, 1 if its MD5 trailer matches its body,
+ * else 0. All are hashed together, four at a time (see md5-lanes.ts): with records of 1 KiB, MD5 was
+ * three quarters of deaggregating.
+ */
+function trailersMatch(inputs: readonly NormalizedInput[]): Uint8Array {
+  const matches = new Uint8Array(inputs.length);
+  const which: number[] = [];
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i < inputs.length; i++) {
+    const bytes = inputs[i]!.data;
+    if (!hasMagic(bytes) || !hasRoomForAggregate(bytes)) continue;
+    which.push(i);
+    bodies.push(bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES));
+  }
+  if (which.length === 0) return matches;
+  const computed = new Uint8Array(DIGEST_BYTES * which.length);
+  md5Each(
+    bodies,
+    which.map((_, k) => computed.subarray(DIGEST_BYTES * k, DIGEST_BYTES * (k + 1))),
+  );
+  for (let k = 0; k < which.length; k++) {
+    const bytes = inputs[which[k]!]!.data;
+    const trailer = bytes.length - DIGEST_BYTES;
+    let equal = 1;
+    for (let j = 0; j < DIGEST_BYTES; j++) {
+      if (computed[DIGEST_BYTES * k + j] !== bytes[trailer + j]) equal = 0;
+    }
+    matches[which[k]!] = equal;
+  }
+  return matches;
+}
+
+/** Whether `bytes` is long enough for magic + at least one body byte + MD5. */
+function hasRoomForAggregate(bytes: Uint8Array): boolean {
+  return bytes.length > AGGREGATE_OVERHEAD_BYTES;
+}
+
+/** The MD5 trailer of `bytes`, in hex. */
+function hexTrailer(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
+    'hex',
+    bytes.length - DIGEST_BYTES,
+  );
 }
 
 function expand(input: NormalizedInput, body: Uint8Array, start: bigint, end: bigint): DeaggregatedRecord[] {

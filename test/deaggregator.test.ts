@@ -318,6 +318,52 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     ).toThrow('Kinesis record 99 starts with the KPL magic but its MD5 trailer does not match its body.');
   });
 
+  it('deaggregateAll, which checks the trailers of a batch together, reads every record as deaggregate does', () => {
+    const good = Array.from(
+      { length: 6 },
+      (_, i) =>
+        aggregateOf([
+          { partitionKey: `k${i}`, data: `first of ${i}` },
+          { partitionKey: 'x', data: 'y'.repeat(i * 7000) },
+        ]).data,
+    );
+    // A trailer off by one bit, among aggregates that are right.
+    const flipped = Buffer.from(good[5]!);
+    flipped[flipped.length - 1]! ^= 1;
+    const batch = [
+      ...good.slice(0, 3),
+      ...cases.map(([, data]) => data),
+      flipped,
+      Buffer.from('raw'),
+      good[0]!,
+    ];
+    const records = batch.map((data, i) => ({
+      Data: data,
+      PartitionKey: 'outer',
+      SequenceNumber: String(i),
+    }));
+    const oneByOne = records.flatMap((record) => deaggregate(record));
+    expect(deaggregateAll(records)).toEqual(oneByOne);
+    // The corrupt ones, the flipped one and the raw one pass through; the good ones around them do not.
+    const passedThrough = oneByOne.filter((u) => !u.aggregated).map((u) => Number(u.sequenceNumber));
+    expect(passedThrough).toEqual(Array.from({ length: cases.length + 2 }, (_, i) => 3 + i));
+    const last = oneByOne.filter((u) => u.sequenceNumber === String(batch.length - 1));
+    expect(last.map(text)).toEqual(['first of 0', '']);
+  });
+
+  it("deaggregateAll: with onCorrupt 'throw', the first corrupt record fails it, unless a record of no shape comes before", () => {
+    const good = { Data: two.data, PartitionKey: 'a', SequenceNumber: '1' };
+    const corrupt = { Data: cases[2]![1], PartitionKey: 'a', SequenceNumber: '2' };
+    const noShape = 42 as never;
+    expect(() => deaggregateAll([good, corrupt, noShape], { onCorrupt: 'throw' })).toThrow(
+      'Kinesis record 2 starts with the KPL magic but its MD5 trailer does not match its body.',
+    );
+    expect(() => deaggregateAll([good, noShape, corrupt], { onCorrupt: 'throw' })).toThrow(
+      InvalidRecordError,
+    );
+    expect(() => deaggregateAll([good, corrupt, noShape])).toThrow(InvalidRecordError);
+  });
+
   it("still passes records without the magic through with onCorrupt: 'throw'", () => {
     expect(deaggregate({ Data: Buffer.from('raw'), PartitionKey: 'k' }, { onCorrupt: 'throw' })).toHaveLength(
       1,
