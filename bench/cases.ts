@@ -5,6 +5,7 @@
 import { awaitFloorCases } from './await-floor.js';
 import type { Case } from './case.js';
 import { codecCases } from './codec.js';
+import { deaggregationCases } from './deaggregation.js';
 import { latencyCases } from './latency.js';
 import { memoryCases } from './memory.js';
 import { producerSendingCases } from './producer-sending.js';
@@ -14,6 +15,7 @@ import { skewCases } from './skew.js';
 
 export const cases: readonly Case[] = [
   ...codecCases,
+  ...deaggregationCases,
   ...sdkPeerCases,
   ...producerSendingCases,
   ...awaitFloorCases,
