@@ -1,4 +1,4 @@
-import * as crypto from 'node:crypto';
+import { md5Bytes } from './hash-key.js';
 import { defaultLogger } from './logger.js';
 
 /**
@@ -46,29 +46,32 @@ const SINES = Array.from({ length: 64 }, (_, i) => Math.floor(Math.abs(Math.sin(
  */
 export function md5Each(messages: readonly Uint8Array[], digests: readonly Uint8Array[]): void {
   const lanes = messages.length >= 2 ? md5Lanes() : undefined;
-  if (lanes !== undefined) {
+  // Busy: called again from inside a call, by user code a message's own methods ran (a subclass of
+  // Uint8Array); the lanes hold the outer call's state.
+  if (lanes !== undefined && !lanes.busy) {
     lanes.digest(messages, digests);
     return;
   }
-  for (let i = 0; i < messages.length; i++) digests[i]!.set(md5(messages[i]!));
+  for (let i = 0; i < messages.length; i++) digests[i]!.set(md5Bytes(messages[i]!));
 }
 
 /**
- * For tests: turns the lanes off (OpenSSL for every message) or back on. Returns whether they are in
- * use now: false, after `true`, where WebAssembly could not run them.
+ * For tests: turns the lanes off (OpenSSL for every message) or back on, built with `api` (by
+ * default the global WebAssembly). Returns whether they are in use now: false, after `true`, where
+ * WebAssembly could not build or run them.
  */
-export function useMd5Lanes(use: boolean): boolean {
+export function useMd5Lanes(use: boolean, api: WebAssemblyApi | undefined = wasm): boolean {
   lanes = use ? undefined : null;
-  return md5Lanes() !== undefined;
+  return md5Lanes(api) !== undefined;
 }
 
 /** Built on first use; null where WebAssembly cannot run it. */
 let lanes: Md5Lanes | null | undefined;
 
-function md5Lanes(): Md5Lanes | undefined {
+function md5Lanes(api = wasm): Md5Lanes | undefined {
   if (lanes === undefined) {
     try {
-      lanes = wasm === undefined ? null : new Md5Lanes(wasm);
+      lanes = api === undefined ? null : new Md5Lanes(api);
     } catch (error) {
       // Slower, not wrong: say why where someone looking into speed would look.
       defaultLogger.debug({ error: String(error) }, 'MD5 of aggregates: no WebAssembly lanes, OpenSSL only');
@@ -78,8 +81,11 @@ function md5Lanes(): Md5Lanes | undefined {
   return lanes ?? undefined;
 }
 
-/** The WebAssembly API, as far as it is used here (the project's `lib` has no DOM types to declare it). */
-interface WebAssemblyApi {
+/**
+ * @internal The WebAssembly API, as far as it is used here (the project's `lib` has no DOM types to
+ * declare it).
+ */
+export interface WebAssemblyApi {
   readonly Module: new (bytes: Uint8Array) => object;
   readonly Memory: new (descriptor: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer };
   readonly Instance: new (
@@ -90,14 +96,6 @@ interface WebAssemblyApi {
 
 /** Undefined under `node --jitless`, which has no WebAssembly. */
 const wasm = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
-
-const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer })
-  .hash;
-
-function md5(data: Uint8Array): Buffer {
-  if (oneShot !== undefined) return oneShot('md5', data, 'buffer');
-  return crypto.createHash('md5').update(data).digest();
-}
 
 /**
  * Runs the kernel over messages of any length: each lane is fed its message a chunk at a time, and
@@ -114,6 +112,8 @@ class Md5Lanes {
   readonly #blocksLeft = new Int32Array(LANES);
   /** Per lane: whether its slot holds its message's last chunk. */
   readonly #last = new Uint8Array(LANES);
+  /** Whether a call of `digest` is running. */
+  busy = false;
 
   constructor(api: WebAssemblyApi) {
     const memory = new api.Memory({ initial: PAGES, maximum: PAGES });
@@ -124,6 +124,15 @@ class Md5Lanes {
   }
 
   digest(messages: readonly Uint8Array[], digests: readonly Uint8Array[]): void {
+    this.busy = true;
+    try {
+      this.#digest(messages, digests);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  #digest(messages: readonly Uint8Array[], digests: readonly Uint8Array[]): void {
     const order = Array.from(messages.keys()).sort((a, b) => messages[b]!.length - messages[a]!.length);
     let next = 0;
     let active = 0;
@@ -220,7 +229,7 @@ class Md5Lanes {
  * every lane through MD5's compression function, reading lane `l`'s block at its pointer and moving
  * the pointer on. The 64 steps are unrolled; the a, b, c, d roles rotate between four locals.
  */
-export function md5LanesModule(): Uint8Array {
+function md5LanesModule(): Uint8Array {
   const f = new FunctionWriter();
   const blocks = 0; // the parameter
   const pointer = Array.from({ length: LANES }, () => f.local(I32));

@@ -10,7 +10,7 @@ import {
   writeAggregateDigests,
 } from '../src/aggregator.js';
 import { deaggregate } from '../src/index.js';
-import { md5Each, useMd5Lanes } from '../src/md5-lanes.js';
+import { md5Each, useMd5Lanes, type WebAssemblyApi } from '../src/md5-lanes.js';
 
 const openssl = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
 const hex = (digests: readonly Uint8Array[]) => digests.map((d) => Buffer.from(d).toString('hex'));
@@ -59,6 +59,36 @@ describe('md5Each: MD5 of many messages, four lanes at a time', () => {
     expect(useMd5Lanes(false)).toBe(false);
     expect(digestsOf(messages)).toEqual(withLanes);
     expect(withLanes).toEqual(messages.map(openssl));
+  });
+
+  it('falls back to OpenSSL where WebAssembly cannot build the lanes', () => {
+    const real = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+    const refusing: WebAssemblyApi = {
+      ...real,
+      Module: class {
+        constructor() {
+          throw new Error('WebAssembly.Module(): invalid SIMD opcode');
+        }
+      },
+    };
+    expect(useMd5Lanes(true, refusing)).toBe(false);
+    const messages = [randomBytes(100), randomBytes(20_000), randomBytes(64)];
+    expect(digestsOf(messages)).toEqual(messages.map(openssl));
+  });
+
+  it('gives right digests when a message runs code that hashes again (a Uint8Array subclass)', () => {
+    const inner = [randomBytes(5000), randomBytes(300)];
+    let innerDigests: string[] = [];
+    class Sneaky extends Uint8Array {
+      override subarray(begin?: number, end?: number): Uint8Array<ArrayBuffer> {
+        if (innerDigests.length === 0) innerDigests = digestsOf(inner);
+        return new Uint8Array(this.buffer, this.byteOffset, this.byteLength).subarray(begin, end);
+      }
+    }
+    const sneaky = new Sneaky(40_000).fill(9);
+    const outer = [randomBytes(40_000), sneaky, randomBytes(17)];
+    expect(digestsOf(outer)).toEqual(outer.map(openssl));
+    expect(innerDigests).toEqual(inner.map(openssl));
   });
 
   it('falls back to OpenSSL where Node has no WebAssembly (node --jitless)', () => {
