@@ -136,7 +136,7 @@ export class OutboundRecord {
     this.record = record;
     // An aggregate's partition key is "a" (1 byte); a single record keeps its own.
     this.sizeBytes = (items.length > 1 ? 1 : items[0]!.partitionKeyBytes) + record.data.length;
-    this.digestPending = items.length > 1;
+    this.digestPending = this.aggregated;
     this.predictedShardId = predictedShardId;
     this.mapVersion = mapVersion;
     this.sendBy = sendBy;

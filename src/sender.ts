@@ -73,6 +73,13 @@ export class Sender {
    */
   send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): void {
     this.#inFlight++;
+    // Before the clock starts: hashing is not the request's time (its RequestTime, its timeout).
+    let unwritten: { readonly error: unknown } | undefined;
+    try {
+      writePendingDigests(batch);
+    } catch (error) {
+      unwritten = { error };
+    }
     const startedAt = this.#clock.now();
     const controller = new AbortController();
     const entries = new Array(batch.length);
@@ -111,7 +118,7 @@ export class Sender {
     this.#abandon.add(giveUp);
     let request: Promise<PutRecordsCommandOutput>;
     try {
-      writePendingDigests(batch);
+      if (unwritten !== undefined) throw unwritten.error;
       const command = new PutRecordsCommand({ ...streamParams(stream), Records: entries });
       if (this.#nativeBody) withNativeBody(command);
       request = this.#client.send(command, { abortSignal: controller.signal });
