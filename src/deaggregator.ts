@@ -1,7 +1,7 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
-import { MAX_HASH_KEY, md5Hex, partitionKeyHash } from './hash-key.js';
+import { MAX_HASH_KEY, md5Bytes, partitionKeyHash } from './hash-key.js';
 import { md5Each } from './md5-lanes.js';
 import { type OptionNames, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
@@ -165,13 +165,13 @@ function checkOptions(options: DeaggregateOptions, names: OptionNames): CheckedO
 }
 
 /**
- * `trailerMatches`: whether the record's MD5 trailer matches its body, when the caller has already
- * checked (see {@link deaggregateAll}); left out, it is checked here.
+ * `digest`: the MD5 of the record's body, when the caller has computed it (see {@link deaggregateAll});
+ * left out, it is computed here.
  */
 function deaggregateChecked(
   input: NormalizedInput,
   options: CheckedOptions,
-  trailerMatches?: boolean,
+  digest?: Uint8Array,
 ): DeaggregatedRecord[] {
   const { start, end, onCorrupt } = options;
   const bytes = input.data;
@@ -180,11 +180,11 @@ function deaggregateChecked(
   // matching MD5 and a body that parses.
   if (!hasMagic(bytes)) return [passThrough(input)];
   let reason: string;
-  if (!hasRoomForAggregate(bytes)) {
+  if (!mayBeAggregate(bytes)) {
     reason = `it is ${bytes.length} bytes, too short for magic + body + MD5`;
   } else {
-    const body = bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
-    if (!(trailerMatches ?? md5Hex(body) === hexTrailer(bytes))) {
+    const body = bodyOf(bytes);
+    if (!trailerIs(bytes, digest ?? md5Bytes(body))) {
       reason = 'its MD5 trailer does not match its body';
     } else {
       try {
@@ -205,10 +205,16 @@ function deaggregateChecked(
 }
 
 /**
+ * Records deaggregateAll reads at a time: their trailers are checked together, so the more the better
+ * for speed, but an iterable is read no further ahead of the record that fails the call than this.
+ */
+const WINDOW = 64;
+
+/**
  * {@link deaggregate} over many records (e.g. a GetRecords response, a Lambda event's `Records`),
  * flattened in order. Faster than `deaggregate` record by record: the MD5 trailers of the aggregates
- * are checked together, several at a time. `undefined` (the SDK types `Records` as optional) gives an
- * empty list.
+ * are checked together, several at a time. An iterable is read a few dozen records ahead at most.
+ * `undefined` (the SDK types `Records` as optional) gives an empty list.
  *
  * @throws {InvalidOptionError} for wrong options, even with no record.
  * @throws {InvalidRecordError} and {@link CorruptAggregateError} as `deaggregate` does.
@@ -221,67 +227,66 @@ export function deaggregateAll(
   const checked = checkOptions(options, DEAGGREGATE_ALL_NAMES);
   const out: DeaggregatedRecord[] = [];
   if (records === undefined) return out;
-  const inputs: NormalizedInput[] = [];
-  // A record that is none of the shapes (or an iterable that throws) fails the call, as it would
-  // record by record: but only after the records before it, one of which may fail it first.
-  let invalid: { readonly error: unknown } | undefined;
+  const window: NormalizedInput[] = [];
+  const readWindow = () => {
+    // Emptied first: if a record in it fails the call, nothing is left to read again.
+    const inputs = window.splice(0);
+    const digests = bodyDigests(inputs);
+    for (let i = 0; i < inputs.length; i++) {
+      for (const user of deaggregateChecked(inputs[i]!, checked, digests[i])) out.push(user);
+    }
+  };
   try {
-    for (const record of records) inputs.push(normalizeInput(record));
+    for (const record of records) {
+      window.push(normalizeInput(record));
+      if (window.length === WINDOW) readWindow();
+    }
   } catch (error) {
-    invalid = { error };
+    // A record of none of the shapes, or an iterable that threw: the records before it are read
+    // first, as they would be one at a time, and one of them may fail the call instead.
+    readWindow();
+    throw error;
   }
-  const matches = trailersMatch(inputs);
-  for (let i = 0; i < inputs.length; i++) {
-    for (const user of deaggregateChecked(inputs[i]!, checked, matches[i] === 1)) out.push(user);
-  }
-  if (invalid !== undefined) throw invalid.error;
+  readWindow();
   return out;
 }
 
 /**
- * For each input that has the magic and room for an aggregate, 1 if its MD5 trailer matches its body,
- * else 0. All are hashed together, four at a time (see md5-lanes.ts): with records of 1 KiB, MD5 was
- * three quarters of deaggregating.
+ * The MD5 of the body of each input that may be an aggregate (undefined for the others), computed
+ * together, four at a time (see md5-lanes.ts): with records of 1 KiB, MD5 was three quarters of
+ * deaggregating.
  */
-function trailersMatch(inputs: readonly NormalizedInput[]): Uint8Array {
-  const matches = new Uint8Array(inputs.length);
-  const which: number[] = [];
+function bodyDigests(inputs: readonly NormalizedInput[]): (Uint8Array | undefined)[] {
+  const digests = new Array<Uint8Array | undefined>(inputs.length);
   const bodies: Uint8Array[] = [];
+  const into: Uint8Array[] = [];
   for (let i = 0; i < inputs.length; i++) {
     const bytes = inputs[i]!.data;
-    if (!hasMagic(bytes) || !hasRoomForAggregate(bytes)) continue;
-    which.push(i);
-    bodies.push(bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES));
+    if (!hasMagic(bytes) || !mayBeAggregate(bytes)) continue;
+    const digest = new Uint8Array(DIGEST_BYTES);
+    digests[i] = digest;
+    bodies.push(bodyOf(bytes));
+    into.push(digest);
   }
-  if (which.length === 0) return matches;
-  const computed = new Uint8Array(DIGEST_BYTES * which.length);
-  md5Each(
-    bodies,
-    which.map((_, k) => computed.subarray(DIGEST_BYTES * k, DIGEST_BYTES * (k + 1))),
-  );
-  for (let k = 0; k < which.length; k++) {
-    const bytes = inputs[which[k]!]!.data;
-    const trailer = bytes.length - DIGEST_BYTES;
-    let equal = 1;
-    for (let j = 0; j < DIGEST_BYTES; j++) {
-      if (computed[DIGEST_BYTES * k + j] !== bytes[trailer + j]) equal = 0;
-    }
-    matches[which[k]!] = equal;
-  }
-  return matches;
+  md5Each(bodies, into);
+  return digests;
 }
 
 /** Whether `bytes` is long enough for magic + at least one body byte + MD5. */
-function hasRoomForAggregate(bytes: Uint8Array): boolean {
+function mayBeAggregate(bytes: Uint8Array): boolean {
   return bytes.length > AGGREGATE_OVERHEAD_BYTES;
 }
 
-/** The MD5 trailer of `bytes`, in hex. */
-function hexTrailer(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
-    'hex',
-    bytes.length - DIGEST_BYTES,
-  );
+/** What an aggregate's MD5 is taken over: the bytes between the magic and the trailer. */
+function bodyOf(bytes: Uint8Array): Uint8Array {
+  return bytes.subarray(MAGIC.length, bytes.length - DIGEST_BYTES);
+}
+
+/** Whether the last 16 bytes of `bytes` are `digest`. */
+function trailerIs(bytes: Uint8Array, digest: Uint8Array): boolean {
+  const trailer = bytes.length - DIGEST_BYTES;
+  for (let i = 0; i < DIGEST_BYTES; i++) if (bytes[trailer + i] !== digest[i]) return false;
+  return true;
 }
 
 function expand(input: NormalizedInput, body: Uint8Array, start: bigint, end: bigint): DeaggregatedRecord[] {

@@ -364,6 +364,19 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     expect(() => deaggregateAll([good, corrupt, noShape])).toThrow(InvalidRecordError);
   });
 
+  it('deaggregateAll reads an iterable only a little ahead of the record that fails it', () => {
+    let pulled = 0;
+    function* endless() {
+      yield { Data: cases[2]![1], PartitionKey: 'a', SequenceNumber: '1' };
+      for (;;) {
+        if (++pulled > 1000) throw new Error('read the iterable far ahead');
+        yield { Data: two.data, PartitionKey: 'a', SequenceNumber: String(pulled + 1) };
+      }
+    }
+    expect(() => deaggregateAll(endless(), { onCorrupt: 'throw' })).toThrow(CorruptAggregateError);
+    expect(pulled).toBeLessThan(64);
+  });
+
   it("still passes records without the magic through with onCorrupt: 'throw'", () => {
     expect(deaggregate({ Data: Buffer.from('raw'), PartitionKey: 'k' }, { onCorrupt: 'throw' })).toHaveLength(
       1,
