@@ -10,13 +10,13 @@ import {
 } from '../src/index.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
 import { type KinesisAggRecord, kinesisAggAggregate } from './kinesis-agg.js';
-import { measure, throughputMetrics } from './measure.js';
-import { type BenchRecord, PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
+import { measure, ratiosTo, THROUGHPUT_COLUMNS, throughputMetrics } from './measure.js';
+import { type BenchRecord, checkReadBack, PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
 
 /** aws-kinesis-agg's fixed aggregate limit, which ours is given too: 1 MiB of data per aggregate. */
 const SAME_AS_KINESIS_AGG_BYTES = 1024 * 1024;
 /** User data per pass over the workload: well past the 1 MiB L2 of a core, yet quick to generate and verify. */
-const DATA_BYTES = 8 * 1024 * 1024;
+export const DATA_BYTES = 8 * 1024 * 1024;
 
 const section: Section = {
   title: 'Codec throughput',
@@ -31,21 +31,8 @@ const section: Section = {
     'included.',
   ].join(' '),
   groupHeader: 'record size',
-  columns: [
-    { metric: 'recordsPerSec', header: 'user records/s', digits: 0 },
-    { metric: 'mbPerSec', header: 'MB/s', digits: 1 },
-    { metric: 'cpuSecPerMillion', header: 'CPU s / M records', digits: 3 },
-    { metric: 'aggregateKiB', header: 'mean aggregate KiB', digits: 1 },
-  ],
-  ratios: [
-    { metric: 'recordsPerSec', header: '× aws-kinesis-agg, records/s', against: 'aws-kinesis-agg' },
-    {
-      metric: 'cpuSecPerMillion',
-      header: '× aws-kinesis-agg, CPU',
-      against: 'aws-kinesis-agg',
-      lowerIsBetter: true,
-    },
-  ],
+  columns: [...THROUGHPUT_COLUMNS, { metric: 'aggregateKiB', header: 'mean aggregate KiB', digits: 1 }],
+  ratios: ratiosTo('aws-kinesis-agg', 'aws-kinesis-agg'),
 };
 
 interface CodecParams {
@@ -71,23 +58,9 @@ function encodeWithRecordAggregator(records: readonly BenchRecord[], maxBytes: n
   return out;
 }
 
-/** Throws unless `output` deaggregates to exactly `input`, in order. */
-function verifyRoundTrip(codec: string, input: readonly BenchRecord[], output: Encoded): void {
-  let i = 0;
-  for (const record of output) {
-    for (const user of deaggregate({ partitionKey: record.partitionKey, data: record.data })) {
-      const expected = input[i];
-      if (
-        expected === undefined ||
-        user.partitionKey !== expected.partitionKey ||
-        !expected.data.equals(user.data)
-      ) {
-        throw new Error(`${codec}: user record ${i} does not deaggregate to its input`);
-      }
-      i++;
-    }
-  }
-  if (i !== input.length) throw new Error(`${codec}: ${input.length} records in, ${i} deaggregated out`);
+/** The user records in `output`, as our `deaggregate` reads them. */
+function* readBack(output: Encoded) {
+  for (const record of output) yield* deaggregate({ partitionKey: record.partitionKey, data: record.data });
 }
 
 async function runCodec(params: CodecParams, settings: RunSettings): Promise<Metrics> {
@@ -103,7 +76,7 @@ async function runCodec(params: CodecParams, settings: RunSettings): Promise<Met
       : kinesisAggAggregate;
 
   const sample = await encode(records);
-  verifyRoundTrip(params.codec, records, sample);
+  checkReadBack(params.codec, records, readBack(sample));
   let aggregateBytes = 0;
   for (const record of sample) aggregateBytes += record.data.byteLength;
 

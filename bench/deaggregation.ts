@@ -12,11 +12,10 @@ import {
   RecordAggregator,
 } from '../src/index.js';
 import type { Case, Metrics, RunSettings, Section } from './case.js';
-import { measure, throughputMetrics } from './measure.js';
-import { type BenchRecord, PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
+import { DATA_BYTES } from './codec.js';
+import { measure, ratiosTo, THROUGHPUT_COLUMNS, throughputMetrics } from './measure.js';
+import { type BenchRecord, checkReadBack, PARTITION_KEYS, RECORD_SIZES, userRecords } from './workload.js';
 
-/** User data per pass, as in the codec section. */
-const DATA_BYTES = 8 * 1024 * 1024;
 /** Kinesis records a Lambda function is handed at a time by default (its event source's BatchSize). */
 const LAMBDA_BATCH = 100;
 
@@ -56,20 +55,8 @@ const section: Section = {
     'every thread of the process, GC included.',
   ].join(' '),
   groupHeader: 'record size',
-  columns: [
-    { metric: 'recordsPerSec', header: 'user records/s', digits: 0 },
-    { metric: 'mbPerSec', header: 'MB/s', digits: 1 },
-    { metric: 'cpuSecPerMillion', header: 'CPU s / M records', digits: 3 },
-  ],
-  ratios: [
-    { metric: 'recordsPerSec', header: '× aws-kinesis-agg, records/s', against: 'aws-kinesis-agg' },
-    {
-      metric: 'cpuSecPerMillion',
-      header: '× aws-kinesis-agg, CPU',
-      against: 'aws-kinesis-agg',
-      lowerIsBetter: true,
-    },
-  ],
+  columns: THROUGHPUT_COLUMNS,
+  ratios: ratiosTo('aws-kinesis-agg', 'aws-kinesis-agg'),
 };
 
 type Reader = 'aws-kinesis-agg' | 'deaggregate' | 'deaggregateAll';
@@ -125,28 +112,16 @@ function readBatch(
   return out;
 }
 
-/** Throws unless the batches read back to exactly `input`, in order. */
-function verify(
-  reader: Reader,
-  input: readonly BenchRecord[],
-  batches: readonly { kinesis: LambdaKinesis }[][],
-): void {
-  let i = 0;
+/** The user records of every batch, read by `reader`, with their data as bytes. */
+function* readBack(reader: Reader, batches: readonly { kinesis: LambdaKinesis }[][]) {
   for (const batch of batches) {
     for (const user of readBatch(reader, batch)) {
-      const expected = input[i];
-      const data = typeof user.data === 'string' ? Buffer.from(user.data, 'base64') : user.data;
-      if (
-        expected === undefined ||
-        user.partitionKey !== expected.partitionKey ||
-        !expected.data.equals(data)
-      ) {
-        throw new Error(`${reader}: user record ${i} is not the one aggregated`);
-      }
-      i++;
+      yield {
+        partitionKey: user.partitionKey,
+        data: typeof user.data === 'string' ? Buffer.from(user.data, 'base64') : user.data,
+      };
     }
   }
-  if (i !== input.length) throw new Error(`${reader}: ${input.length} records aggregated, ${i} read back`);
 }
 
 async function runDeaggregation(params: DeaggregationParams, settings: RunSettings): Promise<Metrics> {
@@ -156,7 +131,7 @@ async function runDeaggregation(params: DeaggregationParams, settings: RunSettin
     keyCount: PARTITION_KEYS,
   });
   const batches = lambdaBatches(records);
-  verify(params.reader, records, batches);
+  checkReadBack(params.reader, records, readBack(params.reader, batches));
   const passBytes = records.length * params.recordBytes;
   const work = async (until: number) => {
     let passes = 0;

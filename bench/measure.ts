@@ -1,4 +1,5 @@
-/** Timing primitives shared by the cases. */
+/** Timing primitives shared by the cases, and the columns and ratios that show their throughput. */
+import type { Column, Ratio } from './case.js';
 
 /** Work done: user records and their data bytes (partition keys not counted). */
 export interface Tally {
@@ -44,6 +45,24 @@ export function throughputMetrics(m: Measurement): {
     mbPerSec: m.tally.bytes / 1e6 / m.wallSec,
     cpuSecPerMillion: (m.cpuSec / m.tally.records) * 1e6,
   };
+}
+
+/** The columns that show {@link throughputMetrics}' figures. */
+export const THROUGHPUT_COLUMNS: readonly Column[] = [
+  { metric: 'recordsPerSec', header: 'user records/s', digits: 0 },
+  { metric: 'mbPerSec', header: 'MB/s', digits: 1 },
+  { metric: 'cpuSecPerMillion', header: 'CPU s / M records', digits: 3 },
+];
+
+/**
+ * Records/s and CPU per record of a case over those of its group's case whose `reference` is
+ * `against`, headed `× name, records/s` and `× name, <cpu>`.
+ */
+export function ratiosTo(against: string, name: string, cpu = 'CPU'): Ratio[] {
+  return [
+    { metric: 'recordsPerSec', header: `× ${name}, records/s`, against },
+    { metric: 'cpuSecPerMillion', header: `× ${name}, ${cpu}`, against, lowerIsBetter: true },
+  ];
 }
 
 /**

@@ -4,8 +4,8 @@
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { DEFAULT_AGGREGATION_MAX_BYTES } from '../src/index.js';
-import type { Metrics, Ratio, RunSettings, Section } from './case.js';
-import { measure, type Tally, throughputMetrics } from './measure.js';
+import type { Metrics, RunSettings, Section } from './case.js';
+import { measure, ratiosTo, type Tally, throughputMetrics } from './measure.js';
 import { startNullKinesis } from './null-kinesis.js';
 import { UNPACED_RATE_LIMIT } from './producer-feed.js';
 import { benchClient } from './sdk-client.js';
@@ -43,14 +43,6 @@ export const SENDING_PEERS = {
   plainSdk: 'plain SDK',
   kinesisAgg: 'aws-kinesis-agg + SDK',
 } as const;
-
-/** Records/s and client CPU per record of a case, over those of one peer. */
-function ratiosTo(peer: string, name: string): Ratio[] {
-  return [
-    { metric: 'recordsPerSec', header: `× ${name}, records/s`, against: peer },
-    { metric: 'cpuSecPerMillion', header: `× ${name}, client CPU`, against: peer, lowerIsBetter: true },
-  ];
-}
 
 /** Where a sending case sends: the null sink's endpoint, and a client for it with `IN_FLIGHT` sockets. */
 export interface SinkTarget {
@@ -106,9 +98,9 @@ export const sendingSection: Section = {
     { metric: 'clientPeakRssMiB', header: 'client peak RSS MiB', digits: 0 },
   ],
   ratios: [
-    ...ratiosTo(SENDING_PEERS.ceiling, 'ceiling'),
-    ...ratiosTo(SENDING_PEERS.plainSdk, 'plain SDK'),
-    ...ratiosTo(SENDING_PEERS.kinesisAgg, 'aws-kinesis-agg'),
+    ...ratiosTo(SENDING_PEERS.ceiling, 'ceiling', 'client CPU'),
+    ...ratiosTo(SENDING_PEERS.plainSdk, 'plain SDK', 'client CPU'),
+    ...ratiosTo(SENDING_PEERS.kinesisAgg, 'aws-kinesis-agg', 'client CPU'),
   ],
 };
 

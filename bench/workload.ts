@@ -44,6 +44,30 @@ export function userRecords(options: {
   }));
 }
 
+/**
+ * Throws unless `output` is exactly `input`, in order (same partition keys, same bytes): how a codec
+ * case checks what it read back before it is timed. `label` names the case in the error.
+ */
+export function checkReadBack(
+  label: string,
+  input: readonly BenchRecord[],
+  output: Iterable<{ readonly partitionKey: string; readonly data: Uint8Array }>,
+): void {
+  let i = 0;
+  for (const user of output) {
+    const expected = input[i];
+    if (
+      expected === undefined ||
+      user.partitionKey !== expected.partitionKey ||
+      !expected.data.equals(user.data)
+    ) {
+      throw new Error(`${label}: user record ${i} read back is not the one put in`);
+    }
+    i++;
+  }
+  if (i !== input.length) throw new Error(`${label}: ${input.length} records put in, ${i} read back`);
+}
+
 /** Bytes a record counts for against PutRecords' request limit: partition key + data. */
 function requestBytes(record: { readonly partitionKey: string; readonly data: Uint8Array }): number {
   return Buffer.byteLength(record.partitionKey) + record.data.byteLength;
