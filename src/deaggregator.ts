@@ -123,12 +123,12 @@ interface NormalizedInput {
  * Extracts the user records of one Kinesis record with KCL's semantics: a KPL aggregate yields its user
  * records with their sub-sequence numbers; anything else yields itself.
  *
+ * For a batch (a Lambda event's `Records`, a GetRecords response), {@link deaggregateAll} is faster.
+ *
  * @example
  * ```ts
- * // AWS Lambda
- * export const handler = async (event) => {
- *   for (const r of event.Records) for (const user of deaggregate(r)) handle(user);
- * };
+ * // One record
+ * for (const user of deaggregate(record)) handle(user);
  * // GetRecords, filtering by the shard's range as KCL does
  * const out = (GetRecordsOutput.Records ?? []).flatMap((r) => deaggregate(r, { hashKeyRange: shard.HashKeyRange }));
  * ```
@@ -213,8 +213,16 @@ const WINDOW = 64;
 /**
  * {@link deaggregate} over many records (e.g. a GetRecords response, a Lambda event's `Records`),
  * flattened in order. Faster than `deaggregate` record by record: the MD5 trailers of the aggregates
- * are checked together, several at a time. An iterable is read a few dozen records ahead at most.
- * `undefined` (the SDK types `Records` as optional) gives an empty list.
+ * are checked together, several at a time. An iterable is read 64 records at a time, never further
+ * ahead. `undefined` (the SDK types `Records` as optional) gives an empty list.
+ *
+ * @example
+ * ```ts
+ * // AWS Lambda
+ * export const handler = async (event) => {
+ *   for (const user of deaggregateAll(event.Records)) handle(user);
+ * };
+ * ```
  *
  * @throws {InvalidOptionError} for wrong options, even with no record.
  * @throws {InvalidRecordError} and {@link CorruptAggregateError} as `deaggregate` does.
