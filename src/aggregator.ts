@@ -1,7 +1,7 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
 import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
-import { md5Hex, partitionKeyHash } from './hash-key.js';
+import { partitionKeyHash } from './hash-key.js';
 import { md5Each } from './md5-lanes.js';
 import { checkInteger, checkOptionsObject, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
@@ -174,14 +174,10 @@ class AggregateEncoder {
   /** Bytes of the protobuf body holding every record added so far. */
   #bodyBytes = 0;
 
-  /** Whether `build()` writes an aggregate's MD5 trailer, or leaves it to {@link writeAggregateDigests}. */
-  readonly #writesDigest: boolean;
-
-  constructor(maxBytes: number, maxCount: number, rememberedKeys: number, writesDigest: boolean) {
+  constructor(maxBytes: number, maxCount: number, rememberedKeys: number) {
     this.maxBytes = maxBytes;
     this.maxCount = maxCount;
     this.#rememberedKeys = rememberedKeys;
-    this.#writesDigest = writesDigest;
   }
 
   get count(): number {
@@ -408,9 +404,10 @@ class AggregateEncoder {
       // The size bookkeeping and the encoder disagree: a bug, never bad input. Fail loudly.
       throw new Error(`aggregate encoder wrote ${pos - MAGIC.length} body bytes, expected ${bodyBytes}`);
     }
-    // Computing this on a worker thread was tried (c0fa048, fd80911) and reverted: on 2 cores it took
-    // 8-12% off the event loop's time per record at 1-10 KiB for 10-20% more CPU in all.
-    if (this.#writesDigest) buf.write(md5Hex(buf.subarray(MAGIC.length, pos)), pos, 'hex');
+    // The MD5 trailer is left to writeAggregateDigests, so that the producer can hash a request's
+    // aggregates together. (Computing it on a worker thread was tried, c0fa048 and fd80911, and
+    // reverted: on 2 cores it took 8-12% off the event loop's time per record at 1-10 KiB for 10-20%
+    // more CPU in all.)
     return buf;
   }
 
@@ -442,7 +439,7 @@ export class AggregateBuilder<T extends AggregatableRecord> {
   /** `hashKeyDecimal`: the outer ExplicitHashKey of an aggregate, from its first record. */
   constructor(maxBytes: number, maxCount: number, hashKeyDecimal: (record: T) => string) {
     // Every record brings its key's entry, so the encoder's own key map stays empty.
-    this.#encoder = new AggregateEncoder(maxBytes, maxCount, 0, false);
+    this.#encoder = new AggregateEncoder(maxBytes, maxCount, 0);
     this.#hashKeyDecimal = hashKeyDecimal;
   }
 
@@ -532,9 +529,9 @@ export class AggregateBuilder<T extends AggregatableRecord> {
 }
 
 /**
- * @internal Writes the MD5 trailer of each of `aggregates`, as built by {@link AggregateBuilder}, which
- * leaves it unwritten: hashed together, they take about half the time they would one by one (see
- * md5-lanes.ts).
+ * @internal Writes the MD5 trailer of each of `aggregates`, which the encoder leaves unwritten:
+ * `RecordAggregator.build()` writes its aggregate's at once; the producer writes those of a request
+ * together, in about half the time they would take one by one (see md5-lanes.ts).
  */
 export function writeAggregateDigests(aggregates: readonly Uint8Array[]): void {
   const bodies = new Array<Uint8Array>(aggregates.length);
@@ -595,7 +592,7 @@ export class RecordAggregator {
     checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
     warnUnknownOptions(options, OPTION_NAMES);
     this.#maxRecordBytes = maxRecordBytes;
-    this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS, true);
+    this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
   }
 
   /** Number of user records held. */
@@ -642,9 +639,12 @@ export class RecordAggregator {
         'RecordAggregator.build() was called with no record added: check `count` first.',
       );
     }
-    return encoder.build(
+    const aggregated = encoder.count > 1;
+    const built = encoder.build(
       encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
     );
+    if (aggregated) writeAggregateDigests([built.data]);
+    return built;
   }
 
   /** Empties the aggregator without building. */
