@@ -10,28 +10,38 @@ export function checkInteger(option: string, value: unknown, min: number, max: n
 }
 
 /**
- * Throws {@link InvalidOptionError} unless `value` is undefined or an AbortSignal: anything with a
- * boolean `aborted` and `addEventListener`/`removeEventListener`, as signals from other realms and
- * polyfills are. Checked at the call: a bad one would otherwise fail later, far from it.
+ * Whether `value` is an AbortSignal: anything with a boolean `aborted` and
+ * `addEventListener`/`removeEventListener`, as signals from other realms and polyfills are.
  */
-export function checkSignal(option: string, value: unknown): void {
-  if (value === undefined) return;
+function isSignal(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
   const signal = value as { aborted?: unknown; addEventListener?: unknown; removeEventListener?: unknown };
-  if (
-    typeof value !== 'object' ||
-    value === null ||
-    typeof signal.aborted !== 'boolean' ||
-    typeof signal.addEventListener !== 'function' ||
-    typeof signal.removeEventListener !== 'function'
-  ) {
-    throw new InvalidOptionError(option, 'an AbortSignal', value);
-  }
+  return (
+    typeof signal.aborted === 'boolean' &&
+    typeof signal.addEventListener === 'function' &&
+    typeof signal.removeEventListener === 'function'
+  );
 }
 
-/** Throws {@link InvalidOptionError} unless `value` is an object (of options), undefined or null (none). */
+/**
+ * Throws {@link InvalidOptionError} unless `value` is undefined or an AbortSignal (see `isSignal`).
+ * Checked at the call: a bad one would otherwise fail later, far from it.
+ */
+export function checkSignal(option: string, value: unknown): void {
+  if (value !== undefined && !isSignal(value)) throw new InvalidOptionError(option, 'an AbortSignal', value);
+}
+
+/**
+ * Throws {@link InvalidOptionError} unless `value` is an object of options, undefined or null (none).
+ * A signal in their place is refused: read as options it has none, so `put(record, signal)` or
+ * `close(signal)` would look abortable to its caller and not be.
+ */
 export function checkOptionsObject(option: string, value: unknown): void {
   if (value !== undefined && value !== null && typeof value !== 'object') {
     throw new InvalidOptionError(option, 'an object', value);
+  }
+  if (isSignal(value)) {
+    throw new InvalidOptionError(option, 'an object of options, the signal in it as `{ signal }`', value);
   }
 }
 

@@ -772,6 +772,34 @@ describe('streams', () => {
     expect(fake.calls).toHaveLength(0);
   });
 
+  it('refuses a bare signal where the options go: the call would not have been abortable', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1 });
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const controller = new AbortController();
+    const signal = controller.signal;
+    // This put would wait for room; read as options, the signal would have left it waiting on abort.
+    await expect(p.put({ partitionKey: 'k', data: '2' }, signal as never)).rejects.toThrow(
+      'Option `options` must be an object of options, the signal in it as `{ signal }`; received an object (AbortSignal).',
+    );
+    await expect(p.putAll([{ partitionKey: 'k', data: '3' }], signal as never)).rejects.toMatchObject({
+      name: 'InvalidOptionError',
+      option: 'options',
+    });
+    expect(() => p.close(signal as never)).toThrow(InvalidOptionError);
+    expect(p.waitingPuts).toBe(0);
+    // Refused at the call and nothing else: still open, and the signal given rightly works.
+    const waiting = track(p.put({ partitionKey: 'k', data: '4' }, { signal }));
+    expect(p.waitingPuts).toBe(1);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waiting.error).toBeInstanceOf(AbortedError);
+    fake.release();
+    await p.close();
+    expect(first.status).toBe('fulfilled');
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+  });
+
   it('takes null options as none, as JavaScript callers pass them', async () => {
     const p = producer();
     const record = { partitionKey: 'k', data: 'x' };
