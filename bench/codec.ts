@@ -1,8 +1,9 @@
 /**
- * Codec throughput: our RecordAggregator against aws-kinesis-agg, turning user records into KPL
- * aggregates in memory — no network, no shard map, no batching.
+ * Codec throughput: our RecordAggregator and aggregateAll against aws-kinesis-agg, turning user
+ * records into KPL aggregates in memory — no network, no shard map, no batching.
  */
 import {
+  aggregateAll,
   DEFAULT_AGGREGATION_MAX_BYTES,
   deaggregate,
   type KinesisRecord,
@@ -23,8 +24,8 @@ const section: Section = {
   about: [
     `User records of random bytes, ${PARTITION_KEYS} distinct partition keys, ${DATA_BYTES / 1024 / 1024} MiB`,
     'of data per pass, all generated before timing; one pass turns them all into aggregates and keeps the',
-    'output. RecordAggregator: `add()` until it returns false, `build()`, start again. aws-kinesis-agg:',
-    '`aggregate()` over the whole pass. Both are held to 1 MiB per aggregate, the limit built into',
+    'output. RecordAggregator: `add()` until it returns false, `build()`, start again. `aggregateAll()` and',
+    "aws-kinesis-agg's `aggregate()`: over the whole pass. All are held to 1 MiB per aggregate, the limit built into",
     `aws-kinesis-agg; the ${DEFAULT_AGGREGATION_MAX_BYTES.toLocaleString('en-US')} B row is the KPL default the producer uses, shown for scale and not`,
     'like for like. Before timing, every output is deaggregated with our `deaggregate` and must give back',
     'every input record, in order. MB/s counts user data only; CPU is every thread of the process, GC',
@@ -37,8 +38,8 @@ const section: Section = {
 
 interface CodecParams {
   readonly recordBytes: number;
-  readonly codec: 'RecordAggregator' | 'aws-kinesis-agg';
-  /** Only for RecordAggregator: aws-kinesis-agg's limit is fixed. */
+  readonly codec: 'RecordAggregator' | 'aggregateAll' | 'aws-kinesis-agg';
+  /** Only for ours: aws-kinesis-agg's limit is fixed. */
   readonly maxBytes?: number;
 }
 
@@ -70,10 +71,12 @@ async function runCodec(params: CodecParams, settings: RunSettings): Promise<Met
     keyCount: PARTITION_KEYS,
   });
   const maxBytes = params.maxBytes ?? SAME_AS_KINESIS_AGG_BYTES;
-  const encode: (records: readonly BenchRecord[]) => Encoded | Promise<Encoded> =
-    params.codec === 'RecordAggregator'
-      ? (batch) => encodeWithRecordAggregator(batch, maxBytes)
-      : kinesisAggAggregate;
+  const encoders = {
+    RecordAggregator: (batch: readonly BenchRecord[]) => encodeWithRecordAggregator(batch, maxBytes),
+    aggregateAll: (batch: readonly BenchRecord[]) => aggregateAll(batch, { maxBytes }),
+    'aws-kinesis-agg': kinesisAggAggregate,
+  };
+  const encode: (records: readonly BenchRecord[]) => Encoded | Promise<Encoded> = encoders[params.codec];
 
   const sample = await encode(records);
   checkReadBack(params.codec, records, readBack(sample));
@@ -110,6 +113,14 @@ export const codecCases: readonly Case<CodecParams>[] = RECORD_SIZES.flatMap(({ 
     group: label,
     label: 'RecordAggregator, maxBytes 1 MiB',
     params: { recordBytes: bytes, codec: 'RecordAggregator', maxBytes: SAME_AS_KINESIS_AGG_BYTES },
+    run: runCodec,
+  },
+  {
+    name: `codec/aggregate-all-1mib/${bytes}`,
+    section,
+    group: label,
+    label: 'aggregateAll(), maxBytes 1 MiB',
+    params: { recordBytes: bytes, codec: 'aggregateAll', maxBytes: SAME_AS_KINESIS_AGG_BYTES },
     run: runCodec,
   },
   {

@@ -1,6 +1,6 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
-import { ErrorCode, InvalidRecordError, KinesisProducerError } from './errors.js';
+import { ErrorCode, InvalidOptionError, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { partitionKeyHash } from './hash-key.js';
 import { md5Each } from './md5-lanes.js';
 import { checkInteger, checkOptionsObject, optionNames, warnUnknownOptions } from './option-checks.js';
@@ -22,6 +22,7 @@ import {
 import {
   DEFAULT_MAX_RECORD_BYTES,
   newRecordFacts,
+  type RecordFacts,
   type UserRecord,
   type ValidatedPartitionKey,
   validateUserRecord,
@@ -563,6 +564,8 @@ const REMEMBERED_PARTITION_KEYS = 16_384;
  * Aggregate only records bound for the same shard: KCL drops a whole aggregate if any record inside
  * hashes outside the shard it was read from. The producer does this for you.
  *
+ * To aggregate a batch you already hold, {@link aggregateAll} gives the same records faster.
+ *
  * @example
  * ```ts
  * const aggregator = new RecordAggregator();
@@ -581,16 +584,7 @@ export class RecordAggregator {
   readonly #facts = newRecordFacts();
 
   constructor(options: RecordAggregatorOptions = {}) {
-    checkOptionsObject('options', options);
-    options ??= {};
-    const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
-    // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
-    checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);
-    const maxBytes = options.maxBytes ?? Math.min(DEFAULT_AGGREGATION_MAX_BYTES, maxRecordBytes);
-    checkInteger('maxBytes', maxBytes, AGGREGATE_OVERHEAD_BYTES + 1, maxRecordBytes);
-    const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
-    checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
-    warnUnknownOptions(options, OPTION_NAMES);
+    const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options);
     this.#maxRecordBytes = maxRecordBytes;
     this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
   }
@@ -612,37 +606,13 @@ export class RecordAggregator {
    * @throws {InvalidRecordError} when the record can never be written (names the field and the limit).
    */
   add(record: UserRecord): boolean {
-    const facts = this.#facts;
-    // One lookup of the key serves validation (a key already in the table is valid and measured)
-    // and the encoder. `?.` because validation, not this line, reports a record that is no object.
-    const known = this.#encoder.partitionKeyEntry((record as UserRecord | null | undefined)?.partitionKey);
-    validateUserRecord(record, this.#maxRecordBytes, facts, known);
-    // The fields as validation read them (a getter may answer differently on another read), with no
-    // per-record object. The entry looked up first is for another key only if the key's getter changed.
-    const key = facts.partitionKey;
-    return this.#encoder.tryAdd(
-      key,
-      facts.partitionKeyBytes,
-      facts.data,
-      facts.dataBytes,
-      facts.explicitHashKey,
-      known === undefined || known.key === key ? known : this.#encoder.partitionKeyEntry(key),
-    );
+    return addUserRecord(this.#encoder, record, this.#maxRecordBytes, this.#facts);
   }
 
   /** Returns the Kinesis record for everything added, and empties the aggregator. Throws if empty. */
   build(): KinesisRecord {
-    const encoder = this.#encoder;
-    if (encoder.count === 0) {
-      throw new KinesisProducerError(
-        ErrorCode.EmptyAggregate,
-        'RecordAggregator.build() was called with no record added: check `count` first.',
-      );
-    }
-    const aggregated = encoder.count > 1;
-    const built = encoder.build(
-      encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
-    );
+    const aggregated = this.#encoder.count > 1;
+    const built = buildWithoutDigest(this.#encoder);
     if (aggregated) writeAggregateDigests([built.data]);
     return built;
   }
@@ -651,4 +621,121 @@ export class RecordAggregator {
   reset(): void {
     this.#encoder.reset();
   }
+}
+
+/**
+ * Packs `records`, in order, into as few Kinesis records as `maxBytes` and `maxCount` allow: the records
+ * {@link RecordAggregator} gives when added to until full and built each time, byte for byte. Faster
+ * than that for a batch: the MD5 trailers of the aggregates are written together, several at a time.
+ *
+ * It returns them all at once, so it holds them all: for a source without end, or to send each
+ * aggregate as soon as it is full, use RecordAggregator. As with it, aggregate only records bound for
+ * the same shard.
+ *
+ * @example
+ * ```ts
+ * const kinesisRecords = aggregateAll(records, { maxBytes: 1024 * 1024 });
+ * // Each is { partitionKey, explicitHashKey, data }: a PutRecords entry.
+ * ```
+ *
+ * @throws {InvalidOptionError} for wrong options, as RecordAggregator's constructor.
+ * @throws {InvalidRecordError} for the first record that can never be written, its message starting
+ * with its place in `records` (`Record 41: ...`); nothing is returned then.
+ */
+export function aggregateAll(
+  records: Iterable<UserRecord>,
+  options?: RecordAggregatorOptions,
+): KinesisRecord[] {
+  const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options);
+  if (
+    typeof (records as Partial<Iterable<UserRecord>> | null | undefined)?.[Symbol.iterator] !== 'function'
+  ) {
+    throw new InvalidOptionError('records', 'an iterable of records', records);
+  }
+  const encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
+  const facts = newRecordFacts();
+  const out: KinesisRecord[] = [];
+  const aggregates: Uint8Array[] = [];
+  const build = () => {
+    const aggregated = encoder.count > 1;
+    const built = buildWithoutDigest(encoder);
+    out.push(built);
+    if (aggregated) aggregates.push(built.data);
+  };
+  let index = 0;
+  for (const record of records) {
+    try {
+      if (!addUserRecord(encoder, record, maxRecordBytes, facts)) {
+        build();
+        // An empty aggregate takes any valid record.
+        addUserRecord(encoder, record, maxRecordBytes, facts);
+      }
+    } catch (error) {
+      if (!(error instanceof InvalidRecordError)) throw error;
+      throw new InvalidRecordError(error.field, `Record ${index}: ${error.message}`);
+    }
+    index++;
+  }
+  if (encoder.count > 0) build();
+  writeAggregateDigests(aggregates);
+  return out;
+}
+
+/** RecordAggregator's options, checked, with their defaults. */
+function resolveAggregatorOptions(options: RecordAggregatorOptions | undefined): {
+  maxRecordBytes: number;
+  maxBytes: number;
+  maxCount: number;
+} {
+  checkOptionsObject('options', options);
+  options ??= {};
+  const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  // The smallest record that can hold an aggregate: magic, MD5, one body byte and the key "a".
+  checkInteger('maxRecordBytes', maxRecordBytes, AGGREGATE_OVERHEAD_BYTES + 1, MAX_RECORD_BYTES_LIMIT);
+  const maxBytes = options.maxBytes ?? Math.min(DEFAULT_AGGREGATION_MAX_BYTES, maxRecordBytes);
+  checkInteger('maxBytes', maxBytes, AGGREGATE_OVERHEAD_BYTES + 1, maxRecordBytes);
+  const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
+  checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
+  warnUnknownOptions(options, OPTION_NAMES);
+  return { maxRecordBytes, maxBytes, maxCount };
+}
+
+/**
+ * Validates a user record and adds it to `encoder` (see RecordAggregator.add); `facts` is scratch
+ * space for the validation.
+ */
+function addUserRecord(
+  encoder: AggregateEncoder,
+  record: UserRecord,
+  maxRecordBytes: number,
+  facts: RecordFacts,
+): boolean {
+  // One lookup of the key serves validation (a key already in the table is valid and measured)
+  // and the encoder. `?.` because validation, not this line, reports a record that is no object.
+  const known = encoder.partitionKeyEntry((record as UserRecord | null | undefined)?.partitionKey);
+  validateUserRecord(record, maxRecordBytes, facts, known);
+  // The fields as validation read them (a getter may answer differently on another read), with no
+  // per-record object. The entry looked up first is for another key only if the key's getter changed.
+  const key = facts.partitionKey;
+  return encoder.tryAdd(
+    key,
+    facts.partitionKeyBytes,
+    facts.data,
+    facts.dataBytes,
+    facts.explicitHashKey,
+    known === undefined || known.key === key ? known : encoder.partitionKeyEntry(key),
+  );
+}
+
+/** What `encoder` holds as one Kinesis record, an aggregate's MD5 trailer not yet written. */
+function buildWithoutDigest(encoder: AggregateEncoder): KinesisRecord {
+  if (encoder.count === 0) {
+    throw new KinesisProducerError(
+      ErrorCode.EmptyAggregate,
+      'RecordAggregator.build() was called with no record added: check `count` first.',
+    );
+  }
+  return encoder.build(
+    encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
+  );
 }

@@ -6,6 +6,7 @@
 
 export type { KinesisRecord, RecordAggregatorOptions } from './aggregator.js';
 export {
+  aggregateAll,
   DEFAULT_AGGREGATION_MAX_BYTES,
   DEFAULT_AGGREGATION_MAX_COUNT,
   MAX_RECORD_BYTES_LIMIT,

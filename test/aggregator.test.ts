@@ -1,16 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  aggregateAll,
   deaggregate,
   InvalidOptionError,
   InvalidRecordError,
   KinesisProducerError,
+  type KinesisRecord,
   MAX_HASH_KEY,
   partitionKeyHash,
   RecordAggregator,
   type RecordAggregatorOptions,
   type UserRecord,
 } from '../src/index.js';
+import { useMd5Lanes } from '../src/md5-lanes.js';
 import { frame } from './support/frame.js';
 import { oracleDecode, oracleEncode } from './support/kpl-proto.js';
 
@@ -430,5 +433,99 @@ describe('RecordAggregator: properties', () => {
     }));
     roundTrip(records, 51_200);
     roundTrip(records, 1024 * 1024);
+  });
+
+  it('aggregateAll gives exactly the records RecordAggregator builds one by one, for any records', () => {
+    // Its trailers are written by the lanes whenever there are two aggregates or more.
+    expect(useMd5Lanes(true)).toBe(true);
+    fc.assert(
+      fc.property(
+        fc.array(record, { maxLength: 60 }),
+        fc.integer({ min: 21, max: 200_000 }),
+        fc.option(fc.integer({ min: 1, max: 10 }), { nil: undefined }),
+        (records, maxBytes, maxCount) => {
+          const options = maxCount === undefined ? { maxBytes } : { maxBytes, maxCount };
+          expect(aggregateAll(records, options).map(hex)).toEqual(oneByOne(records, options).map(hex));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
+/** A Kinesis record with its data in hex: quick to compare. */
+const hex = (r: KinesisRecord) => ({ ...r, data: Buffer.from(r.data).toString('hex') });
+
+/** What the RecordAggregator example does: add until full, build, go on. */
+function oneByOne(records: readonly UserRecord[], options: RecordAggregatorOptions): KinesisRecord[] {
+  const aggregator = new RecordAggregator(options);
+  const out: KinesisRecord[] = [];
+  for (const r of records) {
+    if (!aggregator.add(r)) {
+      out.push(aggregator.build());
+      aggregator.add(r);
+    }
+  }
+  if (aggregator.count > 0) out.push(aggregator.build());
+  return out;
+}
+
+describe('aggregateAll', () => {
+  it('writes every trailer right when there are many aggregates: KCL reads each with its MD5 checked', () => {
+    expect(useMd5Lanes(true)).toBe(true);
+    // 2,000 records of 1 to 1,999 bytes in aggregates of at most 51,200: about 40 of them, of many sizes.
+    const records = Array.from({ length: 2000 }, (_, i) => ({
+      partitionKey: `key-${i % 300}`,
+      data: Buffer.alloc(1 + ((i * 7919) % 1999), i & 255),
+    }));
+    const built = aggregateAll(records);
+    expect(built.length).toBeGreaterThan(30);
+    const back = built.flatMap((r) => deaggregate(r, { onCorrupt: 'throw' }));
+    expect(back.every((u) => u.aggregated)).toBe(true);
+    expect(back.map((u) => [u.partitionKey, Buffer.from(u.data).toString('hex')])).toEqual(
+      records.map((r) => [r.partitionKey, r.data.toString('hex')]),
+    );
+    expect(built.map(hex)).toEqual(oneByOne(records, {}).map(hex));
+  });
+
+  it('takes any iterable, and gives none for none', () => {
+    function* generate() {
+      yield { partitionKey: 'a', data: 'one' };
+      yield { partitionKey: 'b', data: 'two' };
+    }
+    const [only] = aggregateAll(generate());
+    expect(deaggregate(only!).map((u) => Buffer.from(u.data).toString())).toEqual(['one', 'two']);
+    expect(aggregateAll([])).toEqual([]);
+  });
+
+  it('refuses the first record that can never be written, naming its place, and returns nothing', () => {
+    const records: UserRecord[] = [
+      { partitionKey: 'a', data: 'fine' },
+      { partitionKey: 'b', data: 'fine' },
+      { partitionKey: '', data: 'no key' },
+      { partitionKey: 'c', data: 7 as never },
+    ];
+    let thrown: unknown;
+    try {
+      aggregateAll(records);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidRecordError);
+    expect(thrown).toMatchObject({
+      field: 'partitionKey',
+      message: 'Record 2: partitionKey must be 1..256 characters long; received 0 characters.',
+    });
+  });
+
+  it('refuses wrong options and a source that is not iterable, as RecordAggregator does', () => {
+    expect(() => aggregateAll([], { maxBytes: 5 })).toThrow(InvalidOptionError);
+    expect(() => aggregateAll([], 'big' as never)).toThrow(
+      new InvalidOptionError('options', 'an object', 'big'),
+    );
+    expect(() => aggregateAll(5 as never)).toThrow(
+      new InvalidOptionError('records', 'an iterable of records', 5),
+    );
+    expect(() => aggregateAll(undefined as never)).toThrow(InvalidOptionError);
   });
 });

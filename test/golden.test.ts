@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deaggregate, partitionKeyHash, RecordAggregator } from '../src/index.js';
+import { aggregateAll, deaggregate, partitionKeyHash, RecordAggregator } from '../src/index.js';
 
 /**
  * Kinesis records written by the real KPL (captured in awslabs/kinesis-aggregation's tests), with the
@@ -65,5 +65,17 @@ describe('KPL golden records', () => {
       first.explicitHashKey ?? partitionKeyHash(first.partitionKey).toString(),
     );
     expect(aggregator.count).toBe(0);
+  });
+
+  it.each(cases)('%s is reproduced byte for byte by aggregateAll', (_name, record) => {
+    const users = record.expectedUserRecords.map((user) => ({
+      partitionKey: user.partitionKey,
+      data: user.data,
+      ...(user.explicitHashKey === null ? {} : { explicitHashKey: user.explicitHashKey }),
+    }));
+    const built = aggregateAll(users, { maxBytes: 1024 * 1024 });
+    expect(built.map((r) => [r.partitionKey, Buffer.from(r.data).toString('base64')])).toEqual([
+      [record.partitionKey, record.data],
+    ]);
   });
 });

@@ -30,11 +30,16 @@ const script = `
   console.log(JSON.stringify({
     exports: Object.keys(k).sort(),
     back: back.map((u) => u.partitionKey + '=' + Buffer.from(u.data).toString()),
+    // Two aggregates: their trailers are written, and checked, side by side.
+    all: k.deaggregateAll(
+      k.aggregateAll(['w', 'x', 'y', 'z'].map((key) => ({ partitionKey: key, data: key + '!' })), { maxCount: 2 }),
+      { onCorrupt: 'throw' },
+    ).map((u) => u.partitionKey + '=' + Buffer.from(u.data).toString()),
     errorIsTyped: (() => { try { agg.add({ partitionKey: '', data: 'x' }); } catch (e) { return e instanceof k.InvalidRecordError && e.code; } })(),
   }));
 `;
 
-function run(args: string[]): { exports: string[]; back: string[]; errorIsTyped: string } {
+function run(args: string[]): { exports: string[]; back: string[]; all: string[]; errorIsTyped: string } {
   return JSON.parse(execFileSync(process.execPath, args, { cwd: consumer, encoding: 'utf8' }));
 }
 
@@ -52,6 +57,7 @@ describe('the built package', () => {
       `const k = require('kinesis-producer'); new k.KinesisProducer({ streamName: 's', region: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } }).close();${script}`,
     ]);
     expect(out.back).toEqual(['a=one', 'b=two']);
+    expect(out.all).toEqual(['w=w!', 'x=x!', 'y=y!', 'z=z!']);
     expect(out.errorIsTyped).toBe('InvalidRecord');
   });
 
@@ -59,6 +65,7 @@ describe('the built package', () => {
     const esm = run(['--input-type=module', '-e', `import * as k from 'kinesis-producer';${script}`]);
     const cjs = run(['-e', `const k = require('kinesis-producer');${script}`]);
     expect(esm.back).toEqual(['a=one', 'b=two']);
+    expect(esm.all).toEqual(['w=w!', 'x=x!', 'y=y!', 'z=z!']);
     expect(esm.exports).toEqual(cjs.exports.filter((name) => name !== 'default' && name !== '__esModule'));
     expect(esm.exports).toContain('RecordAggregator');
   });
