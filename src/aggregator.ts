@@ -3,7 +3,13 @@ import { Buffer } from 'node:buffer';
 import { ErrorCode, InvalidOptionError, InvalidRecordError, KinesisProducerError } from './errors.js';
 import { partitionKeyHash } from './hash-key.js';
 import { md5Each } from './md5-lanes.js';
-import { checkInteger, checkOptionsObject, optionNames, warnUnknownOptions } from './option-checks.js';
+import {
+  checkInteger,
+  checkOptionsObject,
+  type OptionNames,
+  optionNames,
+  warnUnknownOptions,
+} from './option-checks.js';
 import {
   AGGREGATE_OVERHEAD_BYTES,
   AGGREGATE_PARTITION_KEY,
@@ -72,6 +78,8 @@ const OPTION_NAMES = optionNames<RecordAggregatorOptions>()(
     ['maxrecordsize', 'maxRecordBytes'],
   ]),
 );
+/** The same for aggregateAll, whose warnings name it. */
+const AGGREGATE_ALL_NAMES: OptionNames = { ...OPTION_NAMES, api: 'aggregateAll' };
 
 /** Defaults of the aggregation limits, as KPL ships them. */
 export const DEFAULT_AGGREGATION_MAX_BYTES = 51200;
@@ -584,7 +592,7 @@ export class RecordAggregator {
   readonly #facts = newRecordFacts();
 
   constructor(options: RecordAggregatorOptions = {}) {
-    const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options);
+    const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options, OPTION_NAMES);
     this.#maxRecordBytes = maxRecordBytes;
     this.#encoder = new AggregateEncoder(maxBytes, maxCount, REMEMBERED_PARTITION_KEYS);
   }
@@ -646,7 +654,7 @@ export function aggregateAll(
   records: Iterable<UserRecord>,
   options?: RecordAggregatorOptions,
 ): KinesisRecord[] {
-  const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options);
+  const { maxRecordBytes, maxBytes, maxCount } = resolveAggregatorOptions(options, AGGREGATE_ALL_NAMES);
   if (
     typeof (records as Partial<Iterable<UserRecord>> | null | undefined)?.[Symbol.iterator] !== 'function'
   ) {
@@ -681,8 +689,11 @@ export function aggregateAll(
   return out;
 }
 
-/** RecordAggregator's options, checked, with their defaults. */
-function resolveAggregatorOptions(options: RecordAggregatorOptions | undefined): {
+/** RecordAggregator's options, checked, with their defaults; unknown ones told as `names` says. */
+function resolveAggregatorOptions(
+  options: RecordAggregatorOptions | undefined,
+  names: OptionNames,
+): {
   maxRecordBytes: number;
   maxBytes: number;
   maxCount: number;
@@ -696,7 +707,7 @@ function resolveAggregatorOptions(options: RecordAggregatorOptions | undefined):
   checkInteger('maxBytes', maxBytes, AGGREGATE_OVERHEAD_BYTES + 1, maxRecordBytes);
   const maxCount = options.maxCount ?? DEFAULT_AGGREGATION_MAX_COUNT;
   checkInteger('maxCount', maxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
-  warnUnknownOptions(options, OPTION_NAMES);
+  warnUnknownOptions(options, names);
   return { maxRecordBytes, maxBytes, maxCount };
 }
 

@@ -528,4 +528,23 @@ describe('aggregateAll', () => {
     );
     expect(() => aggregateAll(undefined as never)).toThrow(InvalidOptionError);
   });
+
+  it('warns once about an option it does not know, naming itself and the one meant', () => {
+    const emitWarning = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const options = { maxSize: 100, maxCount: 1 } as RecordAggregatorOptions;
+      const records = [
+        { partitionKey: 'a', data: 'x' },
+        { partitionKey: 'b', data: 'y' },
+      ];
+      // maxCount took effect: each record alone.
+      expect(aggregateAll(records, options).map((r) => r.partitionKey)).toEqual(['a', 'b']);
+      aggregateAll(records, options);
+      expect(emitWarning.mock.calls.map(([message]) => message)).toEqual([
+        'aggregateAll: unknown option `maxSize` is ignored (did you mean `maxBytes`?)',
+      ]);
+    } finally {
+      emitWarning.mockRestore();
+    }
+  });
 });
