@@ -333,13 +333,13 @@ class AggregateEncoder {
    * Returns the Kinesis record for what was added and empties the encoder. Throws if it is empty.
    * One record is returned raw under its own partition key; two or more as one KPL aggregate.
    */
-  build(explicitHashKey: string): KinesisRecord {
+  build(explicitHashKey: string, firstIndex = 0): KinesisRecord {
     const n = this.#count;
     let result: KinesisRecord;
     if (n === 1) {
       const data = this.#data[0]!;
       if (typeof data !== 'string' && data.byteLength !== this.#dataBytes[0]) {
-        throw dataChanged(0, data.byteLength, this.#dataBytes[0]!);
+        throw dataChanged(firstIndex, data.byteLength, this.#dataBytes[0]!);
       }
       result = {
         partitionKey: this.#partitionKeyTable[0]!.key,
@@ -347,13 +347,13 @@ class AggregateEncoder {
         data: typeof data === 'string' ? Buffer.from(data, 'utf8') : data,
       };
     } else {
-      result = { partitionKey: AGGREGATE_PARTITION_KEY, explicitHashKey, data: this.#encode() };
+      result = { partitionKey: AGGREGATE_PARTITION_KEY, explicitHashKey, data: this.#encode(firstIndex) };
     }
     this.reset();
     return result;
   }
 
-  #encode(): Buffer {
+  #encode(firstIndex: number): Buffer {
     const bodyBytes = this.#bodyBytes;
     const buf = Buffer.allocUnsafe(MAGIC.length + bodyBytes + DIGEST_BYTES);
     buf.set(MAGIC, 0);
@@ -404,7 +404,7 @@ class AggregateEncoder {
       } else {
         // Data the caller changed since it was added would leave bytes of this buffer unwritten.
         // `byteLength`, not `length`: Node 20's optimized code can read a detached view's old length.
-        if (data.byteLength !== dataBytes) throw dataChanged(i, data.byteLength, dataBytes);
+        if (data.byteLength !== dataBytes) throw dataChanged(firstIndex + i, data.byteLength, dataBytes);
         buf.set(data, pos);
         pos += dataBytes;
       }
@@ -646,9 +646,12 @@ export class RecordAggregator {
  * // Each is { partitionKey, explicitHashKey, data }: a PutRecords entry.
  * ```
  *
- * @throws {InvalidOptionError} for wrong options, as RecordAggregator's constructor.
+ * @throws {InvalidOptionError} for wrong options, as RecordAggregator's constructor, and for
+ * `records` that is not iterable.
  * @throws {InvalidRecordError} for the first record that can never be written, its message starting
- * with its place in `records` (`Record 41: ...`); nothing is returned then.
+ * with its place in `records` (`Record 41: ...`), or for a record whose data changed length while
+ * the call ran (a generator that reused its buffer), named by its place too; nothing is returned
+ * then.
  */
 export function aggregateAll(
   records: Iterable<UserRecord>,
@@ -664,23 +667,30 @@ export function aggregateAll(
   const facts = newRecordFacts();
   const out: KinesisRecord[] = [];
   const aggregates: Uint8Array[] = [];
+  let index = 0;
+  // The place in `records` of the open aggregate's first record: a record whose data changed is
+  // named by its place in `records`.
+  let firstIndex = 0;
   const build = () => {
     const aggregated = encoder.count > 1;
-    const built = buildWithoutDigest(encoder);
+    const built = buildWithoutDigest(encoder, firstIndex);
     out.push(built);
     if (aggregated) aggregates.push(built.data);
+    firstIndex = index;
   };
-  let index = 0;
-  for (const record of records) {
+  const add = (record: UserRecord) => {
     try {
-      if (!addUserRecord(encoder, record, maxRecordBytes, facts)) {
-        build();
-        // An empty aggregate takes any valid record.
-        addUserRecord(encoder, record, maxRecordBytes, facts);
-      }
+      return addUserRecord(encoder, record, maxRecordBytes, facts);
     } catch (error) {
       if (!(error instanceof InvalidRecordError)) throw error;
-      throw new InvalidRecordError(error.field, `Record ${index}: ${error.message}`);
+      throw new InvalidRecordError(error.field, `Record ${index}: ${error.message}`, { cause: error });
+    }
+  };
+  for (const record of records) {
+    if (!add(record)) {
+      build();
+      // An empty aggregate takes any valid record.
+      add(record);
     }
     index++;
   }
@@ -738,8 +748,11 @@ function addUserRecord(
   );
 }
 
-/** What `encoder` holds as one Kinesis record, an aggregate's MD5 trailer not yet written. */
-function buildWithoutDigest(encoder: AggregateEncoder): KinesisRecord {
+/**
+ * What `encoder` holds as one Kinesis record, an aggregate's MD5 trailer not yet written. A record
+ * whose data changed is named by its place plus `firstIndex`.
+ */
+function buildWithoutDigest(encoder: AggregateEncoder, firstIndex = 0): KinesisRecord {
   if (encoder.count === 0) {
     throw new KinesisProducerError(
       ErrorCode.EmptyAggregate,
@@ -748,5 +761,6 @@ function buildWithoutDigest(encoder: AggregateEncoder): KinesisRecord {
   }
   return encoder.build(
     encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
+    firstIndex,
   );
 }

@@ -69,8 +69,8 @@ export class InvalidRecordError extends KinesisProducerError {
   /** The record field at fault, e.g. `partitionKey`, `explicitHashKey`, `data`. */
   readonly field: string;
 
-  constructor(field: string, message: string) {
-    super(ErrorCode.InvalidRecord, message);
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.InvalidRecord, message, options);
     this.field = field;
   }
 }

@@ -31,15 +31,20 @@ export function checkSignal(option: string, value: unknown): void {
   if (value !== undefined && !isSignal(value)) throw new InvalidOptionError(option, 'an AbortSignal', value);
 }
 
-/**
- * Throws {@link InvalidOptionError} unless `value` is an object of options, undefined or null (none).
- * A signal in their place is refused: read as options it has none, so `put(record, signal)` or
- * `close(signal)` would look abortable to its caller and not be.
- */
+/** Throws {@link InvalidOptionError} unless `value` is an object (of options), undefined or null (none). */
 export function checkOptionsObject(option: string, value: unknown): void {
   if (value !== undefined && value !== null && typeof value !== 'object') {
     throw new InvalidOptionError(option, 'an object', value);
   }
+}
+
+/**
+ * {@link checkOptionsObject} for options that take a `signal`, refusing a signal passed in their
+ * place: read as options it has none, so `put(record, signal)` or `close(signal)` would look
+ * abortable to its caller and not be.
+ */
+export function checkSignalOptions(option: string, value: unknown): void {
+  checkOptionsObject(option, value);
   if (isSignal(value)) {
     throw new InvalidOptionError(option, 'an object of options, the signal in it as `{ signal }`', value);
   }

@@ -24,8 +24,8 @@ import type { Logger } from './logger.js';
 import { type MetricsSnapshot, ProducerMetrics } from './metrics.js';
 import {
   checkInteger,
-  checkOptionsObject,
   checkSignal,
+  checkSignalOptions,
   type OptionWarnings,
   optionNames,
   warnUnknownOptions,
@@ -268,7 +268,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     try {
       // Before the record: a record for a new stream would start its metadata calls.
       if (options !== undefined && options !== null) {
-        checkOptionsObject('options', options);
+        checkSignalOptions('options', options);
         checkSignal('signal', options.signal);
         warnUnknownOptions(options, PUT_NAMES, this.#optionWarnings);
       }
@@ -451,7 +451,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * `signal` is not an AbortSignal; the producer is then as it was (open, if this was the first call).
    */
   close(options: CloseOptions = {}): Promise<void> {
-    checkOptionsObject('options', options);
+    checkSignalOptions('options', options);
     const { timeoutMs, signal } = options ?? {};
     if (timeoutMs !== undefined) checkInteger('timeoutMs', timeoutMs, 0, 24 * 3_600_000);
     checkSignal('signal', signal);

@@ -9,8 +9,8 @@ import {
 } from './errors.js';
 import {
   checkInteger,
-  checkOptionsObject,
   checkSignal,
+  checkSignalOptions,
   checkStreamOptions,
   type OptionWarnings,
   optionNames,
@@ -236,7 +236,7 @@ export async function putAll(
   options: PutAllOptions | undefined,
   warnings: OptionWarnings,
 ): Promise<PutAllResult> {
-  checkOptionsObject('options', options);
+  checkSignalOptions('options', options);
   const { signal } = options ?? {};
   checkSignal('signal', signal);
   if (!isIterable(source)) {

@@ -518,6 +518,24 @@ describe('aggregateAll', () => {
     });
   });
 
+  it('names a record whose data changed length during the call by its place in the batch', () => {
+    const buffers = Array.from({ length: 10 }, () => new Uint8Array(50).fill(1));
+    function* generate() {
+      for (let i = 0; i < buffers.length; i++) {
+        // Before record 8 is added, record 5's buffer is handed away (detached): 0 bytes now.
+        if (i === 8) structuredClone(buffers[5]!.buffer, { transfer: [buffers[5]!.buffer] });
+        yield { partitionKey: `k${i}`, data: buffers[i]! };
+      }
+    }
+    // Four records an aggregate: records 4-7 are built when record 8 does not fit.
+    expect(() => aggregateAll(generate(), { maxCount: 4 })).toThrow(
+      new InvalidRecordError(
+        'data',
+        "Record 5's data is 0 bytes, not the 50 it had when added: data must not change until the aggregate is built.",
+      ),
+    );
+  });
+
   it('refuses wrong options and a source that is not iterable, as RecordAggregator does', () => {
     expect(() => aggregateAll([], { maxBytes: 5 })).toThrow(InvalidOptionError);
     expect(() => aggregateAll([], 'big' as never)).toThrow(
@@ -527,6 +545,8 @@ describe('aggregateAll', () => {
       new InvalidOptionError('records', 'an iterable of records', 5),
     );
     expect(() => aggregateAll(undefined as never)).toThrow(InvalidOptionError);
+    // A signal is no option of a codec: an object with no options, as before.
+    expect(aggregateAll([], new AbortController().signal as never)).toEqual([]);
   });
 
   it('warns once about an option it does not know, naming itself and the one meant', () => {
