@@ -619,9 +619,15 @@ export class RecordAggregator {
 
   /** Returns the Kinesis record for everything added, and empties the aggregator. Throws if empty. */
   build(): KinesisRecord {
-    const aggregated = this.#encoder.count > 1;
+    const count = this.#encoder.count;
+    if (count === 0) {
+      throw new KinesisProducerError(
+        ErrorCode.EmptyAggregate,
+        'RecordAggregator.build() was called with no record added: check `count` first.',
+      );
+    }
     const built = buildWithoutDigest(this.#encoder);
-    if (aggregated) writeAggregateDigests([built.data]);
+    if (count > 1) writeAggregateDigests([built.data]);
     return built;
   }
 
@@ -749,16 +755,10 @@ function addUserRecord(
 }
 
 /**
- * What `encoder` holds as one Kinesis record, an aggregate's MD5 trailer not yet written. A record
- * whose data changed is named by its place plus `firstIndex`.
+ * What `encoder` holds (one record or more) as one Kinesis record, an aggregate's MD5 trailer not yet
+ * written. A record whose data changed is named by its place plus `firstIndex`.
  */
 function buildWithoutDigest(encoder: AggregateEncoder, firstIndex = 0): KinesisRecord {
-  if (encoder.count === 0) {
-    throw new KinesisProducerError(
-      ErrorCode.EmptyAggregate,
-      'RecordAggregator.build() was called with no record added: check `count` first.',
-    );
-  }
   return encoder.build(
     encoder.firstExplicitHashKey ?? partitionKeyHash(encoder.firstPartitionKey).toString(),
     firstIndex,
