@@ -2,7 +2,6 @@
 import { Agent } from 'node:http';
 import { KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { ThreadPoolSha256 } from '../src/payload-hash.js';
 import { withNativeBody } from '../src/put-records-body.js';
 
 /** The stream every benchmark writes to; the null sink accepts any name. */
@@ -12,20 +11,13 @@ export const BENCH_STREAM = 'bench';
  * A KinesisClient for the null sink: HTTP/1.1 keep-alive (the SDK's default HTTP/2 would not talk to
  * a plain-HTTP server), enough sockets for every request in flight, dummy credentials, and no retries:
  * a retried request would be work the benchmark does not count, so any failure must fail the run.
- * With `signing` 'producer', request bodies are hashed for signing as the client KinesisProducer
- * creates hashes them, on libuv's thread pool (see ThreadPoolSha256); else as the SDK does.
  */
-export function benchClient(
-  endpoint: string,
-  maxSockets: number,
-  signing: 'sdk' | 'producer' = 'sdk',
-): KinesisClient {
+export function benchClient(endpoint: string, maxSockets: number): KinesisClient {
   return new KinesisClient({
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
     maxAttempts: 1,
-    ...(signing === 'producer' ? { sha256: ThreadPoolSha256 } : {}),
     requestHandler: new NodeHttpHandler({
       httpAgent: new Agent({ keepAlive: true, maxSockets }),
       connectionTimeout: 5000,

@@ -101,13 +101,13 @@ interface ChunkAggregate {
 /**
  * Sends the workload ~`CHUNK_BYTES` of user data at a time, `IN_FLIGHT` chunks at once:
  * `aggregate` turns a chunk into aggregates, sent in PutRecords-sized requests (written by the SDK, or
- * with `asProducer` written and signed as KinesisProducer does). The aggregation is timed with the sends.
+ * with `nativeBody` as KinesisProducer writes them). The aggregation is timed with the sends.
  */
 function sendInChunks(
   params: PeerParams,
   settings: RunSettings,
   aggregate: (records: readonly BenchRecord[]) => ChunkAggregate[] | Promise<ChunkAggregate[]>,
-  asProducer: boolean,
+  nativeBody: boolean,
 ): Promise<Metrics> {
   return measureAgainstSink(settings, () => {
     const records = workload(params);
@@ -121,19 +121,19 @@ function sendInChunks(
       chunks.push({ records: chunk, bytes: dataBytes(chunk) });
     }
     let next = 0;
-    return async ({ client, producerClient }, until): Promise<Tally> => {
+    return async ({ client }, until): Promise<Tally> => {
       const tally = { records: 0, bytes: 0 };
       await keepInFlight(IN_FLIGHT, until, async () => {
         const chunk = chunks[next++ % chunks.length]!;
         for (const request of packRequests(await aggregate(chunk.records))) {
           await putRecords(
-            asProducer ? producerClient : client,
+            client,
             request.map((a) => ({
               Data: a.data,
               PartitionKey: a.partitionKey,
               ExplicitHashKey: a.explicitHashKey,
             })),
-            asProducer,
+            nativeBody,
           );
         }
         tally.records += chunk.records.length;

@@ -47,10 +47,7 @@ export const SENDING_PEERS = {
 /** Where a sending case sends: the null sink's endpoint, and a client for it with `IN_FLIGHT` sockets. */
 export interface SinkTarget {
   readonly endpoint: string;
-  /** A client as users of the SDK make one. */
   readonly client: KinesisClient;
-  /** The same, signing as the client KinesisProducer creates does (see benchClient). */
-  readonly producerClient: KinesisClient;
 }
 
 export const sendingSection: Section = {
@@ -69,14 +66,11 @@ export const sendingSection: Section = {
     'a time, as aws-kinesis-agg + SDK: each record validated, its key looked up once (table entry and',
     "predicted shard) and added to its shard's aggregate builder; the MD5 trailers of a chunk's aggregates",
     "written together, as the producer writes a request's; the PutRecords body written as the producer",
-    "writes it, and hashed for signing on libuv's thread pool, as the producer's own client hashes it.",
-    'That is the work a producer cannot skip for a record sent and forgotten, without',
+    'writes it. That is the work a producer cannot skip for a record sent and forgotten, without',
     "KinesisProducer's room, settlement, metrics, timers and retries.",
     'KinesisProducer: one producer for the warm-up and the measurement, with default options except',
     `\`rateLimit\` ${UNPACED_RATE_LIMIT.toLocaleString('en-US')} (%): the sink has no shard limits, and the default pacing of`,
-    `1 MiB/s and 1,000 records/s a shard would hold it to ${SHARDS} MiB/s. It creates its own client (which`,
-    "hashes request bodies for signing on libuv's thread pool: the other rows' clients hash them on the",
-    'main thread, as the SDK does by default), with',
+    `1 MiB/s and 1,000 records/s a shard would hold it to ${SHARDS} MiB/s. It creates its own client, with`,
     `the default \`maxConnections\` 24 where the peers have ${IN_FLIGHT} requests in flight; on this loopback sink the`,
     `client is CPU-bound (with maxConnections ${IN_FLIGHT} the producer measured within noise of 24 when these`,
     'cases were written). `send()`: fire and forget, no callback, 1,000 records between turns of the event',
@@ -125,17 +119,12 @@ export async function measureAgainstSink(
   try {
     const work = setUp();
     const sink = await starting;
-    const target = {
-      endpoint: sink.endpoint,
-      client: benchClient(sink.endpoint, IN_FLIGHT),
-      producerClient: benchClient(sink.endpoint, IN_FLIGHT, 'producer'),
-    };
+    const target = { endpoint: sink.endpoint, client: benchClient(sink.endpoint, IN_FLIGHT) };
     await work(target, performance.now() + settings.warmupMs);
     const before = await sink.stats();
     const m = await measure(settings.measureMs, (until) => work(target, until));
     const after = await sink.stats();
     target.client.destroy();
-    target.producerClient.destroy();
     const records = after.userRecords - before.userRecords;
     const bytes = after.userBytes - before.userBytes;
     if (records !== m.tally.records || bytes !== m.tally.bytes) {
