@@ -19,12 +19,12 @@ export function createClient(options: KinesisProducerOptions, resolved: Resolved
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
     maxAttempts: 1,
-    // The SDK hashes each request body for signing (SHA-256, up to 5 MiB of base64) on the main
-    // thread. Hashing it on libuv's pool (WebCrypto's digest) or on a worker thread was measured
-    // against the null sink on 2 cores, and not kept. Always: fire and forget at 1 KiB gained 7%
-    // records/s, but awaited puts at 10 KiB lost 15-20%, with a third more CPU per record (their
-    // requests go one after another, each caller waiting for the last). Only while another request
-    // was in flight: awaited puts as before, 1 KiB +12%, 10 KiB no change, 100 B -5%.
+    // The SDK hashes each request body for signing (SHA-256; a full request is 6.7 MB of base64)
+    // on the main thread. Hashing it on libuv's pool (WebCrypto's digest) or on a worker thread was
+    // measured against the null sink on 2 cores, and not kept. Always: fire and forget at 1 KiB
+    // gained 7% records/s, but awaited puts at 10 KiB lost 15-20%, with a third more CPU per record
+    // (their requests go one after another, each caller waiting for the last). Only while another
+    // request was in flight: awaited puts as before, 1 KiB +12%, 10 KiB no change, 100 B -5%.
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
