@@ -1,3 +1,5 @@
+import { describeThrown } from './errors.js';
+
 /**
  * What to do after a failed attempt: retry with backoff, or fail at once.
  *
@@ -97,7 +99,8 @@ export function classifyRequestError(error: unknown): RequestFailure {
     $fault?: unknown;
   };
   const name = typeof e.name === 'string' ? e.name : 'Error';
-  const message = typeof e.message === 'string' ? e.message : String(error);
+  // Not String(error): an object without a prototype has no way to become a string.
+  const message = typeof e.message === 'string' ? e.message : describeThrown(error);
   const errno = typeof e.code === 'string' ? e.code : undefined;
   if (THROTTLING.has(name)) return { code: name, message, kind: FailureKind.Throttled };
   // A signature refused because this host's clock is off: the SDK has just corrected its offset, so the

@@ -121,7 +121,9 @@ export class Sender {
       if (unwritten !== undefined) throw unwritten.error;
       const command = new PutRecordsCommand({ ...streamParams(stream), Records: entries });
       if (this.#nativeBody) withNativeBody(command);
-      request = this.#client.send(command, { abortSignal: controller.signal });
+      // A client of your own may return anything: a bare test double returns undefined (an answer
+      // with no result, retried), and a thenable whose `then` throws becomes a rejection.
+      request = Promise.resolve(this.#client.send(command, { abortSignal: controller.signal }));
     } catch (error) {
       request = Promise.reject(error);
     }

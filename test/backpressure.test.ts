@@ -671,6 +671,29 @@ describe('streams', () => {
     expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
   });
 
+  it("putAll rejects with what stopped it, once the records taken settled, though the source's cleanup throws", async () => {
+    fake.hold();
+    const p = producer();
+    function* source() {
+      try {
+        yield { partitionKey: 'a', data: 'one' };
+        yield { partitionKey: 'b', data: 'two' };
+        yield { partitionKey: '', data: 'invalid' };
+        yield { partitionKey: 'c', data: 'never read' };
+      } finally {
+        // biome-ignore lint/correctness/noUnsafeFinally: the source under test throws as it closes.
+        throw new Error('cleanup failed');
+      }
+    }
+    const all = track(p.putAll(source()));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(all.status).toBe('pending');
+    fake.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(all.error).toBeInstanceOf(InvalidRecordError);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['one', 'two']);
+  });
+
   it('putAll stops on its signal even while the source has nothing to give', async () => {
     const p = producer({ maxBufferedTimeMs: 0 });
     const controller = new AbortController();
@@ -770,6 +793,30 @@ describe('streams', () => {
     expect(p.outstandingRecords).toBe(0);
     await p.close();
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it('reads the signal of put() once: a getter that answers otherwise later changes nothing', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1 });
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const controller = new AbortController();
+    let reads = 0;
+    const options = {
+      get signal() {
+        reads++;
+        return reads === 1 ? controller.signal : ({} as AbortSignal);
+      },
+    };
+    const waiting = track(p.put({ partitionKey: 'k', data: '2' }, options));
+    expect(reads).toBe(1);
+    expect(p.waitingPuts).toBe(1);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waiting.error).toBeInstanceOf(AbortedError);
+    fake.release();
+    await p.close();
+    expect(first.status).toBe('fulfilled');
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
   });
 
   it('refuses a bare signal where the options go: the call would not have been abortable', async () => {

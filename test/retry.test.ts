@@ -1,3 +1,4 @@
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailedError } from '../src/index.js';
 import { StreamPipeline } from '../src/stream-pipeline.js';
@@ -402,6 +403,48 @@ describe('whole-request failures that are retried', () => {
       expect(result.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['MissingResult', 'ok']);
     }
     expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
+  });
+});
+
+describe('a client of your own that answers oddly', () => {
+  it.each([
+    ['no promise at all (a bare test double)', () => undefined, 'MissingResult'],
+    [
+      'a thenable whose then throws',
+      () => ({
+        // biome-ignore lint/suspicious/noThenProperty: the odd answer under test is such a thenable.
+        then() {
+          throw new Error('then failed');
+        },
+      }),
+      'Error',
+    ],
+  ])('retries the records of a call that returns %s, and frees its connection', async (_, answer, code) => {
+    const base = fake.client;
+    let puts = 0;
+    const client = {
+      send: (command: unknown, options: unknown) =>
+        command instanceof PutRecordsCommand && puts++ === 0
+          ? answer()
+          : base.send(command as never, options as never),
+      destroy: () => {},
+    } as unknown as KinesisClient;
+    // One connection: the retry can go only once the odd call has given its slot back.
+    const p = producer({ aggregation: false, client, maxConnections: 1 });
+    const result = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await result).value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual([code, 'ok']);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+  });
+
+  it('retries a request that failed with a value that cannot become a string', async () => {
+    fake.script.push({ throw: Object.assign(Object.create(null), { name: 'Odd', message: 42 }) });
+    const p = producer({ aggregation: false });
+    const result = outcome(p.put({ partitionKey: 'a', data: '1' }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const { value } = await result;
+    expect(value?.attempts.map((x) => x.errorCode ?? 'ok')).toEqual(['Odd', 'ok']);
+    expect(value?.attempts[0]?.errorMessage).toBe('[object Object]');
   });
 });
 
