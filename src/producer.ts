@@ -265,11 +265,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    */
   put(record: ProducerRecord, options?: PutOptions): Promise<PutResult> {
     let pipeline: StreamPipeline;
+    // Read once, as the record is: a getter that answers differently later changes nothing.
+    let signal: AbortSignal | undefined;
     try {
       // Before the record: a record for a new stream would start its metadata calls.
       if (options !== undefined && options !== null) {
         checkSignalOptions('options', options);
-        checkSignal('signal', options.signal);
+        signal = options.signal;
+        checkSignal('signal', signal);
         warnUnknownOptions(options, PUT_NAMES, this.#optionWarnings);
       }
       pipeline = this.#prepare(record);
@@ -291,7 +294,6 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#room.owe(share);
       return Promise.reject(this.#fullError(bytes, share));
     }
-    const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
     // What the shared validation scratch holds now, kept for when there is room.
     const prepared: Prepared = {
@@ -303,47 +305,53 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     };
     // It counts for flush() from now: a flush called while it waits covers it.
     const epoch = this.#barrier.count();
-    this.#room.wait(
-      bytes,
-      share,
-      {
-        admit: (admittedTo, now) => {
-          const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
-          // The room read the clock just now: that reading serves, and later arrivals go on from it.
-          const takenAt = this.#arrivals.observe(now);
-          this.#take(
-            record,
-            pipeline,
-            partitionKey,
-            data,
-            dataBytes,
-            explicitHashKey,
-            hashKey,
-            takenAt,
-            epoch,
-            admittedTo,
-            resolve,
-            reject,
-            undefined,
-          );
-          // A flush() was asked for while it waited: send it at once.
-          if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
-        },
-        share: () => pipeline.shareFor(prepared.hashKey),
-        cancel: (why, reason) => {
-          this.#barrier.release(epoch);
-          if (why === 'aborted') {
-            (reject as (error: unknown) => void)(new AbortedError(reason));
-          } else {
-            this.#settlement.deliver(
-              { resolve, reject, callback: undefined },
-              this.#closeTimeoutError(pipeline, record, reason as string),
+    try {
+      this.#room.wait(
+        bytes,
+        share,
+        {
+          admit: (admittedTo, now) => {
+            const { partitionKey, data, dataBytes, explicitHashKey, hashKey } = prepared;
+            // The room read the clock just now: that reading serves, and later arrivals go on from it.
+            const takenAt = this.#arrivals.observe(now);
+            this.#take(
+              record,
+              pipeline,
+              partitionKey,
+              data,
+              dataBytes,
+              explicitHashKey,
+              hashKey,
+              takenAt,
+              epoch,
+              admittedTo,
+              resolve,
+              reject,
+              undefined,
             );
-          }
+            // A flush() was asked for while it waited: send it at once.
+            if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
+          },
+          share: () => pipeline.shareFor(prepared.hashKey),
+          cancel: (why, reason) => {
+            this.#barrier.release(epoch);
+            if (why === 'aborted') {
+              (reject as (error: unknown) => void)(new AbortedError(reason));
+            } else {
+              this.#settlement.deliver(
+                { resolve, reject, callback: undefined },
+                this.#closeTimeoutError(pipeline, record, reason as string),
+              );
+            }
+          },
         },
-      },
-      signal,
-    );
+        signal,
+      );
+    } catch (error) {
+      // A signal that refused the room's listener: nothing waits, and flush() does not wait for it.
+      this.#barrier.release(epoch);
+      return Promise.reject(error);
+    }
     return promise;
   }
 

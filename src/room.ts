@@ -456,6 +456,14 @@ export class Room {
    * the waiter leaves and is cancelled with the signal's reason.
    */
   wait(bytes: number, share: RoomShare, request: RoomRequest, signal: AbortSignal | undefined): void {
+    // Listening first: a signal that refuses the listener leaves nothing behind.
+    let group = signal === undefined ? undefined : this.#bySignal.get(signal);
+    if (signal !== undefined && group === undefined) {
+      const onAbort = () => this.#aborted(signal);
+      signal.addEventListener('abort', onAbort, { once: true });
+      group = { waiters: new Set(), onAbort };
+      this.#bySignal.set(signal, group);
+    }
     this.#drainOwed = true;
     const waiter: Waiter = {
       bytes,
@@ -471,14 +479,7 @@ export class Room {
       this.#stalled = true;
     }
     this.#append(waiter);
-    if (signal === undefined) return;
-    let group = this.#bySignal.get(signal);
-    if (group === undefined) {
-      group = { waiters: new Set(), onAbort: () => this.#aborted(signal) };
-      this.#bySignal.set(signal, group);
-      signal.addEventListener('abort', group.onAbort, { once: true });
-    }
-    group.waiters.add(waiter);
+    group?.waiters.add(waiter);
   }
 
   /**
