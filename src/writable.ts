@@ -279,8 +279,13 @@ export async function putAll(
       stopped = { error, failedBefore: failure };
     }
   } finally {
-    // Closing a source that still waits for its next record must not hold us up: not awaited.
-    if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
+    // Closing a source that still waits for its next record must not hold us up: not awaited. What
+    // its cleanup throws (a generator's `finally`), at once or later, is not what stopped us.
+    if (!exhausted) {
+      try {
+        Promise.resolve(iterator.return?.()).catch(() => {});
+      } catch {}
+    }
   }
   if (signal?.aborted) throw new AbortedError(signal.reason, abortedAfter(taken));
   // Callbacks run before flush() resolves: every record taken has settled by then. An abort ends

@@ -671,6 +671,29 @@ describe('streams', () => {
     expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
   });
 
+  it("putAll rejects with what stopped it, once the records taken settled, though the source's cleanup throws", async () => {
+    fake.hold();
+    const p = producer();
+    function* source() {
+      try {
+        yield { partitionKey: 'a', data: 'one' };
+        yield { partitionKey: 'b', data: 'two' };
+        yield { partitionKey: '', data: 'invalid' };
+        yield { partitionKey: 'c', data: 'never read' };
+      } finally {
+        // biome-ignore lint/correctness/noUnsafeFinally: the source under test throws as it closes.
+        throw new Error('cleanup failed');
+      }
+    }
+    const all = track(p.putAll(source()));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(all.status).toBe('pending');
+    fake.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(all.error).toBeInstanceOf(InvalidRecordError);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['one', 'two']);
+  });
+
   it('putAll stops on its signal even while the source has nothing to give', async () => {
     const p = producer({ maxBufferedTimeMs: 0 });
     const controller = new AbortController();
