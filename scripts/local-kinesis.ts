@@ -28,6 +28,8 @@ const watchdog = join(here, 'parent-watchdog.cjs');
 export interface LocalKinesis {
   /** Plain-HTTP endpoint, e.g. http://127.0.0.1:40123 */
   readonly endpoint: string;
+  /** HTTPS endpoint, with kinesis-local's self-signed certificate (which Node does not trust). */
+  readonly tlsEndpoint: string;
   /** Stops the server and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -100,10 +102,11 @@ export async function startLocalKinesis(
     const started = Date.now();
     while (Date.now() - started < 30_000) {
       if (child.exitCode !== null || child.signalCode !== null) break;
-      if (await canConnect(plainPort)) {
+      if ((await canConnect(plainPort)) && (await canConnect(tlsPort))) {
         const endpoint = `http://127.0.0.1:${plainPort}`;
         return {
           endpoint,
+          tlsEndpoint: `https://127.0.0.1:${tlsPort}`,
           stop: async () => {
             process.removeListener('exit', exitOnFailure);
             await stop();

@@ -2,7 +2,12 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pRetry from 'p-retry';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
-import { classifyRequestError, FailureKind, type RequestFailure } from './retry-policy.js';
+import {
+  classifyRequestError,
+  FailureKind,
+  isUntrustedCertificate,
+  type RequestFailure,
+} from './retry-policy.js';
 import { RequestTimeoutError } from './sender.js';
 import type { StreamRef } from './stream-ref.js';
 
@@ -99,5 +104,7 @@ export function callFailed(call: 'ListShards' | 'DescribeStreamSummary', failure
     return `${call} failed (${code}: check the stream's name and region)`;
   if (code === 'AccessDeniedException') return `${call} failed (${code}: allow kinesis:${call})`;
   if (code === 'RegionMissing') return `${call} failed (${code}: pass \`region\` or set AWS_REGION)`;
+  if (isUntrustedCertificate(code))
+    return `${call} failed (${code}: the endpoint's TLS certificate is not trusted)`;
   return `${call} failed (${code})`;
 }

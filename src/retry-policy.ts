@@ -20,7 +20,10 @@ export const FailureKind = {
   Throttled: 'throttled',
   /** Transient: 5xx, per-record InternalFailure, timeouts, network errors. Retried. */
   Transient: 'transient',
-  /** Cannot succeed by retrying: missing stream, no permission, KMS key unusable, invalid request. */
+  /**
+   * Cannot succeed by retrying: missing stream, no permission, KMS key unusable, invalid request, an
+   * endpoint whose TLS certificate Node does not trust.
+   */
   Fatal: 'fatal',
 } as const;
 export type FailureKind = (typeof FailureKind)[keyof typeof FailureKind];
@@ -60,6 +63,32 @@ const FATAL = new Set([
  * 4xx answers that a later attempt can get past: temporary credentials the SDK refreshes, a stream
  * that is not ACTIVE yet (being created or resharded).
  */
+/**
+ * Node's codes for a TLS certificate it does not trust (OpenSSL's verification errors, and a name
+ * the certificate does not cover): the endpoint's configuration, which no retry changes.
+ */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** Whether `code` is Node's for a TLS certificate it does not trust. */
+export function isUntrustedCertificate(code: string): boolean {
+  return UNTRUSTED_CERTIFICATE.has(code);
+}
+
 const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
 /** Messages of signature errors caused by clock skew. */
@@ -115,6 +144,13 @@ export function classifyRequestError(error: unknown): RequestFailure {
     return { code: 'RegionMissing', message: REGION_MISSING, kind: FailureKind.Fatal };
   }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
+  if (errno !== undefined && UNTRUSTED_CERTIFICATE.has(errno)) {
+    return {
+      code: errno,
+      message: `${message}: Node does not trust the endpoint's TLS certificate. For a local Kinesis, use its plain-HTTP endpoint (http://), or have Node trust the certificate (NODE_EXTRA_CA_CERTS).`,
+      kind: FailureKind.Fatal,
+    };
+  }
   const status = e.$metadata?.httpStatusCode;
   // An answer with no Kinesis error in it (a proxy's or gateway's page, an endpoint that is not
   // Kinesis): the SDK names it `Unknown`, or fails to parse it (`SyntaxError`). Its HTTP status is

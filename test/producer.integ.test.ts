@@ -2,6 +2,7 @@ import { DescribeStreamSummaryCommand, UpdateShardCountCommand } from '@aws-sdk/
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, readStream, waitForActive } from '../scripts/local-kinesis.js';
 import { type DeaggregatedRecord, deaggregate, KinesisProducer, type PutResult } from '../src/index.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { testClient, testStream } from './support/streams.js';
 
 const client = testClient();
@@ -150,6 +151,26 @@ describe('producer against kinesis-local', () => {
     await producer.close();
     const stored = (await consume(streamName)).map((c) => Buffer.from(c.data).toString());
     expect(stored).toEqual(['before']);
+  });
+
+  it('fails records at once, naming the cause, at an HTTPS endpoint whose certificate Node does not trust', async () => {
+    const { streamName } = await testStream(client, 1, 'untrusted-tls');
+    const { logger, lines } = memoryLogger();
+    // kinesis-local's own TLS port, with its self-signed certificate.
+    const producer = localProducer(streamName, { endpoint: inject('kinesisTlsEndpoint'), logger });
+    const start = Date.now();
+    const failed = await producer.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+    // At once, not after recordTtlMs (30 s) of retries.
+    expect(Date.now() - start).toBeLessThan(5_000);
+    expect(failed).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', retryable: false });
+    expect((failed as Error).message).toContain("Node does not trust the endpoint's TLS certificate");
+    expect(lines.map((l) => l.message)).toContainEqual(
+      expect.stringMatching(
+        /^(DescribeStreamSummary|ListShards) failed \(DEPTH_ZERO_SELF_SIGNED_CERT: the endpoint's TLS certificate is not trusted\)/,
+      ),
+    );
+    await producer.close();
+    expect(await consume(streamName)).toEqual([]);
   });
 
   it('loses nothing under KCL filtering while the stream is resharded mid-run', async () => {

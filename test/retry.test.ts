@@ -214,13 +214,21 @@ describe('errors that retrying cannot fix fail at once', () => {
     expect(fake.calls).toHaveLength(1);
   });
 
-  it.each([
+  it.each<[string, Error, string]>([
     ['no region configured', new Error('Region is missing'), 'RegionMissing'],
     [
       'an endpoint that is not a URL (a client of your own)',
       Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }),
       'ERR_INVALID_URL',
     ],
+    ...['DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'].map(
+      (code) =>
+        [
+          `a TLS certificate Node does not trust (${code})`,
+          Object.assign(new Error('untrusted'), { code }),
+          code,
+        ] as [string, Error, string],
+    ),
   ])('%s fails the records after one attempt, with its own code', async (_, thrown, code) => {
     fake.script.push({ throw: thrown });
     const p = producer();
