@@ -9,7 +9,8 @@ import { KinesisProducer, RecordFailedError } from 'kinesis-producer';
 
 const producer = new KinesisProducer({
   streamName: process.env.STREAM_NAME ?? 'example-stream',
-  // Omit endpoint for AWS itself; set it for a local Kinesis such as kinesis-local or LocalStack.
+  // Omit endpoint for AWS itself; set it for a local Kinesis such as kinesis-local or LocalStack
+  // (which takes any credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must still be set).
   ...(process.env.KINESIS_ENDPOINT ? { endpoint: process.env.KINESIS_ENDPOINT } : {}),
 });
 
