@@ -117,6 +117,8 @@ export class ResponseHandler {
         'PutRecords request failed',
       );
       for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
+      // The stream is gone, maybe to be created again with other shards under the same ids.
+      if (failure.code === 'ResourceNotFoundException') pipeline.shardMap.forget();
     } else {
       // A client of the user's own may answer with anything (a test double that returns nothing):
       // records without a result are retried as `MissingResult`.

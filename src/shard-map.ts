@@ -5,7 +5,11 @@ import { RepeatedWarning } from './repeated-warning.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
 
-/** A shard and the hash keys it owns. A shard's range never changes once it exists. */
+/**
+ * A shard and the hash keys it owns. A shard's range never changes once it exists, but a stream
+ * deleted and created again under the same name has shards of the same ids with other ranges (see
+ * ShardMap.forget).
+ */
 export interface ShardRange {
   readonly shardId: string;
   readonly start: bigint;
@@ -40,7 +44,7 @@ export class ShardMap {
    */
   #lastHashKey = -1n;
   #lastIndex = -1;
-  /** Every shard ever seen, by id: ranges are immutable, so this answers for closed shards too. */
+  /** Every shard seen, by id: ranges are immutable, so this answers for closed shards too. */
   readonly #known = new Map<string, ShardRange>();
   #version = 0;
   #loading = false;
@@ -141,6 +145,28 @@ export class ShardMap {
     this.#newerWanted = false;
   }
 
+  /**
+   * The stream was not found (PutRecords answered ResourceNotFoundException): it may have been
+   * deleted, and a stream created again under its name has shards of the same ids that own other
+   * hash keys, so every prediction would still look right while aggregates mixed shards. The map is
+   * dropped, as if none had been known: records are aggregated only with those of the same hash key,
+   * which is right on any stream, until ListShards answers again.
+   */
+  forget(): void {
+    if (this.#closed || !this.ready) return;
+    this.#ranges = [];
+    this.#starts = [];
+    this.#known.clear();
+    this.#lastHashKey = -1n;
+    this.#version++;
+    this.#source.logger.debug(
+      { stream: this.#source.stream.label, version: this.#version },
+      'shard map dropped: the stream was not found',
+    );
+    this.#onChange();
+    this.refresh();
+  }
+
   /** Stops background refreshes. */
   close(): void {
     this.#closed = true;
@@ -221,7 +247,11 @@ export class ShardMap {
   #apply(ranges: ShardRange[]): void {
     for (const r of ranges) this.#known.set(r.shardId, r);
     const same =
-      ranges.length === this.#ranges.length && ranges.every((r, i) => r.shardId === this.#ranges[i]!.shardId);
+      ranges.length === this.#ranges.length &&
+      ranges.every((r, i) => {
+        const was = this.#ranges[i]!;
+        return r.shardId === was.shardId && r.start === was.start && r.end === was.end;
+      });
     if (same) {
       if (this.#newerWanted) this.#onSame();
       return;

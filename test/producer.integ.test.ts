@@ -1,7 +1,18 @@
-import { DescribeStreamSummaryCommand, UpdateShardCountCommand } from '@aws-sdk/client-kinesis';
+import {
+  CreateStreamCommand,
+  DeleteStreamCommand,
+  DescribeStreamSummaryCommand,
+  UpdateShardCountCommand,
+} from '@aws-sdk/client-kinesis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, readStream, waitForActive } from '../scripts/local-kinesis.js';
-import { type DeaggregatedRecord, deaggregate, KinesisProducer, type PutResult } from '../src/index.js';
+import {
+  type DeaggregatedRecord,
+  deaggregate,
+  KinesisProducer,
+  type PutResult,
+  partitionKeyHash,
+} from '../src/index.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { testClient, testStream } from './support/streams.js';
 
@@ -40,6 +51,18 @@ async function consume(streamName: string): Promise<(DeaggregatedRecord & { shar
     }
   }
   return out;
+}
+
+/** Polls until DescribeStreamSummary no longer finds the stream. */
+async function waitUntilGone(streamName: string): Promise<void> {
+  for (;;) {
+    try {
+      await client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 const identity = (r: { shardId: string; sequenceNumber: string; subSequenceNumber: number }) =>
@@ -171,6 +194,39 @@ describe('producer against kinesis-local', () => {
     );
     await producer.close();
     expect(await consume(streamName)).toEqual([]);
+  });
+
+  it('once PutRecords finds the stream gone, records put after it is created again with other shards are all read by KCL', async () => {
+    const { streamName } = await testStream(client, 2, 'recreated');
+    const producer = localProducer(streamName);
+    // It knows the two shards: shard 0 owns the lower half of the hash keys.
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => producer.put({ partitionKey: `w${i}`, data: 'warm-up' })),
+    );
+    await client.send(new DeleteStreamCommand({ StreamName: streamName }));
+    await waitUntilGone(streamName);
+    await expect(producer.put({ partitionKey: 'k', data: 'gone' })).rejects.toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    // Four shards under the same name: ids 0 and 1 again, owning a quarter each.
+    await client.send(new CreateStreamCommand({ StreamName: streamName, ShardCount: 4 }));
+    await waitForActive(client, streamName);
+    // Keys the old map put in shard 0, which the new stream splits between shards 0 and 1.
+    const keys: string[] = [];
+    for (let k = 0; keys.length < 400; k++)
+      if (partitionKeyHash(`key-${k}`) < 2n ** 127n) keys.push(`key-${k}`);
+    const results = await Promise.all(
+      keys.map((partitionKey, i) => producer.put({ partitionKey, data: `r${i}` })),
+    );
+    await producer.close();
+    const read = await consume(streamName);
+    expect(read.map((u) => Buffer.from(u.data).toString()).sort()).toEqual(
+      keys.map((_, i) => `r${i}`).sort(),
+    );
+    expect(new Set(read.map(identity))).toEqual(new Set(results.map(identity)));
+    expect(new Set(results.map((r) => r.shardId))).toEqual(
+      new Set(['shardId-000000000000', 'shardId-000000000001']),
+    );
   });
 
   it('loses nothing under KCL filtering while the stream is resharded mid-run', async () => {

@@ -136,3 +136,74 @@ describe('ShardMap', () => {
     expect(warnings).toEqual([]);
   });
 });
+
+describe('a stream created again under the same name', () => {
+  /** ListShards answering whatever `listed` holds at the time, in one page. */
+  function changingClient(first: Shard[]) {
+    const state = { listed: first, calls: 0 };
+    const client = {
+      async send(command: unknown) {
+        if (!(command instanceof ListShardsCommand)) throw new Error('only ListShards here');
+        state.calls++;
+        return { Shards: state.listed, $metadata: {} };
+      },
+    } as unknown as KinesisClient;
+    return { client, state };
+  }
+  const asListed = (count: number, split = (i: number) => i): Shard[] =>
+    evenShards(count).map((s, i) => ({
+      ShardId: s.id,
+      HashKeyRange: { StartingHashKey: s.start.toString(), EndingHashKey: s.end.toString() },
+      SequenceNumberRange: { StartingSequenceNumber: String(split(i)) },
+    }));
+  async function until(done: () => boolean): Promise<void> {
+    for (let waited = 0; !done(); waited += 10) {
+      if (waited > 3_000) throw new Error('timed out');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  // In the first of two even shards, and in the second of four.
+  const key = MAX_HASH_KEY / 2n - 1n;
+
+  it('forget() drops the map, as if none were known, and loads the new one', async () => {
+    const { client, state } = changingClient(asListed(2));
+    let changes = 0;
+    const map = new ShardMap(source(client), () => changes++);
+    map.refresh();
+    await until(() => map.ready);
+    expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000000');
+    const version = map.version;
+    // Deleted and created again with four shards: ids 0 and 1 exist again, owning other keys.
+    state.listed = asListed(4);
+    map.forget();
+    expect([map.ready, map.lookupIndex(key), map.version, changes]).toEqual([false, -1, version + 1, 2]);
+    expect(map.range('shardId-000000000000')).toBeUndefined();
+    await until(() => map.ready);
+    expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000001');
+    expect(map.range('shardId-000000000000')!.end).toBe((MAX_HASH_KEY + 1n) / 4n - 1n);
+    expect([map.version, changes, state.calls]).toEqual([version + 2, 3, 2]);
+    map.close();
+  });
+
+  it('takes a listing of the same shard ids owning other hash keys as a new map', async () => {
+    const { client, state } = changingClient(asListed(2));
+    let changes = 0;
+    const map = new ShardMap(source(client), () => changes++);
+    map.refresh();
+    await until(() => map.ready);
+    const quarter = MAX_HASH_KEY / 4n;
+    // The same two ids, split elsewhere: shard 0 now ends a quarter of the way.
+    state.listed = [
+      { ...state.listed[0]!, HashKeyRange: { StartingHashKey: '0', EndingHashKey: String(quarter) } },
+      {
+        ...state.listed[1]!,
+        HashKeyRange: { StartingHashKey: String(quarter + 1n), EndingHashKey: MAX_HASH_KEY.toString() },
+      },
+    ];
+    map.refresh();
+    await until(() => changes === 2);
+    expect(map.version).toBe(2);
+    expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000001');
+    map.close();
+  });
+});
