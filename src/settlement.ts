@@ -214,12 +214,10 @@ export class Settlement {
    */
   deliver(settler: Settler, error: RecordFailedError): void {
     const { reject, callback } = settler;
-    // The outbox first: 'recordFailed' is heard before the put's own handlers run, so a listener
-    // added once its rejection was seen does not hear that failure again.
-    this.#failures.push(error);
-    this.#flushSoon();
     if (reject !== undefined) reject(error);
     else if (callback !== undefined) this.#callBack(callback, error, undefined);
+    this.#failures.push(error);
+    this.#flushSoon();
     if (reject === undefined && callback === undefined && this.#events.listenerCount('recordFailed') === 0) {
       this.#warnUnheard(error);
     }
@@ -262,17 +260,6 @@ export class Settlement {
     this.#callbackErrors = [];
     this.#callbackResults = [];
     this.#failures = [];
-    // 'recordFailed' first, as for puts (see deliver): a listener that a callback adds does not hear
-    // the failure that callback was given.
-    if (failures.length > 0 && this.#events.listenerCount('recordFailed') > 0) {
-      const onThrow = (listenerError: unknown) => {
-        this.#logger.error(
-          thrownByApp(listenerError),
-          "a 'recordFailed' listener threw; the producer carries on",
-        );
-      };
-      for (const error of failures) emitToEach(this.#events, 'recordFailed', [error], onThrow);
-    }
     for (let i = 0; i < callbacks.length; i++) {
       try {
         const error = errors[i]!;
@@ -282,6 +269,14 @@ export class Settlement {
         this.#logger.error(thrownByApp(callbackError), 'a send() callback threw; the producer carries on');
       }
     }
+    if (this.#events.listenerCount('recordFailed') === 0) return;
+    const onThrow = (listenerError: unknown) => {
+      this.#logger.error(
+        thrownByApp(listenerError),
+        "a 'recordFailed' listener threw; the producer carries on",
+      );
+    };
+    for (const error of failures) emitToEach(this.#events, 'recordFailed', [error], onThrow);
   }
 
   /**
