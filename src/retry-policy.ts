@@ -60,12 +60,10 @@ const FATAL = new Set([
 ]);
 
 /**
- * 4xx answers that a later attempt can get past: temporary credentials the SDK refreshes, a stream
- * that is not ACTIVE yet (being created or resharded).
- */
-/**
  * Node's codes for a TLS certificate it does not trust (OpenSSL's verification errors, and a name
- * the certificate does not cover): the endpoint's configuration, which no retry changes.
+ * the certificate does not cover): the endpoint's configuration, which no retry changes. Not those
+ * of a certificate out of its dates (CERT_HAS_EXPIRED, CERT_NOT_YET_VALID): on a host whose clock
+ * is not set yet (a container at boot) they pass, and are retried like a network error.
  */
 const UNTRUSTED_CERTIFICATE = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -73,8 +71,6 @@ const UNTRUSTED_CERTIFICATE = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
   'CERT_SIGNATURE_FAILURE',
   'CERT_REVOKED',
   'CERT_UNTRUSTED',
@@ -89,6 +85,10 @@ export function isUntrustedCertificate(code: string): boolean {
   return UNTRUSTED_CERTIFICATE.has(code);
 }
 
+/**
+ * 4xx answers that a later attempt can get past: temporary credentials the SDK refreshes, a stream
+ * that is not ACTIVE yet (being created or resharded).
+ */
 const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
 /** Messages of signature errors caused by clock skew. */

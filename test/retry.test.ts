@@ -221,7 +221,7 @@ describe('errors that retrying cannot fix fail at once', () => {
       Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }),
       'ERR_INVALID_URL',
     ],
-    ...['DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'].map(
+    ...['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID'].map(
       (code) =>
         [
           `a TLS certificate Node does not trust (${code})`,
@@ -313,6 +313,12 @@ describe('whole-request failures that are retried', () => {
       'RequestTimeout',
     ],
     ['a connection reset', { throw: networkError('ECONNRESET') }, 'ECONNRESET'],
+    [
+      "a certificate not yet valid (this host's clock is not set yet)",
+      { throw: networkError('CERT_NOT_YET_VALID') },
+      'CERT_NOT_YET_VALID',
+    ],
+    ['a certificate past its date', { throw: networkError('CERT_HAS_EXPIRED') }, 'CERT_HAS_EXPIRED'],
     ['a request that never answers (requestTimeoutMs)', 'hang' as const, 'RequestTimeout'],
   ])('%s', async (_name, answer, code) => {
     fake.script.push(answer);
