@@ -209,7 +209,9 @@ export class ResponseHandler {
       byEntry: true,
     });
     const predicted = record.predictedShardId;
-    if (predicted === undefined || predicted === shardId || !pipeline.info?.userPartitioned) {
+    // A prediction from before the shard ids were reset may name an id that owns other keys now.
+    const trusted = predicted === shardId && record.mapVersion >= pipeline.shardMap.resetVersion;
+    if (predicted === undefined || trusted || !pipeline.info?.userPartitioned) {
       this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
       return;
     }

@@ -47,6 +47,12 @@ export class ShardMap {
   /** Every shard seen, by id: ranges are immutable, so this answers for closed shards too. */
   readonly #known = new Map<string, ShardRange>();
   #version = 0;
+  /** The version from which shard ids may own other hash keys than before (see forget); 0 if never. */
+  #resetVersion = 0;
+  /** The map was dropped because the stream was not found: ListShards is retried sooner. */
+  #forgotten = false;
+  /** Counts forget() calls: a listing started before one may describe the stream that went. */
+  #forgets = 0;
   #loading = false;
   #wanted = false;
   #notBefore = 0;
@@ -71,6 +77,15 @@ export class ShardMap {
   /** Increases every time the map changes; 0 while none is known. */
   get version(): number {
     return this.#version;
+  }
+
+  /**
+   * The version from which a shard id may own other hash keys than it did before: the stream was not
+   * found, or a listing gave a known id another range (a stream created again under the same name).
+   * A prediction made under an older version is not to be trusted because its id came back. 0 if never.
+   */
+  get resetVersion(): number {
+    return this.#resetVersion;
   }
 
   /** Whether a map is known. */
@@ -159,6 +174,9 @@ export class ShardMap {
     this.#known.clear();
     this.#lastHashKey = -1n;
     this.#version++;
+    this.#resetVersion = this.#version;
+    this.#forgotten = true;
+    this.#forgets++;
     this.#source.logger.debug(
       { stream: this.#source.stream.label, version: this.#version },
       'shard map dropped: the stream was not found',
@@ -175,16 +193,23 @@ export class ShardMap {
   }
 
   async #load(): Promise<void> {
+    const forgets = this.#forgets;
     try {
       const shards = await this.#listShards();
-      this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
       if (this.#closed) return;
+      if (forgets !== this.#forgets) {
+        // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
+        this.#wanted = true;
+        return;
+      }
+      this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
       this.#warning.clear();
       this.#apply(shards);
     } catch (error) {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
-      const fatal = failure.kind === FailureKind.Fatal;
+      // Not found after forget(): the stream may be created again any moment, so it is looked for sooner.
+      const fatal = failure.kind === FailureKind.Fatal && !this.#forgotten;
       this.#notBefore = this.#source.clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
       this.#warning.warn(
         `${failure.code} ${this.ready}`,
@@ -245,6 +270,11 @@ export class ShardMap {
   }
 
   #apply(ranges: ShardRange[]): void {
+    this.#forgotten = false;
+    const reused = ranges.some((r) => {
+      const was = this.#known.get(r.shardId);
+      return was !== undefined && (was.start !== r.start || was.end !== r.end);
+    });
     for (const r of ranges) this.#known.set(r.shardId, r);
     const same =
       ranges.length === this.#ranges.length &&
@@ -260,6 +290,7 @@ export class ShardMap {
     this.#starts = ranges.map((r) => r.start);
     this.#lastHashKey = -1n;
     this.#version++;
+    if (reused) this.#resetVersion = this.#version;
     this.#newerWanted = false;
     this.#source.logger.debug(
       { stream: this.#source.stream.label, shards: ranges.length, version: this.#version },

@@ -16,6 +16,8 @@ import type { StreamRef } from './stream-ref.js';
 const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
 /** The error code of an attempt whose aggregate landed on a shard some of its records do not belong to. */
 const WRONG_SHARD = 'WrongShard';
+/** The error code of an attempt stored in a stream that was not found afterwards (see ShardMap.forget). */
+const STREAM_GONE = 'StreamGone';
 
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
@@ -114,6 +116,8 @@ export class StreamPipeline {
    * consumers will read them there (then they succeeded) or drop them (then they are sent again).
    */
   #landed: Landed[] = [];
+  /** The shard map's resetVersion as of the last change handled (see onShardMapChange). */
+  #resetSeen = 0;
   /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
   readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
     const da = Math.min(a.retryAt, a.expiresAt);
@@ -665,7 +669,10 @@ export class StreamPipeline {
           success: false,
           byEntry: false,
           errorCode: WRONG_SHARD,
-          errorMessage: `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
+          errorMessage:
+            shardId === record.predictedShardId
+              ? `Aggregate landed on ${shardId} as predicted, but under a shard map from before the stream was not found, and ${shardId} now owns other hash keys: it holds records of other shards, which consumers would drop; its records are sent again`
+              : `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
         };
         this.requeue(record.items, record.attempts, now, now);
       }
@@ -953,11 +960,15 @@ export class StreamPipeline {
     return next;
   }
 
-  /** Whether a record's predicted shard is no longer in the current map (a reshard closed it). */
+  /**
+   * Whether a record's predicted shard is no longer in the current map (a reshard closed it), or its
+   * id may own other hash keys now (see ShardMap.resetVersion).
+   */
   #isStale(record: OutboundRecord): boolean {
     return (
-      record.mapVersion !== this.shardMap.version &&
-      !this.shardMap.shards.some((s) => s.shardId === record.predictedShardId)
+      record.mapVersion < this.shardMap.resetVersion ||
+      (record.mapVersion !== this.shardMap.version &&
+        !this.shardMap.shards.some((s) => s.shardId === record.predictedShardId))
     );
   }
 
@@ -974,17 +985,46 @@ export class StreamPipeline {
    * apart and routed again, so no aggregate mixes the new shards.
    */
   onShardMapChange(now: number): void {
+    // Shard ids that may own other hash keys now (the stream was not found, maybe created again): no
+    // aggregate built before is trusted to one of them, nor a landing there (see ShardMap.forget).
+    const reset = this.shardMap.resetVersion > this.#resetSeen;
+    this.#resetSeen = this.shardMap.resetVersion;
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
-    for (const shardId of this.#limiters.keys()) if (!open.has(shardId)) this.#limiters.delete(shardId);
+    for (const shardId of this.#limiters.keys()) {
+      if (reset || !open.has(shardId)) this.#limiters.delete(shardId);
+    }
     // Buffers of one hash key (no map before) stay valid, but with ordering their keys now belong
     // to shard lanes: they move there too, ahead of newer records.
     this.#reroute(
-      (buffer) => (buffer.shardId === undefined ? !this.#ordered : open.has(buffer.shardId)),
+      (buffer) => (buffer.shardId === undefined ? !this.#ordered : !reset && open.has(buffer.shardId)),
       now,
     );
+    if (reset) this.#resendLanded(now);
     this.#settleLanded(now);
     this.#recomputeReady();
+  }
+
+  /**
+   * The aggregates that landed on other shards than predicted and waited to learn whether consumers
+   * read them there were stored in a stream that was not found since: their records are sent again.
+   */
+  #resendLanded(now: number): void {
+    for (const { record, shardId } of this.#landed) {
+      const last = record.attempts[record.attempts.length - 1]!;
+      this.#host.attemptFailed(this.stream, shardId, STREAM_GONE, record.items.length, now);
+      record.attempts[record.attempts.length - 1] = {
+        ...last,
+        success: false,
+        byEntry: false,
+        errorCode: STREAM_GONE,
+        errorMessage: `Aggregate stored on ${shardId} of a stream that was not found afterwards (deleted, maybe created again with other shards); its records are sent again`,
+      };
+      this.requeue(record.items, record.attempts, now, now);
+      this.release(record);
+    }
+    this.#landed = [];
+    this.shardMap.stopWaitingForNewer();
   }
 
   /**

@@ -1,0 +1,225 @@
+import { type KinesisClient, ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { type PutResult, partitionKeyHash } from '../src/index.js';
+import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
+
+/**
+ * A stream deleted and created again under the same name, with other shards: its shard ids come back
+ * owning other hash keys. The fake starts with 2 shards; `recreate()` makes it 4, so ids 0 and 1
+ * exist again, each owning a quarter of the keys where it owned half.
+ */
+let fake: FakeKinesis;
+const producer = producersOn(() => fake);
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  fake = new FakeKinesis(2);
+});
+
+/** `n` keys the 2-shard map puts in shard 0, which the 4-shard stream splits between shards 0 and 1. */
+function lowerHalfKeys(n: number): string[] {
+  const keys: string[] = [];
+  for (let k = 0; keys.length < n; k++) if (partitionKeyHash(`key-${k}`) < 2n ** 127n) keys.push(`key-${k}`);
+  return keys;
+}
+
+/** Each result on the shard that owns its key in the stream as it is now: where consumers read it. */
+function misplaced(keys: readonly string[], results: readonly PutResult[]): string[] {
+  return keys.filter((key, i) => results[i]!.shardId !== fake.shardFor(partitionKeyHash(key)).id);
+}
+
+/** The stream is created again with 4 shards, and the next PutRecords request is told it is not found. */
+function recreate(): void {
+  fake.shards = evenShards(4);
+  fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+}
+
+/** What `promise` settles with once the fake timers have run `ms` (records wait up to 100 ms to be sent). */
+async function settledAfter<T>(promise: Promise<T>, ms = 200): Promise<T | unknown> {
+  const settled = promise.catch((error: unknown) => error);
+  await vi.advanceTimersByTimeAsync(ms);
+  return await settled;
+}
+
+const codes = (result: PutResult) => result.attempts.map((a) => a.errorCode ?? 'ok');
+
+describe('a stream created again under the same name, with shard ids that own other keys', () => {
+  it('aggregates again, under the new map, an aggregate that waited out a backoff meanwhile', async () => {
+    const p = producer({ retryBaseDelayMs: 2_000, retryMaxDelayMs: 2_000 });
+    // Backoff is random in [0, 2 s): made 1.98 s, so that the stream goes meanwhile.
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    const keys = lowerHalfKeys(40);
+    // One aggregate for shard 0, throttled: it waits out its backoff.
+    fake.script.push({ errorCodes: ['ProvisionedThroughputExceededException'] });
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
+    await vi.advanceTimersByTimeAsync(150);
+    expect(fake.calls.map((c) => c.entries.length)).toEqual([1]);
+    recreate();
+    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    await vi.advanceTimersByTimeAsync(5_000);
+    const results = await Promise.all(puts);
+    expect(misplaced(keys, results)).toEqual([]);
+    // Built again before it went: its retry was not sent to a shard that owns only some of its keys.
+    expect(new Set(results.map((r) => codes(r).join()))).toEqual(
+      new Set(['ProvisionedThroughputExceededException,ok']),
+    );
+    expect(new Set(results.map((r) => r.shardId))).toEqual(
+      new Set(['shardId-000000000000', 'shardId-000000000001']),
+    );
+  });
+
+  it('checks against the new map an aggregate in flight meanwhile, though it landed on the id it predicted', async () => {
+    const base = fake.client;
+    let held: Promise<void> | undefined;
+    let letGo!: () => void;
+    const client = {
+      async send(command: unknown, options: unknown) {
+        // The first request of the test is answered only when let go, by the stream as it is then.
+        if (command instanceof PutRecordsCommand && held === undefined) {
+          held = new Promise((resolve) => {
+            letGo = resolve;
+          });
+          await held;
+        }
+        return base.send(command as never, options as never);
+      },
+      destroy: () => {},
+    } as unknown as KinesisClient;
+    const p = producer({ client });
+    const keys = lowerHalfKeys(40);
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
+    await vi.advanceTimersByTimeAsync(150);
+    recreate();
+    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    letGo();
+    await vi.advanceTimersByTimeAsync(1_000);
+    const results = await Promise.all(puts);
+    expect(misplaced(keys, results)).toEqual([]);
+    // The aggregate was stored on shard 0 as predicted, but shard 0 owns only some of its keys now.
+    const checked = results.find((r) => codes(r).includes('WrongShard'))!;
+    expect(codes(checked)).toEqual(['WrongShard', 'ok']);
+    expect(checked.attempts[0]!.errorMessage).toMatch(
+      /^Aggregate landed on shardId-000000000000 as predicted, but under a shard map from before the stream was not found/,
+    );
+  });
+
+  it('does not take a listing that began before the stream was found gone', async () => {
+    const base = fake.client;
+    let slowListing: Promise<void> | undefined;
+    let answerListing!: () => void;
+    let slow = false;
+    const client = {
+      async send(command: unknown, options: unknown) {
+        if (command instanceof ListShardsCommand && slow) {
+          slow = false;
+          // Listed now, answered later: the 2 shards of the stream that is about to go.
+          const answer = base.send(command as never, options as never);
+          slowListing = new Promise((resolve) => {
+            answerListing = resolve;
+          });
+          await slowListing;
+          return await answer;
+        }
+        return base.send(command as never, options as never);
+      },
+      destroy: () => {},
+    } as unknown as KinesisClient;
+    const p = producer({ client });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    // A lone record stored on shard 1, predicted 0: the map is listed again (slowly).
+    slow = true;
+    fake.onPut = (call) =>
+      call.index === 1
+        ? { Records: [{ ShardId: 'shardId-000000000001', SequenceNumber: '1' }], $metadata: {} }
+        : undefined;
+    const [lone] = lowerHalfKeys(1);
+    await settledAfter(p.put({ partitionKey: lone!, data: 'lone' }));
+    fake.onPut = undefined;
+    // The map may be listed again 500 ms after the last listing.
+    await vi.advanceTimersByTimeAsync(600);
+    expect(slowListing).toBeDefined();
+    recreate();
+    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    // The old listing answers after the stream was found gone.
+    answerListing();
+    await vi.advanceTimersByTimeAsync(10);
+    const keys = lowerHalfKeys(40);
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `b${i}` }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(misplaced(keys, await Promise.all(puts))).toEqual([]);
+  });
+
+  it('sends again the aggregates that waited to learn where a reshard put them', async () => {
+    const p = producer();
+    const keys = lowerHalfKeys(40);
+    // Stored on shard 1 though predicted 0; the map listed again is the same, so it waits for a newer.
+    fake.onPut = (call) =>
+      call.index === 0
+        ? { Records: [{ ShardId: 'shardId-000000000001', SequenceNumber: '1' }], $metadata: {} }
+        : undefined;
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    fake.onPut = undefined;
+    expect(fake.calls).toHaveLength(1);
+    recreate();
+    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    const results = await Promise.all(puts);
+    expect(misplaced(keys, results)).toEqual([]);
+    expect(codes(results[0]!)).toEqual(['StreamGone', 'ok']);
+    expect(results[0]!.attempts[0]!.errorMessage).toMatch(
+      /^Aggregate stored on shardId-000000000001 of a stream that was not found afterwards/,
+    );
+  });
+
+  it('routes open aggregates again when a listing, not an error, shows the ids own other keys', async () => {
+    const p = producer({ maxBufferedTimeMs: 5_000 });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }), 5_100);
+    // Created again while the producer sent nothing to it: no request was told it was not found.
+    fake.shards = evenShards(4);
+    // A record of old shard 1 goes first; it lands on shard 2 or 3, and the map is listed again.
+    let upper = 'u';
+    for (let k = 0; partitionKeyHash(upper) < 2n ** 127n; k++) upper = `upper-${k}`;
+    const lone = p.put({ partitionKey: upper, data: 'lone' });
+    await vi.advanceTimersByTimeAsync(4_000);
+    // An open aggregate for old shard 0, due 4 s after the lone record.
+    const keys = lowerHalfKeys(40);
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await lone).shardId).not.toBe('shardId-000000000001');
+    await vi.advanceTimersByTimeAsync(4_000);
+    const results = await Promise.all(puts);
+    expect(misplaced(keys, results)).toEqual([]);
+    // Routed again before it went: no attempt on a shard that owns only some of its keys.
+    expect(results.flatMap(codes).filter((code) => code !== 'ok')).toEqual([]);
+  });
+
+  it('looks for the stream again within seconds, not a minute, and aggregates across keys once it is back', async () => {
+    const p = producer();
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+    recreate();
+    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    // Back 300 ms later; ListShards is tried again 5 s after it failed.
+    await vi.advanceTimersByTimeAsync(300);
+    fake.listShardsError = undefined;
+    await vi.advanceTimersByTimeAsync(5_000);
+    const before = fake.calls.length;
+    const keys = lowerHalfKeys(40).filter((key) => partitionKeyHash(key) < 2n ** 126n);
+    await settledAfter(Promise.all(keys.map((key, i) => p.put({ partitionKey: key, data: `c${i}` }))));
+    // One aggregate for the whole of new shard 0: the map is known again.
+    expect(fake.calls.slice(before).map((c) => c.entries.length)).toEqual([1]);
+  });
+});
