@@ -662,23 +662,36 @@ export class StreamPipeline {
       ) {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
       } else {
-        const last = record.attempts[record.attempts.length - 1]!;
-        this.#host.attemptFailed(this.stream, shardId, WRONG_SHARD, record.items.length, now);
-        record.attempts[record.attempts.length - 1] = {
-          ...last,
-          success: false,
-          byEntry: false,
-          errorCode: WRONG_SHARD,
-          errorMessage:
-            shardId === record.predictedShardId
-              ? `Aggregate landed on ${shardId} as predicted, but under a shard map from before the stream was not found, and ${shardId} now owns other hash keys: it holds records of other shards, which consumers would drop; its records are sent again`
-              : `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
-        };
-        this.requeue(record.items, record.attempts, now, now);
+        this.#sendAgain(
+          record,
+          shardId,
+          WRONG_SHARD,
+          shardId === record.predictedShardId
+            ? `Aggregate landed on ${shardId} as predicted, but under a shard map from before the stream was not found, and ${shardId} now owns other hash keys: it holds records of other shards, which consumers would drop; its records are sent again`
+            : `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
+          now,
+        );
       }
       this.release(record);
     }
     this.#landed = waiting;
+  }
+
+  /**
+   * An aggregate stored on `shardId` that consumers will not read there, or not at all: its attempt
+   * is logged as failed with `code`, and its records are routed again, ahead of newer ones.
+   */
+  #sendAgain(record: OutboundRecord, shardId: string, code: string, message: string, now: number): void {
+    const last = record.attempts[record.attempts.length - 1]!;
+    this.#host.attemptFailed(this.stream, shardId, code, record.items.length, now);
+    record.attempts[record.attempts.length - 1] = {
+      ...last,
+      success: false,
+      byEntry: false,
+      errorCode: code,
+      errorMessage: message,
+    };
+    this.requeue(record.items, record.attempts, now, now);
   }
 
   #take(buffer: ShardBuffer): OutboundRecord {
@@ -1011,16 +1024,13 @@ export class StreamPipeline {
    */
   #resendLanded(now: number): void {
     for (const { record, shardId } of this.#landed) {
-      const last = record.attempts[record.attempts.length - 1]!;
-      this.#host.attemptFailed(this.stream, shardId, STREAM_GONE, record.items.length, now);
-      record.attempts[record.attempts.length - 1] = {
-        ...last,
-        success: false,
-        byEntry: false,
-        errorCode: STREAM_GONE,
-        errorMessage: `Aggregate stored on ${shardId} of a stream that was not found afterwards (deleted, maybe created again with other shards); its records are sent again`,
-      };
-      this.requeue(record.items, record.attempts, now, now);
+      this.#sendAgain(
+        record,
+        shardId,
+        STREAM_GONE,
+        `Aggregate stored on ${shardId} of a stream that was not found afterwards (deleted, maybe created again with other shards); its records are sent again`,
+        now,
+      );
       this.release(record);
     }
     this.#landed = [];
