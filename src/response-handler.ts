@@ -117,8 +117,12 @@ export class ResponseHandler {
         'PutRecords request failed',
       );
       for (const record of batch) failed(record, failure.kind, failure.code, failure.message, false);
-      // The stream is gone, maybe to be created again with other shards under the same ids.
-      if (failure.code === 'ResourceNotFoundException') pipeline.shardMap.forget();
+      // The stream is gone, maybe to be created again with other shards under the same ids. (Not for
+      // a request sent under an older map: a late answer from while it was gone.)
+      const map = pipeline.shardMap;
+      if (failure.code === 'ResourceNotFoundException' && batch.some((r) => r.mapVersion === map.version)) {
+        map.forget();
+      }
     } else {
       // A client of the user's own may answer with anything (a test double that returns nothing):
       // records without a result are retried as `MissingResult`.

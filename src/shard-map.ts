@@ -49,6 +49,8 @@ export class ShardMap {
   #version = 0;
   /** The version from which shard ids may own other hash keys than before (see forget); 0 if never. */
   #resetVersion = 0;
+  /** The version at which the stream was last found gone (see forget); 0 if never. */
+  #goneVersion = 0;
   /** The map was dropped because the stream was not found: ListShards is retried sooner. */
   #forgotten = false;
   /** Counts forget() calls: a listing started before one may describe the stream that went. */
@@ -86,6 +88,11 @@ export class ShardMap {
    */
   get resetVersion(): number {
     return this.#resetVersion;
+  }
+
+  /** The version at which the stream was last found gone (see forget): 0 if never. */
+  get goneVersion(): number {
+    return this.#goneVersion;
   }
 
   /** Whether a map is known. */
@@ -161,11 +168,11 @@ export class ShardMap {
   }
 
   /**
-   * The stream was not found (PutRecords answered ResourceNotFoundException): it may have been
-   * deleted, and a stream created again under its name has shards of the same ids that own other
-   * hash keys, so every prediction would still look right while aggregates mixed shards. The map is
-   * dropped, as if none had been known: records are aggregated only with those of the same hash key,
-   * which is right on any stream, until ListShards answers again.
+   * The stream was not found (PutRecords or ListShards answered ResourceNotFoundException): it may
+   * have been deleted, and a stream created again under its name has shards of the same ids that own
+   * other hash keys, so every prediction would still look right while aggregates mixed shards. The
+   * map is dropped, as if none had been known: records are aggregated only with those of the same
+   * hash key, which is right on any stream, until ListShards answers again, tried every 5 s.
    */
   forget(): void {
     if (this.#closed || !this.ready) return;
@@ -175,8 +182,13 @@ export class ShardMap {
     this.#lastHashKey = -1n;
     this.#version++;
     this.#resetVersion = this.#version;
+    this.#goneVersion = this.#version;
     this.#forgotten = true;
     this.#forgets++;
+    // Not after a wait set for the stream it had: it is looked for from now.
+    if (this.#timer !== undefined) this.#source.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#notBefore = Math.min(this.#notBefore, this.#source.clock.now());
     this.#source.logger.debug(
       { stream: this.#source.stream.label, version: this.#version },
       'shard map dropped: the stream was not found',
@@ -208,6 +220,10 @@ export class ShardMap {
     } catch (error) {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
+      // The stream went while a map of it was known: dropped, as when PutRecords says so.
+      if (failure.code === 'ResourceNotFoundException' && this.ready && forgets === this.#forgets) {
+        this.forget();
+      }
       // Not found after forget(): the stream may be created again any moment, so it is looked for sooner.
       const fatal = failure.kind === FailureKind.Fatal && !this.#forgotten;
       this.#notBefore = this.#source.clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);

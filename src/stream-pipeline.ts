@@ -116,8 +116,9 @@ export class StreamPipeline {
    * consumers will read them there (then they succeeded) or drop them (then they are sent again).
    */
   #landed: Landed[] = [];
-  /** The shard map's resetVersion as of the last change handled (see onShardMapChange). */
+  /** The shard map's resetVersion and goneVersion as of the last change handled (see onShardMapChange). */
   #resetSeen = 0;
+  #goneSeen = 0;
   /** Records in backoff, soonest due first; ties in creation order so retries keep put order. */
   readonly #waiting = new MinHeap<OutboundRecord>((a, b) => {
     const da = Math.min(a.retryAt, a.expiresAt);
@@ -1002,6 +1003,8 @@ export class StreamPipeline {
     // aggregate built before is trusted to one of them, nor a landing there (see ShardMap.forget).
     const reset = this.shardMap.resetVersion > this.#resetSeen;
     this.#resetSeen = this.shardMap.resetVersion;
+    const gone = this.shardMap.goneVersion > this.#goneSeen;
+    this.#goneSeen = this.shardMap.goneVersion;
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
     for (const shardId of this.#limiters.keys()) {
@@ -1013,7 +1016,9 @@ export class StreamPipeline {
       (buffer) => (buffer.shardId === undefined ? !this.#ordered : !reset && open.has(buffer.shardId)),
       now,
     );
-    if (reset) this.#resendLanded(now);
+    // Stored in the stream that went: sent again. (After a listing that showed reused ids, those that
+    // landed elsewhere are checked against the new map, like any others.)
+    if (gone) this.#resendLanded(now);
     this.#settleLanded(now);
     this.#recomputeReady();
   }
@@ -1056,7 +1061,8 @@ export class StreamPipeline {
         const record = sealed[i]!;
         this.#readyCount--;
         this.#readyBytes -= record.sizeBytes;
-        this.requeue(record.items, record.attempts, now, now);
+        // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
+        this.requeue(record.items, record.attempts, now, Math.max(now, record.retryAt));
       }
     }
     this.#byShardIndexVersion = -1;

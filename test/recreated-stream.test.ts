@@ -17,12 +17,27 @@ beforeEach(() => {
   fake = new FakeKinesis(2);
 });
 
-/** `n` keys the 2-shard map puts in shard 0, which the 4-shard stream splits between shards 0 and 1. */
-function lowerHalfKeys(n: number): string[] {
+/** A quarter of the hash keys: what each shard of the 4-shard stream owns. */
+const QUARTER = 2n ** 126n;
+
+/** `n` keys named `${prefix}<k>` whose hash keys `fits` takes. */
+function keysWhere(n: number, fits: (hashKey: bigint) => boolean, prefix = 'key-'): string[] {
   const keys: string[] = [];
-  for (let k = 0; keys.length < n; k++) if (partitionKeyHash(`key-${k}`) < 2n ** 127n) keys.push(`key-${k}`);
+  for (let k = 0; keys.length < n; k++)
+    if (fits(partitionKeyHash(`${prefix}${k}`))) keys.push(`${prefix}${k}`);
   return keys;
 }
+
+/** `n` keys the 2-shard map puts in shard 0, which the 4-shard stream splits between shards 0 and 1. */
+function lowerHalfKeys(n: number): string[] {
+  return keysWhere(n, (hashKey) => hashKey < 2n * QUARTER);
+}
+
+/** An answer that stores the request's one entry on shard 1, whatever its key (a reshard's doing). */
+const onShard1 = () => ({
+  Records: [{ ShardId: 'shardId-000000000001', SequenceNumber: '1' }],
+  $metadata: {},
+});
 
 /** Each result on the shard that owns its key in the stream as it is now: where consumers read it. */
 function misplaced(keys: readonly string[], results: readonly PutResult[]): string[] {
@@ -202,6 +217,108 @@ describe('a stream created again under the same name, with shard ids that own ot
     expect(misplaced(keys, results)).toEqual([]);
     // Routed again before it went: no attempt on a shard that owns only some of its keys.
     expect(results.flatMap(codes).filter((code) => code !== 'ok')).toEqual([]);
+  });
+
+  it('drops the map when ListShards finds the stream gone, though no request was told so', async () => {
+    const p = producer({ recordTtlMs: 120_000 });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    // A record lands where it was not predicted; the listing that follows finds the stream gone.
+    fake.onPut = onShard1;
+    fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+    await settledAfter(p.put({ partitionKey: lowerHalfKeys(1)[0]!, data: 'x' }), 1_000);
+    fake.onPut = undefined;
+    fake.listShardsError = undefined;
+    fake.shards = evenShards(4);
+    await vi.advanceTimersByTimeAsync(5_000);
+    // The first key in new shard 0, so that an aggregate built on the old map lands on its predicted id.
+    const keys = [...keysWhere(1, (h) => h < QUARTER, 'first-'), ...lowerHalfKeys(39)];
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `d${i}` }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(misplaced(keys, await Promise.all(puts))).toEqual([]);
+  });
+
+  it('looks for the stream from the moment it is found gone, not after a wait set for the old one', async () => {
+    const p = producer({ aggregation: false });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    // A listing fails for a minute's wait (the stream is going); then a request finds it gone.
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    fake.onPut = onShard1;
+    await settledAfter(p.put({ partitionKey: lowerHalfKeys(1)[0]!, data: 'x' }), 1_000);
+    fake.onPut = undefined;
+    fake.listShardsError = undefined;
+    const lists = () => fake.commands.filter((c) => c === 'ListShards').length;
+    const before = lists();
+    recreate();
+    await settledAfter(p.put({ partitionKey: 'g', data: 'g' }));
+    expect(lists()).toBe(before + 1);
+  });
+
+  it('checks against the new map, not sends again, what landed elsewhere when a listing shows reused ids', async () => {
+    const p = producer();
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    // Created again while the producer sent nothing: two keys of old shard 1 land on new shard 2.
+    fake.shards = evenShards(4);
+    const keys = keysWhere(2, (h) => h >= 2n * QUARTER && h < 3n * QUARTER, 'up-');
+    const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `u${i}` }));
+    await vi.advanceTimersByTimeAsync(3_000);
+    const results = await Promise.all(puts);
+    expect(results.map(codes)).toEqual([['ok'], ['ok']]);
+    expect(new Set(results.map((r) => r.shardId))).toEqual(new Set(['shardId-000000000002']));
+    // Stored once: the aggregate was not sent again.
+    expect(fake.storedUserRecords().filter((u) => keys.includes(u.partitionKey))).toHaveLength(2);
+  });
+
+  it('with ordering, a record waiting out its backoff at its lane head keeps waiting once routed again', async () => {
+    const p = producer({ ordering: 'per-partition-key', retryBaseDelayMs: 4_000, retryMaxDelayMs: 4_000 });
+    vi.spyOn(Math, 'random').mockReturnValue(0.99); // a backoff of 3.96 s
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    const [lower] = lowerHalfKeys(1);
+    const start = fake.calls.length;
+    fake.script.push({ errorCodes: ['ProvisionedThroughputExceededException'] });
+    const throttled = p.put({ partitionKey: lower!, data: 'a' });
+    await vi.advanceTimersByTimeAsync(150);
+    const throttledAt = fake.calls[start]!.at;
+    recreate();
+    const [upper] = keysWhere(1, (h) => h >= 2n * QUARTER, 'up-');
+    await settledAfter(p.put({ partitionKey: upper!, data: 'u' }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    await throttled;
+    const sends = fake.calls.slice(start).filter((c) => c.entries.some((e) => e.PartitionKey === lower));
+    expect(sends.map((c) => c.at - throttledAt >= 3_900)).toEqual([false, true]);
+  });
+
+  it('does not drop the new map for a late answer to a request sent while the stream was gone', async () => {
+    const base = fake.client;
+    let late = false;
+    const client = {
+      async send(command: unknown, options: unknown) {
+        if (command instanceof PutRecordsCommand && late) {
+          late = false;
+          await new Promise((resolve) => setTimeout(resolve, 8_000));
+          throw serviceError('ResourceNotFoundException', 400);
+        }
+        return base.send(command as never, options as never);
+      },
+      destroy: () => {},
+    } as unknown as KinesisClient;
+    const p = producer({ client, requestTimeoutMs: 30_000 });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    await settledAfter(p.put({ partitionKey: 'g', data: 'g' }));
+    // Sent while the stream is gone, answered 8 s later, once the new stream's map is known.
+    late = true;
+    const lateAnswer = p.put({ partitionKey: 'h', data: 'h' }).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(200);
+    fake.listShardsError = undefined;
+    fake.shards = evenShards(4);
+    const lists = () => fake.commands.filter((c) => c === 'ListShards').length;
+    const before = lists();
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(await lateAnswer).toMatchObject({ code: 'ResourceNotFoundException' });
+    await vi.advanceTimersByTimeAsync(6_000);
+    // Listed once, when the stream came back; not again after the late answer.
+    expect(lists()).toBe(before + 1);
   });
 
   it('looks for the stream again within seconds, not a minute, and aggregates across keys once it is back', async () => {
