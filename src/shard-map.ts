@@ -84,7 +84,8 @@ export class ShardMap {
   /**
    * The version from which a shard id may own other hash keys than it did before: the stream was not
    * found, or a listing gave a known id another range (a stream created again under the same name).
-   * A prediction made under an older version is not to be trusted because its id came back. 0 if never.
+   * A prediction made under an older version is not trusted: its id may have come back with other
+   * keys. 0 if never.
    */
   get resetVersion(): number {
     return this.#resetVersion;
