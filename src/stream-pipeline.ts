@@ -668,7 +668,7 @@ export class StreamPipeline {
           shardId,
           WRONG_SHARD,
           shardId === record.predictedShardId
-            ? `Aggregate landed on ${shardId} as predicted, but under a shard map from before the stream was not found, and ${shardId} now owns other hash keys: it holds records of other shards, which consumers would drop; its records are sent again`
+            ? `Aggregate landed on ${shardId} as predicted, but by a shard map from before the stream was found gone or its shard ids were given other hash keys (created again), and ${shardId} now owns other keys: it holds records of other shards, which consumers would drop; its records are sent again`
             : `Aggregate landed on ${shardId}, not ${record.predictedShardId} as predicted, and holds records of other shards, which consumers would drop; its records are sent again`,
           now,
         );

@@ -120,7 +120,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     const checked = results.find((r) => codes(r).includes('WrongShard'))!;
     expect(codes(checked)).toEqual(['WrongShard', 'ok']);
     expect(checked.attempts[0]!.errorMessage).toMatch(
-      /^Aggregate landed on shardId-000000000000 as predicted, but under a shard map from before the stream was not found/,
+      /^Aggregate landed on shardId-000000000000 as predicted, but by a shard map from before the stream was found gone/,
     );
   });
 
