@@ -51,10 +51,6 @@ export class ShardMap {
   #resetVersion = 0;
   /** The version at which the stream was last found gone (see forget); 0 if never. */
   #goneVersion = 0;
-  /** The map was dropped because the stream was not found: ListShards is retried sooner. */
-  #forgotten = false;
-  /** Counts forget() calls: a listing started before one may describe the stream that went. */
-  #forgets = 0;
   #loading = false;
   #wanted = false;
   #notBefore = 0;
@@ -184,8 +180,6 @@ export class ShardMap {
     this.#version++;
     this.#resetVersion = this.#version;
     this.#goneVersion = this.#version;
-    this.#forgotten = true;
-    this.#forgets++;
     // Not after a wait set for the stream it had: it is looked for from now.
     if (this.#timer !== undefined) this.#source.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -206,11 +200,12 @@ export class ShardMap {
   }
 
   async #load(): Promise<void> {
-    const forgets = this.#forgets;
+    // A listing started before the stream was found gone may describe the stream that went.
+    const gone = this.#goneVersion;
     try {
       const shards = await this.#listShards();
       if (this.#closed) return;
-      if (forgets !== this.#forgets) {
+      if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
         this.#wanted = true;
         return;
@@ -222,11 +217,11 @@ export class ShardMap {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
       // The stream went while a map of it was known: dropped, as when PutRecords says so.
-      if (failure.code === 'ResourceNotFoundException' && this.ready && forgets === this.#forgets) {
+      if (failure.code === 'ResourceNotFoundException' && this.ready && gone === this.#goneVersion) {
         this.forget();
       }
       // Not found after forget(): the stream may be created again any moment, so it is looked for sooner.
-      const fatal = failure.kind === FailureKind.Fatal && !this.#forgotten;
+      const fatal = failure.kind === FailureKind.Fatal && !(this.#goneVersion > 0 && !this.ready);
       this.#notBefore = this.#source.clock.now() + (fatal ? RETRY_AFTER_FATAL_MS : RETRY_AFTER_FAILURE_MS);
       this.#warning.warn(
         `${failure.code} ${this.ready}`,
@@ -287,7 +282,6 @@ export class ShardMap {
   }
 
   #apply(ranges: ShardRange[]): void {
-    this.#forgotten = false;
     const reused = ranges.some((r) => {
       const was = this.#known.get(r.shardId);
       return was !== undefined && (was.start !== r.start || was.end !== r.end);
