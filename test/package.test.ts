@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,5 +68,25 @@ describe('the built package', () => {
     expect(esm.all).toEqual(['w=w!', 'x=x!', 'y=y!', 'z=z!']);
     expect(esm.exports).toEqual(cjs.exports.filter((name) => name !== 'default' && name !== '__esModule'));
     expect(esm.exports).toContain('RecordAggregator');
+  });
+});
+
+describe('the packed package', () => {
+  it('holds every file its README links to', () => {
+    // What `npm pack` would put in the tarball (scripts off: dist/ is built already).
+    const listing = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    const packed = new Set(
+      (JSON.parse(listing) as [{ files: { path: string }[] }])[0].files.map((f) => f.path),
+    );
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    // Markdown links to a path inside the repository: not a URL, not an anchor on the same page.
+    const linked = [...readme.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
+      .map((m) => m[1]!)
+      .filter((target) => !/^[a-z][a-z+.-]*:/i.test(target));
+    expect(linked.length).toBeGreaterThan(0);
+    expect(linked.filter((target) => !packed.has(target))).toEqual([]);
   });
 });
