@@ -194,37 +194,50 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   // An option left to its default gives way to a related one that was set: only two values both
   // set by the caller can conflict.
   const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
-  if (!given('collectionMaxBytes') && typeof o.aggregationMaxBytes === 'number') {
+  // Checked as given, before any other is derived from them: a wrong value (NaN, from an environment
+  // variable that is not set) is named as itself, not as the option worked out from it. What is
+  // derived below stays within these ranges.
+  checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
+  checkInteger(
+    'aggregationMaxBytes',
+    o.aggregationMaxBytes,
+    MIN_AGGREGATION_MAX_BYTES,
+    MAX_RECORD_BYTES_LIMIT,
+  );
+  // At least the smallest aggregate, so that one fits in a request.
+  checkInteger('collectionMaxBytes', o.collectionMaxBytes, MIN_AGGREGATION_MAX_BYTES, MAX_REQUEST_BYTES);
+  checkInteger('recordTtlMs', o.recordTtlMs, 1, MAX_RECORD_TTL_MS);
+  checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);
+  checkInteger('retryBaseDelayMs', o.retryBaseDelayMs, 1, HOUR);
+  checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, 1, HOUR);
+  if (!given('collectionMaxBytes')) {
     // A request must hold one aggregate: up to the service's 10 MiB, the range checks the rest.
     o.collectionMaxBytes = Math.max(o.collectionMaxBytes, Math.min(o.aggregationMaxBytes, MAX_REQUEST_BYTES));
   }
-  if (!given('aggregationMaxBytes') && typeof o.collectionMaxBytes === 'number') {
+  if (!given('aggregationMaxBytes')) {
     o.aggregationMaxBytes = Math.min(
       o.aggregationMaxBytes,
       Math.max(MIN_AGGREGATION_MAX_BYTES, o.collectionMaxBytes),
     );
   }
-  if (!given('recordTtlMs') && typeof o.maxBufferedTimeMs === 'number') {
+  if (!given('recordTtlMs')) {
     // The other way round: buffering takes at most a quarter of the TTL (up to the TTL's own range).
     o.recordTtlMs = Math.max(o.recordTtlMs, Math.min(o.maxBufferedTimeMs * 4, MAX_RECORD_TTL_MS));
   }
-  if (!given('maxBufferedTimeMs') && typeof o.recordTtlMs === 'number') {
+  if (!given('maxBufferedTimeMs')) {
     // A quarter of the TTL: buffered that long, then a first request that times out (at half the
     // TTL, below) still leaves a quarter for another. Just under the TTL left none even for one.
     o.maxBufferedTimeMs = Math.min(o.maxBufferedTimeMs, Math.max(0, Math.floor(o.recordTtlMs / 4)));
   }
-  if (
-    !given('requestTimeoutMs') &&
-    typeof o.recordTtlMs === 'number' &&
-    o.recordTtlMs <= o.requestTimeoutMs
-  ) {
-    // Half the TTL: a record whose first request times out still has time for another.
-    o.requestTimeoutMs = Math.max(1, Math.floor(o.recordTtlMs / 2));
+  if (!given('requestTimeoutMs')) {
+    // At most half the TTL: a record buffered (a quarter, above) whose first request times out still
+    // has time for another.
+    o.requestTimeoutMs = Math.min(o.requestTimeoutMs, Math.max(1, Math.floor(o.recordTtlMs / 2)));
   }
-  if (!given('retryMaxDelayMs') && typeof o.retryBaseDelayMs === 'number') {
+  if (!given('retryMaxDelayMs')) {
     o.retryMaxDelayMs = Math.max(o.retryMaxDelayMs, o.retryBaseDelayMs);
   }
-  if (!given('retryBaseDelayMs') && typeof o.retryMaxDelayMs === 'number') {
+  if (!given('retryBaseDelayMs')) {
     o.retryBaseDelayMs = Math.max(1, Math.min(o.retryBaseDelayMs, o.retryMaxDelayMs));
   }
   checkStreamOptions(options.streamName, options.streamARN);
@@ -249,24 +262,11 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   checkEndpoint(options.endpoint);
   checkRegion(options.region);
   checkCredentials(options.credentials);
-  checkInteger('maxBufferedTimeMs', o.maxBufferedTimeMs, 0, HOUR);
   checkBoolean('aggregation', o.aggregation);
   checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
-  checkInteger(
-    'aggregationMaxBytes',
-    o.aggregationMaxBytes,
-    MIN_AGGREGATION_MAX_BYTES,
-    MAX_RECORD_BYTES_LIMIT,
-  );
   checkInteger('collectionMaxCount', o.collectionMaxCount, 1, MAX_RECORDS_PER_REQUEST);
-  // At least the smallest aggregate, so that one fits in a request.
-  checkInteger('collectionMaxBytes', o.collectionMaxBytes, MIN_AGGREGATION_MAX_BYTES, MAX_REQUEST_BYTES);
-  checkInteger('recordTtlMs', o.recordTtlMs, 1, MAX_RECORD_TTL_MS);
   checkBoolean('failIfThrottled', o.failIfThrottled);
   checkInteger('maxConnections', o.maxConnections, 1, 1024);
-  checkInteger('requestTimeoutMs', o.requestTimeoutMs, 1, HOUR);
-  checkInteger('retryBaseDelayMs', o.retryBaseDelayMs, 1, HOUR);
-  checkInteger('retryMaxDelayMs', o.retryMaxDelayMs, 1, HOUR);
   if (o.retryMaxDelayMs < o.retryBaseDelayMs) {
     throw new InvalidOptionError(
       'retryMaxDelayMs',
@@ -324,10 +324,14 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   // A warning, not an error: callers may pass a larger configuration object of their own. Each
   // producer tells its own logger.
   warnUnknownOptions(options, PRODUCER_OPTION_NAMES, { logger, told: new Set() });
-  if (o.requestTimeoutMs >= o.recordTtlMs) {
+  if (o.maxBufferedTimeMs + o.requestTimeoutMs >= o.recordTtlMs) {
     logger.warn(
-      { requestTimeoutMs: o.requestTimeoutMs, recordTtlMs: o.recordTtlMs },
-      'requestTimeoutMs is not below recordTtlMs: a record whose first request times out has no time left to retry',
+      {
+        maxBufferedTimeMs: o.maxBufferedTimeMs,
+        requestTimeoutMs: o.requestTimeoutMs,
+        recordTtlMs: o.recordTtlMs,
+      },
+      'maxBufferedTimeMs + requestTimeoutMs is not below recordTtlMs: a record buffered that long whose first request times out has no time left to retry',
     );
   }
   return {

@@ -1045,8 +1045,33 @@ describe('options', () => {
     [{ maxBufferedTimeMs: 5_000 }, { recordTtlMs: 30_000 }],
     [{ aggregationMaxBytes: 8 * 1024 * 1024 }, { collectionMaxBytes: 8 * 1024 * 1024 }],
     [{ aggregationMaxBytes: 100_000 }, { collectionMaxBytes: 5 * 1024 * 1024 }],
+    // Buffered 100 ms, a first request that times out at 3,025 ms, and 2,925 ms left for another.
+    [{ recordTtlMs: 6_050 }, { maxBufferedTimeMs: 100, requestTimeoutMs: 3_025 }],
+    [{ recordTtlMs: 12_000 }, { maxBufferedTimeMs: 100, requestTimeoutMs: 6_000 }],
   ])('resolves %j set alone to %j', (options, expected) => {
     expect(resolveOptions({ streamName: 's', ...options })).toMatchObject(expected);
+  });
+
+  it.each([
+    // NaN: Number(process.env.X) with X not set.
+    ['recordTtlMs', Number.NaN],
+    ['maxBufferedTimeMs', Number.NaN],
+    ['collectionMaxBytes', Number.NaN],
+    ['collectionMaxBytes', 20_000.5],
+    ['aggregationMaxBytes', Number.NaN],
+    ['retryMaxDelayMs', Number.NaN],
+    ['retryMaxDelayMs', 50.5],
+    ['retryBaseDelayMs', '100'],
+  ])('names %s when it is %o, not an option derived from it', (option, value) => {
+    let error: unknown;
+    try {
+      resolveOptions({ streamName: 's', [option]: value });
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as InvalidOptionError).option).toBe(option);
+    expect((error as Error).message).toMatch(new RegExp(`^Option \`${option}\` must be an integer`));
   });
 
   it('gives a record whose first request times out time for another when only recordTtlMs is set', async () => {
@@ -1162,11 +1187,15 @@ describe('options', () => {
     expect(warns(b.lines)).toEqual(told);
   });
 
-  it('warns once about a request timeout that leaves no time to retry', () => {
+  it.each([
+    { requestTimeoutMs: 40_000 },
+    // Below the TTL, but not once the record has been buffered.
+    { maxBufferedTimeMs: 100, requestTimeoutMs: 6_000, recordTtlMs: 6_050 },
+  ])('warns once about a request timeout that leaves no time to retry: %j', (options) => {
     const { logger, lines } = memoryLogger();
-    producer({ logger, requestTimeoutMs: 40_000 });
+    producer({ logger, ...options });
     expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      'requestTimeoutMs is not below recordTtlMs: a record whose first request times out has no time left to retry',
+      'maxBufferedTimeMs + requestTimeoutMs is not below recordTtlMs: a record buffered that long whose first request times out has no time left to retry',
     ]);
   });
 });
