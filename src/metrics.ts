@@ -486,11 +486,10 @@ export class ProducerMetrics {
    * times gathered by the caller (one call per Kinesis record, not per user record).
    */
   written(stream: string, shardId: string, figures: WrittenFigures, now: number): void {
+    this.kinesisRecordStored(stream, shardId, figures.kinesisBytes, now);
     const m = this.stream(stream);
     const n = figures.userRecords;
     for (const target of [m.stream, m.shard(shardId)!]) {
-      target.KinesisRecordsPut.add(1, now);
-      target.KinesisRecordsDataPut.add(figures.kinesisBytes, now);
       target.UserRecordsPerKinesisRecord.add(n, now);
       target.UserRecordsPut.add(n, now);
       target.UserRecordsDataPut.add(figures.userBytes, now);
@@ -500,11 +499,28 @@ export class ProducerMetrics {
     const otel = this.#otel;
     if (otel !== undefined) {
       const attributes = otel.attributes(stream, shardId);
-      otel.KinesisRecordsPut.add(1, attributes);
-      otel.KinesisRecordsDataPut.add(figures.kinesisBytes, attributes);
       otel.UserRecordsPerKinesisRecord.record(n, attributes);
       otel.UserRecordsPut.add(n, attributes);
       otel.UserRecordsDataPut.add(figures.userBytes, attributes);
+    }
+  }
+
+  /**
+   * A Kinesis record of `bytes` was stored in `shardId`: it counts in KinesisRecordsPut and
+   * KinesisRecordsDataPut, as KPL counts every entry the service took, also one whose user records
+   * are not written by it (they had settled already, or they are sent again: see `written`).
+   */
+  kinesisRecordStored(stream: string, shardId: string, bytes: number, now: number): void {
+    const m = this.stream(stream);
+    for (const target of [m.stream, m.shard(shardId)!]) {
+      target.KinesisRecordsPut.add(1, now);
+      target.KinesisRecordsDataPut.add(bytes, now);
+    }
+    const otel = this.#otel;
+    if (otel !== undefined) {
+      const attributes = otel.attributes(stream, shardId);
+      otel.KinesisRecordsPut.add(1, attributes);
+      otel.KinesisRecordsDataPut.add(bytes, attributes);
     }
   }
 

@@ -223,6 +223,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#settlement.succeed(stream, record, shardId, sequenceNumber),
       attemptFailed: (stream, shardId, code, count, now) =>
         this.#metrics.errors(stream.label, shardId, code, count, now),
+      storedUnread: (stream, record, shardId, now) =>
+        this.#metrics.kinesisRecordStored(stream.label, shardId, record.sizeBytes, now),
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? decimalOf(item.partitionKeyEntry),

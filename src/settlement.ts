@@ -146,8 +146,11 @@ export class Settlement {
       if (item.resolve !== undefined) item.resolve(result);
       else this.#callBack(item.callback!, null, result);
     }
-    if (figures.userRecords === 0) return;
-    this.#metrics.written(stream.label, shardId, figures, now);
+    // Every user record inside had settled already (it expired meanwhile): the Kinesis record was
+    // still stored.
+    if (figures.userRecords === 0)
+      this.#metrics.kinesisRecordStored(stream.label, shardId, record.sizeBytes, now);
+    else this.#metrics.written(stream.label, shardId, figures, now);
   }
 
   /** `item` failed for good with `code`, after `attempts`; `cause`: the error behind it, if not the service's answer. */

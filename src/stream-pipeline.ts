@@ -39,6 +39,11 @@ export interface PipelineHost {
   stored(stream: StreamRef, record: OutboundRecord, shardId: string, sequenceNumber: string): void;
   /** Counts a failed attempt of `count` user records, by code, in the metrics (`ErrorsByCode`). */
   attemptFailed(stream: StreamRef, shardId: string, code: string, count: number, now: number): void;
+  /**
+   * The service stored `record` in `shardId`, but consumers will not read its records there (they are
+   * sent again): it counts as a Kinesis record written, its user records do not.
+   */
+  storedUnread(stream: StreamRef, record: OutboundRecord, shardId: string, now: number): void;
   /** The producer's clock. */
   now(): number;
   /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
@@ -684,7 +689,11 @@ export class StreamPipeline {
    */
   #sendAgain(record: OutboundRecord, shardId: string, code: string, message: string, now: number): void {
     const last = record.attempts[record.attempts.length - 1]!;
-    this.#host.attemptFailed(this.stream, shardId, code, record.items.length, now);
+    this.#host.storedUnread(this.stream, record, shardId, now);
+    // Records that failed meanwhile (expired while the aggregate waited) made no attempt here.
+    let pending = 0;
+    for (const item of record.items) if (!item.settled) pending++;
+    if (pending > 0) this.#host.attemptFailed(this.stream, shardId, code, pending, now);
     record.attempts[record.attempts.length - 1] = {
       ...last,
       success: false,

@@ -2,8 +2,15 @@ import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
-import { deaggregate, type Logger, type MeterLike, type RecordFailedError } from '../src/index.js';
-import { FakeKinesis, failEntriesHolding, serviceError } from './support/fake-kinesis.js';
+import {
+  deaggregate,
+  type Logger,
+  MAX_HASH_KEY,
+  type MeterLike,
+  partitionKeyHash,
+  type RecordFailedError,
+} from '../src/index.js';
+import { evenShards, FakeKinesis, failEntriesHolding, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -147,6 +154,68 @@ describe('metrics()', () => {
     p.send({ partitionKey: 'a', data: 'late' });
     expect(received().window.sum).toBe(1);
     expect(received().total.sum).toBe(5);
+  });
+});
+
+describe('metrics() when an aggregate lands on another shard than predicted', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+  });
+
+  /** Two keys, one in each half of the hash key space: the shards of a split. */
+  const keysOfHalves = () => {
+    const half = (MAX_HASH_KEY + 1n) / 2n;
+    const find = (low: boolean) => {
+      for (let i = 0; ; i++) if (partitionKeyHash(`k${i}`) < half === low) return `k${i}`;
+    };
+    return [find(true), find(false)] as const;
+  };
+
+  it('counts every Kinesis record the service stored, also the aggregate it took where consumers drop it', async () => {
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0); // the map: one shard
+    fake.shards = evenShards(2, 'shardId-new-'); // split since
+    const [low, high] = keysOfHalves();
+    await Promise.all([
+      p.put({ partitionKey: low, data: 'low' }),
+      p.put({ partitionKey: high, data: 'high' }),
+      vi.advanceTimersByTimeAsync(2_000),
+    ]);
+    // The aggregate of both, then each record again in its own shard.
+    const wire = wireCounts();
+    expect(wire.kinesisRecords).toBe(3);
+    const m = p.metrics().streams.test!;
+    expect(m.UserRecordsPut.total.sum).toBe(2);
+    expect(m.KinesisRecordsPut.total.sum).toBe(3);
+    expect(m.KinesisRecordsDataPut.total.sum).toBe(wire.kinesisBytes);
+    expect(m.ErrorsByCode.WrongShard?.total.sum).toBe(2);
+  });
+
+  it('counts the attempt that landed elsewhere only for records that had not failed meanwhile', async () => {
+    fake.shards = evenShards(1);
+    // A request timeout long enough for the slow ListShards below.
+    const p = producer({ recordTtlMs: 10_000, maxBufferedTimeMs: 2_000, requestTimeoutMs: 9_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.shards = evenShards(2, 'child-');
+    // The newer map comes after the first record's TTL.
+    fake.listShardsDelayMs = 8_500;
+    const [low, high] = keysOfHalves();
+    const outcome = (key: string) =>
+      p.put({ partitionKey: key, data: 'x' }).then(
+        (r) => r.attempts.map((a) => a.errorCode ?? 'ok').join(','),
+        (e: RecordFailedError) => e.code,
+      );
+    const first = outcome(low);
+    await vi.advanceTimersByTimeAsync(1_900);
+    const second = outcome(high); // in the same aggregate, sent at 2 s
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect([await first, await second]).toEqual(['Expired', 'WrongShard,ok']);
+    const m = p.metrics().streams.test!;
+    expect(m.UserRecordExpired.total.sum).toBe(1);
+    expect(m.ErrorsByCode.WrongShard?.total.sum).toBe(1);
+    expect(m.AllErrors.total.sum).toBe(1);
+    expect(m.KinesisRecordsPut.total.sum).toBe(wireCounts().kinesisRecords);
   });
 });
 
