@@ -285,8 +285,12 @@ export class OtelInstruments {
       'Bytes of user records written (partition key + data)',
       'By',
     );
-    this.KinesisRecordsPut = counter('KinesisRecordsPut', 'Kinesis records written');
-    this.KinesisRecordsDataPut = counter('KinesisRecordsDataPut', 'Bytes of Kinesis records written', 'By');
+    this.KinesisRecordsPut = counter('KinesisRecordsPut', 'Kinesis records stored');
+    this.KinesisRecordsDataPut = counter(
+      'KinesisRecordsDataPut',
+      'Bytes of Kinesis records stored (partition key + data)',
+      'By',
+    );
     this.ErrorsByCode = counter('ErrorsByCode', 'Failed attempts of user records, by error code', '{error}');
     this.AllErrors = counter('AllErrors', 'Failed attempts of user records', '{error}');
     this.UserRecordExpired = counter('UserRecordExpired', 'User records that expired (recordTtlMs)');
