@@ -133,6 +133,12 @@ class Stat {
     if (max > this.#max[i]!) this.#max[i] = max;
   }
 
+  /** Whether nothing was recorded in the window that ends at `now`. */
+  quiet(now: number): boolean {
+    // The last bucket written, and so everything, is older than the window's oldest bucket.
+    return !(this.#currentStart >= now - (now % BUCKET_MS) - (BUCKETS - 1) * BUCKET_MS);
+  }
+
   snapshot(now: number): MetricSnapshot {
     let count = 0;
     let sum = 0;
@@ -172,6 +178,25 @@ export class ShardMetrics {
   readonly BufferingTime = new Stat();
   readonly UserRecordsPerKinesisRecord = new Stat();
 
+  /** Whether nothing was recorded for it in the window that ends at `now`. */
+  quiet(now: number): boolean {
+    for (const stat of [
+      this.UserRecordsPut,
+      this.UserRecordsDataPut,
+      this.KinesisRecordsPut,
+      this.KinesisRecordsDataPut,
+      this.AllErrors,
+      this.RetriesPerRecord,
+      this.UserRecordExpired,
+      this.BufferingTime,
+      this.UserRecordsPerKinesisRecord,
+      ...this.ErrorsByCode.values(),
+    ]) {
+      if (!stat.quiet(now)) return false;
+    }
+    return true;
+  }
+
   error(code: string, count: number, now: number): void {
     let stat = this.ErrorsByCode.get(code);
     if (stat === undefined) {
@@ -204,6 +229,8 @@ export class ShardMetrics {
 export class StreamMetrics {
   readonly stream: ShardMetrics = new ShardMetrics();
   readonly shards = new Map<string, ShardMetrics>();
+  /** The stream's open shards, once a shard map said (see {@link ProducerMetrics.openShards}). */
+  open: ReadonlySet<string> | undefined = undefined;
   readonly UserRecordsReceived = new Stat();
   readonly RequestTime = new Stat();
   readonly KinesisRecordsPerPutRecordsRequest = new Stat();
@@ -330,6 +357,12 @@ export class OtelInstruments {
     if (gauges.sources.size > 0 || this.#meter.removeBatchObservableCallback === undefined) return;
     gauges.close();
     sharedGauges.delete(this.#meter);
+  }
+
+  /** Drops the cached attributes of a shard whose metrics went (see ProducerMetrics.openShards). */
+  forgetShard(stream: string, shardId: string): void {
+    const prefix = `${stream}\u0000${shardId}\u0000`;
+    for (const key of this.#attributes.keys()) if (key.startsWith(prefix)) this.#attributes.delete(key);
   }
 
   /** Attribute objects are cached: recording must not allocate per record. */
@@ -584,12 +617,34 @@ export class ProducerMetrics {
     this.#otel?.UserRecordExpired.add(1, this.#otel.attributes(stream, shardId));
   }
 
+  /**
+   * The shards of `stream` now open, by its shard map: a closed shard's entry goes once nothing was
+   * recorded for it in the window, so that a stream resharded again and again (on-demand streams do it
+   * themselves) does not grow the metrics for ever. Its figures stay in the stream's.
+   */
+  openShards(stream: string, open: ReadonlySet<string>, now: number): void {
+    const metrics = this.stream(stream);
+    metrics.open = open;
+    this.#dropClosedShards(stream, metrics, now);
+  }
+
+  #dropClosedShards(stream: string, metrics: StreamMetrics, now: number): void {
+    const open = metrics.open;
+    if (open === undefined) return;
+    for (const [shardId, shard] of metrics.shards) {
+      if (open.has(shardId) || !shard.quiet(now)) continue;
+      metrics.shards.delete(shardId);
+      this.#otel?.forgetShard(stream, shardId);
+    }
+  }
+
   snapshot(
     now: number,
     gauges: ReadonlyMap<string, { pending: number; oldestAgeMs: number }>,
   ): MetricsSnapshot {
     const streams: Record<string, StreamMetricsSnapshot> = {};
     for (const [label, metrics] of this.#streams) {
+      this.#dropClosedShards(label, metrics, now);
       const gauge = gauges.get(label);
       streams[label] = metrics.snapshot(now, gauge?.pending ?? 0, gauge?.oldestAgeMs ?? 0);
     }

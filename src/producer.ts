@@ -225,6 +225,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         this.#metrics.errors(stream.label, shardId, code, count, now),
       storedUnread: (stream, record, shardId, now) =>
         this.#metrics.kinesisRecordStored(stream.label, shardId, record.sizeBytes, now),
+      openShards: (stream, open, now) => this.#metrics.openShards(stream.label, open, now),
       now: () => clock.now(),
       wakeAt: (at) => this.#dispatcher.wakeAt(at),
       hashKeyDecimal: (item) => item.explicitHashKey ?? decimalOf(item.partitionKeyEntry),

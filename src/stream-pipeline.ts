@@ -44,6 +44,8 @@ export interface PipelineHost {
    * sent again): it counts as a Kinesis record written, its user records do not.
    */
   storedUnread(stream: StreamRef, record: OutboundRecord, shardId: string, now: number): void;
+  /** The stream's open shards changed: the metrics of closed ones may go (see ProducerMetrics.openShards). */
+  openShards(stream: StreamRef, open: ReadonlySet<string>, now: number): void;
   /** The producer's clock. */
   now(): number;
   /** Something will be due at `at` (ms since the epoch): make sure the producer wakes up then. */
@@ -1015,6 +1017,7 @@ export class StreamPipeline {
     const gone = this.shardMap.goneVersion > this.#goneSeen;
     this.#goneSeen = this.shardMap.goneVersion;
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
+    this.#host.openShards(this.stream, open, now);
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
     for (const shardId of this.#limiters.keys()) {
       if (reset || !open.has(shardId)) this.#limiters.delete(shardId);

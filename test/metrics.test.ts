@@ -219,6 +219,38 @@ describe('metrics() when an aggregate lands on another shard than predicted', ()
   });
 });
 
+describe('metrics() of a stream resharded again and again', () => {
+  it("drops a closed shard's entry once a window has passed without figures for it; the stream keeps them", async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+    const p = producer({ maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    const written = new Set<string>();
+    for (let generation = 0; generation < 20; generation++) {
+      fake.shards = evenShards(4, `gen${generation}-`);
+      // The first lands on a shard the map does not know: the map is read again.
+      await Promise.all([
+        p.put({ partitionKey: `x${generation}`, data: 'x' }),
+        vi.advanceTimersByTimeAsync(1_000),
+      ]);
+      const puts = Array.from({ length: 16 }, (_, i) =>
+        p.put({ partitionKey: `k${generation}-${i}`, data: 'x' }),
+      );
+      await vi.advanceTimersByTimeAsync(1_000);
+      for (const result of await Promise.all(puts)) written.add(result.shardId);
+    }
+    const m = () => p.metrics().streams.test!;
+    const open = fake.shards.map((s) => s.id);
+    const openWritten = open.filter((id) => written.has(id));
+    expect(openWritten.length).toBeGreaterThan(0);
+    // Within the window, the shards closed last still show what was written to them.
+    expect(Object.keys(m().shards).length).toBeGreaterThan(openWritten.length);
+    await vi.advanceTimersByTimeAsync(61_000);
+    expect(Object.keys(m().shards).sort()).toEqual(openWritten.sort());
+    expect(m().UserRecordsPut.total.sum).toBe(20 * 17);
+  });
+});
+
 class TestReader extends MetricReader {
   protected override onForceFlush(): Promise<void> {
     return Promise.resolve();
