@@ -132,6 +132,7 @@ interface NormalizedInput {
  * // GetRecords, filtering by the shard's range as KCL does
  * const out = (GetRecordsOutput.Records ?? []).flatMap((r) => deaggregate(r, { hashKeyRange: shard.HashKeyRange }));
  * ```
+ * @throws {InvalidOptionError} for wrong options.
  * @throws {InvalidRecordError} when `record` is none of the accepted shapes.
  * @throws {CorruptAggregateError} only with `onCorrupt: 'throw'`.
  */
@@ -225,7 +226,9 @@ const WINDOW = 64;
  * ```
  *
  * @throws {InvalidOptionError} for wrong options, even with no record.
- * @throws {InvalidRecordError} and {@link CorruptAggregateError} as `deaggregate` does.
+ * @throws {InvalidRecordError} when `records` is not iterable (the whole Lambda event instead of its
+ * `Records`), and as `deaggregate` does.
+ * @throws {CorruptAggregateError} as `deaggregate` does.
  */
 export function deaggregateAll(
   records: Iterable<DeaggregateInput> | undefined,
@@ -235,6 +238,17 @@ export function deaggregateAll(
   const checked = checkOptions(options, DEAGGREGATE_ALL_NAMES);
   const out: DeaggregatedRecord[] = [];
   if (records === undefined) return out;
+  if (typeof (records as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') {
+    // The whole Lambda event instead of its Records is the likely slip.
+    const hint =
+      typeof records === 'object' && records !== null && 'Records' in records
+        ? ' (it has `Records`: pass those)'
+        : '';
+    throw new InvalidRecordError(
+      'records',
+      `records must be an iterable of Kinesis records, such as a Lambda event's or a GetRecords response's \`Records\`; received ${describeValue(records)}${hint}.`,
+    );
+  }
   const window: NormalizedInput[] = [];
   const readWindow = () => {
     // Emptied first: if a record in it fails the call, nothing is left to read again.

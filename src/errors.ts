@@ -94,9 +94,10 @@ export class InvalidOptionError extends KinesisProducerError {
 }
 
 /**
- * A Kinesis record starts with the KPL magic bytes but is not a valid aggregate (bad checksum,
- * unparsable protobuf, key index out of range). Only raised by `deaggregate` when the caller asked for
- * it with `onCorrupt: 'throw'`; by default such records pass through unchanged, as KCL does.
+ * A Kinesis record starts with the KPL magic bytes but is not a valid aggregate (too short, bad
+ * checksum, unparsable protobuf, key index out of range, explicit hash key not a number). Only raised
+ * by `deaggregate` and `deaggregateAll` when the caller asked for it with `onCorrupt: 'throw'`; by
+ * default such records pass through unchanged, as KCL does.
  */
 export class CorruptAggregateError extends KinesisProducerError {
   /** Sequence number of the Kinesis record, when known. */

@@ -57,7 +57,7 @@ export type {
   SendCallback,
 } from './producer.js';
 export { KinesisProducer } from './producer.js';
-export { MAGIC as AGGREGATED_RECORD_MAGIC } from './record-format.js';
+export { AGGREGATED_RECORD_MAGIC } from './record-format.js';
 export type { Attempt, PutResult } from './result.js';
 export type { UserRecord } from './user-record.js';
 export { DEFAULT_MAX_RECORD_BYTES } from './user-record.js';

@@ -30,6 +30,11 @@ const MAX_NESTING = 100;
 
 /** The four bytes every aggregated record starts with. */
 export const MAGIC = Uint8Array.of(0xf3, 0x89, 0x9a, 0xc2);
+/**
+ * The four bytes every KPL aggregated record starts with: F3 89 9A C2. A copy of the library's own (a
+ * typed array cannot be frozen): writing into it changes nothing the library reads or writes.
+ */
+export const AGGREGATED_RECORD_MAGIC = Uint8Array.from(MAGIC);
 /** Length of the MD5 trailer. */
 export const DIGEST_BYTES = 16;
 /** Bytes an aggregate adds around its protobuf body: magic + MD5. */

@@ -2,6 +2,7 @@ import type { GetRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent, KinesisStreamHandler } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  AGGREGATED_RECORD_MAGIC,
   CorruptAggregateError,
   type DeaggregateOptions,
   deaggregate,
@@ -142,6 +143,39 @@ describe('deaggregate: input shapes', () => {
 
     const empty: GetRecordsCommandOutput['Records'] = undefined;
     expect(deaggregateAll(empty)).toEqual([]);
+  });
+
+  it.each([
+    [{ Records: [] }, 'received an object (Object) (it has `Records`: pass those).'],
+    [null, 'received null.'],
+    [42, 'received number 42.'],
+  ])('deaggregateAll refuses %o, which is not iterable, with a typed error', (records, ending) => {
+    let error: unknown;
+    try {
+      deaggregateAll(records as never);
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(InvalidRecordError);
+    expect((error as InvalidRecordError).field).toBe('records');
+    expect((error as Error).message).toMatch(/^records must be an iterable of Kinesis records/);
+    expect((error as Error).message.endsWith(ending)).toBe(true);
+  });
+
+  it('exports the magic as a copy: writing into it changes nothing the library reads or writes', () => {
+    const magic = Uint8Array.from(AGGREGATED_RECORD_MAGIC);
+    expect(Buffer.from(magic).toString('hex')).toBe('f3899ac2');
+    AGGREGATED_RECORD_MAGIC.fill(0);
+    try {
+      const built = aggregateOf([
+        { partitionKey: 'a', data: 'one' },
+        { partitionKey: 'b', data: 'two' },
+      ]);
+      expect(Buffer.from(built.data.subarray(0, 4))).toEqual(Buffer.from(magic));
+      expect(deaggregate(two).map(text)).toEqual(['one', 'two']);
+    } finally {
+      AGGREGATED_RECORD_MAGIC.set(magic);
+    }
   });
 
   it('deaggregateAll refuses wrong options even when there is no record to read', () => {
