@@ -15,6 +15,11 @@ export class ShardBuffer {
   sendBy = Number.POSITIVE_INFINITY;
   /** Shard-map version the open aggregate is routed under. */
   mapVersion = 0;
+  /**
+   * Until when its head may not go: its shard's rate limiter refused it, or (with ordering) it waits
+   * out a backoff. Meanwhile its records make no request due (see StreamPipeline.isDue).
+   */
+  heldUntil = 0;
 
   /**
    * The sealed records: those put back at the head (retries) in `#front`, a stack whose last element

@@ -106,6 +106,16 @@ export class StreamPipeline {
   readonly #ready = new Set<ShardBuffer>();
   #readyCount = 0;
   #readyBytes = 0;
+  /**
+   * Of those, the records of buffers held back (see ShardBuffer.heldUntil) as of `#heldAsOf`, the
+   * time of the last count, and when the first hold ends: held records make no request due, or a
+   * shard its rate limiter holds back would have every other shard's records sent as they come.
+   */
+  #heldCount = 0;
+  #heldBytes = 0;
+  #heldAsOf = 0;
+  #heldEnds = Number.POSITIVE_INFINITY;
+  /** The earliest `sendBy` and whether one shard has 256 KiB waiting, among buffers not held. */
   #minSendBy = Number.POSITIVE_INFINITY;
   #urgent = false;
   /** Per-shard rate limiters, by shard id: they outlive buffers so a shard keeps its learned rate. */
@@ -269,7 +279,7 @@ export class StreamPipeline {
       // lane, ahead of the records put after them.
       if (wasPartitioned && this.#ordered) {
         this.#reroute(() => false, now);
-        this.#recomputeReady();
+        this.#recomputeReady(now);
       }
     }
     this.#releaseGate(info);
@@ -502,30 +512,42 @@ export class StreamPipeline {
     this.#ready.add(buffer);
     this.#readyCount++;
     this.#readyBytes += record.sizeBytes;
+    if (this.#isHeld(buffer)) {
+      this.#heldCount++;
+      this.#heldBytes += record.sizeBytes;
+      // The hold ends at a wake-up asked for when the shard was held back; what is due then goes.
+      return;
+    }
     if (record.sendBy < this.#minSendBy) this.#minSendBy = record.sendBy;
     if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) this.#urgent = true;
     // A full request is due at once; otherwise when its oldest record's buffering time is up.
     this.#host.wakeAt(this.#full() ? 0 : Math.min(record.sendBy, record.expiresAt));
   }
 
+  /** Whether `buffer` was held back at the last count of the ready records. */
+  #isHeld(buffer: ShardBuffer): boolean {
+    return buffer.heldUntil > this.#heldAsOf;
+  }
+
   /** Whether a PutRecords request should go out now. */
   isDue(now: number): boolean {
-    if (this.#readyCount === 0) return false;
+    if (now >= this.#heldEnds) this.#recomputeReady(now);
+    if (this.#readyCount === this.#heldCount) return false;
     return this.#minSendBy <= now || this.#full();
   }
 
-  /** Enough is waiting to fill a request, or one shard has 256 KiB waiting. */
+  /** Enough that is not held back is waiting to fill a request, or one shard has 256 KiB waiting. */
   #full(): boolean {
     return (
       this.#urgent ||
-      this.#readyCount >= this.#options.collectionMaxCount ||
-      this.#readyBytes >= this.#options.collectionMaxBytes
+      this.#readyCount - this.#heldCount >= this.#options.collectionMaxCount ||
+      this.#readyBytes - this.#heldBytes >= this.#options.collectionMaxBytes
     );
   }
 
-  /** When the oldest sealed record waiting must be sent (infinity if none waits). */
+  /** When a sealed record waiting must be sent, or a hold ends (infinity if none waits). */
   get nextSendBy(): number {
-    return this.#readyCount > 0 ? this.#minSendBy : Number.POSITIVE_INFINITY;
+    return this.#readyCount > 0 ? Math.min(this.#minSendBy, this.#heldEnds) : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -544,7 +566,7 @@ export class StreamPipeline {
     let rotate: ShardBuffer | undefined;
     let blockedUntil = Number.POSITIVE_INFINITY;
     if (ordered && this.#laneBarrier) {
-      this.#recomputeReady();
+      this.#recomputeReady(now);
       return batch;
     }
     for (const buffer of this.#ready) {
@@ -567,6 +589,7 @@ export class StreamPipeline {
         if (record.retryAt > now) {
           // Only with ordering does a record wait for its backoff at the head of its queue.
           blockedUntil = Math.min(blockedUntil, record.retryAt);
+          buffer.heldUntil = record.retryAt;
           break;
         }
         if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) {
@@ -578,6 +601,7 @@ export class StreamPipeline {
           const retryAt = limiter.take(record.sizeBytes, now, !ordered);
           if (retryAt !== undefined) {
             blockedUntil = Math.min(blockedUntil, retryAt);
+            buffer.heldUntil = retryAt;
             break;
           }
         }
@@ -595,7 +619,7 @@ export class StreamPipeline {
       if (batch.length >= maxCount) break;
     }
     if (rotate !== undefined && this.#ready.delete(rotate)) this.#ready.add(rotate);
-    this.#recomputeReady();
+    this.#recomputeReady(now);
     if (blockedUntil !== Number.POSITIVE_INFINITY) this.#host.wakeAt(blockedUntil);
     return batch;
   }
@@ -640,8 +664,9 @@ export class StreamPipeline {
     const map = this.shardMap;
     if (map.version > record.mapVersion && map.range(shardId) !== undefined) {
       this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion });
-      this.#settleLanded(this.#host.now());
-      this.#recomputeReady();
+      const now = this.#host.now();
+      this.#settleLanded(now);
+      this.#recomputeReady(now);
       return;
     }
     this.#landed.push({ record, shardId, sequenceNumber, version: map.version });
@@ -708,8 +733,7 @@ export class StreamPipeline {
 
   #take(buffer: ShardBuffer): OutboundRecord {
     const record = buffer.shift()!;
-    this.#readyCount--;
-    this.#readyBytes -= record.sizeBytes;
+    this.#unready(buffer, record);
     if (buffer.queued === 0) {
       this.#ready.delete(buffer);
       this.#dropIfIdle(buffer);
@@ -717,16 +741,40 @@ export class StreamPipeline {
     return record;
   }
 
-  #recomputeReady(): void {
+  /** `record` left `buffer`'s sealed records. */
+  #unready(buffer: ShardBuffer, record: OutboundRecord): void {
+    this.#readyCount--;
+    this.#readyBytes -= record.sizeBytes;
+    if (this.#isHeld(buffer)) {
+      this.#heldCount--;
+      this.#heldBytes -= record.sizeBytes;
+    }
+  }
+
+  /** Counts again, as of `now`, what is held back, and what is due when among the rest. */
+  #recomputeReady(now: number): void {
     let min = Number.POSITIVE_INFINITY;
     let urgent = false;
+    let heldCount = 0;
+    let heldBytes = 0;
+    let heldEnds = Number.POSITIVE_INFINITY;
     for (const buffer of this.#ready) {
+      if (buffer.heldUntil > now) {
+        heldCount += buffer.queued;
+        heldBytes += buffer.queuedBytes;
+        if (buffer.heldUntil < heldEnds) heldEnds = buffer.heldUntil;
+        continue;
+      }
       const head = buffer.peek();
       if (head !== undefined && head.sendBy < min) min = head.sendBy;
       if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) urgent = true;
     }
     this.#minSendBy = min;
     this.#urgent = urgent;
+    this.#heldCount = heldCount;
+    this.#heldBytes = heldBytes;
+    this.#heldAsOf = now;
+    this.#heldEnds = heldEnds;
   }
 
   /** Buffers keyed by hash key (no map) or of closed shards are dropped once empty. */
@@ -856,6 +904,8 @@ export class StreamPipeline {
     }
     // A flush does not wait out a rest: what the buckets allow goes now.
     for (const limiter of this.#limiters.values()) limiter.endRest();
+    for (const buffer of this.#ready) buffer.heldUntil = 0;
+    this.#recomputeReady(now);
     if (this.#readyCount > 0) this.#minSendBy = now;
   }
 
@@ -944,7 +994,7 @@ export class StreamPipeline {
       const head = buffer.peek();
       if (head !== undefined) next = Math.min(next, head.expiresAt);
     }
-    if (expiredAny) this.#recomputeReady();
+    if (expiredAny) this.#recomputeReady(now);
     // Aggregates waiting for a newer shard map: each record fails at its own TTL, and the others
     // keep waiting (a newer map may still come for them).
     if (this.#landed.length > 0) {
@@ -1032,7 +1082,7 @@ export class StreamPipeline {
     // landed elsewhere are checked against the new map, like any others.)
     if (gone) this.#resendLanded(now);
     this.#settleLanded(now);
-    this.#recomputeReady();
+    this.#recomputeReady(now);
   }
 
   /**
@@ -1071,8 +1121,7 @@ export class StreamPipeline {
       if (items.length > 0) this.requeue(items, [], now, now);
       for (let i = sealed.length - 1; i >= 0; i--) {
         const record = sealed[i]!;
-        this.#readyCount--;
-        this.#readyBytes -= record.sizeBytes;
+        this.#unready(buffer, record);
         // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
         this.requeue(record.items, record.attempts, now, Math.max(now, record.retryAt));
       }

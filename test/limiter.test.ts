@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate } from '../src/index.js';
+import { deaggregate, partitionKeyHash } from '../src/index.js';
 import {
   BURST_SECONDS,
   DECREASE_FACTOR,
@@ -249,5 +249,56 @@ describe('the producer paces each shard', () => {
         c.entries.flatMap((e) => deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! })),
       );
     expect(stored).toHaveLength(3000);
+  });
+
+  it("batches the other shards' records while one shard's limiter holds a backlog back", async () => {
+    fake = new FakeKinesis(2);
+    const p = producer({ aggregation: false, recordTtlMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    const shardOf = (key: string) => fake.shards.indexOf(fake.shardFor(partitionKeyHash(key)));
+    const hot: string[] = [];
+    const cold: string[] = [];
+    for (let i = 0; hot.length < 50 || cold.length < 50; i++)
+      (shardOf(`k${i}`) === 0 ? hot : cold).push(`k${i}`);
+    // 3,000 records for shard 0: the burst of 500 goes, the rest wait for tokens (1,000/s); a queue
+    // of 500 records is a full request, which must not make every other shard's records go at once.
+    for (let i = 0; i < 3000; i++) p.send({ partitionKey: hot[i % 50]!, data: 'x' });
+    const before = fake.calls.length;
+    // Shard 1 gets a record every 5 ms for 2 s.
+    for (let i = 0; i < 400; i++) {
+      p.send({ partitionKey: cold[i % 50]!, data: 'y' });
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    await vi.advanceTimersByTimeAsync(200);
+    const calls = fake.calls.slice(before);
+    const coldEntries = calls.map((c) => c.entries.filter((e) => shardOf(e.PartitionKey!) === 1).length);
+    expect(coldEntries.reduce((a, b) => a + b, 0)).toBe(400);
+    // They go with the requests the hot shard's tokens allow (about one per 50 ms rest), many at a
+    // time: held back by nothing, they would go one per request, 400 requests.
+    const carrying = coldEntries.filter((n) => n > 0);
+    expect(carrying.length).toBeLessThanOrEqual(50);
+    expect(calls.length).toBeLessThanOrEqual(60);
+  });
+
+  it('sends at a flush what the tokens allow, also while the shard rests', async () => {
+    const p = producer({ aggregation: false, maxBufferedTimeMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    // The burst of 500 goes; then a token a millisecond, and refused twice in a row, the shard rests
+    // 50 ms so that its tokens go together.
+    for (let i = 0; i < 600; i++) p.send({ partitionKey: `k${i}`, data: 'x' });
+    await vi.advanceTimersByTimeAsync(20);
+    expect(fake.calls.map((c) => [c.at - start, c.entries.length])).toEqual([
+      [0, 500],
+      [expect.any(Number), 1],
+    ]);
+    const flushed = p.flush();
+    await vi.advanceTimersByTimeAsync(0);
+    // The tokens earned while resting go at once, not when the rest ends.
+    expect(fake.calls.length).toBe(3);
+    expect(fake.calls[2]!.at - start).toBe(20);
+    expect(fake.calls[2]!.entries.length).toBeGreaterThanOrEqual(15);
+    await vi.advanceTimersByTimeAsync(200);
+    await flushed;
   });
 });
