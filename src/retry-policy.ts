@@ -86,8 +86,9 @@ export function isUntrustedCertificate(code: string): boolean {
 }
 
 /**
- * 4xx answers that a later attempt can get past: temporary credentials the SDK refreshes, a stream
- * that is not ACTIVE yet (being created or resharded).
+ * 4xx answers that a later attempt can get past: temporary credentials the SDK fetches again (those
+ * with an expiration; static ones never renew, and their records fail at their TTL), a stream that is
+ * not ACTIVE yet (being created or resharded).
  */
 const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
@@ -114,7 +115,8 @@ export interface RequestFailure {
  * Classifies an error thrown by `client.send(PutRecords)`: an SDK service exception (by its `name`,
  * then by HTTP status), our own request timeout, or a network error.
  *
- * `ExpiredTokenException` is retried (the SDK's credential providers refresh temporary credentials),
+ * `ExpiredTokenException` is retried (the SDK fetches again temporary credentials that carry their
+ * expiration),
  * and so is `ResourceInUseException` (the stream is not ACTIVE yet), and a 408 (a request that timed
  * out on the way). Any other 4xx is fatal; 5xx and anything unrecognised is retried. An answer with no
  * Kinesis error in it gets the code `Http<status>`.
@@ -144,6 +146,17 @@ export function classifyRequestError(error: unknown): RequestFailure {
     return { code: 'RegionMissing', message: REGION_MISSING, kind: FailureKind.Fatal };
   }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
+  // The SDK refuses its configuration before any request: a region that is no hostname
+  // (AWS_REGION="eu-west-1 " from a .env file), or endpoint settings it cannot combine
+  // (AWS_USE_FIPS_ENDPOINT or AWS_USE_DUALSTACK_ENDPOINT with an endpoint of your own).
+  if (message.startsWith('Region not accepted')) {
+    return {
+      code: 'RegionNotAccepted',
+      message: `${message} Check the \`region\` option, AWS_REGION and the AWS config profile.`,
+      kind: FailureKind.Fatal,
+    };
+  }
+  if (name === 'EndpointError') return { code: name, message, kind: FailureKind.Fatal };
   if (errno !== undefined && UNTRUSTED_CERTIFICATE.has(errno)) {
     return {
       code: errno,

@@ -1,6 +1,6 @@
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { RecordFailedError } from '../src/index.js';
+import { KinesisProducer, type RecordFailedError } from '../src/index.js';
 import { StreamPipeline } from '../src/stream-pipeline.js';
 import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
@@ -216,6 +216,20 @@ describe('errors that retrying cannot fix fail at once', () => {
 
   it.each<[string, Error, string]>([
     ['no region configured', new Error('Region is missing'), 'RegionMissing'],
+    // What the SDK throws for AWS_REGION="eu-west-1 " (a .env file's trailing blank).
+    [
+      'a region the SDK does not accept',
+      new Error('Region not accepted: region="eu-west-1 " is not a valid hostname component.'),
+      'RegionNotAccepted',
+    ],
+    // For AWS_USE_FIPS_ENDPOINT=true with AWS_ENDPOINT_URL_KINESIS.
+    [
+      'endpoint settings the SDK cannot combine',
+      Object.assign(new Error('Invalid Configuration: FIPS and custom endpoint are not supported'), {
+        name: 'EndpointError',
+      }),
+      'EndpointError',
+    ],
     [
       'an endpoint that is not a URL (a client of your own)',
       Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }),
@@ -237,6 +251,39 @@ describe('errors that retrying cannot fix fail at once', () => {
     const { error } = await result;
     expect(error).toMatchObject({ code, retryable: false });
     expect(error!.attempts).toHaveLength(1);
+  });
+
+  it.each<[string, Record<string, string>, string]>([
+    ['AWS_REGION with a trailing blank', { AWS_REGION: 'eu-west-1 ' }, 'RegionNotAccepted'],
+    [
+      'AWS_USE_FIPS_ENDPOINT with an endpoint of your own',
+      {
+        AWS_REGION: 'us-east-1',
+        AWS_USE_FIPS_ENDPOINT: 'true',
+        AWS_ENDPOINT_URL_KINESIS: 'http://127.0.0.1:9',
+      },
+      'EndpointError',
+    ],
+  ])('the SDK refusing its configuration (%s) fails the record at once', async (_, env, code) => {
+    vi.useRealTimers();
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    // The producer's own client, configured from the environment: the SDK throws before any request.
+    const p = new KinesisProducer({
+      streamName: 's',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      logger: memoryLogger().logger,
+    });
+    try {
+      const error = await p.put({ partitionKey: 'k', data: 'x' }).then(
+        () => undefined,
+        (e: RecordFailedError) => e,
+      );
+      expect(error).toMatchObject({ code, retryable: false });
+      expect(error!.attempts).toHaveLength(1);
+    } finally {
+      vi.unstubAllEnvs();
+      await p.close();
+    }
   });
 
   it('a missing region says where a region comes from, in the record and in the warnings', async () => {
