@@ -95,7 +95,8 @@ export interface KinesisProducerOptions {
   readonly onFull?: 'wait' | 'reject' | undefined;
   /**
    * `'per-partition-key'`: records of one partition key reach the stream in the order `put`/`send`
-   * was called, also across retries. It costs throughput: each shard has at most one request in
+   * was called, also across retries (records with an `explicitHashKey`: those of one hash key). It
+   * costs throughput: each shard (on an AUTO stream, each hash key) has at most one request in
    * flight, holding one Kinesis record for it (an aggregate when aggregating), and a record in backoff
    * holds back the records behind it.
    * @default 'none'

@@ -275,8 +275,8 @@ export class StreamPipeline {
     if (!info.userPartitioned) {
       this.shardMap.close();
       // A provisional summary said partition keys route records, and the final one says the service
-      // routes them (AUTO): with ordering, records queued in shard lanes move to the stream's one
-      // lane, ahead of the records put after them.
+      // routes them (AUTO): with ordering, records queued in shard lanes move to their hash keys'
+      // lanes, ahead of the records put after them.
       if (wasPartitioned && this.#ordered) {
         this.#reroute(() => false, now);
         this.#recomputeReady(now);
@@ -386,16 +386,19 @@ export class StreamPipeline {
   }
 
   #bufferFor(item: PendingRecord): ShardBuffer {
-    if (this.#info?.userPartitioned === false) {
+    const partitioned = this.#info?.userPartitioned !== false;
+    if (!partitioned && !this.#ordered) {
       this.#unpartitioned ??= this.#newBuffer('*', undefined);
       return this.#unpartitioned;
     }
-    const index = this.shardMap.lookupIndex(item.hashKey);
+    const index = partitioned ? this.shardMap.lookupIndex(item.hashKey) : -1;
     if (index >= 0) {
       if (this.#byShardIndexVersion !== this.shardMap.version) this.#indexShardBuffers();
       return this.#byShardIndex[index]!;
     }
-    // No shard map: only records of the same hash key may share an aggregate.
+    // No shard map: only records of the same hash key may share an aggregate. With ordering on a
+    // stream that routes records itself (AUTO), a hash key is also a lane of its own, so that keys go
+    // side by side rather than the whole stream one record per round trip.
     const key = `#${item.hashKey}`;
     let buffer = this.#buffers.get(key);
     if (buffer === undefined) {

@@ -131,6 +131,28 @@ describe("ordering: 'per-partition-key'", () => {
     await Promise.all([first, second]);
     expect(consumerOrder().get('k')).toEqual([1, 0]);
   });
+
+  it('on a stream that routes records itself (AUTO), sends the keys side by side, each in put order', async () => {
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
+    const p = producer({ ordering: 'per-partition-key' });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.hold();
+    for (const round of ['first', 'second']) {
+      for (let i = 0; i < 50; i++) p.send({ partitionKey: `k${i}`, data: `${round}` });
+    }
+    await vi.advanceTimersByTimeAsync(200);
+    const sent = () =>
+      fake.calls.map((c) => c.entries.map((e) => `${e.PartitionKey}=${Buffer.from(e.Data!)}`));
+    // One request with each key's first record (not one record per round trip for the whole stream).
+    expect(sent()).toEqual([Array.from({ length: 50 }, (_, i) => `k${i}=first`)]);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(sent()).toEqual([
+      Array.from({ length: 50 }, (_, i) => `k${i}=first`),
+      Array.from({ length: 50 }, (_, i) => `k${i}=second`),
+    ]);
+    expect(p.outstandingRecords).toBe(0);
+  });
 });
 
 describe('poison isolation', () => {
