@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
-import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { evenShards, FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -465,20 +465,12 @@ describe('shard map', () => {
 });
 
 describe('an aggregate that landed on another shard', () => {
-  const twoKeys = () => {
-    const half = (MAX_HASH_KEY + 1n) / 2n;
-    const find = (low: boolean) => {
-      for (let i = 0; ; i++) if (partitionKeyHash(`k${i}`) < half === low) return `k${i}`;
-    };
-    return [find(true), find(false)] as const;
-  };
-
   it('waits for a newer map on the timers that keep the producer running, then is sent again', async () => {
     fake.shards = evenShards(1);
     const p = producer();
     await vi.advanceTimersByTimeAsync(0);
     fake.shards = evenShards(2, 'child-');
-    const [low, high] = twoKeys();
+    const [low, high] = keysOfHalves();
     const puts = [p.put({ partitionKey: low, data: 'x' }), p.put({ partitionKey: high, data: 'y' })];
     await vi.advanceTimersByTimeAsync(3000);
     const results = await Promise.all(puts);
@@ -491,7 +483,7 @@ describe('an aggregate that landed on another shard', () => {
     const p = producer({ recordTtlMs: 10_000 });
     await vi.advanceTimersByTimeAsync(0); // map: one shard
     fake.hold();
-    const [low, high] = twoKeys();
+    const [low, high] = keysOfHalves();
     // First request: a single record. Second: an aggregate of two records, built under the old map.
     const single = p.put({ partitionKey: low, data: 'single' });
     await vi.advanceTimersByTimeAsync(150);
@@ -528,7 +520,7 @@ describe('an aggregate that landed on another shard', () => {
 
   it('fails each of its records at the TTL of that record, not at the earliest in the aggregate', async () => {
     const p = await producerOnAResplitStream();
-    const [low, high] = twoKeys();
+    const [low, high] = keysOfHalves();
     const settledAt: number[] = [];
     const start = Date.now();
     const put = (key: string) =>
@@ -548,7 +540,7 @@ describe('an aggregate that landed on another shard', () => {
 
   it('fails with Expired at its TTL when no newer map comes, instead of waiting forever', async () => {
     const p = await producerOnAResplitStream();
-    const [low, high] = twoKeys();
+    const [low, high] = keysOfHalves();
     const outcomes = [low, high].map((k) =>
       p.put({ partitionKey: k, data: 'x' }).then(
         () => 'ok',

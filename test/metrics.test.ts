@@ -2,15 +2,14 @@ import type { Meter } from '@opentelemetry/api';
 import { type DataPoint, MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
+import { deaggregate, type Logger, type MeterLike, type RecordFailedError } from '../src/index.js';
 import {
-  deaggregate,
-  type Logger,
-  MAX_HASH_KEY,
-  type MeterLike,
-  partitionKeyHash,
-  type RecordFailedError,
-} from '../src/index.js';
-import { evenShards, FakeKinesis, failEntriesHolding, serviceError } from './support/fake-kinesis.js';
+  evenShards,
+  FakeKinesis,
+  failEntriesHolding,
+  keysOfHalves,
+  serviceError,
+} from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -162,15 +161,6 @@ describe('metrics() when an aggregate lands on another shard than predicted', ()
     vi.useFakeTimers();
     fake = new FakeKinesis(1);
   });
-
-  /** Two keys, one in each half of the hash key space: the shards of a split. */
-  const keysOfHalves = () => {
-    const half = (MAX_HASH_KEY + 1n) / 2n;
-    const find = (low: boolean) => {
-      for (let i = 0; ; i++) if (partitionKeyHash(`k${i}`) < half === low) return `k${i}`;
-    };
-    return [find(true), find(false)] as const;
-  };
 
   it('counts every Kinesis record the service stored, also the aggregate it took where consumers drop it', async () => {
     const p = producer();

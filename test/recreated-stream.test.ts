@@ -1,7 +1,7 @@
 import { type KinesisClient, ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { type PutResult, partitionKeyHash } from '../src/index.js';
-import { evenShards, FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 /**
@@ -19,14 +19,6 @@ beforeEach(() => {
 
 /** A quarter of the hash keys: what each shard of the 4-shard stream owns. */
 const QUARTER = 2n ** 126n;
-
-/** `n` keys named `${prefix}<k>` whose hash keys `fits` takes. */
-function keysWhere(n: number, fits: (hashKey: bigint) => boolean, prefix = 'key-'): string[] {
-  const keys: string[] = [];
-  for (let k = 0; keys.length < n; k++)
-    if (fits(partitionKeyHash(`${prefix}${k}`))) keys.push(`${prefix}${k}`);
-  return keys;
-}
 
 /** `n` keys the 2-shard map puts in shard 0, which the 4-shard stream splits between shards 0 and 1. */
 function lowerHalfKeys(n: number): string[] {

@@ -18,6 +18,20 @@ export interface FakeShard {
   readonly end: bigint;
 }
 
+/** The first `n` partition keys `${prefix}0`, `${prefix}1`... whose hash key `fits`. */
+export function keysWhere(n: number, fits: (hashKey: bigint) => boolean, prefix = 'key-'): string[] {
+  const keys: string[] = [];
+  for (let k = 0; keys.length < n; k++)
+    if (fits(partitionKeyHash(`${prefix}${k}`))) keys.push(`${prefix}${k}`);
+  return keys;
+}
+
+/** Two partition keys, one in each half of the hash key space: the two shards of a split. */
+export function keysOfHalves(): readonly [string, string] {
+  const half = (MAX_HASH_KEY + 1n) / 2n;
+  return [keysWhere(1, (h) => h < half, 'k')[0]!, keysWhere(1, (h) => h >= half, 'k')[0]!];
+}
+
 /** `count` shards splitting the hash key space evenly, as CreateStream does. */
 export function evenShards(count: number, prefix = 'shardId-'): FakeShard[] {
   const size = (MAX_HASH_KEY + 1n) / BigInt(count);
