@@ -6,13 +6,8 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, readStream, waitForActive } from '../scripts/local-kinesis.js';
-import {
-  type DeaggregatedRecord,
-  deaggregate,
-  KinesisProducer,
-  type PutResult,
-  partitionKeyHash,
-} from '../src/index.js';
+import { type DeaggregatedRecord, deaggregate, KinesisProducer, type PutResult } from '../src/index.js';
+import { keysWhere } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { testClient, testStream } from './support/streams.js';
 
@@ -212,9 +207,7 @@ describe('producer against kinesis-local', () => {
     await client.send(new CreateStreamCommand({ StreamName: streamName, ShardCount: 4 }));
     await waitForActive(client, streamName);
     // Keys the old map put in shard 0, which the new stream splits between shards 0 and 1.
-    const keys: string[] = [];
-    for (let k = 0; keys.length < 400; k++)
-      if (partitionKeyHash(`key-${k}`) < 2n ** 127n) keys.push(`key-${k}`);
+    const keys = keysWhere(400, (hashKey) => hashKey < 2n ** 127n);
     const results = await Promise.all(
       keys.map((partitionKey, i) => producer.put({ partitionKey, data: `r${i}` })),
     );
