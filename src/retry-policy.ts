@@ -11,6 +11,8 @@ import { describeThrown } from './errors.js';
  */
 
 /** The SDK says only "Region is missing"; this says where a region comes from. */
+const CREDENTIALS_HINT =
+  ': pass `credentials` to the producer (or to the client you give it), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.';
 const REGION_MISSING =
   'Region is missing: pass `region` to the producer (or to the client you give it), set AWS_REGION, or name a region in the AWS config profile.';
 
@@ -92,6 +94,8 @@ export function isUntrustedCertificate(code: string): boolean {
  */
 const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
+/** OpenSSL's message for a TLS record that is not one: a plain-HTTP server's answer. */
+const WRONG_TLS_VERSION = /wrong version number/i;
 /** Messages of signature errors caused by clock skew. */
 const SKEW = /signature expired|request time too skewed|clock skew/i;
 /** How the SDK's message begins its note on an answer it could not parse. */
@@ -157,6 +161,15 @@ export function classifyRequestError(error: unknown): RequestFailure {
     };
   }
   if (name === 'EndpointError') return { code: name, message, kind: FailureKind.Fatal };
+  // An https:// endpoint whose server answers in plain HTTP: OpenSSL reads its first bytes as a TLS
+  // record of an unknown version. No retry gets past it.
+  if (errno === 'EPROTO' && WRONG_TLS_VERSION.test(message)) {
+    return {
+      code: errno,
+      message: `${message.trim()}: the endpoint answered in plain HTTP, not TLS. For a local Kinesis's plain-HTTP port, use http:// in the endpoint.`,
+      kind: FailureKind.Fatal,
+    };
+  }
   if (errno !== undefined && UNTRUSTED_CERTIFICATE.has(errno)) {
     return {
       code: errno,
@@ -180,6 +193,10 @@ export function classifyRequestError(error: unknown): RequestFailure {
     };
   }
   const kind = statusKind(status, name);
+  if (name === 'CredentialsProviderError') {
+    // Retried: a provider may find them later (instance metadata at boot, a refreshed SSO session).
+    return { code: name, message: `${message}${CREDENTIALS_HINT}`, kind };
+  }
   // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.
   return { code: kind === FailureKind.Transient ? (errno ?? name) : name, message, kind };
 }

@@ -191,6 +191,20 @@ describe('producer against kinesis-local', () => {
     expect(await consume(streamName)).toEqual([]);
   });
 
+  it('fails records at once, saying to use http://, at an https:// endpoint that answers in plain HTTP', async () => {
+    const { streamName } = await testStream(client, 1, 'https-to-http');
+    // kinesis-local's plain-HTTP port, named with https://.
+    const endpoint = inject('kinesisEndpoint').replace(/^http:/, 'https:');
+    const producer = localProducer(streamName, { endpoint, logger: memoryLogger().logger });
+    const start = Date.now();
+    const failed = await producer.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+    expect(Date.now() - start).toBeLessThan(5_000);
+    expect(failed).toMatchObject({ code: 'EPROTO', retryable: false });
+    expect((failed as Error).message).toContain('use http:// in the endpoint');
+    await producer.close();
+    expect(await consume(streamName)).toEqual([]);
+  });
+
   it('once PutRecords finds the stream gone, records put after it is created again with other shards are all read by KCL', async () => {
     const { streamName } = await testStream(client, 2, 'recreated');
     const producer = localProducer(streamName);

@@ -235,6 +235,17 @@ describe('errors that retrying cannot fix fail at once', () => {
       Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }),
       'ERR_INVALID_URL',
     ],
+    // Node's error for https:// to a plain-HTTP port (OpenSSL's wording on Node 20; 24 says the same).
+    [
+      'an https:// endpoint that answers in plain HTTP',
+      Object.assign(
+        new Error(
+          'write EPROTO 801C70B1127F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n',
+        ),
+        { code: 'EPROTO' },
+      ),
+      'EPROTO',
+    ],
     ...['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID'].map(
       (code) =>
         [
@@ -284,6 +295,38 @@ describe('errors that retrying cannot fix fail at once', () => {
       vi.unstubAllEnvs();
       await p.close();
     }
+  });
+
+  it('says where credentials come from when no provider found them', async () => {
+    fake.script.push({
+      throw: Object.assign(new Error('Could not load credentials from any providers'), {
+        name: 'CredentialsProviderError',
+      }),
+    });
+    const p = producer();
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    const { value } = await result;
+    expect(value?.attempts[0]?.errorMessage).toBe(
+      'Could not load credentials from any providers: pass `credentials` to the producer (or to the client you give it), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.',
+    );
+  });
+
+  it('says to use http:// when an https:// endpoint answers in plain HTTP', async () => {
+    fake.script.push({
+      throw: Object.assign(new Error('write EPROTO ...:SSL routines::wrong version number:...\n'), {
+        code: 'EPROTO',
+      }),
+    });
+    const p = producer();
+    const { error } = await (async () => {
+      const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+      await vi.advanceTimersByTimeAsync(101);
+      return result;
+    })();
+    expect(error!.message).toMatch(
+      /wrong version number:\.\.\.: the endpoint answered in plain HTTP, not TLS\. For a local Kinesis's plain-HTTP port, use http:\/\/ in the endpoint\.$/,
+    );
   });
 
   it('a missing region says where a region comes from, in the record and in the warnings', async () => {
@@ -360,6 +403,16 @@ describe('whole-request failures that are retried', () => {
       'RequestTimeout',
     ],
     ['a connection reset', { throw: networkError('ECONNRESET') }, 'ECONNRESET'],
+    ['another TLS protocol error', { throw: networkError('EPROTO') }, 'EPROTO'],
+    [
+      'credentials no provider found (yet)',
+      {
+        throw: Object.assign(new Error('Could not load credentials from any providers'), {
+          name: 'CredentialsProviderError',
+        }),
+      },
+      'CredentialsProviderError',
+    ],
     [
       "a certificate not yet valid (this host's clock is not set yet)",
       { throw: networkError('CERT_NOT_YET_VALID') },
