@@ -3,7 +3,10 @@
  * what is buffered and waits for every record to settle, giving up after a deadline so the process
  * never hangs. Node then exits on its own: the producer holds no timer or socket once closed.
  *
- *   npm run example -- graceful-shutdown         # sends for a while, then stops itself with SIGTERM
+ *   STREAM_NAME=my-stream AWS_REGION=eu-west-1 npx tsx examples/graceful-shutdown.ts
+ *   npm run example -- graceful-shutdown         # against a local Kinesis started for it
+ *
+ * Either way it sends for a moment, then stops itself with SIGTERM.
  */
 import { KinesisProducer } from 'kinesis-producer';
 

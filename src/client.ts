@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Logger } from './logger.js';
 import type { KinesisProducerOptions, ResolvedOptions } from './options.js';
 
 /** The longest a try waits for a connection, when `requestTimeoutMs` is longer. */
@@ -36,4 +37,38 @@ export function createClient(options: KinesisProducerOptions, resolved: Resolved
         : {}),
     }),
   });
+}
+
+/**
+ * Warns, in the background, when a client of the caller's would speak HTTP/2 (the SDK's default for
+ * Kinesis) to a plain-HTTP endpoint of its own, as a local Kinesis is: such requests fail
+ * (`ERR_HTTP2_ERROR`) or are refused, some of them only under load. Only an endpoint set on the client
+ * is seen (not one from AWS_ENDPOINT_URL_KINESIS, which the SDK resolves per request).
+ */
+export function warnIfHttp2ToPlainHttp(client: KinesisClient, logger: Logger): void {
+  const config = (client as { config?: { requestHandler?: unknown; endpoint?: unknown } }).config;
+  // By name: the caller's client may have been built with another copy of @smithy/node-http-handler.
+  if (config?.requestHandler?.constructor?.name !== 'NodeHttp2Handler') return;
+  const endpoint = config.endpoint;
+  if (typeof endpoint !== 'function') return;
+  Promise.resolve()
+    .then(() => endpoint() as unknown)
+    .then(
+      (resolved) => {
+        const { protocol, hostname, port } = (resolved ?? {}) as {
+          protocol?: unknown;
+          hostname?: unknown;
+          port?: unknown;
+        };
+        if (protocol !== 'http:') return;
+        const url = `http://${String(hostname)}${port === undefined ? '' : `:${String(port)}`}`;
+        logger.warn(
+          { endpoint: url },
+          `the client passed to the producer speaks HTTP/2 (the SDK's default for Kinesis) to the plain-HTTP endpoint ${url}: its requests will fail (ERR_HTTP2_ERROR) or be refused. Create it with \`requestHandler: new NodeHttpHandler()\` (from @smithy/node-http-handler), or pass \`endpoint\` to the producer instead of a client.`,
+        );
+      },
+      () => {
+        // An endpoint the SDK cannot resolve fails every request, with its own error.
+      },
+    );
 }

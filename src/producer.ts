@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { EventEmitter } from 'eventemitter3';
 import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
-import { createClient } from './client.js';
+import { createClient, warnIfHttp2ToPlainHttp } from './client.js';
 import { ArrivalClock } from './clock.js';
 import { Dispatcher } from './dispatcher.js';
 import {
@@ -192,6 +192,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#optionWarnings = { logger: this.#logger, told: new Set() };
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? createClient(options, resolved);
+    if (!this.#ownsClient) warnIfHttp2ToPlainHttp(this.#client, this.#logger);
     const clock = resolved.clock;
     this.#arrivals = new ArrivalClock(clock);
     this.#room = new Room(

@@ -1,4 +1,5 @@
-import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   BufferFullError,
@@ -1185,6 +1186,32 @@ describe('options', () => {
     const told = ['close: unknown option `timeout` is ignored (did you mean `timeoutMs`?)'];
     expect(warns(a.lines)).toEqual(told);
     expect(warns(b.lines)).toEqual(told);
+  });
+
+  it.each([
+    ['the SDK default (HTTP/2) to a plain-HTTP endpoint', 'http://127.0.0.1:4568', false, true],
+    ['HTTP/1.1 to a plain-HTTP endpoint', 'http://127.0.0.1:4568', true, false],
+    ['the SDK default to an HTTPS endpoint', 'https://kinesis.example.com', false, false],
+  ])('warns about a client of your own that speaks %s: %s', async (_, endpoint, http1, warned) => {
+    const { logger, lines } = memoryLogger();
+    const client = new KinesisClient({
+      region: 'us-east-1',
+      endpoint,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      ...(http1 ? { requestHandler: new NodeHttpHandler() } : {}),
+    });
+    // No stream: nothing is sent, only the client is looked at.
+    const p = new KinesisProducer({ client, logger });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual(
+      warned
+        ? [
+            "the client passed to the producer speaks HTTP/2 (the SDK's default for Kinesis) to the plain-HTTP endpoint http://127.0.0.1:4568: its requests will fail (ERR_HTTP2_ERROR) or be refused. Create it with `requestHandler: new NodeHttpHandler()` (from @smithy/node-http-handler), or pass `endpoint` to the producer instead of a client.",
+          ]
+        : [],
+    );
+    await p.close();
+    client.destroy();
   });
 
   it.each([
