@@ -532,6 +532,13 @@ export class Room {
     }
     for (let share = ready.peek(); share !== undefined; share = ready.peek()) {
       const waiter = share.first!;
+      // Those admitted since it was queued may have taken the producer past half full, where a share
+      // holds no more than its part: asked again. A share that no longer fits waits for a record of
+      // its own to settle, and holds nobody back (nor is it the producer that keeps it out).
+      if (!this.#shareFits(waiter.bytes, share, now)) {
+        ready.pop();
+        continue;
+      }
       if (!this.#fits(waiter.bytes)) {
         this.#stalled = true;
         return;

@@ -79,6 +79,33 @@ describe('Room', () => {
     expect(admitted).toEqual(['a1@b']);
   });
 
+  it.each([
+    // a2 no longer fits its share once a1 and b1 are in: c1 goes, though the producer is too full for a2.
+    [650, ['a1@a', 'b1@b', 'c1@c'], 850],
+    // a2 fits the producer, but not its share's part of it: it stays out.
+    [450, ['a1@a', 'b1@b', 'c1@c'], 650],
+  ])(
+    'asks again, after each admission, whether a waiter fits its share (b1 of %i bytes)',
+    async (b1, expected, held) => {
+      const { room, share, admitted, waitFor, settle } = setUp(1_000);
+      const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(share) as [RoomShare, RoomShare, RoomShare, RoomShare];
+      // Four shards: past half the producer (500 of 1,000 bytes), each share holds at most 250.
+      room.setShards(4);
+      room.take(1_000, 0, d);
+      waitFor('a1', 100, a);
+      waitFor('b1', b1, b);
+      waitFor('a2', 300, a);
+      waitFor('c1', 100, c);
+      room.free(1_000, 0, d);
+      await settle();
+      expect(admitted).toEqual(expected);
+      expect(room.bytes).toBe(held);
+      expect(a.bytes).toBe(100);
+      // Nothing holds a share with room back: a record for c's shard goes now.
+      expect(room.hasRoomFor(100, c, 0)).toBe(true);
+    },
+  );
+
   it('reshare moves the waiters of the shares it is given to the share each asks for, in call order', async () => {
     const { room, share, admitted, waitFor, settle } = setUp();
     const stream = share('stream'); // records wait here while their shard is not known
