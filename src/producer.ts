@@ -249,7 +249,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     return this.#room.bytes;
   }
 
-  /** Calls to `put` waiting for room (the producer, or their shard's share of it, is full). */
+  /**
+   * Calls to `put` waiting for room (the producer, or their shard's share of it, is full), and
+   * `writable()` and `putAll()` waiting for room for their next record.
+   */
   get waitingPuts(): number {
     return this.#room.waiting;
   }
@@ -299,7 +302,41 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       return Promise.reject(this.#fullError(bytes, share));
     }
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+    try {
+      this.#waitForRoom(
+        record,
+        pipeline,
+        bytes,
+        share,
+        { resolve, reject, callback: undefined },
+        signal,
+        noop,
+        reject as (error: unknown) => void,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return promise;
+  }
+
+  /**
+   * Queues the record `#prepare` just measured in the room until `share` has room for its `bytes`,
+   * then takes it (calling `admitted(true)`), answering through `settler`. An abort of `signal` first
+   * ends the wait with {@link AbortedError} through `aborted`; a close that gives up on it fails it
+   * through `settler`, and calls `admitted(false)`. Throws if `signal` refuses the listener.
+   */
+  #waitForRoom(
+    record: ProducerRecord,
+    pipeline: StreamPipeline,
+    bytes: number,
+    share: RoomShare,
+    settler: Settler,
+    signal: AbortSignal | undefined,
+    admitted: (taken: boolean) => void,
+    aborted: (error: AbortedError) => void,
+  ): void {
     // What the shared validation scratch holds now, kept for when there is room.
+    const facts = this.#facts;
     const prepared: Prepared = {
       partitionKey: this.#partitionKey!,
       data: facts.data,
@@ -329,23 +366,22 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
               takenAt,
               epoch,
               admittedTo,
-              resolve,
-              reject,
-              undefined,
+              settler.resolve,
+              settler.reject,
+              settler.callback,
             );
             // A flush() was asked for while it waited: send it at once.
             if (epoch < this.#barrier.epoch) this.#flushSoon(pipeline);
+            admitted(true);
           },
           share: () => pipeline.shareFor(prepared.hashKey),
           cancel: (why, reason) => {
             this.#barrier.release(epoch);
             if (why === 'aborted') {
-              (reject as (error: unknown) => void)(new AbortedError(reason));
+              aborted(new AbortedError(reason));
             } else {
-              this.#settlement.deliver(
-                { resolve, reject, callback: undefined },
-                this.#closeTimeoutError(pipeline, record, reason as string),
-              );
+              this.#settlement.deliver(settler, this.#closeTimeoutError(pipeline, record, reason as string));
+              admitted(false);
             }
           },
         },
@@ -354,9 +390,80 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     } catch (error) {
       // A signal that refused the room's listener: nothing waits, and flush() does not wait for it.
       this.#barrier.release(epoch);
-      return Promise.reject(error);
+      throw error;
     }
-    return promise;
+  }
+
+  /**
+   * For `writable()` and `putAll()`: takes `record` (answering through `callback`) once its shard's
+   * share of the room has room, waiting in line behind earlier puts for the same shard — not for the
+   * whole producer's `'drain'`, which a stream stuck elsewhere would hold back. Like `send()`
+   * returning false, it then also waits until that share has room for another record this size, so
+   * that the caller builds its next record only once it would be taken. Undefined when nothing is to
+   * wait for; else a promise that fulfils when the waits are over. An abort of `signal` before the
+   * record is taken rejects it with {@link AbortedError}; after, it just ends the wait. Throws what
+   * `send` throws for the record, except {@link BufferFullError}.
+   */
+  #sendWhenRoom(
+    record: ProducerRecord,
+    callback: SendCallback,
+    signal: AbortSignal | undefined,
+  ): Promise<void> | undefined {
+    const pipeline = this.#prepare(record);
+    const facts = this.#facts;
+    const bytes = facts.partitionKeyBytes + facts.dataBytes;
+    const hashKey = this.#hashKey;
+    const now = this.#arrivals.now();
+    const share = pipeline.shareFor(hashKey);
+    const roomForNext = (): Promise<void> | undefined =>
+      this.#room.hasRoomFor(bytes, pipeline.shareFor(hashKey), this.#options.clock.now())
+        ? undefined
+        : this.#roomFor(bytes, pipeline, hashKey, signal);
+    if (this.#room.hasRoomFor(bytes, share, now)) {
+      this.#takeMeasured(record, pipeline, share, undefined, undefined, callback, now);
+      return roomForNext();
+    }
+    if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+    return new Promise<void>((resolve, reject) => {
+      const settler = { resolve: undefined, reject: undefined, callback };
+      this.#waitForRoom(
+        record,
+        pipeline,
+        bytes,
+        share,
+        settler,
+        signal,
+        (taken) => resolve(taken ? roomForNext() : undefined),
+        reject,
+      );
+    });
+  }
+
+  /**
+   * Fulfils once the share of `hashKey` has room for a record of `bytes`, in line with the puts waiting
+   * for it, taking nothing; also when `signal` aborts or a close gives up on the waits.
+   */
+  #roomFor(
+    bytes: number,
+    pipeline: StreamPipeline,
+    hashKey: bigint,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => resolve();
+      try {
+        this.#room.wait(
+          bytes,
+          pipeline.shareFor(hashKey),
+          { admit: done, cancel: done, share: () => pipeline.shareFor(hashKey) },
+          signal,
+        );
+      } catch {
+        // A signal that refuses the listener: no wait.
+        done();
+      }
+    });
   }
 
   /**
@@ -418,7 +525,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         undefined,
       );
     }
-    return createProducerWritable(this, options, this.#optionWarnings);
+    return createProducerWritable(this, options, this.#optionWarnings, (record, callback, signal) =>
+      this.#sendWhenRoom(record, callback, signal),
+    );
   }
 
   /**
@@ -430,7 +539,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
     options?: PutAllOptions,
   ): Promise<PutAllResult> {
-    return putAll(this, source, options, this.#optionWarnings);
+    return putAll(this, source, options, this.#optionWarnings, (record, callback, signal) =>
+      this.#sendWhenRoom(record, callback, signal),
+    );
   }
 
   /** A snapshot of the producer's metrics (KPL's names), per stream and per shard. */

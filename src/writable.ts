@@ -1,7 +1,6 @@
 import { Writable } from 'node:stream';
 import {
   AbortedError,
-  BufferFullError,
   describeValue,
   InvalidOptionError,
   InvalidRecordError,
@@ -64,46 +63,16 @@ export interface PutAllResult {
   readonly records: number;
 }
 
-/** Resolves on the producer's next `'drain'`; rejects with {@link AbortedError} if `signal` aborts first. */
-function nextDrain(producer: KinesisProducer, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      producer.off('drain', onDrain);
-      reject(new AbortedError(signal?.reason));
-    };
-    const onDrain = () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    producer.once('drain', onDrain);
-  });
-}
-
 /**
- * Hands `record` to the producer as soon as it has room, like a `Writable` would: `send`, and on
- * {@link BufferFullError} wait for `'drain'` and try again. Settles once the record is taken and
- * the producer has room for the next one (when `send` returned false, that is after `'drain'`), so
- * the next record is not built only to be refused; undefined when that is at once.
- *
- * Rejects with {@link AbortedError} only when `signal` ends a wait before the record was taken. A
- * wait after it was taken (for room for the next) just ends: the record will settle, and the caller
- * sees the signal.
+ * Hands a record to the producer as soon as its shard's share of the room has room, and waits until
+ * that share has room for another: undefined when there is nothing to wait for, else a promise that
+ * fulfils when the waits are over (see KinesisProducer's `#sendWhenRoom`).
  */
-function sendWhenRoom(
-  producer: KinesisProducer,
+export type SendWhenRoom = (
   record: ProducerRecord,
   callback: SendCallback,
   signal: AbortSignal | undefined,
-): Promise<void> | undefined {
-  try {
-    return producer.send(record, callback) ? undefined : nextDrain(producer, signal).catch(ignoreAbort);
-  } catch (error) {
-    if (!(error instanceof BufferFullError)) throw error;
-  }
-  return nextDrain(producer, signal).then(() => sendWhenRoom(producer, record, callback, signal));
-}
+) => Promise<void> | undefined;
 
 /**
  * The partition key in the field `field` of an object written to the Writable. Refused here, where the
@@ -126,10 +95,6 @@ function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
-function ignoreAbort(error: unknown): void {
-  if (!(error instanceof AbortedError)) throw error;
-}
-
 /**
  * An object-mode Writable feeding the producer: each object becomes a record. It honours the
  * producer's backpressure (a write completes once the producer has taken the record), works with
@@ -139,6 +104,7 @@ export function createProducerWritable<T>(
   producer: KinesisProducer,
   options: ProducerWritableOptions<T>,
   warnings: OptionWarnings,
+  sendWhenRoom: SendWhenRoom,
 ): Writable {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object with at least partitionKey', options);
@@ -193,7 +159,7 @@ export function createProducerWritable<T>(
       let waiting: Promise<void> | undefined;
       try {
         aborter ??= new AbortController();
-        waiting = sendWhenRoom(producer, toRecord(value), onSettled, aborter.signal);
+        waiting = sendWhenRoom(toRecord(value), onSettled, aborter.signal);
       } catch (error) {
         done(error as Error);
         return;
@@ -235,6 +201,7 @@ export async function putAll(
   source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
   options: PutAllOptions | undefined,
   warnings: OptionWarnings,
+  sendWhenRoom: SendWhenRoom,
 ): Promise<PutAllResult> {
   checkSignalOptions('options', options);
   const { signal } = options ?? {};
@@ -270,7 +237,7 @@ export async function putAll(
         record = (await unlessAborted(Promise.resolve(next.value), signal)) as ProducerRecord;
         if (isAborted(signal)) break;
       }
-      const waiting = sendWhenRoom(producer, record, onSettled, signal);
+      const waiting = sendWhenRoom(record, onSettled, signal);
       if (waiting !== undefined) await waiting;
       taken++;
     }

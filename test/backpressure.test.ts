@@ -1045,6 +1045,52 @@ describe('streams', () => {
   });
 });
 
+describe('a stream stuck beside a healthy one', () => {
+  it.each(['writable', 'putAll'] as const)(
+    "does not stop %s() for the healthy one: it waits for its own shard's room, not for 'drain'",
+    async (how) => {
+      // Stream 'slow' never answers: its records are retried until their TTL, and close the room
+      // of its shard. Stream 'test' answers at once, at its shard's 1,000 records/s.
+      fake.onPut = (call) => (call.streamName === 'slow' ? 'hang' : undefined);
+      const p = producer({
+        maxBufferedBytes: 20_000,
+        recordTtlMs: 10_000,
+        requestTimeoutMs: 1_000,
+        maxBufferedTimeMs: 10,
+      });
+      p.on('recordFailed', () => {});
+      const records = (stream: string) =>
+        Readable.from(
+          (function* () {
+            for (let i = 0; i < 100_000; i++) {
+              yield { partitionKey: `${stream}${i}`, data: 'x'.repeat(200), streamName: stream };
+            }
+          })(),
+        );
+      const stop = new AbortController();
+      const writable = (stream: string) =>
+        p.writable<{ partitionKey: string }>({ partitionKey: 'partitionKey', streamName: stream });
+      if (how === 'writable')
+        pipeline(records('test'), writable('test'), { signal: stop.signal }).catch(() => {});
+      else p.putAll(records('test'), { signal: stop.signal }).catch(() => {});
+      pipeline(records('slow'), writable('slow'), { signal: stop.signal }).catch(() => {});
+      const written = () =>
+        fake.calls.filter((c) => c.streamName === 'test').reduce((n, c) => n + c.entries.length, 0);
+      await vi.advanceTimersByTimeAsync(1_000);
+      const perSecond: number[] = [];
+      for (let second = 0; second < 12; second++) {
+        const before = written();
+        await vi.advanceTimersByTimeAsync(1_000);
+        perSecond.push(written() - before);
+      }
+      // Every second, about what its shard takes; not nothing until the stuck records expire.
+      expect(perSecond.filter((n) => n < 500)).toEqual([]);
+      stop.abort();
+    },
+    30_000,
+  );
+});
+
 describe('results', () => {
   it('put results still carry shard and attempts when records waited for room', async () => {
     const p = producer({ maxOutstandingRecords: 1, maxBufferedTimeMs: 0 });
