@@ -516,9 +516,10 @@ export class StreamPipeline {
     this.#readyCount++;
     this.#readyBytes += record.sizeBytes;
     if (this.#isHeld(buffer)) {
+      // Still among the ready ones since the hold began (one that empties ends its hold): the hold's
+      // end is in `#heldEnds`, where they are counted again, and go if due.
       this.#heldCount++;
       this.#heldBytes += record.sizeBytes;
-      // The hold ends at a wake-up asked for when the shard was held back; what is due then goes.
       return;
     }
     if (record.sendBy < this.#minSendBy) this.#minSendBy = record.sendBy;
@@ -738,6 +739,9 @@ export class StreamPipeline {
     const record = buffer.shift()!;
     this.#unready(buffer, record);
     if (buffer.queued === 0) {
+      // What held it back was its head's: a backoff (that record is gone), or its shard's tokens,
+      // which the next record asks again.
+      buffer.heldUntil = 0;
       this.#ready.delete(buffer);
       this.#dropIfIdle(buffer);
     }

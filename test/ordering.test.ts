@@ -6,6 +6,7 @@ import {
   FakeKinesis,
   type FakePutCall,
   failEntriesHolding,
+  keysOfHalves,
   networkError,
   serviceError,
 } from './support/fake-kinesis.js';
@@ -152,6 +153,39 @@ describe("ordering: 'per-partition-key'", () => {
       Array.from({ length: 50 }, (_, i) => `k${i}=second`),
     ]);
     expect(p.outstandingRecords).toBe(0);
+  });
+});
+
+describe('a lane whose record in backoff expired', () => {
+  it('sends the next record of its shard when it is due, not when that backoff would have ended', async () => {
+    fake = new FakeKinesis(2);
+    const [key, other] = keysOfHalves();
+    // A backoff of 3.6 s, longer than the 2 s a record lives.
+    vi.spyOn(Math, 'random').mockReturnValue(0.9);
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer({
+      ordering: 'per-partition-key',
+      recordTtlMs: 2_000,
+      retryBaseDelayMs: 4_000,
+      retryMaxDelayMs: 8_000,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    const first = p.put({ partitionKey: key, data: 'first' }).catch((e: { code: string }) => e.code);
+    await vi.advanceTimersByTimeAsync(500);
+    // A request for the other shard finds the first record waiting out its backoff at its lane's head.
+    await Promise.all([p.put({ partitionKey: other, data: 'other' }), vi.advanceTimersByTimeAsync(200)]);
+    await vi.advanceTimersByTimeAsync(1_800);
+    // It expired there.
+    expect(await first).toBe('Expired');
+    const second = p.put({ partitionKey: key, data: 'second' });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(await second).toMatchObject({ attempts: [{ success: true }] });
+    expect(fake.calls.map((c) => [c.at - start, c.entries.length])).toEqual([
+      [100, 1],
+      [600, 1],
+      [2_600, 1],
+    ]);
   });
 });
 
