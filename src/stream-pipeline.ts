@@ -516,7 +516,7 @@ export class StreamPipeline {
     this.#readyCount++;
     this.#readyBytes += record.sizeBytes;
     if (this.#isHeld(buffer)) {
-      // Still among the ready ones since the hold began (one that empties ends its hold): the hold's
+      // Still among the ready ones since the hold began (its head leaving ends the hold): the hold's
       // end is in `#heldEnds`, where they are counted again, and go if due.
       this.#heldCount++;
       this.#heldBytes += record.sizeBytes;
@@ -738,14 +738,28 @@ export class StreamPipeline {
   #take(buffer: ShardBuffer): OutboundRecord {
     const record = buffer.shift()!;
     this.#unready(buffer, record);
+    this.#endHold(buffer);
     if (buffer.queued === 0) {
-      // What held it back was its head's: a backoff (that record is gone), or its shard's tokens,
-      // which the next record asks again.
-      buffer.heldUntil = 0;
       this.#ready.delete(buffer);
       this.#dropIfIdle(buffer);
     }
     return record;
+  }
+
+  /**
+   * Its head left `buffer` (sent, expired, failed): what held it back was that record's (a backoff),
+   * or its shard's tokens, which the next head asks again when collected. The records left count as
+   * ready from now.
+   */
+  #endHold(buffer: ShardBuffer): void {
+    const held = this.#isHeld(buffer);
+    buffer.heldUntil = 0;
+    if (!held) return;
+    this.#heldCount -= buffer.queued;
+    this.#heldBytes -= buffer.queuedBytes;
+    const head = buffer.peek();
+    if (head !== undefined && head.sendBy < this.#minSendBy) this.#minSendBy = head.sendBy;
+    if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) this.#urgent = true;
   }
 
   /** `record` left `buffer`'s sealed records. */

@@ -80,6 +80,63 @@ describe("ordering: 'per-partition-key'", () => {
     },
   );
 
+  it.each([
+    ['aggregated', { aggregation: true }],
+    ['unaggregated', { aggregation: false }],
+    ['on an AUTO stream', { aggregation: false, auto: true }],
+  ])(
+    'keeps put order, and settles every record, with records held by low rates and long backoffs (%s)',
+    async (_, { aggregation, auto }) => {
+      for (let seed = 1; seed <= 6; seed++) {
+        const random = seededRandom(seed);
+        vi.spyOn(Math, 'random').mockImplementation(seededRandom(seed * 31 + 1));
+        fake = new FakeKinesis(1 + Math.floor(random() * 3));
+        if (auto === true) fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
+        fake.onPut = (call) => ({
+          errorCodes: call.entries.map(() =>
+            random() < 0.3
+              ? random() < 0.5
+                ? 'InternalFailure'
+                : 'ProvisionedThroughputExceededException'
+              : undefined,
+          ),
+        });
+        const p = producer({
+          ordering: 'per-partition-key',
+          aggregation,
+          // A few records a second per shard, and backoffs up to the records' whole TTL.
+          rateLimit: 1 + Math.floor(random() * 20),
+          recordTtlMs: 3_000,
+          maxBufferedTimeMs: 50,
+          retryBaseDelayMs: 100 + Math.floor(random() * 1_000),
+          retryMaxDelayMs: 3_000,
+          logger: quiet,
+        });
+        await vi.advanceTimersByTimeAsync(0);
+        const outcomes: Promise<string>[] = [];
+        for (let i = 0; i < 200; i++) {
+          const put = p.put({ partitionKey: `key-${i % 5}`, data: String(i) });
+          outcomes.push(
+            put.then(
+              () => 'ok',
+              (e: { code: string }) => e.code,
+            ),
+          );
+          if (random() < 0.2) await vi.advanceTimersByTimeAsync(Math.floor(random() * 100));
+        }
+        await vi.advanceTimersByTimeAsync(20_000);
+        const settled = await Promise.all(outcomes);
+        expect(new Set(settled)).toEqual(new Set(settled.filter((o) => o === 'ok' || o === 'Expired')));
+        expect(p.outstandingRecords).toBe(0);
+        for (const [key, stored] of consumerOrder()) {
+          expect(stored, `seed ${seed}, ${key}`).toEqual([...stored].sort((a, b) => a - b));
+        }
+        vi.restoreAllMocks();
+      }
+    },
+    60_000,
+  );
+
   it('never has two requests in flight for one shard, nor two Kinesis records of one shard in a request', async () => {
     fake = new FakeKinesis(1);
     fake.hold();
@@ -185,6 +242,35 @@ describe('a lane whose record in backoff expired', () => {
       [100, 1],
       [600, 1],
       [2_600, 1],
+    ]);
+  });
+
+  it('sends the record waiting behind it once it expired, not when its backoff would have ended', async () => {
+    fake = new FakeKinesis(2);
+    const [key, other] = keysOfHalves();
+    vi.spyOn(Math, 'random').mockReturnValue(0.9);
+    fake.script.push({ errorCodes: ['InternalFailure'] });
+    const p = producer({
+      ordering: 'per-partition-key',
+      recordTtlMs: 2_000,
+      retryBaseDelayMs: 4_000,
+      retryMaxDelayMs: 8_000,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    const first = p.put({ partitionKey: key, data: 'first' }).catch((e: { code: string }) => e.code);
+    await vi.advanceTimersByTimeAsync(500);
+    await Promise.all([p.put({ partitionKey: other, data: 'other' }), vi.advanceTimersByTimeAsync(200)]);
+    // Behind the first, in its lane, until the first expires at 2 s; it lives until 2.7 s.
+    const second = p.put({ partitionKey: key, data: 'second' });
+    await vi.advanceTimersByTimeAsync(1_400);
+    expect(await first).toBe('Expired');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await second).toMatchObject({ attempts: [{ success: true }] });
+    expect(fake.calls.map((c) => [c.at - start, c.entries.length])).toEqual([
+      [100, 1],
+      [600, 1],
+      [2_000, 1],
     ]);
   });
 });
