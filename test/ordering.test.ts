@@ -214,10 +214,13 @@ describe("ordering: 'per-partition-key'", () => {
 });
 
 describe('a lane whose record in backoff expired', () => {
-  it('sends the next record of its shard when it is due, not when that backoff would have ended', async () => {
+  /**
+   * A record that failed once and waits out a backoff of 3.6 s at its lane's head (longer than the
+   * 2 s it lives), seen there by a request for the other shard at 600 ms.
+   */
+  async function laneInBackoff() {
     fake = new FakeKinesis(2);
     const [key, other] = keysOfHalves();
-    // A backoff of 3.6 s, longer than the 2 s a record lives.
     vi.spyOn(Math, 'random').mockReturnValue(0.9);
     fake.script.push({ errorCodes: ['InternalFailure'] });
     const p = producer({
@@ -230,47 +233,27 @@ describe('a lane whose record in backoff expired', () => {
     const start = Date.now();
     const first = p.put({ partitionKey: key, data: 'first' }).catch((e: { code: string }) => e.code);
     await vi.advanceTimersByTimeAsync(500);
-    // A request for the other shard finds the first record waiting out its backoff at its lane's head.
     await Promise.all([p.put({ partitionKey: other, data: 'other' }), vi.advanceTimersByTimeAsync(200)]);
-    await vi.advanceTimersByTimeAsync(1_800);
-    // It expired there.
-    expect(await first).toBe('Expired');
-    const second = p.put({ partitionKey: key, data: 'second' });
-    await vi.advanceTimersByTimeAsync(200);
-    expect(await second).toMatchObject({ attempts: [{ success: true }] });
-    expect(fake.calls.map((c) => [c.at - start, c.entries.length])).toEqual([
-      [100, 1],
-      [600, 1],
-      [2_600, 1],
-    ]);
-  });
+    return { p, key, start, first };
+  }
 
-  it('sends the record waiting behind it once it expired, not when its backoff would have ended', async () => {
-    fake = new FakeKinesis(2);
-    const [key, other] = keysOfHalves();
-    vi.spyOn(Math, 'random').mockReturnValue(0.9);
-    fake.script.push({ errorCodes: ['InternalFailure'] });
-    const p = producer({
-      ordering: 'per-partition-key',
-      recordTtlMs: 2_000,
-      retryBaseDelayMs: 4_000,
-      retryMaxDelayMs: 8_000,
-    });
-    await vi.advanceTimersByTimeAsync(0);
-    const start = Date.now();
-    const first = p.put({ partitionKey: key, data: 'first' }).catch((e: { code: string }) => e.code);
-    await vi.advanceTimersByTimeAsync(500);
-    await Promise.all([p.put({ partitionKey: other, data: 'other' }), vi.advanceTimersByTimeAsync(200)]);
-    // Behind the first, in its lane, until the first expires at 2 s; it lives until 2.7 s.
+  it.each([
+    // Put after the first expired (at 2 s): it goes when due, 100 ms later.
+    ['the next record of its shard when it is due', 1_800, 2_600],
+    // Put behind the first, in its lane: it goes as soon as the first expired (and lives until 2.7 s).
+    ['the record waiting behind it once it expired', 0, 2_000],
+  ])('sends %s, not when that backoff would have ended', async (_, putAfterMs, sentAt) => {
+    const { p, key, start, first } = await laneInBackoff();
+    await vi.advanceTimersByTimeAsync(putAfterMs);
     const second = p.put({ partitionKey: key, data: 'second' });
-    await vi.advanceTimersByTimeAsync(1_400);
+    await vi.advanceTimersByTimeAsync(2_000 - putAfterMs);
     expect(await first).toBe('Expired');
-    await vi.advanceTimersByTimeAsync(500);
+    await vi.advanceTimersByTimeAsync(600);
     expect(await second).toMatchObject({ attempts: [{ success: true }] });
     expect(fake.calls.map((c) => [c.at - start, c.entries.length])).toEqual([
       [100, 1],
       [600, 1],
-      [2_000, 1],
+      [sentAt, 1],
     ]);
   });
 });
