@@ -81,8 +81,8 @@ describe("ordering: 'per-partition-key'", () => {
   );
 
   it.each([
-    ['aggregated', { aggregation: true }],
-    ['unaggregated', { aggregation: false }],
+    ['aggregated', { aggregation: true, auto: false }],
+    ['unaggregated', { aggregation: false, auto: false }],
     ['on an AUTO stream', { aggregation: false, auto: true }],
   ])(
     'keeps put order, and settles every record, with records held by low rates and long backoffs (%s)',
@@ -91,7 +91,7 @@ describe("ordering: 'per-partition-key'", () => {
         const random = seededRandom(seed);
         vi.spyOn(Math, 'random').mockImplementation(seededRandom(seed * 31 + 1));
         fake = new FakeKinesis(1 + Math.floor(random() * 3));
-        if (auto === true) fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
+        if (auto) fake.summary = { RecordDistributionStrategy: 'AUTO' } as never;
         fake.onPut = (call) => ({
           errorCodes: call.entries.map(() =>
             random() < 0.3
