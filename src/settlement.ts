@@ -68,7 +68,14 @@ export class Settlement {
   #callbackErrors: (RecordFailedError | null)[] = [];
   #callbackResults: (PutResult | undefined)[] = [];
   #failures: RecordFailedError[] = [];
+  /** Whether each failure's caller was answered (a promise or a callback): if not, nobody may hear it. */
+  #failuresAnswered: boolean[] = [];
   #flushScheduled = false;
+  /**
+   * A promise was rejected after the outbox was queued: its reactions run after the outbox, so the
+   * outbox steps behind them once (a listener added in its `catch` hears the failure).
+   */
+  #rejectedAfterQueued = false;
 
   constructor(
     events: FailureEvents,
@@ -217,13 +224,15 @@ export class Settlement {
    */
   deliver(settler: Settler, error: RecordFailedError): void {
     const { reject, callback } = settler;
-    if (reject !== undefined) reject(error);
-    else if (callback !== undefined) this.#callBack(callback, error, undefined);
-    this.#failures.push(error);
-    this.#flushSoon();
-    if (reject === undefined && callback === undefined && this.#events.listenerCount('recordFailed') === 0) {
-      this.#warnUnheard(error);
+    if (reject !== undefined) {
+      reject(error);
+      if (this.#flushScheduled) this.#rejectedAfterQueued = true;
+    } else if (callback !== undefined) {
+      this.#callBack(callback, error, undefined);
     }
+    this.#failures.push(error);
+    this.#failuresAnswered.push(reject !== undefined || callback !== undefined);
+    this.#flushSoon();
   }
 
   /**
@@ -254,15 +263,22 @@ export class Settlement {
   }
 
   #flushOutbox(): void {
+    if (this.#rejectedAfterQueued) {
+      this.#rejectedAfterQueued = false;
+      queueMicrotask(() => this.#flushOutbox());
+      return;
+    }
     this.#flushScheduled = false;
     const callbacks = this.#callbacks;
     const errors = this.#callbackErrors;
     const results = this.#callbackResults;
     const failures = this.#failures;
+    const answered = this.#failuresAnswered;
     this.#callbacks = [];
     this.#callbackErrors = [];
     this.#callbackResults = [];
     this.#failures = [];
+    this.#failuresAnswered = [];
     for (let i = 0; i < callbacks.length; i++) {
       try {
         const error = errors[i]!;
@@ -272,14 +288,22 @@ export class Settlement {
         this.#logger.error(thrownByApp(callbackError), 'a send() callback threw; the producer carries on');
       }
     }
-    if (this.#events.listenerCount('recordFailed') === 0) return;
     const onThrow = (listenerError: unknown) => {
       this.#logger.error(
         thrownByApp(listenerError),
         "a 'recordFailed' listener threw; the producer carries on",
       );
     };
-    for (const error of failures) emitToEach(this.#events, 'recordFailed', [error], onThrow);
+    // Who hears a failure is known only now: callbacks above, or listeners of earlier failures
+    // (`once`), may have removed the listeners there were when it settled.
+    for (let i = 0; i < failures.length; i++) {
+      const error = failures[i]!;
+      if (this.#events.listenerCount('recordFailed') > 0) {
+        emitToEach(this.#events, 'recordFailed', [error], onThrow);
+      } else if (!answered[i]) {
+        this.#warnUnheard(error);
+      }
+    }
   }
 
   /**

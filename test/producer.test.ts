@@ -461,6 +461,52 @@ describe('send: fire and forget', () => {
   });
 });
 
+describe("who hears a failure is decided when 'recordFailed' goes out", () => {
+  const unheardWarnings = (lines: { level: string; message: string }[]) =>
+    lines.filter((l) => l.level === 'warn' && /sent without a callback failed/.test(l.message)).length;
+
+  it.each([
+    ['a once listener was used up by an earlier failure of the same answer', 'once'],
+    ['a callback removed the only listener', 'off'],
+  ])('warns about a failure nobody heard when %s', async (_, how) => {
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const { logger, lines } = memoryLogger();
+    const p = producer({ aggregation: false, logger });
+    const heard: string[] = [];
+    const listener = (e: RecordFailedError) => heard.push(String(e.record.data));
+    if (how === 'once') {
+      p.once('recordFailed', listener);
+      p.send({ partitionKey: 'a', data: '1' });
+    } else {
+      p.on('recordFailed', listener);
+      p.send({ partitionKey: 'a', data: '1' }, () => p.off('recordFailed', listener));
+    }
+    p.send({ partitionKey: 'b', data: '2' });
+    await vi.advanceTimersByTimeAsync(200);
+    await p.close();
+    expect(heard).toEqual(how === 'once' ? ['1'] : []);
+    // The second record's failure reached no listener: it is told in the warning.
+    expect(unheardWarnings(lines)).toBe(1);
+  });
+
+  it("tells a listener added in a put's catch of that put's failure, also when another of the answer failed first", async () => {
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const p = producer({ aggregation: false });
+    const heard: string[] = [];
+    const watch = async (data: string) => {
+      try {
+        await p.put({ partitionKey: data, data });
+      } catch {
+        p.on('recordFailed', (e: RecordFailedError) => heard.push(`${data} heard ${String(e.record.data)}`));
+      }
+    };
+    const done = Promise.all([watch('1'), watch('2')]);
+    await vi.advanceTimersByTimeAsync(200);
+    await done;
+    expect(heard.sort()).toEqual(['1 heard 1', '1 heard 2', '2 heard 1', '2 heard 2']);
+  });
+});
+
 describe('flush and close', () => {
   it("ends the streams' metadata calls in progress on close: none is made after", async () => {
     const made: string[] = [];
