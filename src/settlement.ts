@@ -71,11 +71,6 @@ export class Settlement {
   /** Whether each failure's caller was answered (a promise or a callback): if not, nobody may hear it. */
   #failuresAnswered: boolean[] = [];
   #flushScheduled = false;
-  /**
-   * A promise was rejected after the outbox was queued: its reactions run after the outbox, so the
-   * outbox steps behind them once (a listener added in its `catch` hears the failure).
-   */
-  #rejectedAfterQueued = false;
 
   constructor(
     events: FailureEvents,
@@ -224,12 +219,8 @@ export class Settlement {
    */
   deliver(settler: Settler, error: RecordFailedError): void {
     const { reject, callback } = settler;
-    if (reject !== undefined) {
-      reject(error);
-      if (this.#flushScheduled) this.#rejectedAfterQueued = true;
-    } else if (callback !== undefined) {
-      this.#callBack(callback, error, undefined);
-    }
+    if (reject !== undefined) reject(error);
+    else if (callback !== undefined) this.#callBack(callback, error, undefined);
     this.#failures.push(error);
     this.#failuresAnswered.push(reject !== undefined || callback !== undefined);
     this.#flushSoon();
@@ -263,11 +254,6 @@ export class Settlement {
   }
 
   #flushOutbox(): void {
-    if (this.#rejectedAfterQueued) {
-      this.#rejectedAfterQueued = false;
-      queueMicrotask(() => this.#flushOutbox());
-      return;
-    }
     this.#flushScheduled = false;
     const callbacks = this.#callbacks;
     const errors = this.#callbackErrors;

@@ -489,7 +489,7 @@ describe("who hears a failure is decided when 'recordFailed' goes out", () => {
     expect(unheardWarnings(lines)).toBe(1);
   });
 
-  it("tells a listener added in a put's catch of that put's failure, also when another of the answer failed first", async () => {
+  it("tells a listener added in the catch of an answer's first failed put of every failure of that answer", async () => {
     fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
     const p = producer({ aggregation: false });
     const heard: string[] = [];
@@ -503,7 +503,9 @@ describe("who hears a failure is decided when 'recordFailed' goes out", () => {
     const done = Promise.all([watch('1'), watch('2')]);
     await vi.advanceTimersByTimeAsync(200);
     await done;
-    expect(heard.sort()).toEqual(['1 heard 1', '1 heard 2', '2 heard 1', '2 heard 2']);
+    // The events go out after the first put's catch, before the second's (see the README): callbacks
+    // and events keep their place ahead of a flush() that covers them.
+    expect(heard).toEqual(['1 heard 1', '1 heard 2']);
   });
 });
 
