@@ -28,6 +28,22 @@ function heldTooLongProducer(maxBufferedBytes: number) {
   return producer({ maxBufferedBytes, recordTtlMs: 10_000, requestTimeoutMs: 2000, maxBufferedTimeMs: 0 });
 }
 
+/** A producer full with one record, `1`, whose request the fake holds: any further put waits for room. */
+function fullWithOneHeld() {
+  fake.hold();
+  const p = producer({ maxOutstandingRecords: 1 });
+  const first = track(p.put({ partitionKey: 'k', data: '1' }));
+  return { p, first };
+}
+
+/** Lets the held request go and closes the producer: the first record, and it alone, was stored. */
+async function onlyTheFirstStored(p: KinesisProducer, first: ReturnType<typeof track>) {
+  fake.release();
+  await p.close();
+  expect(first.status).toBe('fulfilled');
+  expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+}
+
 /** Tracks how a promise ended without marking it handled late. */
 beforeEach(() => {
   vi.useFakeTimers();
@@ -160,9 +176,7 @@ describe('limits', () => {
   });
 
   it('an already aborted signal rejects a put that would have to wait', async () => {
-    fake.hold();
-    const p = producer({ maxOutstandingRecords: 1 });
-    track(p.put({ partitionKey: 'k', data: '1' }));
+    const { p } = fullWithOneHeld();
     await expect(p.put({ partitionKey: 'k', data: '2' }, { signal: AbortSignal.abort() })).rejects.toThrow(
       AbortedError,
     );
@@ -742,10 +756,8 @@ describe('streams', () => {
   );
 
   it('rejects a signal that is not an AbortSignal at the call, and leaves the producer as it was', async () => {
-    fake.hold();
-    const p = producer({ maxOutstandingRecords: 1 });
+    const { p, first } = fullWithOneHeld();
     const notASignal = new AbortController() as unknown as AbortSignal;
-    const first = track(p.put({ partitionKey: 'k', data: '1' }));
     await expect(p.put({ partitionKey: 'k', data: '2' }, { signal: notASignal })).rejects.toMatchObject({
       name: 'InvalidOptionError',
       option: 'signal',
@@ -796,9 +808,7 @@ describe('streams', () => {
   });
 
   it('reads the signal of put() once: a getter that answers otherwise later changes nothing', async () => {
-    fake.hold();
-    const p = producer({ maxOutstandingRecords: 1 });
-    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const { p, first } = fullWithOneHeld();
     const controller = new AbortController();
     let reads = 0;
     const options = {
@@ -813,16 +823,11 @@ describe('streams', () => {
     controller.abort();
     await vi.advanceTimersByTimeAsync(0);
     expect(waiting.error).toBeInstanceOf(AbortedError);
-    fake.release();
-    await p.close();
-    expect(first.status).toBe('fulfilled');
-    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+    await onlyTheFirstStored(p, first);
   });
 
   it('rejects a put whose signal refuses the listener, and leaves nothing waiting for it', async () => {
-    fake.hold();
-    const p = producer({ maxOutstandingRecords: 1 });
-    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const { p, first } = fullWithOneHeld();
     const refusing = {
       aborted: false,
       reason: undefined,
@@ -844,9 +849,7 @@ describe('streams', () => {
   });
 
   it('refuses a bare signal where the options go: the call would not have been abortable', async () => {
-    fake.hold();
-    const p = producer({ maxOutstandingRecords: 1 });
-    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    const { p, first } = fullWithOneHeld();
     const controller = new AbortController();
     const signal = controller.signal;
     // This put would wait for room; read as options, the signal would have left it waiting on abort.
@@ -865,10 +868,7 @@ describe('streams', () => {
     controller.abort();
     await vi.advanceTimersByTimeAsync(0);
     expect(waiting.error).toBeInstanceOf(AbortedError);
-    fake.release();
-    await p.close();
-    expect(first.status).toBe('fulfilled');
-    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+    await onlyTheFirstStored(p, first);
   });
 
   it('takes null options as none, as JavaScript callers pass them', async () => {

@@ -1,6 +1,6 @@
 import { type KinesisClient, ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { type PutResult, partitionKeyHash } from '../src/index.js';
+import { type KinesisProducer, type PutResult, partitionKeyHash } from '../src/index.js';
 import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
@@ -42,6 +42,17 @@ function recreate(): void {
   fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
 }
 
+/**
+ * The stream is created again with four shards, and a put finds the old one gone: it fails with
+ * `ResourceNotFoundException`, which makes the producer forget the shard map.
+ */
+async function findStreamGone(p: KinesisProducer): Promise<void> {
+  recreate();
+  expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
+    code: 'ResourceNotFoundException',
+  });
+}
+
 /** What `promise` settles with once the fake timers have run `ms` (records wait up to 100 ms to be sent). */
 async function settledAfter<T>(promise: Promise<T>, ms = 200): Promise<T | unknown> {
   const settled = promise.catch((error: unknown) => error);
@@ -62,10 +73,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
     await vi.advanceTimersByTimeAsync(150);
     expect(fake.calls.map((c) => c.entries.length)).toEqual([1]);
-    recreate();
-    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
-      code: 'ResourceNotFoundException',
-    });
+    await findStreamGone(p);
     await vi.advanceTimersByTimeAsync(5_000);
     const results = await Promise.all(puts);
     expect(misplaced(keys, results)).toEqual([]);
@@ -99,10 +107,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     const keys = lowerHalfKeys(40);
     const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
     await vi.advanceTimersByTimeAsync(150);
-    recreate();
-    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
-      code: 'ResourceNotFoundException',
-    });
+    await findStreamGone(p);
     await vi.advanceTimersByTimeAsync(1_000);
     letGo();
     await vi.advanceTimersByTimeAsync(1_000);
@@ -151,10 +156,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     // The map may be listed again 500 ms after the last listing.
     await vi.advanceTimersByTimeAsync(600);
     expect(slowListing).toBeDefined();
-    recreate();
-    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
-      code: 'ResourceNotFoundException',
-    });
+    await findStreamGone(p);
     // The old listing answers after the stream was found gone.
     answerListing();
     await vi.advanceTimersByTimeAsync(10);
@@ -176,10 +178,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     await vi.advanceTimersByTimeAsync(2_000);
     fake.onPut = undefined;
     expect(fake.calls).toHaveLength(1);
-    recreate();
-    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
-      code: 'ResourceNotFoundException',
-    });
+    await findStreamGone(p);
     await vi.advanceTimersByTimeAsync(2_000);
     const results = await Promise.all(puts);
     expect(misplaced(keys, results)).toEqual([]);
@@ -317,10 +316,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     const p = producer();
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
     fake.listShardsError = serviceError('ResourceNotFoundException', 400);
-    recreate();
-    expect(await settledAfter(p.put({ partitionKey: 'g', data: 'g' }))).toMatchObject({
-      code: 'ResourceNotFoundException',
-    });
+    await findStreamGone(p);
     // Back 300 ms later; ListShards is tried again 5 s after it failed.
     await vi.advanceTimersByTimeAsync(300);
     fake.listShardsError = undefined;
