@@ -165,32 +165,34 @@ describe('a stream created again under the same name', () => {
   // In the first of two even shards, and in the second of four.
   const key = MAX_HASH_KEY / 2n - 1n;
 
-  it('forget() drops the map, as if none were known, and loads the new one', async () => {
+  /** A map loaded from a listing of two even shards, which `state.listed` changes; `changes()` counts its changes. */
+  async function loadedOfTwo() {
     const { client, state } = changingClient(asListed(2));
-    let changes = 0;
-    const map = new ShardMap(source(client), () => changes++);
+    let changed = 0;
+    const map = new ShardMap(source(client), () => changed++);
     map.refresh();
     await until(() => map.ready);
+    return { map, state, changes: () => changed };
+  }
+
+  it('forget() drops the map, as if none were known, and loads the new one', async () => {
+    const { map, state, changes } = await loadedOfTwo();
     expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000000');
     const version = map.version;
     // Deleted and created again with four shards: ids 0 and 1 exist again, owning other keys.
     state.listed = asListed(4);
     map.forget();
-    expect([map.ready, map.lookupIndex(key), map.version, changes]).toEqual([false, -1, version + 1, 2]);
+    expect([map.ready, map.lookupIndex(key), map.version, changes()]).toEqual([false, -1, version + 1, 2]);
     expect(map.range('shardId-000000000000')).toBeUndefined();
     await until(() => map.ready);
     expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000001');
     expect(map.range('shardId-000000000000')!.end).toBe((MAX_HASH_KEY + 1n) / 4n - 1n);
-    expect([map.version, changes, state.calls]).toEqual([version + 2, 3, 2]);
+    expect([map.version, changes(), state.calls]).toEqual([version + 2, 3, 2]);
     map.close();
   });
 
   it('takes a listing of the same shard ids owning other hash keys as a new map', async () => {
-    const { client, state } = changingClient(asListed(2));
-    let changes = 0;
-    const map = new ShardMap(source(client), () => changes++);
-    map.refresh();
-    await until(() => map.ready);
+    const { map, state, changes } = await loadedOfTwo();
     const quarter = MAX_HASH_KEY / 4n;
     // The same two ids, split elsewhere: shard 0 now ends a quarter of the way.
     state.listed = [
@@ -201,7 +203,7 @@ describe('a stream created again under the same name', () => {
       },
     ];
     map.refresh();
-    await until(() => changes === 2);
+    await until(() => changes() === 2);
     expect(map.version).toBe(2);
     expect(map.shards[map.lookupIndex(key)]!.shardId).toBe('shardId-000000000001');
     map.close();
