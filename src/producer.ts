@@ -665,6 +665,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // hash) and the shard's aggregate encoder (its table entry).
     const known = this.#keys.get(record.partitionKey);
     validateUserRecord(record, pipeline?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
+    // Again: a getter of the record may have called close(), whose flush would not wait for it.
+    if (this.#closing) throw new ProducerClosedError();
     pipeline ??= this.#createPipeline(streamName, streamARN);
     // From here the key is the one validation read (a getter may have answered differently).
     const key = facts.partitionKey;

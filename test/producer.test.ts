@@ -627,6 +627,23 @@ describe('flush and close', () => {
     expect(p.outstandingRecords).toBe(0);
   });
 
+  it('refuses a record whose getter starts close(), with put() and send() alike', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    const closing = (data: string) => ({
+      partitionKey: 'k',
+      get data() {
+        void p.close();
+        return data;
+      },
+    });
+    await expect(p.put(closing('x'))).rejects.toThrow(ProducerClosedError);
+    expect(() => p.send(closing('y'), () => {})).toThrow(ProducerClosedError);
+    expect(p.outstandingRecords).toBe(0);
+    await vi.advanceTimersByTimeAsync(0);
+    await p.close();
+    expect(fake.storedUserRecords()).toEqual([]);
+  });
+
   it('await using closes the producer at the end of the scope', async () => {
     let sent: Promise<PutResult> | undefined;
     const scope = async () => {
