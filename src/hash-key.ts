@@ -15,6 +15,16 @@ export const MAX_PARTITION_KEY_LENGTH = 256;
 
 const DECIMAL = /^[0-9]+$/;
 
+/** The number of decimal digits of {@link MAX_HASH_KEY}. */
+const MAX_HASH_KEY_DIGITS = 39;
+
+/** How many `0` characters `digits` starts with. */
+function leadingZeros(digits: string): number {
+  let count = 0;
+  while (count < digits.length && digits.charCodeAt(count) === 0x30) count++;
+  return count;
+}
+
 /**
  * Node's one-shot `crypto.hash` (Node 20.12 and later): no Hash object per call. With keys that are
  * seldom repeated (a UUID per record) the key's MD5 was a quarter of the producer's CPU, and this
@@ -68,7 +78,10 @@ export function parseExplicitHashKey(value: unknown, field = 'explicitHashKey'):
       `${field} ${why}: it must be a decimal string in [0, 2^128-1]; received ${describeValue(value)}.`,
     );
   }
-  const parsed = BigInt(value);
+  // 2^128-1 has 39 digits. More significant digits than that are refused before BigInt parses them:
+  // its parse grows with the square of the length (ten million digits took 2 s).
+  const significant = value.length > MAX_HASH_KEY_DIGITS ? value.length - leadingZeros(value) : 0;
+  const parsed = significant > MAX_HASH_KEY_DIGITS ? MAX_HASH_KEY + 1n : BigInt(value);
   if (parsed > MAX_HASH_KEY) {
     throw new InvalidRecordError(
       field,

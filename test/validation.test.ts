@@ -193,4 +193,14 @@ describe('hash keys', () => {
     expect(parseExplicitHashKey(MAX_HASH_KEY.toString())).toBe(MAX_HASH_KEY);
     expect(() => parseExplicitHashKey('1e5')).toThrow(InvalidRecordError);
   });
+
+  it('counts only the significant digits of a long explicit hash key', () => {
+    const zeros = '0'.repeat(100);
+    expect(parseExplicitHashKey(zeros)).toBe(0n);
+    expect(parseExplicitHashKey(`${zeros}5`)).toBe(5n);
+    expect(parseExplicitHashKey(`${zeros}${MAX_HASH_KEY}`)).toBe(MAX_HASH_KEY);
+    for (const key of [`${zeros}${MAX_HASH_KEY + 1n}`, `1${'0'.repeat(39)}`, '9'.repeat(1_000_000)]) {
+      expect(() => parseExplicitHashKey(key)).toThrow(/above the maximum hash key 2\^128-1/);
+    }
+  });
 });
