@@ -12,6 +12,7 @@ import {
   MAGIC,
   ProtobufParseError,
 } from './record-format.js';
+import { isUint8Array } from './user-record.js';
 
 /** A record as `GetRecords` of `@aws-sdk/client-kinesis` returns it. */
 export interface SdkKinesisRecord {
@@ -417,7 +418,7 @@ function normalizeInput(record: DeaggregateInput): NormalizedInput {
 }
 
 function bytesOf(value: unknown, field: string): Uint8Array {
-  if (value instanceof Uint8Array) return value;
+  if (isUint8Array(value)) return value;
   if (typeof value === 'string') {
     const bytes = decodeBase64(value);
     if (bytes !== undefined) return bytes;

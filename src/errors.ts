@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+import { types } from 'node:util';
 import type { ProducerRecord } from './producer.js';
 import type { Attempt } from './result.js';
 
@@ -229,9 +231,16 @@ export function describeValue(value: unknown, shownLength = 40): string {
     case 'symbol':
       return 'a symbol';
     default:
-      if (Array.isArray(value)) return `an array of length ${value.length}`;
-      if (value instanceof Uint8Array) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
-      return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+      // By internal type, never by properties of the value's own: a revoked Proxy throws on both.
+      if (types.isUint8Array(value)) {
+        return `a ${Buffer.isBuffer(value) ? 'Buffer' : 'Uint8Array'} of ${value.byteLength} bytes`;
+      }
+      try {
+        if (Array.isArray(value)) return `an array of length ${value.length}`;
+        return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+      } catch {
+        return 'an object that cannot be shown';
+      }
   }
 }
 

@@ -1,5 +1,6 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
+import { types } from 'node:util';
 import { describeValue, InvalidRecordError } from './errors.js';
 import { MAX_PARTITION_KEY_LENGTH, parseExplicitHashKey } from './hash-key.js';
 
@@ -12,6 +13,13 @@ export interface UserRecord {
   /** A decimal integer in [0, 2^128-1] that routes the record instead of the partition key. */
   readonly explicitHashKey?: string | undefined;
 }
+
+/**
+ * Whether `value` is a Uint8Array (a Buffer included), by its internal type: also one made in another
+ * realm (a `vm` context, a test sandbox), where `instanceof` says no; never a Proxy or an object that
+ * merely inherits from Uint8Array.prototype, whose bytes cannot be read.
+ */
+export const isUint8Array: (value: unknown) => value is Uint8Array = types.isUint8Array;
 
 /** Default maximum size of one Kinesis record (partition key + data): 1 MiB. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
@@ -125,9 +133,10 @@ export function validateUserRecord(
   let dataBytes: number;
   if (typeof data === 'string') {
     dataBytes = Buffer.byteLength(data, 'utf8');
-  } else if (data instanceof Uint8Array) {
-    // `length` equals `byteLength` for a Uint8Array, and is the getter V8 inlines; `byteLength` is a call.
-    dataBytes = data.length;
+  } else if (isUint8Array(data)) {
+    // `byteLength`, as the encoder measures: `length` can be redefined on the array or a subclass,
+    // and Node 20's optimized code can read a detached view's old length.
+    dataBytes = data.byteLength;
   } else {
     throw new InvalidRecordError(
       'data',

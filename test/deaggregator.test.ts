@@ -1,8 +1,10 @@
+import vm from 'node:vm';
 import type { GetRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent, KinesisStreamHandler } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import {
   AGGREGATED_RECORD_MAGIC,
+  aggregateAll,
   CorruptAggregateError,
   type DeaggregateOptions,
   deaggregate,
@@ -216,6 +218,17 @@ describe('deaggregate: input shapes', () => {
     } finally {
       emitWarning.mockRestore();
     }
+  });
+
+  it('reads data made in another realm (a vm context, a test sandbox)', () => {
+    const [built] = aggregateAll([
+      { partitionKey: 'a', data: 'one' },
+      { partitionKey: 'b', data: 'two' },
+    ]);
+    const foreign = vm.runInNewContext('(bytes) => new Uint8Array(bytes)')([...built!.data]) as Uint8Array;
+    expect(foreign).not.toBeInstanceOf(Uint8Array);
+    const back = deaggregate({ data: foreign, partitionKey: built!.partitionKey });
+    expect(back.map((user) => Buffer.from(user.data).toString())).toEqual(['one', 'two']);
   });
 
   it('rejects shapes it does not know with a typed error', () => {

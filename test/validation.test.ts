@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import vm from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  aggregateAll,
+  deaggregate,
   InvalidRecordError,
   KinesisProducerError,
   MAX_HASH_KEY,
@@ -9,6 +12,13 @@ import {
   partitionKeyHash,
   RecordAggregator,
 } from '../src/index.js';
+
+/** A Proxy already revoked: any use of it throws a TypeError. */
+function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
 
 /** Runs `add` and returns the typed error it threw. */
 function errorOf(record: unknown, options = {}): InvalidRecordError {
@@ -111,6 +121,30 @@ describe('bad user records get a typed error naming the field and the limit', ()
       /A record must be an object \{ partitionKey, data, explicitHashKey\? \}; received "just a string"/,
     ],
     ['null', null, 'record', /received null/],
+    [
+      'data that only inherits from Uint8Array.prototype',
+      { partitionKey: 'k', data: Object.create(Uint8Array.prototype) },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object (Object).',
+    ],
+    [
+      'data that is a Proxy of a Uint8Array',
+      { partitionKey: 'k', data: new Proxy(new Uint8Array(2), {}) },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object (Object).',
+    ],
+    [
+      'a partition key that is a Buffer without a constructor',
+      { partitionKey: Object.assign(Buffer.from('k'), { constructor: undefined }), data: 'x' },
+      'partitionKey',
+      'partitionKey must be a string of 1..256 characters; received a Buffer of 1 bytes.',
+    ],
+    [
+      'a partition key that is a revoked Proxy',
+      { partitionKey: revokedProxy(), data: 'x' },
+      'partitionKey',
+      'partitionKey must be a string of 1..256 characters; received an object that cannot be shown.',
+    ],
   ])('%s', (_name, record, field, message) => {
     const error = errorOf(record);
     expect(error.field).toBe(field);
@@ -133,6 +167,26 @@ describe('bad user records get a typed error naming the field and the limit', ()
     // 256 characters counted as UTF-16 units: 128 astral characters are 256 units.
     expect(aggregator.add({ partitionKey: '😀'.repeat(128), data: '' })).toBe(true);
     expect(errorOf({ partitionKey: '😀'.repeat(129), data: '' }).field).toBe('partitionKey');
+  });
+
+  it('takes data by its bytes, whatever `length` says and whichever realm made the array', () => {
+    class Shorter extends Uint8Array {
+      override get length() {
+        return 2;
+      }
+    }
+    const datas = [
+      Object.defineProperty(new Uint8Array([1, 2, 3]), 'length', { value: 0 }),
+      new Shorter([4, 5, 6, 7]),
+      vm.runInNewContext('new Uint8Array([8, 9])') as Uint8Array,
+    ];
+    const built = aggregateAll(datas.map((data) => ({ partitionKey: 'k', data })));
+    const back = built.flatMap((record) => deaggregate(record)).map((user) => [...user.data]);
+    expect(back).toEqual([
+      [1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9],
+    ]);
   });
 
   it('counts a multi-byte partition key in UTF-8 bytes against the record size', () => {
