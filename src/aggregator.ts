@@ -611,6 +611,9 @@ export class RecordAggregator {
    * Adds a user record. Returns false, leaving the aggregator unchanged, when it already holds records
    * and this one would push it past `maxBytes` or `maxCount`: build, then add it again.
    *
+   * The record's data is kept by reference, not copied, until `build()` encodes it: a buffer changed
+   * before then is sent as it is then (a change of its length makes `build()` throw).
+   *
    * @throws {InvalidRecordError} when the record can never be written (names the field and the limit).
    */
   add(record: UserRecord): boolean {
@@ -654,10 +657,13 @@ export class RecordAggregator {
  *
  * @throws {InvalidOptionError} for wrong options, as RecordAggregator's constructor, and for
  * `records` that is not iterable.
+ * Each record is read once, and its data kept by reference until the call returns: a generator must
+ * yield a buffer of its own for each record, not refill one (a refill of another length is caught;
+ * one of the same length is not, and every record gets the last bytes).
+ *
  * @throws {InvalidRecordError} for the first record that can never be written, its message starting
  * with its place in `records` (`Record 41: ...`), or for a record whose data changed length while
- * the call ran (a generator that reused its buffer), named by its place too; nothing is returned
- * then.
+ * the call ran, named by its place too; nothing is returned then.
  */
 export function aggregateAll(
   records: Iterable<UserRecord>,
@@ -695,8 +701,8 @@ export function aggregateAll(
   for (const record of records) {
     if (!add(record)) {
       build();
-      // An empty aggregate takes any valid record.
-      add(record);
+      // An empty aggregate takes any valid record: the one just measured, not read again.
+      addMeasured(encoder, facts, encoder.partitionKeyEntry(facts.partitionKey));
     }
     index++;
   }
@@ -741,8 +747,20 @@ function addUserRecord(
   // and the encoder. `?.` because validation, not this line, reports a record that is no object.
   const known = encoder.partitionKeyEntry((record as UserRecord | null | undefined)?.partitionKey);
   validateUserRecord(record, maxRecordBytes, facts, known);
-  // The fields as validation read them (a getter may answer differently on another read), with no
-  // per-record object. The entry looked up first is for another key only if the key's getter changed.
+  return addMeasured(encoder, facts, known);
+}
+
+/**
+ * Adds the record `facts` describes: its fields as validation read them (a getter may answer
+ * differently on another read), with no per-record object. `known` is the encoder's entry for the key
+ * looked up before validation (undefined: none): it is for another key only if the key's getter
+ * changed.
+ */
+function addMeasured(
+  encoder: AggregateEncoder,
+  facts: RecordFacts,
+  known: PartitionKeyEntry | undefined,
+): boolean {
   const key = facts.partitionKey;
   return encoder.tryAdd(
     key,

@@ -536,6 +536,25 @@ describe('aggregateAll', () => {
     );
   });
 
+  it('reads a record that starts a new aggregate once, and encodes what that read gave', () => {
+    let reads = 0;
+    const changing = {
+      partitionKey: 'k2',
+      get data() {
+        reads++;
+        return reads === 1 ? 'A'.repeat(100) : 42;
+      },
+    };
+    // The first record leaves no room for the second: it goes into an aggregate of its own.
+    const built = aggregateAll([{ partitionKey: 'k1', data: 'x'.repeat(180) }, changing as never], {
+      maxBytes: 250,
+    });
+    expect(reads).toBe(1);
+    expect(
+      built.flatMap((record) => deaggregate(record)).map((user) => Buffer.from(user.data).toString()),
+    ).toEqual(['x'.repeat(180), 'A'.repeat(100)]);
+  });
+
   it('refuses wrong options and a source that is not iterable, as RecordAggregator does', () => {
     expect(() => aggregateAll([], { maxBytes: 5 })).toThrow(InvalidOptionError);
     expect(() => aggregateAll([], 'big' as never)).toThrow(
