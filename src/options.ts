@@ -24,7 +24,7 @@ export interface KinesisProducerOptions {
   readonly client?: KinesisClient | undefined;
   /** Region of the client the producer creates. */
   readonly region?: KinesisClientConfig['region'] | undefined;
-  /** Endpoint of the client the producer creates, e.g. `http://127.0.0.1:4567`. */
+  /** Endpoint of the client the producer creates, e.g. kinesis-local's plain-HTTP `http://127.0.0.1:4568`. */
   readonly endpoint?: string | undefined;
   /** Credentials of the client the producer creates (default: the SDK's provider chain). */
   readonly credentials?: KinesisClientConfig['credentials'] | undefined;
@@ -61,17 +61,25 @@ export interface KinesisProducerOptions {
    */
   readonly recordTtlMs?: number | undefined;
   /**
-   * Fail throttled records at once (code `ProvisionedThroughputExceededException`) instead of retrying.
+   * Fail throttled records at once, with the service's throttling code
+   * (`ProvisionedThroughputExceededException`, `LimitExceededException`, `ThrottlingException`, ...),
+   * instead of retrying.
    * @default false
    */
   readonly failIfThrottled?: boolean | undefined;
   /** Most PutRecords requests in flight at once (and sockets of the client the producer creates). @default 24 */
   readonly maxConnections?: number | undefined;
-  /** Longest one PutRecords request may take before it is abandoned and retried. @default 6000 */
+  /**
+   * Longest one PutRecords request may take before it is abandoned and retried.
+   * @default 6000, or half of `recordTtlMs` when that is set and below 12000
+   */
   readonly requestTimeoutMs?: number | undefined;
-  /** First retry backoff cap; each retry doubles it (full jitter: the wait is random below it). @default 100 */
+  /**
+   * First retry backoff cap; each retry doubles it (full jitter: the wait is random below it).
+   * @default 100, or `retryMaxDelayMs` when that is set and smaller
+   */
   readonly retryBaseDelayMs?: number | undefined;
-  /** Largest retry backoff cap. @default 5000 */
+  /** Largest retry backoff cap. @default 5000, or `retryBaseDelayMs` when that is set and larger */
   readonly retryMaxDelayMs?: number | undefined;
   /**
    * Most records accepted and not yet settled. Beyond it `put` waits (or rejects, see `onFull`) and
