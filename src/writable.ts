@@ -192,7 +192,7 @@ export function createProducerWritable<T>(
  * failed, a record that could not be taken (`InvalidRecordError`), or the source throwing.
  *
  * The source is read one record at a time, only once the last one was taken: after the first failure
- * no further record is read, and every record read is written. When `signal` aborts, a wait for the
+ * no further record is read, nor written if its read was under way. When `signal` aborts, a wait for the
  * source or for room ends at once (the record it was for is not written) and it rejects. Either way
  * the source is then closed (`return()`).
  */
@@ -211,9 +211,21 @@ export async function putAll(
   }
   if (options !== undefined && options !== null) warnUnknownOptions(options, PUT_ALL_NAMES, warnings);
   let taken = 0;
+  // The first record to fail. It is what putAll rejects with, unless something else stopped it
+  // first; any other failure is told as unheard (warned about unless 'recordFailed' has listeners).
   let failure: RecordFailedError | undefined;
+  let answered = false;
+  const unheard = (error: RecordFailedError) => settlements.get(producer)?.unheard(error);
   const onSettled: SendCallback = (error) => {
-    if (error !== null) failure ??= error;
+    if (error === null) return;
+    if (failure === undefined && !answered) failure = error;
+    else unheard(error);
+  };
+  /** Ends putAll with `error`; the first failure, if it is not that error, is nobody's to hear. */
+  const rejectWith = (error: unknown): never => {
+    answered = true;
+    if (failure !== undefined && failure !== error) unheard(failure);
+    throw error;
   };
   const sync = !(Symbol.asyncIterator in source);
   const iterator = sync
@@ -237,6 +249,8 @@ export async function putAll(
         record = (await unlessAborted(Promise.resolve(next.value), signal)) as ProducerRecord;
         if (isAborted(signal)) break;
       }
+      // A record that failed while this one was read: none goes after it (they may be in order).
+      if (failure !== undefined) break;
       const waiting = sendWhenRoom(record, onSettled, signal);
       if (waiting !== undefined) await waiting;
       taken++;
@@ -254,13 +268,14 @@ export async function putAll(
       } catch {}
     }
   }
-  if (signal?.aborted) throw new AbortedError(signal.reason, abortedAfter(taken));
+  if (signal?.aborted) rejectWith(new AbortedError(signal.reason, abortedAfter(taken)));
   // Callbacks run before flush() resolves: every record taken has settled by then. An abort ends
   // this wait too.
   await unlessAborted(producer.flush(), signal);
-  if (signal?.aborted) throw new AbortedError(signal.reason, abortedAfter(taken));
-  if (stopped !== undefined) throw stopped.failedBefore ?? stopped.error;
-  if (failure !== undefined) throw failure;
+  if (signal?.aborted) rejectWith(new AbortedError(signal.reason, abortedAfter(taken)));
+  if (stopped !== undefined) rejectWith(stopped.failedBefore ?? stopped.error);
+  if (failure !== undefined) rejectWith(failure);
+  answered = true;
   return { records: taken };
 }
 
@@ -273,19 +288,49 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
     return Promise.resolve(undefined);
   }
   return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = onAbort(signal, () => resolve(undefined));
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(error);
       },
     );
   });
+}
+
+/** The waits on each signal, behind the one 'abort' listener they share. */
+const abortWaits = new WeakMap<AbortSignal, { waits: Set<() => void>; listener: () => void }>();
+
+/**
+ * Calls `wait` once `signal` aborts, and returns what stops that. One listener per signal however
+ * many waits share it: concurrent putAll calls given one shutdown signal would otherwise pass Node's
+ * limit of 10 and have it warn of a leak.
+ */
+function onAbort(signal: AbortSignal, wait: () => void): () => void {
+  let entry = abortWaits.get(signal);
+  if (entry === undefined) {
+    const waits = new Set<() => void>();
+    const listener = () => {
+      abortWaits.delete(signal);
+      for (const each of waits) each();
+    };
+    signal.addEventListener('abort', listener, { once: true });
+    entry = { waits, listener };
+    abortWaits.set(signal, entry);
+  }
+  const { waits, listener } = entry;
+  // A function of its own per wait: the same `wait` passed twice is two waits.
+  const own = () => wait();
+  waits.add(own);
+  return () => {
+    if (!waits.delete(own) || waits.size > 0 || abortWaits.get(signal)?.waits !== waits) return;
+    abortWaits.delete(signal);
+    signal.removeEventListener('abort', listener);
+  };
 }
 
 function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<unknown> {

@@ -44,7 +44,14 @@ async function onlyTheFirstStored(p: KinesisProducer, first: ReturnType<typeof t
   expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
 }
 
-/** Tracks how a promise ended without marking it handled late. */
+/** How many failures `lines` warned about as sent without a callback and heard by nobody. */
+function toldUnheard(lines: ReturnType<typeof memoryLogger>['lines']): number {
+  return lines
+    .filter((l) => l.level === 'warn')
+    .map((l) => Number(/^(\d+) record\(s\) sent without a callback failed/.exec(l.message)?.[1] ?? 0))
+    .reduce((sum, n) => sum + n, 0);
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
   fake = new FakeKinesis(1);
@@ -918,10 +925,68 @@ describe('streams', () => {
     await vi.advanceTimersByTimeAsync(6_000);
     expect((done.error as Error).message).toBe('source broke');
     expect(p.outstandingRecords).toBe(0);
-    const told = lines
-      .filter((l) => l.level === 'warn')
-      .map((l) => Number(/^(\d+) record\(s\) sent without a callback failed/.exec(l.message)?.[1] ?? 0));
-    expect(told.reduce((sum, n) => sum + n, 0)).toBe(5);
+    expect(toldUnheard(lines)).toBe(5);
+    await p.close();
+  });
+
+  it.each([
+    ['a record failure', 'AccessDeniedException', 5, 4],
+    ['its source throwing', 'source broke', 2, 2],
+    ['its signal', 'Aborted', 5, 5],
+  ])(
+    'putAll stopped by %s warns about the failures it does not reject with, when nobody listens',
+    async (_, rejectedWith, records, told) => {
+      fake.hold();
+      fake.onPut = (call) => ({ errorCodes: call.entries.map(() => 'AccessDeniedException') });
+      const { logger, lines } = memoryLogger();
+      const p = producer({ logger, maxBufferedTimeMs: 0 });
+      const controller = new AbortController();
+      function* source() {
+        for (let i = 0; i < records; i++) yield { partitionKey: `k${i}`, data: 'x' };
+        if (rejectedWith === 'source broke') throw new Error('source broke');
+      }
+      const done = track(p.putAll(source(), { signal: controller.signal }));
+      await vi.advanceTimersByTimeAsync(10);
+      if (rejectedWith === 'Aborted') controller.abort();
+      fake.release();
+      await vi.advanceTimersByTimeAsync(6_000);
+      const error = done.error as Error & { code?: string };
+      expect(error.code ?? error.message).toBe(rejectedWith);
+      expect(p.outstandingRecords).toBe(0);
+      expect(toldUnheard(lines)).toBe(told);
+      await p.close();
+    },
+  );
+
+  it('putAll writes no record whose read ended after a record before it failed', async () => {
+    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
+    const p = producer({ maxBufferedTimeMs: 0 });
+    async function* source() {
+      yield { partitionKey: 'order-1', data: 'created' };
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      yield { partitionKey: 'order-1', data: 'shipped' };
+    }
+    const done = track(p.putAll(source()));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
+    expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(1);
+    await p.close();
+  });
+
+  it('putAll calls sharing one signal listen to it once between them', async () => {
+    fake.hold();
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const { signal } = new AbortController();
+    const all = Array.from({ length: 20 }, (_, i) =>
+      track(p.putAll([{ partitionKey: `k${i}`, data: 'x' }], { signal })),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(all.every((one) => one.status === 'pending')).toBe(true);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(all.every((one) => one.status === 'fulfilled')).toBe(true);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
     await p.close();
   });
 
