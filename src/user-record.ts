@@ -19,7 +19,10 @@ export interface UserRecord {
  * realm (a `vm` context, a test sandbox), where `instanceof` says no; never a Proxy or an object that
  * merely inherits from Uint8Array.prototype, whose bytes cannot be read.
  */
-export const isUint8Array: (value: unknown) => value is Uint8Array = types.isUint8Array;
+export function isUint8Array(value: unknown): value is Uint8Array {
+  // The common case first, in two checks V8 inlines: `instanceof` alone also takes a Proxy of one.
+  return value instanceof Uint8Array ? ArrayBuffer.isView(value) : types.isUint8Array(value);
+}
 
 /** Default maximum size of one Kinesis record (partition key + data): 1 MiB. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
