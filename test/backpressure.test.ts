@@ -9,6 +9,7 @@ import {
   InvalidRecordError,
   type KinesisProducer,
   MAX_HASH_KEY,
+  type ProducerRecord,
   type PutResult,
   RecordFailedError,
 } from '../src/index.js';
@@ -688,15 +689,26 @@ describe('streams', () => {
     expect(closed).toBe(true);
   });
 
-  it('putAll rejects with the record failure that stopped it, not with a later error of its source', async () => {
+  /**
+   * A producer whose first request is refused, and a source that gives it one record, then, `ms` later
+   * (after that record failed), what `then` gives: a record, or a throw.
+   */
+  function firstRecordRefused(ms: number, then: () => ProducerRecord) {
     fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
     const p = producer({ maxBufferedTimeMs: 0 });
     async function* source() {
-      yield { partitionKey: 'k', data: 'x' };
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      throw new Error('source broke');
+      yield { partitionKey: 'order-1', data: 'created' };
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      yield then();
     }
-    const done = track(p.putAll(source()));
+    return { p, source: source() };
+  }
+
+  it('putAll rejects with the record failure that stopped it, not with a later error of its source', async () => {
+    const { p, source } = firstRecordRefused(500, () => {
+      throw new Error('source broke');
+    });
+    const done = track(p.putAll(source));
     await vi.advanceTimersByTimeAsync(2_000);
     expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
   });
@@ -968,14 +980,8 @@ describe('streams', () => {
   );
 
   it('putAll writes no record whose read ended after a record before it failed', async () => {
-    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
-    const p = producer({ maxBufferedTimeMs: 0 });
-    async function* source() {
-      yield { partitionKey: 'order-1', data: 'created' };
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      yield { partitionKey: 'order-1', data: 'shipped' };
-    }
-    const done = track(p.putAll(source()));
+    const { p, source } = firstRecordRefused(200, () => ({ partitionKey: 'order-1', data: 'shipped' }));
+    const done = track(p.putAll(source));
     await vi.advanceTimersByTimeAsync(1_000);
     expect(done).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
     expect(fake.calls.flatMap((c) => c.entries)).toHaveLength(1);
