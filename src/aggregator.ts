@@ -649,6 +649,10 @@ export class RecordAggregator {
  * aggregate as soon as it is full, use RecordAggregator. As with it, aggregate only records bound for
  * the same shard.
  *
+ * Each record is read once, and its data kept by reference until the call returns: a generator must
+ * yield a buffer of its own for each record, not refill one (a refill of another length is caught;
+ * one of the same length is not, and every record gets the last bytes).
+ *
  * @example
  * ```ts
  * const kinesisRecords = aggregateAll(records, { maxBytes: 1024 * 1024 });
@@ -657,10 +661,6 @@ export class RecordAggregator {
  *
  * @throws {InvalidOptionError} for wrong options, as RecordAggregator's constructor, and for
  * `records` that is not iterable.
- * Each record is read once, and its data kept by reference until the call returns: a generator must
- * yield a buffer of its own for each record, not refill one (a refill of another length is caught;
- * one of the same length is not, and every record gets the last bytes).
- *
  * @throws {InvalidRecordError} for the first record that can never be written, its message starting
  * with its place in `records` (`Record 41: ...`), or for a record whose data changed length while
  * the call ran, named by its place too; nothing is returned then.
