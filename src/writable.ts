@@ -17,7 +17,6 @@ import {
 } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
 import { settlements } from './settlement.js';
-import { isUint8Array } from './user-record.js';
 
 /**
  * Options of {@link KinesisProducer.writable}. One it does not know is ignored, with a warning through
@@ -26,11 +25,7 @@ import { isUint8Array } from './user-record.js';
 export interface ProducerWritableOptions<T> {
   /** The field of each object holding its partition key, or a function returning it. */
   readonly partitionKey: (T extends object ? keyof T & string : never) | ((value: T) => string);
-  /**
-   * Turns an object into the record's data.
-   * @default a string or Uint8Array (a Buffer chunk of a byte stream) as it is, anything else
-   * JSON.stringify'd
-   */
+  /** Turns an object into the record's data. @default JSON.stringify */
   readonly serialize?: ((value: T) => Uint8Array | string) | undefined;
   /** Gives an object an explicit hash key. */
   readonly explicitHashKey?: ((value: T) => string | undefined) | undefined;
@@ -114,7 +109,13 @@ export function createProducerWritable<T>(
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object with at least partitionKey', options);
   }
-  const { partitionKey, serialize = serializeByDefault, explicitHashKey, streamName, streamARN } = options;
+  const {
+    partitionKey,
+    serialize = JSON.stringify as (value: T) => string,
+    explicitHashKey,
+    streamName,
+    streamARN,
+  } = options;
   if (typeof partitionKey !== 'string' && typeof partitionKey !== 'function') {
     throw new InvalidOptionError('partitionKey', 'a field name or a function', partitionKey);
   }
@@ -183,15 +184,6 @@ export function createProducerWritable<T>(
     },
   });
   return writable;
-}
-
-/**
- * The default `serialize`: a chunk that is already data (a line of text, a Buffer read from a byte
- * stream) as it is, rather than its JSON (quoted, or `{"type":"Buffer","data":[...]}`, 4 times the
- * size); any other value as JSON.
- */
-function serializeByDefault(value: unknown): Uint8Array | string {
-  return typeof value === 'string' || isUint8Array(value) ? value : JSON.stringify(value);
 }
 
 /**

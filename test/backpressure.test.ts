@@ -584,15 +584,6 @@ describe('streams', () => {
     expect(fake.storedUserRecords()).toHaveLength(30);
   });
 
-  it('without serialize, sends a string or a Buffer chunk as it is and anything else as JSON', async () => {
-    const p = producer();
-    const chunks = [Buffer.from('bytes'), 'a line', { n: 1 }, [2]];
-    const done = track(pipeline(Readable.from(chunks), p.writable<unknown>({ partitionKey: () => 'k' })));
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(done.status).toBe('fulfilled');
-    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['bytes', 'a line', '{"n":1}', '[2]']);
-  });
-
   it('a record that fails destroys the stream with its error', async () => {
     fake.onPut = (call) =>
       call.index === 1 ? { throw: serviceError('AccessDeniedException', 400) } : undefined;
