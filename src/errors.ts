@@ -231,11 +231,12 @@ export function describeValue(value: unknown, shownLength = 40): string {
     case 'symbol':
       return 'a symbol';
     default:
-      // By internal type, never by properties of the value's own: a revoked Proxy throws on both.
-      if (types.isUint8Array(value)) {
-        return `a ${Buffer.isBuffer(value) ? 'Buffer' : 'Uint8Array'} of ${value.byteLength} bytes`;
-      }
+      // Anything may throw here (a revoked Proxy, in the value or in its prototype chain), and
+      // describing a bad value must not.
       try {
+        if (types.isUint8Array(value)) {
+          return `a ${Buffer.isBuffer(value) ? 'Buffer' : 'Uint8Array'} of ${value.byteLength} bytes`;
+        }
         if (Array.isArray(value)) return `an array of length ${value.length}`;
         return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
       } catch {

@@ -20,8 +20,9 @@ export interface UserRecord {
  * merely inherits from Uint8Array.prototype, whose bytes cannot be read.
  */
 export function isUint8Array(value: unknown): value is Uint8Array {
-  // The common case first, in two checks V8 inlines: `instanceof` alone also takes a Proxy of one.
-  return value instanceof Uint8Array ? ArrayBuffer.isView(value) : types.isUint8Array(value);
+  // Not `instanceof` first: it walks the prototype chain (a Proxy in it throws), and takes any typed
+  // array or DataView given Uint8Array.prototype, whose bytes `set` would not copy as they are.
+  return types.isUint8Array(value);
 }
 
 /** Default maximum size of one Kinesis record (partition key + data): 1 MiB. */

@@ -140,6 +140,46 @@ describe('bad user records get a typed error naming the field and the limit', ()
       'partitionKey must be a string of 1..256 characters; received a Buffer of 1 bytes.',
     ],
     [
+      'data that is another typed array given Uint8Array.prototype',
+      { partitionKey: 'k', data: Object.setPrototypeOf(new Uint16Array([0x0102]), Uint8Array.prototype) },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object (Uint16Array).',
+    ],
+    [
+      'data that is a DataView given Uint8Array.prototype',
+      {
+        partitionKey: 'k',
+        data: Object.setPrototypeOf(new DataView(new ArrayBuffer(4)), Uint8Array.prototype),
+      },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object (Object).',
+    ],
+    [
+      'data that is a revoked Proxy',
+      { partitionKey: 'k', data: revokedProxy() },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object that cannot be shown.',
+    ],
+    [
+      'data that is a Proxy of a Uint8Array whose getPrototypeOf trap throws',
+      {
+        partitionKey: 'k',
+        data: new Proxy(new Uint8Array(2), {
+          getPrototypeOf() {
+            throw new Error('trap');
+          },
+        }),
+      },
+      'data',
+      'data must be a Uint8Array (or Buffer) or a string; received an object (Object).',
+    ],
+    [
+      'a partition key that is a Uint8Array with a revoked Proxy for prototype',
+      { partitionKey: Object.setPrototypeOf(new Uint8Array(1), revokedProxy()), data: 'x' },
+      'partitionKey',
+      'partitionKey must be a string of 1..256 characters; received an object that cannot be shown.',
+    ],
+    [
       'a partition key that is a revoked Proxy',
       { partitionKey: revokedProxy(), data: 'x' },
       'partitionKey',
