@@ -192,9 +192,10 @@ export function createProducerWritable<T>(
  * failed, a record that could not be taken (`InvalidRecordError`), or the source throwing.
  *
  * The source is read one record at a time, only once the last one was taken: after the first failure
- * no further record is read, nor written if its read was under way. When `signal` aborts, a wait for the
- * source or for room ends at once (the record it was for is not written) and it rejects. Either way
- * the source is then closed (`return()`).
+ * no further record is read, nor written if its read was under way. (One already waiting for room is
+ * let in when the failed record frees it: the failure is told a moment after.) When `signal` aborts,
+ * a wait for the source or for room ends at once (the record it was for is not written) and it
+ * rejects. Either way the source is then closed (`return()`).
  */
 export async function putAll(
   producer: KinesisProducer,
