@@ -1,5 +1,6 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { writeAggregateDigests } from './aggregator.js';
+import { MAX_PUT_RECORDS_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
 import type { Clock } from './clock.js';
 import type { OutboundRecord } from './pending-record.js';
 import { speaksAwsJson11, withNativeBody } from './put-records-body.js';
@@ -119,7 +120,10 @@ export class Sender {
     let request: Promise<PutRecordsCommandOutput>;
     try {
       if (unwritten !== undefined) throw unwritten.error;
-      const command = new PutRecordsCommand({ ...streamParams(stream), Records: entries });
+      const command = withBoundedAnswer(
+        new PutRecordsCommand({ ...streamParams(stream), Records: entries }),
+        MAX_PUT_RECORDS_ANSWER_BYTES,
+      );
       if (this.#nativeBody) withNativeBody(command);
       // A client of your own may return anything: a bare test double returns undefined (an answer
       // with no result, retried), and a thenable whose `then` throws becomes a rejection.

@@ -1,4 +1,5 @@
 import { ListShardsCommand, type ListShardsCommandOutput, type Shard } from '@aws-sdk/client-kinesis';
+import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
 import { MAX_HASH_KEY } from './hash-key.js';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
@@ -256,12 +257,15 @@ export class ShardMap {
         page = await callWithRetries(
           (abortSignal) =>
             this.#source.client.send(
-              token === undefined
-                ? new ListShardsCommand({
-                    ...streamParams(this.#source.stream),
-                    ShardFilter: { Type: 'AT_LATEST' },
-                  })
-                : new ListShardsCommand({ NextToken: token }),
+              withBoundedAnswer(
+                token === undefined
+                  ? new ListShardsCommand({
+                      ...streamParams(this.#source.stream),
+                      ShardFilter: { Type: 'AT_LATEST' },
+                    })
+                  : new ListShardsCommand({ NextToken: token }),
+                MAX_METADATA_ANSWER_BYTES,
+              ),
               { abortSignal },
             ),
           this.#source,

@@ -1,4 +1,5 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
 import { backoffDelay, classifyRequestError, FailureKind, type RequestFailure } from './retry-policy.js';
@@ -110,9 +111,13 @@ export class StreamSummary {
     try {
       const output = await callWithRetries(
         (abortSignal) =>
-          this.#source.client.send(new DescribeStreamSummaryCommand(streamParams(this.#source.stream)), {
-            abortSignal,
-          }),
+          this.#source.client.send(
+            withBoundedAnswer(
+              new DescribeStreamSummaryCommand(streamParams(this.#source.stream)),
+              MAX_METADATA_ANSWER_BYTES,
+            ),
+            { abortSignal },
+          ),
         this.#source,
         2,
         (error) => {

@@ -1,6 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from '../src/bounded-answer.js';
 import { KinesisProducer, type KinesisProducerOptions, type RecordFailedError } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
 
@@ -11,8 +14,27 @@ import type { Logger } from '../src/logger.js';
  */
 let server: http.Server;
 let endpoint: string;
-let page: { status: number; type: string; body: string };
+let page: { status: number; type: string; body: string; endless?: boolean };
 let puts = 0;
+/** Bytes of the longest answer written, and the most any one may be (so a test without a bound ends). */
+let longestAnswer = 0;
+const ENDLESS_STOPS_AT = 512 * 1024 * 1024;
+let endlessListShards = false;
+
+/** Writes a body that never ends into `res`, as fast as the client reads it. */
+function writeForever(res: http.ServerResponse): void {
+  const chunk = Buffer.alloc(64 * 1024, ' ');
+  let written = 0;
+  const more = () => {
+    do {
+      written += chunk.length;
+      longestAnswer = Math.max(longestAnswer, written);
+      if (written > ENDLESS_STOPS_AT) return void res.destroy();
+    } while (res.write(chunk));
+  };
+  res.on('drain', more);
+  more();
+}
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -21,7 +43,10 @@ beforeAll(async () => {
     req.on('end', () => {
       const target = String(req.headers['x-amz-target']);
       res.setHeader('content-type', 'application/x-amz-json-1.1');
-      if (target.endsWith('.ListShards')) {
+      if (target.endsWith('.ListShards') && endlessListShards) {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        writeForever(res);
+      } else if (target.endsWith('.ListShards')) {
         res.end(
           JSON.stringify({
             Shards: [
@@ -50,7 +75,11 @@ beforeAll(async () => {
       } else {
         puts++;
         res.writeHead(page.status, { 'content-type': page.type });
-        res.end(page.body);
+        if (page.endless === true) {
+          writeForever(res);
+        } else {
+          res.end(page.body);
+        }
       }
     });
   });
@@ -122,6 +151,43 @@ describe('PutRecords answered by something that is not Kinesis', () => {
     // The same call may succeed later, as for any throttled record.
     expect(error.retryable).toBe(true);
     expect(puts).toBe(1);
+  });
+
+  it('an answer whose body never ends is abandoned past 1 MiB, and retried', async () => {
+    longestAnswer = 0;
+    const error = await failureFor({
+      status: 200,
+      type: 'application/x-amz-json-1.1',
+      body: '',
+      endless: true,
+    });
+    expect(error.code).toBe('Expired');
+    expect(error.attempts.length).toBeGreaterThan(1);
+    expect(new Set(error.attempts.map((a) => a.errorCode))).toEqual(new Set(['ResponseTooLarge']));
+    // What the client read, and the socket buffers: far below what a request timeout lets stream in.
+    expect(longestAnswer).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it('a metadata answer that never ends is abandoned past its bound', async () => {
+    longestAnswer = 0;
+    endlessListShards = true;
+    const client = new KinesisClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      requestHandler: new NodeHttpHandler(),
+      maxAttempts: 1,
+    });
+    try {
+      const call = client.send(
+        withBoundedAnswer(new ListShardsCommand({ StreamName: 'pages' }), MAX_METADATA_ANSWER_BYTES),
+      );
+      await expect(call).rejects.toMatchObject({ code: 'ResponseTooLarge' });
+      expect(longestAnswer).toBeLessThan(MAX_METADATA_ANSWER_BYTES + 8 * 1024 * 1024);
+    } finally {
+      endlessListShards = false;
+      client.destroy();
+    }
   });
 
   it('a 502 page is retried until the record expires, each try told as Http502', async () => {
