@@ -138,9 +138,12 @@ export function validateUserRecord(
   if (typeof data === 'string') {
     dataBytes = Buffer.byteLength(data, 'utf8');
   } else if (isUint8Array(data)) {
-    // `byteLength`, as the encoder measures: `length` can be redefined on the array or a subclass,
-    // and Node 20's optimized code can read a detached view's old length.
-    dataBytes = data.byteLength;
+    // `length`, the getter V8 inlines: `byteLength` cost 4.5% of aggregateAll's CPU at 100 B. Where
+    // they disagree (a length redefined on the array or a subclass, a view detached since Node 20's
+    // optimized code read it), the encoder, which measures by `byteLength`, refuses the data as
+    // changed. Only a zero is checked here, since no data is kept for it.
+    dataBytes = data.length;
+    if (dataBytes === 0 && data.byteLength !== 0) dataBytes = data.byteLength;
   } else {
     throw new InvalidRecordError(
       'data',

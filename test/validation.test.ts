@@ -209,24 +209,32 @@ describe('bad user records get a typed error naming the field and the limit', ()
     expect(errorOf({ partitionKey: '😀'.repeat(129), data: '' }).field).toBe('partitionKey');
   });
 
-  it('takes data by its bytes, whatever `length` says and whichever realm made the array', () => {
-    class Shorter extends Uint8Array {
-      override get length() {
-        return 2;
-      }
-    }
+  it('takes data whose length says 0 by its bytes, and a Uint8Array of another realm', () => {
     const datas = [
       Object.defineProperty(new Uint8Array([1, 2, 3]), 'length', { value: 0 }),
-      new Shorter([4, 5, 6, 7]),
       vm.runInNewContext('new Uint8Array([8, 9])') as Uint8Array,
     ];
     const built = aggregateAll(datas.map((data) => ({ partitionKey: 'k', data })));
     const back = built.flatMap((record) => deaggregate(record)).map((user) => [...user.data]);
     expect(back).toEqual([
       [1, 2, 3],
-      [4, 5, 6, 7],
       [8, 9],
     ]);
+  });
+
+  it('refuses data whose length disagrees with its bytes where it is encoded, sending none of it', () => {
+    class Shorter extends Uint8Array {
+      override get length() {
+        return 2;
+      }
+    }
+    const records = [
+      { partitionKey: 'k', data: 'first' },
+      { partitionKey: 'k', data: new Shorter([4, 5, 6, 7]) },
+    ];
+    expect(() => aggregateAll(records)).toThrow(
+      "Record 1's data is 4 bytes, not the 2 it had when added: data must not change until the aggregate is built.",
+    );
   });
 
   it('counts a multi-byte partition key in UTF-8 bytes against the record size', () => {
