@@ -627,6 +627,19 @@ describe('flush and close', () => {
     expect(p.outstandingRecords).toBe(0);
   });
 
+  it('counts data whose length is no byte count by its bytes, so the room stays a number', async () => {
+    const p = producer({ maxBufferedTimeMs: 10_000 });
+    const data = Object.defineProperty(new Uint8Array([1, 2, 3]), 'length', { value: Number.NaN });
+    const put = p.put({ partitionKey: 'k', data });
+    expect(p.bufferedBytes).toBe(1 + 3);
+    const flushed = p.flush();
+    await vi.advanceTimersByTimeAsync(0);
+    await flushed;
+    await expect(put).resolves.toMatchObject({ shardId: expect.any(String) });
+    expect(p.bufferedBytes).toBe(0);
+    expect(fake.storedUserRecords()).toHaveLength(1);
+  });
+
   it('refuses a record whose getter starts close(), with put() and send() alike', async () => {
     const p = producer({ maxBufferedTimeMs: 10_000 });
     const closing = (data: string) => ({

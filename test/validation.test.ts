@@ -209,17 +209,23 @@ describe('bad user records get a typed error naming the field and the limit', ()
     expect(errorOf({ partitionKey: '😀'.repeat(129), data: '' }).field).toBe('partitionKey');
   });
 
-  it('takes data whose length says 0 by its bytes, and a Uint8Array of another realm', () => {
+  it('measures data whose length is 0 or no byte count by its bytes, and a Uint8Array of another realm', () => {
+    const withLength = (length: unknown, bytes: number[]) =>
+      Object.defineProperty(new Uint8Array(bytes), 'length', { value: length });
     const datas = [
-      Object.defineProperty(new Uint8Array([1, 2, 3]), 'length', { value: 0 }),
+      withLength(0, [1, 2, 3]),
+      withLength(Number.NaN, [4]),
+      withLength(-1, [5, 6]),
+      withLength(undefined, [7]),
       vm.runInNewContext('new Uint8Array([8, 9])') as Uint8Array,
     ];
+    const aggregator = new RecordAggregator();
+    for (const data of datas) aggregator.add({ partitionKey: 'k', data });
+    // What was measured is the exact size: 4-byte magic, 16-byte MD5, partition key table, entries.
+    expect(aggregator.sizeBytes).toBe(aggregator.build().data.length + 1);
     const built = aggregateAll(datas.map((data) => ({ partitionKey: 'k', data })));
     const back = built.flatMap((record) => deaggregate(record)).map((user) => [...user.data]);
-    expect(back).toEqual([
-      [1, 2, 3],
-      [8, 9],
-    ]);
+    expect(back).toEqual([[1, 2, 3], [4], [5, 6], [7], [8, 9]]);
   });
 
   it('refuses data whose length disagrees with its bytes where it is encoded, sending none of it', () => {
