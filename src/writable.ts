@@ -276,7 +276,6 @@ export async function putAll(
   if (signal?.aborted) rejectWith(new AbortedError(signal.reason, abortedAfter(taken)));
   if (stopped !== undefined) rejectWith(stopped.failedBefore ?? stopped.error);
   if (failure !== undefined) rejectWith(failure);
-  answered = true;
   return { records: taken };
 }
 
