@@ -50,11 +50,21 @@ export function md5Bytes(data: Uint8Array): Buffer {
 
 /**
  * The hash key Kinesis derives from a partition key: MD5 of its UTF-8 bytes, big-endian, 128 bits.
+ * Any string is hashed, also one the service would refuse as a partition key (empty, or longer than
+ * 256 characters): it answers which hash key, not whether the key is valid.
  *
  * @example
  * partitionKeyHash('user-1') // 0x… as a bigint in [0, 2^128 - 1]
+ *
+ * @throws {InvalidRecordError} naming `partitionKey`, for anything but a string.
  */
 export function partitionKeyHash(partitionKey: string): bigint {
+  if (typeof partitionKey !== 'string') {
+    throw new InvalidRecordError(
+      'partitionKey',
+      `partitionKey must be a string to hash; received ${describeValue(partitionKey)}.`,
+    );
+  }
   return BigInt(`0x${md5Hex(partitionKey)}`);
 }
 

@@ -295,6 +295,20 @@ describe('hash keys', () => {
     }
   });
 
+  it('refuses to hash a partition key that is not a string, with InvalidRecordError naming it', () => {
+    for (const key of [undefined, null, 5, Buffer.from('k'), { toString: () => 'k' }]) {
+      let thrown: unknown;
+      try {
+        partitionKeyHash(key as never);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(InvalidRecordError);
+      expect(thrown).toMatchObject({ code: 'InvalidRecord', field: 'partitionKey' });
+      expect((thrown as Error).message).toMatch(/^partitionKey must be a string to hash; received /);
+    }
+  });
+
   it('parses explicit hash keys, leading zeros included', () => {
     expect(parseExplicitHashKey('0')).toBe(0n);
     expect(parseExplicitHashKey('007')).toBe(7n);
