@@ -3,6 +3,15 @@ import type { OutboundRecord } from './pending-record.js';
 import type { Sender, SendOutcome } from './sender.js';
 import type { StreamPipeline } from './stream-pipeline.js';
 
+/** A PutRecords request under way. */
+export interface InFlightRequest {
+  readonly pipeline: StreamPipeline;
+  /** When it started, as its outcome will say. */
+  readonly startedAt: number;
+  /** The earliest TTL among its records not settled yet: they expire then even without an answer. */
+  expiresAt: number;
+}
+
 /**
  * Drives the pipelines: one timer wakes the producer at the earliest moment something is due — an
  * aggregate's buffering time, a backoff's end, a record's expiry, a rate limiter's next token — and
@@ -18,8 +27,11 @@ export class Dispatcher {
     batch: readonly OutboundRecord[],
     outcome: SendOutcome,
   ) => void;
-  /** Requests in flight, so close() can fail their records when it gives up. */
-  readonly #inFlight = new Map<readonly OutboundRecord[], StreamPipeline>();
+  /**
+   * Requests in flight: their records expire on time while they wait for the answer, and close() fails
+   * them when it gives up.
+   */
+  readonly #inFlight = new Map<readonly OutboundRecord[], InFlightRequest>();
   #next = 0;
   #wakeTime = Number.POSITIVE_INFINITY;
   #timer: unknown;
@@ -39,8 +51,8 @@ export class Dispatcher {
     this.#onOutcome = onOutcome;
   }
 
-  /** Requests in flight and their streams. */
-  get inFlight(): ReadonlyMap<readonly OutboundRecord[], StreamPipeline> {
+  /** Requests in flight, by their batch. */
+  get inFlight(): ReadonlyMap<readonly OutboundRecord[], InFlightRequest> {
     return this.#inFlight;
   }
 
@@ -79,6 +91,13 @@ export class Dispatcher {
     this.#tickingAt = now;
     try {
       for (const pipeline of this.#pipelines()) next = Math.min(next, pipeline.tick(now));
+      // Records whose request has not answered by their TTL fail then, not when it answers.
+      for (const [batch, request] of this.#inFlight) {
+        if (request.expiresAt <= now) {
+          request.expiresAt = request.pipeline.expireInFlight(batch, request.startedAt, now);
+        }
+        next = Math.min(next, request.expiresAt);
+      }
     } finally {
       this.#tickingAt = Number.NEGATIVE_INFINITY;
     }
@@ -103,11 +122,14 @@ export class Dispatcher {
         continue;
       }
       idle = 0;
-      this.#inFlight.set(batch, pipeline);
-      sender.send(pipeline.stream, batch, (outcome) => {
+      // `done` is never called synchronously: the request is in the map before its answer.
+      const startedAt = sender.send(pipeline.stream, batch, (outcome) => {
         this.#inFlight.delete(batch);
         if (!this.#stopped) this.#onOutcome(pipeline, batch, outcome);
       });
+      const expiresAt = earliestExpiry(batch);
+      this.#inFlight.set(batch, { pipeline, startedAt, expiresAt });
+      this.wakeAt(expiresAt);
     }
     // What is left waits for its buffering time (or for a free connection, which calls pump again).
     for (const pipeline of pipelines) {
@@ -115,4 +137,11 @@ export class Dispatcher {
       if (sendBy > now && sendBy !== Number.POSITIVE_INFINITY) this.wakeAt(sendBy);
     }
   }
+}
+
+/** The earliest TTL among the records of `batch`. */
+function earliestExpiry(batch: readonly OutboundRecord[]): number {
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const record of batch) if (record.expiresAt < earliest) earliest = record.expiresAt;
+  return earliest;
 }

@@ -33,7 +33,7 @@ import {
 import { type KinesisProducerOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingRecord, type Settler } from './pending-record.js';
 import { ResponseHandler } from './response-handler.js';
-import type { PutResult } from './result.js';
+import { type PutResult, unansweredAttempt } from './result.js';
 import { Room, type RoomShare } from './room.js';
 import { Sender } from './sender.js';
 import { Settlement, settlements } from './settlement.js';
@@ -919,8 +919,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const code = ErrorCode.CloseTimeout;
     this.#room.evict(message);
     for (const pipeline of this.#pipelineList) pipeline.failPending(code, message);
-    for (const [batch, pipeline] of this.#dispatcher.inFlight) {
-      for (const record of batch) this.#settlement.failAll(pipeline.stream, record, code, message);
+    const now = this.#options.clock.now();
+    for (const [batch, { pipeline, startedAt }] of this.#dispatcher.inFlight) {
+      const unanswered = unansweredAttempt(startedAt, now, 'close() gave up');
+      for (const record of batch) {
+        this.#settlement.failAll(pipeline.stream, record, code, message, false, unanswered);
+      }
     }
     // Nothing failed here may still be sent (its caller was told it was not written), and the
     // answers of requests in flight no longer matter.
@@ -938,8 +942,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   /** The user records of `pipeline`'s requests in flight. */
   *#inFlightItems(pipeline: StreamPipeline): Generator<PendingRecord> {
-    for (const [batch, of] of this.#dispatcher.inFlight) {
-      if (of === pipeline) for (const record of batch) yield* record.items;
+    for (const [batch, request] of this.#dispatcher.inFlight) {
+      if (request.pipeline === pipeline) for (const record of batch) yield* record.items;
     }
   }
 
@@ -957,7 +961,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       gauges.set(pipeline.stream.label, { pending: 0, oldestAgeMs: 0 });
       for (const item of pipeline.pendingItems()) note(pipeline.stream.label, item);
     }
-    for (const [batch, pipeline] of this.#dispatcher.inFlight) {
+    for (const [batch, { pipeline }] of this.#dispatcher.inFlight) {
       for (const record of batch) for (const item of record.items) note(pipeline.stream.label, item);
     }
     return gauges;

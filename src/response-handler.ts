@@ -170,7 +170,10 @@ export class ResponseHandler {
     now: number,
     backoff: (attempts: number) => number,
   ): void {
-    this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, record.items.length, now);
+    // Records that expired while the request was under way made no attempt that counts now.
+    let pending = 0;
+    for (const item of record.items) if (!item.settled) pending++;
+    if (pending > 0) this.#metrics.errors(pipeline.stream.label, record.predictedShardId, code, pending, now);
     const throttled = kind === FailureKind.Throttled;
     if (
       record.attempts[record.attempts.length - 1]!.byEntry &&

@@ -50,6 +50,24 @@ export interface AttemptLog {
   readonly byEntry: boolean;
 }
 
+/** The error code of an attempt whose request had not answered when its records had to settle. */
+const UNANSWERED = 'Unanswered';
+
+/**
+ * @internal The attempt of a request still under way when its records had to settle (`why`: their
+ * TTL passed, or close() gave up): it may yet store them, and its answer is then ignored for them.
+ */
+export function unansweredAttempt(startedAt: number, endedAt: number, why: string): AttemptLog {
+  return {
+    startedAt,
+    endedAt,
+    success: false,
+    errorCode: UNANSWERED,
+    errorMessage: `the request was still under way after ${endedAt - startedAt} ms when ${why}: the service may still have stored the record`,
+    byEntry: false,
+  };
+}
+
 /**
  * @internal Per-record attempts from the shared log: each delay is measured from the record's own
  * arrival or from the end of the attempt before. Frozen, array and attempts: records written together

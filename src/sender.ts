@@ -70,9 +70,10 @@ export class Sender {
   /**
    * Starts one PutRecords request; `done` is called exactly once, never synchronously, and at the
    * latest `requestTimeoutMs` after the start. The request keeps its slot until the client's call
-   * settles, which for a call the client cannot abort may be later than `done`.
+   * settles, which for a call the client cannot abort may be later than `done`. Returns when the
+   * request started, as its outcome will say.
    */
-  send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): void {
+  send(stream: StreamRef, batch: readonly OutboundRecord[], done: (outcome: SendOutcome) => void): number {
     this.#inFlight++;
     // Before the clock starts: hashing is not the request's time (its RequestTime, its timeout).
     let unwritten: { readonly error: unknown } | undefined;
@@ -141,6 +142,7 @@ export class Sender {
           endedAt: this.#clock.now(),
         }),
     );
+    return startedAt;
   }
 
   /**

@@ -195,18 +195,27 @@ export class Settlement {
   }
 
   /**
-   * Every user record of `record` failed for good with `code`, each with its attempts; `throttled`
-   * when it was refused for throttling (with `failIfThrottled`), whatever its code.
+   * Every user record of `record` failed for good with `code`, each with its attempts and then `last`,
+   * if given (an attempt not in the record's log: one still under way); `throttled` when it was
+   * refused for throttling (with `failIfThrottled`), whatever its code.
    */
-  failAll(stream: StreamRef, record: OutboundRecord, code: string, message: string, throttled = false): void {
+  failAll(
+    stream: StreamRef,
+    record: OutboundRecord,
+    code: string,
+    message: string,
+    throttled = false,
+    last?: AttemptLog,
+  ): void {
     for (const item of record.items) {
+      const attempts = attemptsOf(item, record);
       this.fail(
         stream,
         item,
         code,
         message,
         record.predictedShardId,
-        attemptsOf(item, record),
+        last === undefined ? attempts : [...attempts, last],
         undefined,
         throttled,
       );

@@ -4,7 +4,7 @@ import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from '
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
-import type { AttemptLog } from './result.js';
+import { type AttemptLog, unansweredAttempt } from './result.js';
 import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
@@ -832,20 +832,49 @@ export class StreamPipeline {
     for (const item of record.items) {
       if (item.settled) continue;
       if (item.expiresAt <= now) {
-        const attempts = attemptsOf(item, record);
-        this.#host.fail(
-          this.stream,
-          item,
-          ErrorCode.Expired,
-          `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made${lastFailure(attempts)}.`,
-          record.predictedShardId,
-          attempts,
-        );
+        this.#failExpired(item, record.predictedShardId, attemptsOf(item, record));
       } else {
         alive.push(item);
       }
     }
     if (alive.length > 0) this.requeue(alive, record.attempts, now, notBefore);
+  }
+
+  #failExpired(item: PendingRecord, shardId: string | undefined, attempts: readonly AttemptLog[]): void {
+    this.#host.fail(
+      this.stream,
+      item,
+      ErrorCode.Expired,
+      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made${lastFailure(attempts)}.`,
+      shardId,
+      attempts,
+    );
+  }
+
+  /**
+   * `batch` is a request of this stream, started at `startedAt`, that has not answered: its records
+   * past their TTL fail now, as `Expired`, their last attempt `Unanswered` (it may still store them;
+   * its answer is then ignored for them). Returns the earliest TTL among the others.
+   */
+  expireInFlight(batch: readonly OutboundRecord[], startedAt: number, now: number): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const record of batch) {
+      if (record.expiresAt > now) {
+        next = Math.min(next, record.expiresAt);
+        continue;
+      }
+      let unanswered: AttemptLog | undefined;
+      for (const item of record.items) {
+        if (item.settled) continue;
+        if (item.expiresAt > now) {
+          next = Math.min(next, item.expiresAt);
+          continue;
+        }
+        unanswered ??= unansweredAttempt(startedAt, now, 'the record expired');
+        this.#failExpired(item, record.predictedShardId, [...attemptsOf(item, record), unanswered]);
+      }
+    }
+    return next;
   }
 
   /**

@@ -485,7 +485,19 @@ describe('close gives up', () => {
     const closed = track(p.close({ timeoutMs: 100 }));
     await vi.advanceTimersByTimeAsync(100);
     expect(closed.status).toBe('fulfilled');
-    expect(put.error).toMatchObject({ code: 'CloseTimeout' });
+    expect(put.error).toMatchObject({ code: 'CloseTimeout', shardId: fake.shards[0]!.id });
+    // The request was sent: it may have stored the record, and its attempt says so.
+    expect((put.error as RecordFailedError).attempts).toEqual([
+      {
+        startedAt: expect.any(Number),
+        durationMs: 110,
+        delayMs: expect.any(Number),
+        success: false,
+        errorCode: 'Unanswered',
+        errorMessage:
+          'the request was still under way after 110 ms when close() gave up: the service may still have stored the record',
+      },
+    ]);
     // The client is the caller's, so the producer does not destroy it: it aborts its own request.
     expect(fake.calls[0]!.signal?.aborted).toBe(true);
     expect(vi.getTimerCount()).toBe(0);

@@ -194,6 +194,75 @@ describe('expiry', () => {
   });
 });
 
+describe('expiry of a record whose request has not answered', () => {
+  it('fails at its TTL, its last attempt Unanswered, and the late answer changes nothing', async () => {
+    fake.hold();
+    const p = producer({ recordTtlMs: 1_000, requestTimeoutMs: 5_000 });
+    const start = Date.now();
+    let settledAt = 0;
+    const result = outcome(
+      p.put({ partitionKey: 'k', data: 'x' }).finally(() => {
+        settledAt = Date.now();
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(999);
+    expect(fake.heldCalls).toBe(1);
+    expect(settledAt).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    const { error } = await result;
+    expect(settledAt - start).toBe(1_000);
+    expect(error).toMatchObject({ code: 'Expired', retryable: true, shardId: fake.shards[0]!.id });
+    expect(error!.attempts.map((a) => [a.success, a.errorCode, a.durationMs])).toEqual([
+      [false, 'Unanswered', 900],
+    ]);
+    expect(error!.message).toBe(
+      'Record expired after 1000 ms (recordTtlMs) without being written; 1 attempt(s) made; the last failed with Unanswered: the request was still under way after 900 ms when the record expired: the service may still have stored the record.',
+    );
+    expect(p.outstandingRecords).toBe(0);
+    // The request stores it after all: nothing settles twice, nothing is sent again.
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['x']);
+    expect(fake.calls).toHaveLength(1);
+    const next = outcome(p.put({ partitionKey: 'k', data: 'y' }));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await next).value?.attempts.map((a) => a.success)).toEqual([true]);
+    expect(fake.calls).toHaveLength(2);
+  });
+
+  it('fails only the records past their TTL; the others of the aggregate take the answer', async () => {
+    let call = 0;
+    fake.onPut = () => (call++ === 0 ? { errorCodes: ['InternalFailure'] } : undefined);
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const p = producer({
+      recordTtlMs: 2_000,
+      maxBufferedTimeMs: 900,
+      retryBaseDelayMs: 200,
+      requestTimeoutMs: 5_000,
+    });
+    const old = outcome(p.put({ partitionKey: 'k', data: 'old' }));
+    await vi.advanceTimersByTimeAsync(800);
+    const young = outcome(p.put({ partitionKey: 'k', data: 'young' }));
+    // The first request, at 900 ms, fails; the retry goes at ~1,100 ms and is held past old's TTL.
+    await vi.advanceTimersByTimeAsync(250);
+    fake.hold();
+    await vi.advanceTimersByTimeAsync(950);
+    expect(fake.heldCalls).toBe(1);
+    const { error } = await old;
+    expect(error).toMatchObject({ code: 'Expired' });
+    expect(error!.attempts.map((a) => a.errorCode)).toEqual(['InternalFailure', 'Unanswered']);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await young).value?.attempts.map((a) => a.success)).toEqual([false, true]);
+    // Both were in the aggregate the service stored; only young was reported written.
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['old', 'young']);
+    const m = p.metrics().streams.test!;
+    expect(m.UserRecordsPut.total.sum).toBe(1);
+    expect(m.KinesisRecordsPut.total.sum).toBe(1);
+    expect(m.ErrorsByCode.InternalFailure!.total.sum).toBe(2);
+  });
+});
+
 describe('errors that retrying cannot fix fail at once', () => {
   it.each([
     ['ResourceNotFoundException', 400],
