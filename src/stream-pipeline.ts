@@ -1199,18 +1199,20 @@ export class StreamPipeline {
 
   /**
    * Every record still inside the pipeline (not in flight), wherever it waits: with the Kinesis
-   * record it was sealed into, if it was, and the shard that record landed on, if it did.
+   * record it was sealed into, if it was, and that record's shard, if known (the one it landed on, or
+   * else the one it was built for).
    */
   *#held(): Generator<readonly [PendingRecord, OutboundRecord | undefined, string | undefined]> {
     for (const item of this.#gate) yield [item, undefined, undefined];
     for (const buffer of this.#buffers.values())
-      for (const item of buffer.builder.items) yield [item, undefined, undefined];
+      for (const item of buffer.builder.items) yield [item, undefined, buffer.shardId];
     if (this.#unpartitioned !== undefined)
       for (const item of this.#unpartitioned.builder.items) yield [item, undefined, undefined];
     for (const buffer of this.#ready)
-      for (const record of buffer.records()) for (const item of record.items) yield [item, record, undefined];
+      for (const record of buffer.records())
+        for (const item of record.items) yield [item, record, record.predictedShardId];
     for (const record of this.#waiting.values())
-      for (const item of record.items) yield [item, record, undefined];
+      for (const item of record.items) yield [item, record, record.predictedShardId];
     for (const { record, shardId } of this.#landed)
       for (const item of record.items) yield [item, record, shardId];
   }

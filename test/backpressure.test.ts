@@ -515,6 +515,8 @@ describe('close gives up', () => {
     const error = put.error as RecordFailedError;
     expect(error.code).toBe('CloseTimeout');
     expect(error.attempts.map((a) => [a.success, a.errorCode])).toEqual([[false, 'InternalFailure']]);
+    // The shard it was sent to and will be sent to again, as an expiry there would say.
+    expect(error.shardId).toBe(fake.shards[0]!.id);
   });
 
   it('puts admitted after a flush still share aggregates', async () => {
