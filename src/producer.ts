@@ -857,6 +857,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           'records land on shards their hash keys do not map to, and ListShards returns the same shards: if this stream uses RecordDistributionStrategy AUTO, consumers drop its aggregates. DescribeStreamSummary was denied, so the producer assumed partition-key routing: allow kinesis:DescribeStreamSummary, or set aggregation: false',
         );
       },
+      () => {
+        pipeline.onShardsLearned(clock.now());
+        this.#dispatcher.pump();
+      },
     );
     const summary = new StreamSummary(source, (info) => {
       pipeline.open(info, clock.now());

@@ -26,7 +26,8 @@ const RETRY_AFTER_FATAL_MS = 60_000;
 
 /**
  * The stream's open shards (ListShards with `AT_LATEST`, all pages), used to predict which shard a
- * hash key goes to so that an aggregate never mixes shards.
+ * hash key goes to so that an aggregate never mixes shards; and the range of every shard seen, also
+ * of closed ones listed when a record landed on a shard no listing had shown (see learn).
  *
  * Until a map is known (first load, or ListShards denied) `lookup` returns undefined and the producer
  * aggregates only records of one hash key, which is always safe. Loads are coalesced; a refresh asked
@@ -61,15 +62,27 @@ export class ShardMap {
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
+  /** Shards whose range is wanted and no listing gave yet: the next load lists closed shards too. */
+  readonly #unknownWanted = new Set<string>();
+  /** Shards a listing of every shard, closed ones included, did not have either. */
+  readonly #notFound = new Set<string>();
+  readonly #onLearned: () => void;
 
   /**
    * `onChange` after each change of the map; `onSame` after a load that brought the same map while a
-   * newer one was wanted (records landed on shards the map did not predict).
+   * newer one was wanted (records landed on shards the map did not predict); `onLearned` after a load
+   * that looked for shards asked for by `learn`.
    */
-  constructor(source: MetadataSource, onChange: () => void, onSame: () => void = () => {}) {
+  constructor(
+    source: MetadataSource,
+    onChange: () => void,
+    onSame: () => void = () => {},
+    onLearned: () => void = () => {},
+  ) {
     this.#source = source;
     this.#onChange = onChange;
     this.#onSame = onSame;
+    this.#onLearned = onLearned;
     this.#warning = new RepeatedWarning(source.logger, source.clock);
   }
 
@@ -126,6 +139,24 @@ export class ShardMap {
     return this.#known.get(shardId);
   }
 
+  /** Whether `shardId` is one of the open shards of the map. */
+  isOpen(shardId: string): boolean {
+    return this.#ranges.some((r) => r.shardId === shardId);
+  }
+
+  /**
+   * Asks for the range of `shardId`, which no listing gave: a shard that opened and closed between
+   * two loads (a record was stored there meanwhile). The next load lists every shard of the stream,
+   * closed ones too, and `onLearned` follows it. False once such a listing did not have it either.
+   */
+  learn(shardId: string): boolean {
+    if (this.#known.has(shardId) || this.#unknownWanted.has(shardId)) return true;
+    if (this.#notFound.has(shardId)) return false;
+    this.#unknownWanted.add(shardId);
+    this.refresh();
+    return true;
+  }
+
   /** Asks for a fresh map (coalesced, rate-limited, in the background). */
   refresh(): void {
     if (this.#closed) return;
@@ -177,6 +208,8 @@ export class ShardMap {
     this.#ranges = [];
     this.#starts = [];
     this.#known.clear();
+    this.#unknownWanted.clear();
+    this.#notFound.clear();
     this.#lastHashKey = -1n;
     this.#version++;
     this.#resetVersion = this.#version;
@@ -203,8 +236,9 @@ export class ShardMap {
   async #load(): Promise<void> {
     // A listing started before the stream was found gone may describe the stream that went.
     const gone = this.#goneVersion;
+    const learning = [...this.#unknownWanted];
     try {
-      const shards = await this.#listShards();
+      const shards = await this.#listShards(learning.length > 0);
       if (this.#closed) return;
       if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
@@ -213,7 +247,17 @@ export class ShardMap {
       }
       this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
       this.#warning.clear();
-      this.#apply(shards);
+      const open = toRanges(shards);
+      const closed = shards
+        .filter((s) => s.SequenceNumberRange?.EndingSequenceNumber !== undefined)
+        .map(rangeOf)
+        .filter((r) => r.shardId !== '' && r.start <= r.end);
+      for (const shardId of learning) {
+        this.#unknownWanted.delete(shardId);
+        if (![...open, ...closed].some((r) => r.shardId === shardId)) this.#notFound.add(shardId);
+      }
+      this.#apply(open, closed);
+      if (learning.length > 0) this.#onLearned();
     } catch (error) {
       if (this.#closed) return;
       const failure = classifyRequestError(error);
@@ -242,11 +286,11 @@ export class ShardMap {
   }
 
   /**
-   * Every open shard, page by page. A page token lives 300 s: if a later page's tries outlast it,
-   * the service answers ExpiredNextTokenException, and the listing starts again from the first page
-   * (once).
+   * Every open shard (with `all`, every shard: closed ones too), page by page. A page token lives
+   * 300 s: if a later page's tries outlast it, the service answers ExpiredNextTokenException, and the
+   * listing starts again from the first page (once).
    */
-  async #listShards(): Promise<ShardRange[]> {
+  async #listShards(all: boolean): Promise<Shard[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     let restarted = false;
@@ -261,7 +305,7 @@ export class ShardMap {
                 token === undefined
                   ? new ListShardsCommand({
                       ...streamParams(this.#source.stream),
-                      ShardFilter: { Type: 'AT_LATEST' },
+                      ...(all ? {} : { ShardFilter: { Type: 'AT_LATEST' } }),
                     })
                   : new ListShardsCommand({ NextToken: token }),
                 MAX_METADATA_ANSWER_BYTES,
@@ -281,15 +325,17 @@ export class ShardMap {
       }
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
-      if (nextToken === undefined) return toRanges(shards);
+      if (nextToken === undefined) return shards;
     }
   }
 
-  #apply(ranges: ShardRange[]): void {
-    const reused = ranges.some((r) => {
+  /** A listing's open shards become the map; its closed ones (if it had any) are only remembered. */
+  #apply(ranges: ShardRange[], closed: readonly ShardRange[]): void {
+    const reused = [...ranges, ...closed].some((r) => {
       const was = this.#known.get(r.shardId);
       return was !== undefined && (was.start !== r.start || was.end !== r.end);
     });
+    for (const r of closed) this.#known.set(r.shardId, r);
     for (const r of ranges) this.#known.set(r.shardId, r);
     const same =
       ranges.length === this.#ranges.length &&
@@ -322,11 +368,7 @@ export class ShardMap {
 export function toRanges(shards: readonly Shard[]): ShardRange[] {
   const ranges = shards
     .filter((s) => s.SequenceNumberRange?.EndingSequenceNumber === undefined)
-    .map((s) => ({
-      shardId: s.ShardId ?? '',
-      start: BigInt(s.HashKeyRange?.StartingHashKey ?? '-1'),
-      end: BigInt(s.HashKeyRange?.EndingHashKey ?? '-1'),
-    }))
+    .map(rangeOf)
     .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   let expected = 0n;
   for (const r of ranges) {
@@ -339,4 +381,13 @@ export function toRanges(shards: readonly Shard[]): ShardRange[] {
     throw new Error('ListShards returned shards that do not cover the hash key space');
   }
   return ranges;
+}
+
+/** A listed shard's id and range ('' and -1 for what the listing left out). */
+function rangeOf(shard: Shard): ShardRange {
+  return {
+    shardId: shard.ShardId ?? '',
+    start: BigInt(shard.HashKeyRange?.StartingHashKey ?? '-1'),
+    end: BigInt(shard.HashKeyRange?.EndingHashKey ?? '-1'),
+  };
 }

@@ -658,24 +658,17 @@ export class StreamPipeline {
 
   /**
    * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
-   * Consumers reading `shardId` keep the aggregate only if all its records belong there, which only
-   * a newer map can tell. The map may already be newer than the one the aggregate was built under
-   * (it changed while the request was in flight): then it is decided at once. Otherwise it waits
-   * for one here (its TTL still running, its ordering lane still busy), and the map is asked to
-   * load until it is newer.
+   * Consumers reading `shardId` keep the aggregate only if all its records belong there, which the
+   * shard's range tells: it is decided at once if that range is known, else once a listing of the
+   * stream's closed shards gives it (see #settleLanded). Until then it waits here (its TTL still
+   * running, its ordering lane still busy).
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    const map = this.shardMap;
-    if (map.version > record.mapVersion && map.range(shardId) !== undefined) {
-      this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion });
-      const now = this.#host.now();
-      this.#settleLanded(now);
-      this.#recomputeReady(now);
-      return;
-    }
-    this.#landed.push({ record, shardId, sequenceNumber, version: map.version });
-    map.refreshUntilNewer();
-    this.#host.wakeAt(record.expiresAt);
+    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion });
+    const now = this.#host.now();
+    this.#settleLanded(now);
+    this.#recomputeReady(now);
+    if (this.isLanded(record)) this.#host.wakeAt(record.expiresAt);
   }
 
   /** Whether `record` waits for a newer shard map (see landedElsewhere). */
@@ -683,21 +676,42 @@ export class StreamPipeline {
     return this.#landed.some((landed) => landed.record === record);
   }
 
-  /** Decides the aggregates that landed elsewhere once the map is newer than when they landed. */
+  /** A listing looked for the ranges of shards aggregates landed on (see ShardMap.learn). */
+  onShardsLearned(now: number): void {
+    this.#settleLanded(now);
+    this.#recomputeReady(now);
+  }
+
+  /**
+   * Decides the aggregates that landed on another shard than predicted, as far as the map tells:
+   * - one whose records all lie in the range of the shard that took it has succeeded;
+   * - one that holds records of other shards is sent again once the map routes them elsewhere than
+   *   it did: a map newer than the one it was built under, or one in which that shard is not open
+   *   (it has closed: the map is newer than it). While that shard is open in the map it was built
+   *   under, the map is stale (a reshard it does not show yet) and a newer one is waited for;
+   * - a shard whose range no listing gave (it opened and closed between two loads) is looked up
+   *   among the stream's closed shards first.
+   */
   #settleLanded(now: number): void {
+    const map = this.shardMap;
     const waiting: Landed[] = [];
+    let newerWanted = false;
     for (const landed of this.#landed) {
-      if (landed.version === this.shardMap.version) {
+      const { record, shardId } = landed;
+      const range = map.range(shardId);
+      if (range === undefined && map.learn(shardId)) {
         waiting.push(landed);
         continue;
       }
-      const { record, shardId } = landed;
-      const range = this.shardMap.range(shardId);
       if (
         range !== undefined &&
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
       ) {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
+      } else if (landed.version === map.version && map.isOpen(shardId)) {
+        waiting.push(landed);
+        newerWanted = true;
+        continue;
       } else {
         this.#sendAgain(
           record,
@@ -712,6 +726,8 @@ export class StreamPipeline {
       this.release(record);
     }
     this.#landed = waiting;
+    if (newerWanted) map.refreshUntilNewer();
+    else if (waiting.length === 0) map.stopWaitingForNewer();
   }
 
   /**

@@ -505,6 +505,74 @@ describe('an aggregate that landed on another shard', () => {
     expect(results[1]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
   });
 
+  describe('on a shard no listing of open shards showed (it opened and closed between two loads)', () => {
+    /**
+     * A producer on a stream of one shard whose first PutRecords lands on a shard that is closed by
+     * the time the producer lists the stream: its range is only in a listing of closed shards.
+     */
+    async function landingOnAClosedShard(closedRange: { start: bigint; end: bigint }, mergedSince = false) {
+      fake.shards = evenShards(1);
+      fake.closedShards = [{ id: 'shardId-closed', ...closedRange }];
+      fake.onPut = (call) => {
+        if (call.index > 0) return undefined;
+        if (mergedSince) {
+          // Split and merged again: the map the producer loads next is new, and the child is closed.
+          fake.closedShards.push(fake.shards[0]!);
+          fake.shards = [{ id: 'shardId-merged', start: 0n, end: MAX_HASH_KEY }];
+        }
+        return {
+          Records: call.entries.map(() => ({ ShardId: 'shardId-closed', SequenceNumber: '7' })),
+          $metadata: {},
+        };
+      };
+      const p = producer({ recordTtlMs: 10_000 });
+      await vi.advanceTimersByTimeAsync(0);
+      const start = Date.now();
+      let elapsed = 0;
+      const puts = ['5', '10', MAX_HASH_KEY.toString()].map((explicitHashKey, i) =>
+        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }).finally(() => {
+          elapsed = Math.max(elapsed, Date.now() - start);
+        }),
+      );
+      await vi.advanceTimersByTimeAsync(12_000);
+      const results = await Promise.all(puts);
+      return { results, elapsed };
+    }
+
+    it('has succeeded when all its records belong there, as a listing of closed shards tells', async () => {
+      const { results, elapsed } = await landingOnAClosedShard({ start: 0n, end: MAX_HASH_KEY });
+      for (const r of results) {
+        expect(r).toMatchObject({ shardId: 'shardId-closed', sequenceNumber: '7' });
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+      }
+      // Consumers read it there: sending it again would write its records twice.
+      expect(fake.calls).toHaveLength(1);
+      expect(fake.listShardsFilters).toEqual(['AT_LATEST', undefined]);
+      // Decided by the next listing (ListShards rests 500 ms between loads), not at the TTL (10 s).
+      expect(elapsed).toBeLessThan(1_000);
+    });
+
+    it('has succeeded when all its records belong there, also when the next map is a new one', async () => {
+      const { results } = await landingOnAClosedShard({ start: 0n, end: MAX_HASH_KEY }, true);
+      for (const r of results) {
+        expect(r).toMatchObject({ shardId: 'shardId-closed', sequenceNumber: '7' });
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+      }
+      expect(fake.calls).toHaveLength(1);
+    });
+
+    it('is sent again at once when it holds records of other shards, though no newer map comes', async () => {
+      const { results, elapsed } = await landingOnAClosedShard({ start: 0n, end: 99n });
+      expect(elapsed).toBeLessThan(1_000);
+      for (const r of results) {
+        expect(r.shardId).toBe(fake.shards[0]!.id);
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+      }
+      expect(fake.calls).toHaveLength(2);
+      expect(fake.listShardsFilters).toEqual(['AT_LATEST', undefined]);
+    });
+  });
+
   /**
    * A producer (recordTtlMs 3 s) that knows a map of one shard, on a stream since split in two whose
    * newer map it cannot read: its aggregates land on a child and wait for a map that never comes.

@@ -70,6 +70,10 @@ export type PutAnswer =
  */
 export class FakeKinesis {
   shards: FakeShard[];
+  /** Closed shards: listed only by a ListShards without a ShardFilter, as the service lists them. */
+  closedShards: FakeShard[] = [];
+  /** The ShardFilter type of each ListShards call (undefined: none, every shard listed). */
+  readonly listShardsFilters: (string | undefined)[] = [];
   readonly calls: FakePutCall[] = [];
   readonly commands: string[] = [];
   /** Answers for the next PutRecords calls, in order; when empty every entry succeeds. */
@@ -124,12 +128,21 @@ export class FakeKinesis {
       if (this.listShardsDelayMs > 0)
         await new Promise((resolve) => setTimeout(resolve, this.listShardsDelayMs));
       if (this.listShardsError !== undefined) throw this.listShardsError;
+      const filter = command.input.ShardFilter?.Type;
+      this.listShardsFilters.push(filter);
+      const listed = (s: FakeShard, closed: boolean) => ({
+        ShardId: s.id,
+        HashKeyRange: { StartingHashKey: s.start.toString(), EndingHashKey: s.end.toString() },
+        SequenceNumberRange: {
+          StartingSequenceNumber: '0',
+          ...(closed ? { EndingSequenceNumber: '9' } : {}),
+        },
+      });
       return {
-        Shards: this.shards.map((s) => ({
-          ShardId: s.id,
-          HashKeyRange: { StartingHashKey: s.start.toString(), EndingHashKey: s.end.toString() },
-          SequenceNumberRange: { StartingSequenceNumber: '0' },
-        })),
+        Shards: [
+          ...(filter === undefined ? this.closedShards.map((s) => listed(s, true)) : []),
+          ...this.shards.map((s) => listed(s, false)),
+        ],
         $metadata: {},
       } satisfies ListShardsCommandOutput;
     }
