@@ -856,14 +856,28 @@ export class StreamPipeline {
     if (alive.length > 0) this.requeue(alive, record.attempts, now, notBefore);
   }
 
-  #failExpired(item: PendingRecord, shardId: string | undefined, attempts: readonly AttemptLog[]): void {
+  /**
+   * Fails `item` as expired after `attempts`; `unanswered`, when the request carrying it has not
+   * answered, is logged as the last attempt, and the message tells how the last answered one failed.
+   */
+  #failExpired(
+    item: PendingRecord,
+    shardId: string | undefined,
+    attempts: readonly AttemptLog[],
+    unanswered?: AttemptLog,
+  ): void {
+    const all = unanswered === undefined ? attempts : [...attempts, unanswered];
+    const pending =
+      unanswered === undefined
+        ? ''
+        : `; the request carrying it had not answered after ${unanswered.endedAt - unanswered.startedAt} ms, and may still store it`;
     this.#host.fail(
       this.stream,
       item,
       ErrorCode.Expired,
-      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${attempts.length} attempt(s) made${lastFailure(attempts)}.`,
+      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${all.length} attempt(s) made${lastFailure(attempts)}${pending}.`,
       shardId,
-      attempts,
+      all,
     );
   }
 
@@ -887,7 +901,7 @@ export class StreamPipeline {
           continue;
         }
         unanswered ??= unansweredAttempt(startedAt, now, 'the record expired');
-        this.#failExpired(item, record.predictedShardId, [...attemptsOf(item, record), unanswered]);
+        this.#failExpired(item, record.predictedShardId, attemptsOf(item, record), unanswered);
       }
     }
     return next;

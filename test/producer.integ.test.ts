@@ -161,10 +161,10 @@ describe('producer against kinesis-local', () => {
     const failed = await producer.put({ partitionKey: 'k', data: 'during' }).catch((e: unknown) => e);
     expect(failed).toMatchObject({ code: 'Expired' });
     expect(Date.now() - start).toBeLessThan(4_000);
-    const codes = new Set(
-      (failed as { attempts: { errorCode?: string }[] }).attempts.map((a) => a.errorCode),
-    );
-    expect(codes).toEqual(new Set(['RequestTimeout']));
+    const codes = (failed as { attempts: { errorCode?: string }[] }).attempts.map((a) => a.errorCode);
+    // Each try timed out; the last may have been under way at the TTL (its answer did not count).
+    expect(codes.slice(0, -1).every((code) => code === 'RequestTimeout')).toBe(true);
+    expect(['RequestTimeout', 'Unanswered']).toContain(codes.at(-1));
     await producer.flush();
     await producer.close();
     const stored = (await consume(streamName)).map((c) => Buffer.from(c.data).toString());

@@ -216,7 +216,7 @@ describe('expiry of a record whose request has not answered', () => {
       [false, 'Unanswered', 900],
     ]);
     expect(error!.message).toBe(
-      'Record expired after 1000 ms (recordTtlMs) without being written; 1 attempt(s) made; the last failed with Unanswered: the request was still under way after 900 ms when the record expired: the service may still have stored the record.',
+      'Record expired after 1000 ms (recordTtlMs) without being written; 1 attempt(s) made; the request carrying it had not answered after 900 ms, and may still store it.',
     );
     expect(p.outstandingRecords).toBe(0);
     // The request stores it after all: nothing settles twice, nothing is sent again.
@@ -251,6 +251,13 @@ describe('expiry of a record whose request has not answered', () => {
     const { error } = await old;
     expect(error).toMatchObject({ code: 'Expired' });
     expect(error!.attempts.map((a) => a.errorCode)).toEqual(['InternalFailure', 'Unanswered']);
+    expect(error!.attempts[1]!.errorMessage).toBe(
+      'the request was still under way after 901 ms when the record expired: the service may still have stored the record',
+    );
+    // The message says how the last answered attempt failed, as a wrong endpoint would be told.
+    expect(error!.message).toBe(
+      'Record expired after 2000 ms (recordTtlMs) without being written; 2 attempt(s) made; the last failed with InternalFailure: InternalFailure for entry 0; the request carrying it had not answered after 901 ms, and may still store it.',
+    );
     fake.release();
     await vi.advanceTimersByTimeAsync(10);
     expect((await young).value?.attempts.map((a) => a.success)).toEqual([false, true]);
