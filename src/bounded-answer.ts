@@ -25,6 +25,27 @@ interface CommandWithStack {
 
 type Handler = (args: object) => Promise<{ response?: unknown }>;
 
+/** How much of an answer's body is kept to quote, should the SDK fail to parse it (see answerBodyStart). */
+const KEPT_BODY_BYTES = 512;
+
+/** The property of a bounded answer holding the start of its body as read so far. */
+const BODY_START = Symbol('kinesisProducerBodyStart');
+
+/**
+ * The start of the body of the answer an SDK error came with (its `$response`), as far as it was
+ * read: what a page that is not JSON said. Undefined for an answer {@link withBoundedAnswer} did not
+ * see, or with no body read.
+ */
+export function answerBodyStart(error: unknown): string | undefined {
+  try {
+    const response = (error as { $response?: { [BODY_START]?: () => string } } | null)?.$response;
+    const start = response?.[BODY_START]?.();
+    return start === undefined || start === '' ? undefined : start;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Has `command` read at most `maxBytes` of its answer's body: past that, the body ends in an error
  * with code {@link RESPONSE_TOO_LARGE} and its connection is closed. Only a command the SDK sends
@@ -37,7 +58,12 @@ export function withBoundedAnswer<C>(command: C, maxBytes: number): C {
     const result = await next(args);
     const response = result.response as { body?: unknown } | undefined;
     if (response !== undefined && response.body instanceof Readable) {
-      response.body = bounded(response.body, maxBytes);
+      const kept: Buffer[] = [];
+      response.body = bounded(response.body, maxBytes, kept);
+      Object.defineProperty(response, BODY_START, {
+        value: () => Buffer.concat(kept).toString('utf8'),
+        enumerable: false,
+      });
     }
     return result;
   };
@@ -50,11 +76,15 @@ export function withBoundedAnswer<C>(command: C, maxBytes: number): C {
   return command;
 }
 
-/** `body`, ending in an error once more than `maxBytes` have come; `body` is destroyed then. */
-function bounded(body: Readable, maxBytes: number): Readable {
+/**
+ * `body`, ending in an error once more than `maxBytes` have come; `body` is destroyed then. Its first
+ * bytes (up to {@link KEPT_BODY_BYTES}) are pushed onto `kept`.
+ */
+function bounded(body: Readable, maxBytes: number, kept: Buffer[]): Readable {
   let bytes = 0;
   const limited = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      if (bytes < KEPT_BODY_BYTES) kept.push(chunk.subarray(0, KEPT_BODY_BYTES - bytes));
       bytes += chunk.length;
       if (bytes <= maxBytes) {
         done(null, chunk);

@@ -1,3 +1,4 @@
+import { answerBodyStart } from './bounded-answer.js';
 import { describeThrown } from './errors.js';
 
 /**
@@ -185,7 +186,14 @@ export function classifyRequestError(error: unknown): RequestFailure {
     status !== undefined &&
     (name === 'Unknown' || (name === 'SyntaxError' && DESERIALIZATION.test(message)))
   ) {
-    const said = message === 'UnknownError' ? '' : `: ${message.split('\n')[0]}`;
+    // What the page said (the SDK's own message quotes only its first 10 characters).
+    const body = (answerBodyStart(error) ?? '').replace(/\s+/g, ' ').trim();
+    const said =
+      body !== ''
+        ? `; its body starts: ${body.length > MAX_QUOTED_BODY ? `${body.slice(0, MAX_QUOTED_BODY)}…` : body}`
+        : message === 'UnknownError'
+          ? ''
+          : `: ${message.split('\n')[0]}`;
     return {
       code: `Http${status}`,
       message: `The endpoint answered HTTP ${status} with no Kinesis error in its body (a proxy or gateway, or an endpoint that is not Kinesis?)${said}`,
@@ -200,6 +208,9 @@ export function classifyRequestError(error: unknown): RequestFailure {
   // Network errors carry their errno code (ECONNRESET, EPIPE, ...); report that, it says more.
   return { code: kind === FailureKind.Transient ? (errno ?? name) : name, message, kind };
 }
+
+/** Most of an answer's body that is not JSON an error quotes. */
+const MAX_QUOTED_BODY = 120;
 
 /** How an answer of HTTP `status` (undefined: none came) that no rule above named is retried. */
 function statusKind(status: number | undefined, name: string): FailureKind {
