@@ -27,7 +27,7 @@ export interface StreamInfo {
   readonly openShards: number | undefined;
 }
 
-/** What applies when DescribeStreamSummary is denied (or the stream not found): for good. */
+/** What applies when DescribeStreamSummary is denied: for good. */
 export const DEFAULT_STREAM_INFO: StreamInfo = {
   maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
   userPartitioned: true,
@@ -46,10 +46,11 @@ const RETRY_MAX_MS = 30_000;
 /**
  * Reads a stream's DescribeStreamSummary and reports what it learnt through `onRead`.
  *
- * A denied call (or an unknown stream) is logged and the defaults apply for good (1 MiB records,
- * partition-key routing): the producer still works, only unaware of raised limits. A call that
- * fails for a passing reason reports provisional defaults and is tried again in the background,
- * with backoff, until it succeeds or is denied. Its timers never hold the process open.
+ * A denied call is logged and the defaults apply for good (1 MiB records, partition-key routing):
+ * the producer still works, only unaware of raised limits. A call that fails for a passing reason,
+ * or finds no stream (it may be created later), reports provisional defaults and is tried again in
+ * the background, with backoff, until it succeeds or is denied. Its timers never hold the process
+ * open.
  */
 export class StreamSummary {
   readonly #source: MetadataSource;
@@ -144,7 +145,10 @@ export class StreamSummary {
       // Shut down: nothing to say, nobody to tell (#read checks too).
       if (this.#closed) return PROVISIONAL_STREAM_INFO;
       const failure = classifyRequestError(error);
-      if (failure.kind === FailureKind.Fatal) {
+      // A stream not found may be created any moment (a service that starts before the stream it
+      // writes to): its summary is read again, as after a passing failure, rather than assumed for good.
+      const notFound = failure.code === 'ResourceNotFoundException';
+      if (failure.kind === FailureKind.Fatal && !notFound) {
         this.#warning.warn(
           `${failure.code} fatal`,
           { stream: this.#source.stream.label, code: failure.code, error: failure.message },
@@ -160,7 +164,7 @@ export class StreamSummary {
           error: failure.message,
           failures: this.#failures + 1,
         },
-        `${callFailed('DescribeStreamSummary', failure)}; sending unaggregated and holding records over 1 MiB until it answers`,
+        `${callFailed('DescribeStreamSummary', failure)}; sending unaggregated and holding records over 1 MiB until it ${notFound ? 'is found (looked for again in the background)' : 'answers'}`,
       );
       return PROVISIONAL_STREAM_INFO;
     }

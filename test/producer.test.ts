@@ -808,10 +808,30 @@ describe('streams', () => {
     const p = producer({ logger });
     await vi.advanceTimersByTimeAsync(150);
     expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      "DescribeStreamSummary failed (ResourceNotFoundException: check the stream's name and region); assuming a 1 MiB record limit and partition-key routing",
+      "DescribeStreamSummary failed (ResourceNotFoundException: check the stream's name and region); sending unaggregated and holding records over 1 MiB until it is found (looked for again in the background)",
       "ListShards failed (ResourceNotFoundException: check the stream's name and region); aggregating only records with the same hash key until a shard map is known",
     ]);
     await p.close();
+  });
+
+  it('reads the summary of a stream created after the producer started, and takes its own limits', async () => {
+    fake.describeError = serviceError('ResourceNotFoundException', 400);
+    fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+    const p = producer({ logger: memoryLogger().logger, recordTtlMs: 120_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    // Created now, with records of up to 2 MiB.
+    fake.describeError = undefined;
+    fake.listShardsError = undefined;
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    await vi.advanceTimersByTimeAsync(60_000);
+    const big = p.put({ partitionKey: 'k', data: new Uint8Array(1.5 * 1024 * 1024) });
+    await vi.advanceTimersByTimeAsync(200);
+    await expect(big).resolves.toMatchObject({ aggregated: false });
+    // Aggregated again: the summary says the stream routes by partition key. (After the shard's
+    // rate limiter let the 1.5 MiB go by.)
+    const small = [p.put({ partitionKey: 'k', data: '1' }), p.put({ partitionKey: 'k', data: '2' })];
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect((await Promise.all(small)).map((r) => r.aggregated)).toEqual([true, true]);
   });
 });
 
