@@ -664,7 +664,13 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // One lookup of the key serves validation (a known key is valid and measured), routing (its
     // hash) and the shard's aggregate encoder (its table entry).
     const known = this.#keys.get(record.partitionKey);
-    validateUserRecord(record, pipeline?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT, facts, known);
+    validateUserRecord(
+      record,
+      pipeline?.maxRecordBytes ?? MAX_RECORD_BYTES_LIMIT,
+      facts,
+      known,
+      pipeline ?? UNKNOWN_STREAM_LIMIT,
+    );
     // Again: a getter of the record may have called close(), whose flush would not wait for it.
     if (this.#closing) throw new ProducerClosedError();
     pipeline ??= this.#createPipeline(streamName, streamARN);
@@ -979,6 +985,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 }
 
 function noop(): void {}
+
+/** The record size limit of a stream new to the producer, for the error of a record above it. */
+const UNKNOWN_STREAM_LIMIT = { recordLimitName: 'the largest record size any stream takes' } as const;
 
 /**
  * The resolving functions of the promise `put` is creating. `put` passes `capturePromiseFunctions`

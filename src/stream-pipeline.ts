@@ -260,6 +260,15 @@ export class StreamPipeline {
     return this.#info?.final === true ? this.#info.maxRecordBytes : undefined;
   }
 
+  /** What `maxRecordBytes` is (or the limit used while it is undefined), for the error of a record above it. */
+  get recordLimitName(): string {
+    const info = this.#info;
+    if (info?.final !== true) return 'the largest record size any stream takes';
+    return info.routingKnown
+      ? "the stream's maximum record size"
+      : 'the maximum record size assumed for the stream (1 MiB: its DescribeStreamSummary was denied)';
+  }
+
   /**
    * Opens the gate with what the stream's summary said: records waiting for it go on (or fail if too
    * large). With a provisional summary, records above its size limit keep waiting for a final one,

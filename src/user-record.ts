@@ -122,6 +122,8 @@ export function assertRecordObject(record: unknown): asserts record is object {
  * @param maxRecordBytes - the stream's maximum record size (partition key + data).
  * @param knownKey - a key the caller validated before (e.g. one already in its aggregate): if it is
  *   the record's key, it is neither checked nor measured again, most of the work for a small record.
+ * @param limit - what `maxRecordBytes` is, read only for the error of a record above it (by default
+ *   the stream's maximum record size).
  * @throws {InvalidRecordError} naming the field at fault and its limit.
  */
 export function validateUserRecord(
@@ -129,6 +131,7 @@ export function validateUserRecord(
   maxRecordBytes: number,
   facts: RecordFacts,
   knownKey?: ValidatedPartitionKey,
+  limit?: { readonly recordLimitName: string },
 ): void {
   assertRecordObject(record);
   const { partitionKey, data, explicitHashKey } = record as Record<string, unknown>;
@@ -161,7 +164,7 @@ export function validateUserRecord(
   if (partitionKeyBytes + dataBytes > maxRecordBytes) {
     throw new InvalidRecordError(
       'data',
-      `partitionKey + data is ${partitionKeyBytes + dataBytes} bytes, above the stream's maximum record size of ${maxRecordBytes} bytes.`,
+      `partitionKey + data is ${partitionKeyBytes + dataBytes} bytes, above ${limit?.recordLimitName ?? "the stream's maximum record size"} of ${maxRecordBytes} bytes.`,
     );
   }
 

@@ -121,6 +121,29 @@ describe('put: await each record', () => {
     });
   });
 
+  it("says which limit refused a record: the stream's, the one assumed when the summary is denied, or the largest any stream takes", async () => {
+    const messageFor = async (p: KinesisProducer, bytes: number) =>
+      await p.put({ partitionKey: 'k', data: Buffer.alloc(bytes) }).then(
+        () => 'written',
+        (error: Error) => error.message,
+      );
+    fake.summary = { MaxRecordSizeInKiB: 1024 };
+    const read = producer();
+    expect(await messageFor(read, 11 * 1024 * 1024)).toMatch(
+      /bytes, above the largest record size any stream takes of 10485760 bytes\.$/,
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await messageFor(read, 1024 * 1024)).toMatch(
+      /bytes, above the stream's maximum record size of 1048576 bytes\.$/,
+    );
+    fake.describeError = serviceError('AccessDeniedException', 400);
+    const denied = producer({ logger: memoryLogger().logger });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await messageFor(denied, 1024 * 1024)).toMatch(
+      /bytes, above the maximum record size assumed for the stream \(1 MiB: its DescribeStreamSummary was denied\) of 1048576 bytes\.$/,
+    );
+  });
+
   it('accepts records up to a raised MaxRecordSizeInKiB, sent unaggregated', async () => {
     fake.summary = { MaxRecordSizeInKiB: 2048 };
     const p = producer();
