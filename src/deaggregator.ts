@@ -66,7 +66,12 @@ export type DeaggregateInput = SdkKinesisRecord | LambdaKinesisRecord | PlainKin
 /** One user record out of a Kinesis record. */
 export interface DeaggregatedRecord {
   readonly partitionKey: string;
-  /** Set when the producer gave the user record an explicit hash key. */
+  /**
+   * The explicit hash key the producer gave the user record, when the record travelled inside an
+   * aggregate (the aggregate keeps it). A record sent on its own has none here, whatever it was
+   * given: Kinesis routes by it but does not return it (GetRecords has no such field), unless the
+   * input passes `explicitHashKey` itself.
+   */
   readonly explicitHashKey?: string;
   /** The user's bytes (a view into the Kinesis record's bytes when it was aggregated). */
   readonly data: Uint8Array;

@@ -13,7 +13,7 @@ import { describeThrown } from './errors.js';
 
 /** The SDK says only "Region is missing"; this says where a region comes from. */
 const CREDENTIALS_HINT =
-  ': pass `credentials` to the producer (or to the client you give it), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.';
+  ': pass `credentials`, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.';
 const REGION_MISSING =
   'Region is missing: pass `region` to the producer (or to the client you give it), set AWS_REGION, or name a region in the AWS config profile.';
 

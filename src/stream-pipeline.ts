@@ -1285,8 +1285,10 @@ const MAX_QUOTED_MESSAGE = 200;
  */
 function lastFailure(attempts: readonly AttemptLog[]): string {
   for (let i = attempts.length - 1; i >= 0; i--) {
-    const { errorCode, errorMessage } = attempts[i]!;
+    const { errorCode } = attempts[i]!;
     if (errorCode === undefined) continue;
+    // Its own closing period would double the sentence's.
+    const errorMessage = attempts[i]!.errorMessage?.replace(/\.$/, '');
     const message =
       errorMessage === undefined || errorMessage === ''
         ? ''

@@ -373,18 +373,26 @@ describe('errors that retrying cannot fix fail at once', () => {
     }
   });
 
-  it('says where credentials come from when no provider found them', async () => {
-    fake.script.push({
+  it('says where credentials come from when no provider found them, also in the expiry it ends in', async () => {
+    const hint =
+      'Could not load credentials from any providers: pass `credentials`, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.';
+    const noCredentials = () => ({
       throw: Object.assign(new Error('Could not load credentials from any providers'), {
         name: 'CredentialsProviderError',
       }),
     });
+    fake.script.push(noCredentials());
     const p = producer();
     const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
     await vi.advanceTimersByTimeAsync(5_000);
     const { value } = await result;
-    expect(value?.attempts[0]?.errorMessage).toBe(
-      'Could not load credentials from any providers: pass `credentials` to the producer (or to the client you give it), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values do for a local Kinesis), or name an AWS profile.',
+    expect(value?.attempts[0]?.errorMessage).toBe(hint);
+    // Never found: the whole hint is in the message of the record's expiry, not cut short.
+    fake.onPut = noCredentials;
+    const expired = outcome(producer({ recordTtlMs: 2_000 }).put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect((await expired).error?.message).toMatch(
+      /; the last failed with CredentialsProviderError: Could not load credentials from any providers: pass `credentials`, .*, or name an AWS profile\.$/,
     );
   });
 
