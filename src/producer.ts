@@ -58,7 +58,11 @@ export interface ProducerRecord extends UserRecord {
   readonly streamARN?: string | undefined;
 }
 
-/** Callback of {@link KinesisProducer.send}: called once, asynchronously, with an error or a result. */
+/**
+ * Callback of {@link KinesisProducer.send}: called once, asynchronously, with an error or a result.
+ * `result` is set exactly when `error` is null (a type cannot say so and still take callbacks of one
+ * parameter: write `result!` once `error` is checked).
+ */
 export type SendCallback = (error: RecordFailedError | null, result?: PutResult) => void;
 
 /** Events of {@link KinesisProducer}. */
