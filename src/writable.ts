@@ -252,7 +252,16 @@ export async function putAll(
       }
       // A record that failed while this one was read: none goes after it (they may be in order).
       if (failure !== undefined) break;
-      const waiting = sendWhenRoom(record, onSettled, signal);
+      let waiting: Promise<void> | undefined;
+      try {
+        waiting = sendWhenRoom(record, onSettled, signal);
+      } catch (error) {
+        // Which record of the source, as aggregateAll says (its index, from 0).
+        if (!(error instanceof InvalidRecordError)) throw error;
+        throw new InvalidRecordError(error.field, `Record ${taken} of the source: ${error.message}`, {
+          cause: error,
+        });
+      }
       if (waiting !== undefined) await waiting;
       taken++;
     }

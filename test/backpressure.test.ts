@@ -785,6 +785,11 @@ describe('streams', () => {
       expect(done.status).toBe('rejected');
       expect(done.error).toBeInstanceOf(kind);
       expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1', '2']);
+      // A record it refused is named by its place in the source, as aggregateAll names it.
+      if (kind === InvalidRecordError) {
+        expect(done.error).toMatchObject({ field: 'partitionKey' });
+        expect((done.error as Error).message).toMatch(/^Record 2 of the source: partitionKey must be /);
+      }
     },
   );
 
