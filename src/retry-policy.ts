@@ -144,6 +144,14 @@ export function classifyRequestError(error: unknown): RequestFailure {
   if (e.$metadata?.clockSkewCorrected === true || SKEW.test(message)) {
     return { code: name, message, kind: FailureKind.Transient };
   }
+  if (name === 'ResourceNotFoundException') {
+    // The service's message names the stream and account, not what is likely wrong.
+    return {
+      code: name,
+      message: `${message.replace(/\.$/, '')}: check the stream's name and region.`,
+      kind: FailureKind.Fatal,
+    };
+  }
   if (FATAL.has(name)) return { code: name, message, kind: FailureKind.Fatal };
   // The client's own configuration, which no retry changes: no region anywhere (options, AWS_REGION,
   // ~/.aws/config), or an endpoint that is not a URL.

@@ -290,6 +290,21 @@ describe('errors that retrying cannot fix fail at once', () => {
     expect(fake.calls).toHaveLength(1);
   });
 
+  it('says what to check when the stream is not found', async () => {
+    fake.script.push({
+      throw: serviceError(
+        'ResourceNotFoundException',
+        400,
+        'Stream arn:aws:kinesis:us-east-1:000000000000:stream/test under account 000000000000 not found.',
+      ),
+    });
+    const result = outcome(producer().put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(101);
+    expect((await result).error?.message).toBe(
+      "Stream arn:aws:kinesis:us-east-1:000000000000:stream/test under account 000000000000 not found: check the stream's name and region.",
+    );
+  });
+
   it.each<[string, Error, string]>([
     ['no region configured', new Error('Region is missing'), 'RegionMissing'],
     // What the SDK throws for AWS_REGION="eu-west-1 " (a .env file's trailing blank).
