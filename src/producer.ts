@@ -868,7 +868,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         );
       },
       () => {
-        pipeline.onShardsLearned(clock.now());
+        pipeline.onListedAll(clock.now());
         this.#dispatcher.pump();
       },
     );

@@ -27,7 +27,7 @@ const RETRY_AFTER_FATAL_MS = 60_000;
 /**
  * The stream's open shards (ListShards with `AT_LATEST`, all pages), used to predict which shard a
  * hash key goes to so that an aggregate never mixes shards; and the range of every shard seen, also
- * of closed ones listed when a record landed on a shard no listing had shown (see learn).
+ * of closed ones, listed when records land on other shards than predicted (see listAll).
  *
  * Until a map is known (first load, or ListShards denied) `lookup` returns undefined and the producer
  * aggregates only records of one hash key, which is always safe. Loads are coalesced; a refresh asked
@@ -62,27 +62,28 @@ export class ShardMap {
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
-  /** Shards whose range is wanted and no listing gave yet: the next load lists closed shards too. */
-  readonly #unknownWanted = new Set<string>();
-  /** Shards a listing of every shard, closed ones included, did not have either. */
-  readonly #notFound = new Set<string>();
-  readonly #onLearned: () => void;
+  /** The next load lists every shard, closed ones too (see listAll). */
+  #allWanted = false;
+  /** Loads started so far, and the number of the last listing of every shard that completed. */
+  #loadsStarted = 0;
+  #lastListingOfAll = 0;
+  readonly #onListedAll: () => void;
 
   /**
    * `onChange` after each change of the map; `onSame` after a load that brought the same map while a
-   * newer one was wanted (records landed on shards the map did not predict); `onLearned` after a load
-   * that looked for shards asked for by `learn`.
+   * newer one was wanted (records landed on shards the map did not predict); `onListedAll` after a
+   * listing of every shard (see listAll).
    */
   constructor(
     source: MetadataSource,
     onChange: () => void,
     onSame: () => void = () => {},
-    onLearned: () => void = () => {},
+    onListedAll: () => void = () => {},
   ) {
     this.#source = source;
     this.#onChange = onChange;
     this.#onSame = onSame;
-    this.#onLearned = onLearned;
+    this.#onListedAll = onListedAll;
     this.#warning = new RepeatedWarning(source.logger, source.clock);
   }
 
@@ -145,16 +146,22 @@ export class ShardMap {
   }
 
   /**
-   * Asks for the range of `shardId`, which no listing gave: a shard that opened and closed between
-   * two loads (a record was stored there meanwhile). The next load lists every shard of the stream,
-   * closed ones too, and `onLearned` follows it. False once such a listing did not have it either.
+   * Asks for a listing of every shard of the stream, closed ones too, started from now (one under way
+   * does not count), tried until one completes; `onListedAll` follows it. Returns the mark
+   * {@link listedAllSince} compares with. For records stored on a shard the map did not predict:
+   * that shard may have opened and closed between two loads, or its id may own other keys than the
+   * map remembers (a stream created again).
    */
-  learn(shardId: string): boolean {
-    if (this.#known.has(shardId) || this.#unknownWanted.has(shardId)) return true;
-    if (this.#notFound.has(shardId)) return false;
-    this.#unknownWanted.add(shardId);
+  listAll(): number {
+    const mark = this.#loadsStarted;
+    this.#allWanted = true;
     this.refresh();
-    return true;
+    return mark;
+  }
+
+  /** Whether a listing of every shard asked for when `listAll` returned `mark` has completed. */
+  listedAllSince(mark: number): boolean {
+    return this.#lastListingOfAll > mark;
   }
 
   /** Asks for a fresh map (coalesced, rate-limited, in the background). */
@@ -176,7 +183,9 @@ export class ShardMap {
     }
     this.#wanted = false;
     this.#loading = true;
-    void this.#load().finally(() => {
+    const all = this.#allWanted;
+    this.#allWanted = false;
+    void this.#load(++this.#loadsStarted, all).finally(() => {
       this.#loading = false;
       if (this.#wanted || this.#newerWanted) this.refresh();
     });
@@ -191,9 +200,13 @@ export class ShardMap {
     this.refresh();
   }
 
-  /** Nobody waits for a newer map any more (see refreshUntilNewer): loads stop once this one ends. */
+  /**
+   * Nobody waits for a newer map, nor for a listing of every shard, any more (see refreshUntilNewer and
+   * listAll): loads stop once this one ends.
+   */
   stopWaitingForNewer(): void {
     this.#newerWanted = false;
+    this.#allWanted = false;
   }
 
   /**
@@ -208,8 +221,6 @@ export class ShardMap {
     this.#ranges = [];
     this.#starts = [];
     this.#known.clear();
-    this.#unknownWanted.clear();
-    this.#notFound.clear();
     this.#lastHashKey = -1n;
     this.#version++;
     this.#resetVersion = this.#version;
@@ -233,16 +244,17 @@ export class ShardMap {
     this.#timer = undefined;
   }
 
-  async #load(): Promise<void> {
+  /** Load number `number`; with `all`, a listing of every shard (see listAll). */
+  async #load(number: number, all: boolean): Promise<void> {
     // A listing started before the stream was found gone may describe the stream that went.
     const gone = this.#goneVersion;
-    const learning = [...this.#unknownWanted];
     try {
-      const shards = await this.#listShards(learning.length > 0);
+      const shards = await this.#listShards(all);
       if (this.#closed) return;
       if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
         this.#wanted = true;
+        if (all) this.#allWanted = true;
         return;
       }
       this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
@@ -252,14 +264,16 @@ export class ShardMap {
         .filter((s) => s.SequenceNumberRange?.EndingSequenceNumber !== undefined)
         .map(rangeOf)
         .filter((r) => r.shardId !== '' && r.start <= r.end);
-      for (const shardId of learning) {
-        this.#unknownWanted.delete(shardId);
-        if (![...open, ...closed].some((r) => r.shardId === shardId)) this.#notFound.add(shardId);
-      }
+      if (all) this.#lastListingOfAll = number;
       this.#apply(open, closed);
-      if (learning.length > 0) this.#onLearned();
+      if (all) this.#onListedAll();
     } catch (error) {
       if (this.#closed) return;
+      // Tried again (after the wait below) until one completes: records wait for it.
+      if (all) {
+        this.#allWanted = true;
+        this.#wanted = true;
+      }
       const failure = classifyRequestError(error);
       // The stream went while a map of it was known: dropped, as when PutRecords says so.
       if (failure.code === 'ResourceNotFoundException' && this.ready && gone === this.#goneVersion) {

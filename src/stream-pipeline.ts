@@ -22,12 +22,15 @@ const STREAM_GONE = 'StreamGone';
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
-/** An aggregate stored on another shard than predicted, and the map version it was stored under. */
+/** An aggregate stored on another shard than predicted, waiting to be decided (see #settleLanded). */
 interface Landed {
   readonly record: OutboundRecord;
   readonly shardId: string;
   readonly sequenceNumber: string;
+  /** The map version it was built under. */
   readonly version: number;
+  /** The mark of the listing of every shard asked for when it landed (see ShardMap.listAll). */
+  readonly listedAfter: number;
 }
 
 /** What a stream pipeline needs from the producer that owns it. */
@@ -667,17 +670,15 @@ export class StreamPipeline {
 
   /**
    * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
-   * Consumers reading `shardId` keep the aggregate only if all its records belong there, which the
-   * shard's range tells: it is decided at once if that range is known, else once a listing of the
-   * stream's closed shards gives it (see #settleLanded). Until then it waits here (its TTL still
-   * running, its ordering lane still busy).
+   * Consumers reading `shardId` keep the aggregate only if all its records belong there. It waits
+   * here (its TTL still running, its ordering lane still busy) for a listing of every shard, closed
+   * ones too, started after it landed: what the map remembers of `shardId` may be from before a
+   * reshard it missed, or from a stream of the same name deleted since (see #settleLanded).
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion });
-    const now = this.#host.now();
-    this.#settleLanded(now);
-    this.#recomputeReady(now);
-    if (this.isLanded(record)) this.#host.wakeAt(record.expiresAt);
+    const listedAfter = this.shardMap.listAll();
+    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter });
+    this.#host.wakeAt(record.expiresAt);
   }
 
   /** Whether `record` waits for a newer shard map (see landedElsewhere). */
@@ -685,21 +686,20 @@ export class StreamPipeline {
     return this.#landed.some((landed) => landed.record === record);
   }
 
-  /** A listing looked for the ranges of shards aggregates landed on (see ShardMap.learn). */
-  onShardsLearned(now: number): void {
+  /** A listing of every shard completed (see ShardMap.listAll). */
+  onListedAll(now: number): void {
     this.#settleLanded(now);
     this.#recomputeReady(now);
   }
 
   /**
-   * Decides the aggregates that landed on another shard than predicted, as far as the map tells:
-   * - one whose records all lie in the range of the shard that took it has succeeded;
-   * - one that holds records of other shards is sent again once the map routes them elsewhere than
-   *   it did: a map newer than the one it was built under, or one in which that shard is not open
-   *   (it has closed: the map is newer than it). While that shard is open in the map it was built
-   *   under, the map is stale (a reshard it does not show yet) and a newer one is waited for;
-   * - a shard whose range no listing gave (it opened and closed between two loads) is looked up
-   *   among the stream's closed shards first.
+   * Decides the aggregates that landed on another shard than predicted, once a listing of every shard
+   * made after they landed tells the range of the shard that took them:
+   * - one whose records all lie in that range has succeeded;
+   * - one that holds records of other shards is sent again, once the map routes them elsewhere than
+   *   it did: a map newer than the one it was built under, or one in which that shard is not open.
+   *   While that shard is open in the map it was built under, the map lags the service (a reshard
+   *   under way, or a stream the service routes itself) and a newer one is waited for.
    */
   #settleLanded(now: number): void {
     const map = this.shardMap;
@@ -707,11 +707,11 @@ export class StreamPipeline {
     let newerWanted = false;
     for (const landed of this.#landed) {
       const { record, shardId } = landed;
-      const range = map.range(shardId);
-      if (range === undefined && map.learn(shardId)) {
+      if (!map.listedAllSince(landed.listedAfter)) {
         waiting.push(landed);
         continue;
       }
+      const range = map.range(shardId);
       if (
         range !== undefined &&
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)

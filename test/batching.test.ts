@@ -561,6 +561,37 @@ describe('an aggregate that landed on another shard', () => {
       expect(fake.calls).toHaveLength(1);
     });
 
+    it('is decided once ListShards answers again, when the listing it waits for fails', async () => {
+      fake.shards = evenShards(1);
+      fake.closedShards = [{ id: 'shardId-closed', start: 0n, end: MAX_HASH_KEY }];
+      fake.onPut = (call) => {
+        if (call.index > 0) return undefined;
+        // ListShards fails for 8 s from the moment the aggregate lands.
+        fake.listShardsError = serviceError('InternalFailure', 500);
+        setTimeout(() => {
+          fake.listShardsError = undefined;
+        }, 8_000);
+        return {
+          Records: call.entries.map(() => ({ ShardId: 'shardId-closed', SequenceNumber: '7' })),
+          $metadata: {},
+        };
+      };
+      const p = producer({ recordTtlMs: 30_000 });
+      await vi.advanceTimersByTimeAsync(0);
+      const start = Date.now();
+      let settledAt = 0;
+      const puts = ['5', MAX_HASH_KEY.toString()].map((explicitHashKey, i) =>
+        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }).finally(() => {
+          settledAt = Date.now() - start;
+        }),
+      );
+      await vi.advanceTimersByTimeAsync(35_000);
+      for (const r of await Promise.all(puts)) expect(r.shardId).toBe('shardId-closed');
+      // Tried again every 5 s while it failed: decided then, not at the TTL (30 s).
+      expect(settledAt).toBeGreaterThan(8_000);
+      expect(settledAt).toBeLessThan(15_000);
+    });
+
     it('is sent again at once when it holds records of other shards, though no newer map comes', async () => {
       const { results, elapsed } = await landingOnAClosedShard({ start: 0n, end: 99n });
       expect(elapsed).toBeLessThan(1_000);
@@ -570,6 +601,69 @@ describe('an aggregate that landed on another shard', () => {
       }
       expect(fake.calls).toHaveLength(2);
       expect(fake.listShardsFilters).toEqual(['AT_LATEST', undefined]);
+    });
+  });
+
+  describe('on a stream deleted and created again, whose shard ids now own other hash keys', () => {
+    const id = (n: number) => `shardId-${String(n).padStart(12, '0')}`;
+
+    it('is not kept by the range its shard id had before: consumers of the new shard drop part of it', async () => {
+      const half = (MAX_HASH_KEY + 1n) / 2n;
+      fake.shards = [{ id: id(0), start: 0n, end: MAX_HASH_KEY }];
+      const p = producer({ recordTtlMs: 30_000 });
+      await vi.advanceTimersByTimeAsync(0);
+      // Split: shard 0 closes, 1 and 2 open; a record lands on 1 and the producer learns both.
+      fake.closedShards = [fake.shards[0]!];
+      fake.shards = [
+        { id: id(1), start: 0n, end: half - 1n },
+        { id: id(2), start: half, end: MAX_HASH_KEY },
+      ];
+      const first = p.put({ partitionKey: 'a', data: 'a', explicitHashKey: '5' });
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect((await first).shardId).toBe(id(1));
+      // Deleted and created again with 3 shards: id 0 now owns only the first third.
+      fake.closedShards = [];
+      fake.shards = evenShards(3);
+      const third = fake.shards[0]!.end;
+      const puts = ['5', (third + 10n).toString()].map((explicitHashKey, i) =>
+        p.put({ partitionKey: `b${i}`, data: `b${i}`, explicitHashKey }),
+      );
+      await vi.advanceTimersByTimeAsync(10_000);
+      const results = await Promise.all(puts);
+      expect(results.map((r) => r.shardId)).toEqual([id(0), id(1)]);
+      for (const r of results)
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+    });
+
+    it('is kept when the new shard of that id holds all its records, and not sent again and again', async () => {
+      const [s0, s1] = evenShards(2);
+      fake.shards = [s0!, s1!];
+      const p = producer({ recordTtlMs: 5_000 });
+      await vi.advanceTimersByTimeAsync(0);
+      // Shard 0 is split into 2 and 3; a record lands on 2, and shard 0 is known closed.
+      const quarter = s0!.end / 2n;
+      fake.closedShards = [s0!];
+      fake.shards = [
+        { id: id(2), start: 0n, end: quarter },
+        { id: id(3), start: quarter + 1n, end: s0!.end },
+        s1!,
+      ];
+      const first = p.put({ partitionKey: 'a', data: 'a', explicitHashKey: '5' });
+      await vi.advanceTimersByTimeAsync(3_000);
+      expect((await first).shardId).toBe(id(2));
+      // Deleted and created again with one shard: id 0 owns every hash key.
+      fake.closedShards = [];
+      fake.shards = evenShards(1);
+      const callsBefore = fake.calls.length;
+      const puts = [(s0!.end + 5n).toString(), (s0!.end + 10n).toString()].map((explicitHashKey, i) =>
+        p.put({ partitionKey: `b${i}`, data: `b${i}`, explicitHashKey }),
+      );
+      await vi.advanceTimersByTimeAsync(6_000);
+      for (const r of await Promise.all(puts)) {
+        expect(r.shardId).toBe(id(0));
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+      }
+      expect(fake.calls.length - callsBefore).toBe(1);
     });
   });
 
