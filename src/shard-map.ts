@@ -62,11 +62,14 @@ export class ShardMap {
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
-  /** The next load lists every shard, closed ones too (see listAll). */
-  #allWanted = false;
   /** Loads started so far, and the number of the last listing of every shard that completed. */
   #loadsStarted = 0;
   #lastListingOfAll = 0;
+  /**
+   * A listing of every shard is wanted that starts after this many loads (the latest mark `listAll`
+   * returned), until one completes; -1 when none is (see stopWaitingForNewer).
+   */
+  #allWantedAfter = -1;
   readonly #onListedAll: () => void;
 
   /**
@@ -154,9 +157,14 @@ export class ShardMap {
    */
   listAll(): number {
     const mark = this.#loadsStarted;
-    this.#allWanted = true;
+    this.#allWantedAfter = mark;
     this.refresh();
     return mark;
+  }
+
+  /** Whether a listing of every shard is wanted that none has answered yet. */
+  get #allWanted(): boolean {
+    return this.#allWantedAfter >= 0 && this.#lastListingOfAll <= this.#allWantedAfter;
   }
 
   /** Whether a listing of every shard asked for when `listAll` returned `mark` has completed. */
@@ -184,7 +192,6 @@ export class ShardMap {
     this.#wanted = false;
     this.#loading = true;
     const all = this.#allWanted;
-    this.#allWanted = false;
     void this.#load(++this.#loadsStarted, all).finally(() => {
       this.#loading = false;
       if (this.#wanted || this.#newerWanted) this.refresh();
@@ -206,7 +213,7 @@ export class ShardMap {
    */
   stopWaitingForNewer(): void {
     this.#newerWanted = false;
-    this.#allWanted = false;
+    this.#allWantedAfter = -1;
   }
 
   /**
@@ -254,7 +261,6 @@ export class ShardMap {
       if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
         this.#wanted = true;
-        if (all) this.#allWanted = true;
         return;
       }
       this.#notBefore = this.#source.clock.now() + MIN_REFRESH_INTERVAL_MS;
@@ -269,11 +275,8 @@ export class ShardMap {
       if (all) this.#onListedAll();
     } catch (error) {
       if (this.#closed) return;
-      // Tried again (after the wait below) until one completes: records wait for it.
-      if (all) {
-        this.#allWanted = true;
-        this.#wanted = true;
-      }
+      // Tried again (after the wait below) until one completes, while records wait for it.
+      if (this.#allWanted) this.#wanted = true;
       const failure = classifyRequestError(error);
       // The stream went while a map of it was known: dropped, as when PutRecords says so.
       if (failure.code === 'ResourceNotFoundException' && this.ready && gone === this.#goneVersion) {
