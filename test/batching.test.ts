@@ -508,24 +508,34 @@ describe('an aggregate that landed on another shard', () => {
   describe('on a shard no listing of open shards showed (it opened and closed between two loads)', () => {
     /**
      * A producer on a stream of one shard whose first PutRecords lands on a shard that is closed by
-     * the time the producer lists the stream: its range is only in a listing of closed shards.
+     * the time the producer lists the stream: its range is only in a listing of closed shards. Then,
+     * as the aggregate lands: the stream is split and merged again (`merged`, a new map), or
+     * ListShards fails for 8 s (`outage`). Returns the records' results and when the last settled.
      */
-    async function landingOnAClosedShard(closedRange: { start: bigint; end: bigint }, mergedSince = false) {
+    async function landingOnAClosedShard(
+      closedRange: { start: bigint; end: bigint },
+      then: 'merged' | 'outage' | undefined = undefined,
+    ) {
+      const recordTtlMs = then === 'outage' ? 30_000 : 10_000;
       fake.shards = evenShards(1);
       fake.closedShards = [{ id: 'shardId-closed', ...closedRange }];
       fake.onPut = (call) => {
         if (call.index > 0) return undefined;
-        if (mergedSince) {
-          // Split and merged again: the map the producer loads next is new, and the child is closed.
+        if (then === 'merged') {
           fake.closedShards.push(fake.shards[0]!);
           fake.shards = [{ id: 'shardId-merged', start: 0n, end: MAX_HASH_KEY }];
+        } else if (then === 'outage') {
+          fake.listShardsError = serviceError('InternalFailure', 500);
+          setTimeout(() => {
+            fake.listShardsError = undefined;
+          }, 8_000);
         }
         return {
           Records: call.entries.map(() => ({ ShardId: 'shardId-closed', SequenceNumber: '7' })),
           $metadata: {},
         };
       };
-      const p = producer({ recordTtlMs: 10_000 });
+      const p = producer({ recordTtlMs });
       await vi.advanceTimersByTimeAsync(0);
       const start = Date.now();
       let elapsed = 0;
@@ -534,7 +544,7 @@ describe('an aggregate that landed on another shard', () => {
           elapsed = Math.max(elapsed, Date.now() - start);
         }),
       );
-      await vi.advanceTimersByTimeAsync(12_000);
+      await vi.advanceTimersByTimeAsync(recordTtlMs + 2_000);
       const results = await Promise.all(puts);
       return { results, elapsed };
     }
@@ -553,7 +563,7 @@ describe('an aggregate that landed on another shard', () => {
     });
 
     it('has succeeded when all its records belong there, also when the next map is a new one', async () => {
-      const { results } = await landingOnAClosedShard({ start: 0n, end: MAX_HASH_KEY }, true);
+      const { results } = await landingOnAClosedShard({ start: 0n, end: MAX_HASH_KEY }, 'merged');
       for (const r of results) {
         expect(r).toMatchObject({ shardId: 'shardId-closed', sequenceNumber: '7' });
         expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
@@ -562,34 +572,11 @@ describe('an aggregate that landed on another shard', () => {
     });
 
     it('is decided once ListShards answers again, when the listing it waits for fails', async () => {
-      fake.shards = evenShards(1);
-      fake.closedShards = [{ id: 'shardId-closed', start: 0n, end: MAX_HASH_KEY }];
-      fake.onPut = (call) => {
-        if (call.index > 0) return undefined;
-        // ListShards fails for 8 s from the moment the aggregate lands.
-        fake.listShardsError = serviceError('InternalFailure', 500);
-        setTimeout(() => {
-          fake.listShardsError = undefined;
-        }, 8_000);
-        return {
-          Records: call.entries.map(() => ({ ShardId: 'shardId-closed', SequenceNumber: '7' })),
-          $metadata: {},
-        };
-      };
-      const p = producer({ recordTtlMs: 30_000 });
-      await vi.advanceTimersByTimeAsync(0);
-      const start = Date.now();
-      let settledAt = 0;
-      const puts = ['5', MAX_HASH_KEY.toString()].map((explicitHashKey, i) =>
-        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }).finally(() => {
-          settledAt = Date.now() - start;
-        }),
-      );
-      await vi.advanceTimersByTimeAsync(35_000);
-      for (const r of await Promise.all(puts)) expect(r.shardId).toBe('shardId-closed');
+      const { results, elapsed } = await landingOnAClosedShard({ start: 0n, end: MAX_HASH_KEY }, 'outage');
+      for (const r of results) expect(r.shardId).toBe('shardId-closed');
       // Tried again every 5 s while it failed: decided then, not at the TTL (30 s).
-      expect(settledAt).toBeGreaterThan(8_000);
-      expect(settledAt).toBeLessThan(15_000);
+      expect(elapsed).toBeGreaterThan(8_000);
+      expect(elapsed).toBeLessThan(15_000);
     });
 
     it('is sent again at once when it holds records of other shards, though no newer map comes', async () => {

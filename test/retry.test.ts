@@ -1,6 +1,6 @@
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KinesisProducer, type RecordFailedError } from '../src/index.js';
+import { KinesisProducer, type ProducerRecord, type RecordFailedError } from '../src/index.js';
 import { StreamPipeline } from '../src/stream-pipeline.js';
 import { FakeKinesis, networkError, type PutAnswer, serviceError } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
@@ -9,6 +9,18 @@ import { track } from './support/track.js';
 
 let fake: FakeKinesis;
 const producer = producersOn(() => fake);
+
+/** Puts `record` and notes when it settles: `settledAfter()` is 0 until then, then the ms it took. */
+function timedPut(p: KinesisProducer, record: ProducerRecord) {
+  const start = Date.now();
+  let settledAfter = 0;
+  const result = outcome(
+    p.put(record).finally(() => {
+      settledAfter = Date.now() - start;
+    }),
+  );
+  return { result, settledAfter: () => settledAfter };
+}
 
 /** Settles a promise under fake timers and returns how it ended. */
 async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: RecordFailedError }> {
@@ -143,18 +155,12 @@ describe('expiry', () => {
   it('fails with Expired and every attempt once recordTtlMs has passed, not before', async () => {
     fake.onPut = () => ({ errorCodes: ['ProvisionedThroughputExceededException'] });
     const p = producer({ recordTtlMs: 3_000 });
-    const start = Date.now();
-    let settledAt = 0;
-    const result = outcome(
-      p.put({ partitionKey: 'k', data: 'x' }).finally(() => {
-        settledAt = Date.now();
-      }),
-    );
+    const { result, settledAfter } = timedPut(p, { partitionKey: 'k', data: 'x' });
     await vi.advanceTimersByTimeAsync(2_990);
-    expect(settledAt).toBe(0);
+    expect(settledAfter()).toBe(0);
     await vi.advanceTimersByTimeAsync(100);
     const { error } = await result;
-    expect(settledAt - start).toBe(3_000);
+    expect(settledAfter()).toBe(3_000);
     expect(error).toMatchObject({ code: 'Expired', name: 'RecordFailedError' });
     // The message alone says what kept failing.
     expect(error!.message).toBe(
@@ -198,19 +204,13 @@ describe('expiry of a record whose request has not answered', () => {
   it('fails at its TTL, its last attempt Unanswered, and the late answer changes nothing', async () => {
     fake.hold();
     const p = producer({ recordTtlMs: 1_000, requestTimeoutMs: 5_000 });
-    const start = Date.now();
-    let settledAt = 0;
-    const result = outcome(
-      p.put({ partitionKey: 'k', data: 'x' }).finally(() => {
-        settledAt = Date.now();
-      }),
-    );
+    const { result, settledAfter } = timedPut(p, { partitionKey: 'k', data: 'x' });
     await vi.advanceTimersByTimeAsync(999);
     expect(fake.heldCalls).toBe(1);
-    expect(settledAt).toBe(0);
+    expect(settledAfter()).toBe(0);
     await vi.advanceTimersByTimeAsync(1);
     const { error } = await result;
-    expect(settledAt - start).toBe(1_000);
+    expect(settledAfter()).toBe(1_000);
     expect(error).toMatchObject({ code: 'Expired', retryable: true, shardId: fake.shards[0]!.id });
     expect(error!.attempts.map((a) => [a.success, a.errorCode, a.durationMs])).toEqual([
       [false, 'Unanswered', 900],
