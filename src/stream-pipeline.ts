@@ -1106,7 +1106,7 @@ export class StreamPipeline {
             this.stream,
             item,
             ErrorCode.Expired,
-            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs): it was stored in ${landed.shardId}, not the predicted shard, and no newer shard map came to tell whether consumers read it there.`,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs): it was stored in ${landed.shardId}, not the predicted shard, and no listing of the stream's shards since has told whether consumers read it there.`,
             landed.shardId,
             attemptsOf(item, record),
           );
