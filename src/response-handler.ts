@@ -195,8 +195,9 @@ export class ResponseHandler {
   /**
    * The service stored the Kinesis record. If it landed on another shard than predicted, the shard map
    * is stale (a reshard): KCL drops an aggregate holding any record outside the shard it is read
-   * from, so once a newer map comes, an aggregate whose records are not all inside the shard that
-   * took it is sent again (as KPL does); otherwise it stands.
+   * from, so once a listing of the stream's shards tells, an aggregate whose records are not all
+   * inside the shard that took it is sent again (as KPL does); otherwise it stands (see
+   * StreamPipeline.landedElsewhere).
    */
   #afterWrite(
     pipeline: StreamPipeline,

@@ -46,7 +46,10 @@ export class ShardMap {
    */
   #lastHashKey = -1n;
   #lastIndex = -1;
-  /** Every shard seen, by id: ranges are immutable, so this answers for closed shards too. */
+  /**
+   * Every shard seen, by id, closed ones too: a shard's range never changes, but an id may come back
+   * with another in a stream created again (see resetVersion), which a later listing tells.
+   */
   readonly #known = new Map<string, ShardRange>();
   #version = 0;
   /** The version from which shard ids may own other hash keys than before (see forget); 0 if never. */

@@ -1084,8 +1084,8 @@ export class StreamPipeline {
       if (head !== undefined) next = Math.min(next, head.expiresAt);
     }
     if (expiredAny) this.#recomputeReady(now);
-    // Aggregates waiting for a newer shard map: each record fails at its own TTL, and the others
-    // keep waiting (a newer map may still come for them).
+    // Aggregates waiting to be decided (see #settleLanded): each record fails at its own TTL, and the
+    // others keep waiting (a listing or a newer map may still come for them).
     if (this.#landed.length > 0) {
       const waiting: Landed[] = [];
       for (const landed of this.#landed) {
