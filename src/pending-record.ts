@@ -119,6 +119,8 @@ export class OutboundRecord {
   readonly attempts: AttemptLog[] = [];
   /** Creation order: among records of one shard, the order their records were put. */
   readonly sequence = nextSequence++;
+  /** The shard map's loads started when it was last sent (see ShardMap.loads). */
+  sentAtLoad = 0;
   /**
    * Whether its MD5 trailer is still to be written: an aggregate's is written when it is first sent,
    * with the rest of its request's (see `writeAggregateDigests`).

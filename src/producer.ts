@@ -927,17 +927,17 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   /** close() gave up: every record not yet settled fails — waiting for room, in the pipelines, in flight. */
   #failEverything(aborted: boolean, timeoutMs: number | undefined): void {
-    const message = aborted
-      ? 'close() was aborted before the record was written'
-      : `close() gave up after ${timeoutMs} ms (timeoutMs) before the record was written`;
+    const gaveUp = aborted ? 'close() was aborted' : `close() gave up after ${timeoutMs} ms (timeoutMs)`;
+    const message = `${gaveUp} before the record was written`;
     const code = ErrorCode.CloseTimeout;
     this.#room.evict(message);
-    for (const pipeline of this.#pipelineList) pipeline.failPending(code, message);
+    for (const pipeline of this.#pipelineList) pipeline.failPending(code, gaveUp);
     const now = this.#options.clock.now();
+    const unheard = `${gaveUp} while the request carrying the record had not answered: it may have been written`;
     for (const [batch, { pipeline, startedAt }] of this.#dispatcher.inFlight) {
       const unanswered = unansweredAttempt(startedAt, now, 'close() gave up');
       for (const record of batch) {
-        this.#settlement.failAll(pipeline.stream, record, code, message, false, unanswered);
+        this.#settlement.failAll(pipeline.stream, record, code, unheard, false, unanswered);
       }
     }
     // Nothing failed here may still be sent (its caller was told it was not written), and the

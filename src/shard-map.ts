@@ -51,6 +51,8 @@ export class ShardMap {
    * with another in a stream created again (see resetVersion), which a later listing tells.
    */
   readonly #known = new Map<string, ShardRange>();
+  /** The number of the last load whose listing showed each shard of `#known` (see rangeListedSince). */
+  readonly #listedIn = new Map<string, number>();
   #version = 0;
   /** The version from which shard ids may own other hash keys than before (see forget); 0 if never. */
   #resetVersion = 0;
@@ -146,6 +148,19 @@ export class ShardMap {
     return this.#known.get(shardId);
   }
 
+  /** Loads started so far: a mark that {@link rangeListedSince} and {@link listedAllSince} compare with. */
+  get loads(): number {
+    return this.#loadsStarted;
+  }
+
+  /**
+   * The range of `shardId` as a listing started after `mark` (a value of {@link loads}) showed it;
+   * undefined if none did. One listed before may be of a stream of the same name deleted since.
+   */
+  rangeListedSince(shardId: string, mark: number): ShardRange | undefined {
+    return (this.#listedIn.get(shardId) ?? 0) > mark ? this.#known.get(shardId) : undefined;
+  }
+
   /** Whether `shardId` is one of the open shards of the map. */
   isOpen(shardId: string): boolean {
     return this.#ranges.some((r) => r.shardId === shardId);
@@ -231,6 +246,7 @@ export class ShardMap {
     this.#ranges = [];
     this.#starts = [];
     this.#known.clear();
+    this.#listedIn.clear();
     this.#lastHashKey = -1n;
     this.#version++;
     this.#resetVersion = this.#version;
@@ -274,7 +290,7 @@ export class ShardMap {
         .map(rangeOf)
         .filter((r) => r.shardId !== '' && r.start <= r.end);
       if (all) this.#lastListingOfAll = number;
-      this.#apply(open, closed);
+      this.#apply(number, open, closed);
       if (all) this.#onListedAll();
     } catch (error) {
       if (this.#closed) return;
@@ -349,14 +365,19 @@ export class ShardMap {
     }
   }
 
-  /** A listing's open shards become the map; its closed ones (if it had any) are only remembered. */
-  #apply(ranges: ShardRange[], closed: readonly ShardRange[]): void {
+  /**
+   * Load `number`'s listing: its open shards become the map; its closed ones (if it had any) are only
+   * remembered.
+   */
+  #apply(number: number, ranges: ShardRange[], closed: readonly ShardRange[]): void {
     const reused = [...ranges, ...closed].some((r) => {
       const was = this.#known.get(r.shardId);
       return was !== undefined && (was.start !== r.start || was.end !== r.end);
     });
-    for (const r of closed) this.#known.set(r.shardId, r);
-    for (const r of ranges) this.#known.set(r.shardId, r);
+    for (const r of [...closed, ...ranges]) {
+      this.#known.set(r.shardId, r);
+      this.#listedIn.set(r.shardId, number);
+    }
     const same =
       ranges.length === this.#ranges.length &&
       ranges.every((r, i) => {

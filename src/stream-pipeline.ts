@@ -29,8 +29,11 @@ interface Landed {
   readonly sequenceNumber: string;
   /** The map version it was built under. */
   readonly version: number;
-  /** The mark of the listing of every shard asked for when it landed (see ShardMap.listAll). */
-  readonly listedAfter: number;
+  /**
+   * The mark of the listing of every shard asked for, when no listing since it was sent showed the
+   * shard that took it (see ShardMap.listAll); -1 before.
+   */
+  listedAfter: number;
 }
 
 /** What a stream pipeline needs from the producer that owns it. */
@@ -622,6 +625,7 @@ export class StreamPipeline {
           }
         }
         this.#take(buffer);
+        record.sentAtLoad = this.shardMap.loads;
         batch.push(record);
         bytes += record.sizeBytes;
         if (ordered) {
@@ -670,15 +674,19 @@ export class StreamPipeline {
 
   /**
    * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
-   * Consumers reading `shardId` keep the aggregate only if all its records belong there. It waits
-   * here (its TTL still running, its ordering lane still busy) for a listing of every shard, closed
-   * ones too, started after it landed: what the map remembers of `shardId` may be from before a
-   * reshard it missed, or from a stream of the same name deleted since (see #settleLanded).
+   * Consumers reading `shardId` keep the aggregate only if all its records belong there. That is
+   * decided by the range of `shardId` as a listing made since the aggregate was sent shows it: what
+   * the map remembered from before may be of a stream of the same name deleted since. If no such
+   * listing showed it (it opened and closed between two loads), a listing of every shard, closed ones
+   * too, is asked for, and the aggregate waits for it here (its TTL still running, its ordering lane
+   * still busy). See #settleLanded.
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    const listedAfter = this.shardMap.listAll();
-    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter });
-    this.#host.wakeAt(record.expiresAt);
+    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter: -1 });
+    const now = this.#host.now();
+    this.#settleLanded(now);
+    this.#recomputeReady(now);
+    if (this.isLanded(record)) this.#host.wakeAt(record.expiresAt);
   }
 
   /** Whether `record` waits for a newer shard map (see landedElsewhere). */
@@ -693,13 +701,15 @@ export class StreamPipeline {
   }
 
   /**
-   * Decides the aggregates that landed on another shard than predicted, once a listing of every shard
-   * made after they landed tells the range of the shard that took them:
+   * Decides the aggregates that landed on another shard than predicted, by the range of the shard that
+   * took them as a listing made since they were sent shows it (waiting for a listing of every shard
+   * if none did):
    * - one whose records all lie in that range has succeeded;
-   * - one that holds records of other shards is sent again, once the map routes them elsewhere than
-   *   it did: a map newer than the one it was built under, or one in which that shard is not open.
-   *   While that shard is open in the map it was built under, the map lags the service (a reshard
-   *   under way, or a stream the service routes itself) and a newer one is waited for.
+   * - one that holds records of other shards (or landed on a shard no listing shows) is sent again,
+   *   once the map routes them elsewhere than it did: a map newer than the one it was built under,
+   *   or one in which that shard is not open. While that shard is open in the map it was built
+   *   under, the map lags the service (a reshard under way, or a stream the service routes itself)
+   *   and a newer one is waited for.
    */
   #settleLanded(now: number): void {
     const map = this.shardMap;
@@ -707,11 +717,14 @@ export class StreamPipeline {
     let newerWanted = false;
     for (const landed of this.#landed) {
       const { record, shardId } = landed;
-      if (!map.listedAllSince(landed.listedAfter)) {
-        waiting.push(landed);
-        continue;
+      const range = map.rangeListedSince(shardId, record.sentAtLoad);
+      if (range === undefined) {
+        if (landed.listedAfter < 0) landed.listedAfter = map.listAll();
+        if (!map.listedAllSince(landed.listedAfter)) {
+          waiting.push(landed);
+          continue;
+        }
       }
-      const range = map.range(shardId);
       if (
         range !== undefined &&
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
@@ -1221,12 +1234,18 @@ export class StreamPipeline {
   }
 
   /**
-   * close() gave up: every record still inside the pipeline (not in flight) fails with `code`,
-   * carrying the attempts made so far — also those of records waiting out a backoff.
+   * close() gave up (`gaveUp` says how): every record still inside the pipeline (not in flight) fails
+   * with `code`, carrying the attempts made so far — also those of records waiting out a backoff, and
+   * those stored on another shard than predicted, not known yet to be read there (which may be).
    */
-  failPending(code: string, message: string): void {
+  failPending(code: string, gaveUp: string): void {
+    const landed = new Set(this.#landed.map((each) => each.record));
     for (const [item, record, shardId] of this.#held()) {
       const attempts = record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record);
+      const message =
+        record !== undefined && landed.has(record)
+          ? `${gaveUp} while the record, stored on ${shardId} after a reshard, waited to learn whether consumers read it there: it may have been written`
+          : `${gaveUp} before the record was written`;
       this.#host.fail(this.stream, item, code, message, shardId, attempts);
     }
   }

@@ -591,6 +591,79 @@ describe('an aggregate that landed on another shard', () => {
     });
   });
 
+  describe('on a shard a listing since it was sent showed, while ListShards then fails', () => {
+    /**
+     * Two requests go out on a stream of `shards` shards, which is then split in two each: a single
+     * record first (it lands on a child and the map is loaded again), then an aggregate of hash keys
+     * 5 and 10, which lands on child 0, all of whose records belong there; ListShards fails from then.
+     */
+    async function landingAfterAMapLoad(options: object = {}, shards = 1) {
+      fake = new FakeKinesis(shards);
+      const p = producer({ recordTtlMs: 10_000, ...options });
+      await vi.advanceTimersByTimeAsync(0);
+      fake.hold();
+      const last = fake.shards[shards - 1]!;
+      const single = p.put({
+        partitionKey: 'x',
+        data: 'single',
+        explicitHashKey: (last.start + 1n).toString(),
+      });
+      await vi.advanceTimersByTimeAsync(150);
+      const puts = ['5', '10'].map((explicitHashKey, i) =>
+        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }),
+      );
+      await vi.advanceTimersByTimeAsync(150);
+      fake.closedShards = fake.shards;
+      fake.shards = evenShards(shards * 2, 'child-');
+      fake.release(1);
+      await vi.advanceTimersByTimeAsync(600);
+      await single;
+      fake.listShardsError = serviceError('LimitExceededException', 400);
+      fake.release();
+      return { p, puts };
+    }
+
+    it('is decided by that listing: stored, not failed at its TTL for want of another', async () => {
+      const { puts } = await landingAfterAMapLoad();
+      await vi.advanceTimersByTimeAsync(200);
+      for (const r of await Promise.all(puts)) {
+        expect(r.shardId).toBe('child-000000000000');
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+      }
+    });
+
+    it('with ordering, holds no other shard back', async () => {
+      const { p, puts } = await landingAfterAMapLoad({ ordering: 'per-partition-key' }, 2);
+      const start = Date.now();
+      const other = p.put({ partitionKey: 'y', data: 'later', explicitHashKey: MAX_HASH_KEY.toString() });
+      await vi.advanceTimersByTimeAsync(300);
+      await Promise.all(puts);
+      expect((await other).shardId).toBe('child-000000000003');
+      expect(Date.now() - start).toBeLessThan(1_000);
+    });
+  });
+
+  it('close({ timeoutMs }) says an aggregate waiting to be decided may have been written', async () => {
+    const p = producer({ recordTtlMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.closedShards = [fake.shards[0]!];
+    fake.shards = evenShards(2, 'child-');
+    const puts = ['5', '10'].map((explicitHashKey, i) =>
+      p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }).then(
+        () => 'stored',
+        (error: Error) => error.message,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(110); // landed on child 0; the next listing may go after 500 ms
+    void p.close({ timeoutMs: 300 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await Promise.all(puts)).toEqual(
+      Array(2).fill(
+        'close() gave up after 300 ms (timeoutMs) while the record, stored on child-000000000000 after a reshard, waited to learn whether consumers read it there: it may have been written',
+      ),
+    );
+  });
+
   describe('on a stream deleted and created again, whose shard ids now own other hash keys', () => {
     const id = (n: number) => `shardId-${String(n).padStart(12, '0')}`;
 
