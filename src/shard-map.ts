@@ -67,9 +67,10 @@ export class ShardMap {
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
-  /** Loads started so far, and the number of the last listing of every shard that completed. */
+  /** Loads started so far, and the numbers of the last listings of every shard that completed and failed. */
   #loadsStarted = 0;
   #lastListingOfAll = 0;
+  #lastFailedListingOfAll = 0;
   /**
    * A listing of every shard is wanted that starts after this many loads (the latest mark `listAll`
    * returned), until one completes; -1 when none is (see stopWaitingForNewer).
@@ -80,7 +81,7 @@ export class ShardMap {
   /**
    * `onChange` after each change of the map; `onSame` after a load that brought the same map while a
    * newer one was wanted (records landed on shards the map did not predict); `onListedAll` after a
-   * listing of every shard (see listAll).
+   * listing of every shard completed or failed (see listAll).
    */
   constructor(
     source: MetadataSource,
@@ -168,7 +169,7 @@ export class ShardMap {
 
   /**
    * Asks for a listing of every shard of the stream, closed ones too, started from now (one under way
-   * does not count), tried until one completes; `onListedAll` follows it. Returns the mark
+   * does not count), tried until one completes; `onListedAll` follows each try. Returns the mark
    * {@link listedAllSince} compares with. For records stored on a shard the map did not predict:
    * that shard may have opened and closed between two loads, or its id may own other keys than the
    * map remembers (a stream created again).
@@ -188,6 +189,11 @@ export class ShardMap {
   /** Whether a listing of every shard asked for when `listAll` returned `mark` has completed. */
   listedAllSince(mark: number): boolean {
     return this.#lastListingOfAll > mark;
+  }
+
+  /** Whether a listing of every shard started after `mark` has failed (it is tried again). */
+  failedToListAllSince(mark: number): boolean {
+    return this.#lastFailedListingOfAll > mark;
   }
 
   /** Asks for a fresh map (coalesced, rate-limited, in the background). */
@@ -294,7 +300,9 @@ export class ShardMap {
       if (all) this.#onListedAll();
     } catch (error) {
       if (this.#closed) return;
-      // Tried again (after the wait below) until one completes, while records wait for it.
+      // Tried again (after the wait below) until one completes, while records wait for it; they may
+      // make do without it meanwhile (see onListedAll).
+      if (all) this.#lastFailedListingOfAll = number;
       if (this.#allWanted) this.#wanted = true;
       const failure = classifyRequestError(error);
       // The stream went while a map of it was known: dropped, as when PutRecords says so.
@@ -318,6 +326,7 @@ export class ShardMap {
       );
       // Keep trying in the background while no map is known: aggregation across keys needs one.
       if (!this.ready) this.#wanted = true;
+      if (all) this.#onListedAll();
     }
   }
 

@@ -8,7 +8,7 @@ import { type AttemptLog, unansweredAttempt } from './result.js';
 import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
-import type { ShardMap } from './shard-map.js';
+import type { ShardMap, ShardRange } from './shard-map.js';
 import type { StreamInfo, StreamSummary } from './stream-info.js';
 import type { StreamRef } from './stream-ref.js';
 
@@ -29,11 +29,8 @@ interface Landed {
   readonly sequenceNumber: string;
   /** The map version it was built under. */
   readonly version: number;
-  /**
-   * The mark of the listing of every shard asked for, when no listing since it was sent showed the
-   * shard that took it (see ShardMap.listAll); -1 before.
-   */
-  listedAfter: number;
+  /** The mark of the listing of every shard asked for when it landed (see ShardMap.listAll). */
+  readonly listedAfter: number;
 }
 
 /** What a stream pipeline needs from the producer that owns it. */
@@ -674,19 +671,16 @@ export class StreamPipeline {
 
   /**
    * `record` (an aggregate) was stored in `shardId`, not the predicted shard: the shard map is stale.
-   * Consumers reading `shardId` keep the aggregate only if all its records belong there. That is
-   * decided by the range of `shardId` as a listing made since the aggregate was sent shows it: what
-   * the map remembered from before may be of a stream of the same name deleted since. If no such
-   * listing showed it (it opened and closed between two loads), a listing of every shard, closed ones
-   * too, is asked for, and the aggregate waits for it here (its TTL still running, its ordering lane
-   * still busy). See #settleLanded.
+   * Consumers reading `shardId` keep the aggregate only if all its records belong there. It waits
+   * here (its TTL still running, its ordering lane still busy) for a listing of every shard, closed
+   * ones too, made after it landed: the shard may have opened and closed between two loads of the
+   * map, and what the map remembers of it may be of a stream of the same name deleted since (see
+   * #settleLanded).
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter: -1 });
-    const now = this.#host.now();
-    this.#settleLanded(now);
-    this.#recomputeReady(now);
-    if (this.isLanded(record)) this.#host.wakeAt(record.expiresAt);
+    const listedAfter = this.shardMap.listAll();
+    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter });
+    this.#host.wakeAt(record.expiresAt);
   }
 
   /** Whether `record` waits for a newer shard map (see landedElsewhere). */
@@ -702,8 +696,9 @@ export class StreamPipeline {
 
   /**
    * Decides the aggregates that landed on another shard than predicted, by the range of the shard that
-   * took them as a listing made since they were sent shows it (waiting for a listing of every shard
-   * if none did):
+   * took them as a listing of every shard made after they landed shows it; while that listing fails,
+   * as the last listing made since they were sent showed it, if one did (only a stream deleted and
+   * created again within one request's flight would make that one wrong):
    * - one whose records all lie in that range has succeeded;
    * - one that holds records of other shards (or landed on a shard no listing shows) is sent again,
    *   once the map routes them elsewhere than it did: a map newer than the one it was built under,
@@ -717,10 +712,14 @@ export class StreamPipeline {
     let newerWanted = false;
     for (const landed of this.#landed) {
       const { record, shardId } = landed;
-      const range = map.rangeListedSince(shardId, record.sentAtLoad);
-      if (range === undefined) {
-        if (landed.listedAfter < 0) landed.listedAfter = map.listAll();
-        if (!map.listedAllSince(landed.listedAfter)) {
+      let range: ShardRange | undefined;
+      if (map.listedAllSince(landed.listedAfter)) {
+        range = map.rangeListedSince(shardId, landed.listedAfter);
+      } else {
+        range = map.failedToListAllSince(landed.listedAfter)
+          ? map.rangeListedSince(shardId, record.sentAtLoad)
+          : undefined;
+        if (range === undefined) {
           waiting.push(landed);
           continue;
         }
