@@ -14,7 +14,11 @@ export interface Attempt {
    */
   readonly delayMs: number;
   readonly success: boolean;
-  /** The service's error code (per record or per request), or a network error's code. */
+  /**
+   * The service's error code (per record or per request), or a network error's code; `Unanswered`
+   * for a request that had not answered when the record had to settle (its TTL passed, or close()
+   * gave up): it may still have stored the record.
+   */
   readonly errorCode?: string;
   readonly errorMessage?: string;
 }
