@@ -191,7 +191,7 @@ export class ShardMap {
     return this.#lastListingOfAll > mark;
   }
 
-  /** Whether a listing of every shard started after `mark` has failed (it is tried again). */
+  /** Whether a try of a listing of every shard started after `mark` has failed (it is tried again). */
   failedToListAllSince(mark: number): boolean {
     return this.#lastFailedListingOfAll > mark;
   }
@@ -281,7 +281,7 @@ export class ShardMap {
     // A listing started before the stream was found gone may describe the stream that went.
     const gone = this.#goneVersion;
     try {
-      const shards = await this.#listShards(all);
+      const shards = await this.#listShards(all, number);
       if (this.#closed) return;
       if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
@@ -300,10 +300,6 @@ export class ShardMap {
       if (all) this.#onListedAll();
     } catch (error) {
       if (this.#closed) return;
-      // Tried again (after the wait below) until one completes, while records wait for it; they may
-      // make do without it meanwhile (see onListedAll).
-      if (all) this.#lastFailedListingOfAll = number;
-      if (this.#allWanted) this.#wanted = true;
       const failure = classifyRequestError(error);
       // The stream went while a map of it was known: dropped, as when PutRecords says so.
       if (failure.code === 'ResourceNotFoundException' && this.ready && gone === this.#goneVersion) {
@@ -326,8 +322,18 @@ export class ShardMap {
       );
       // Keep trying in the background while no map is known: aggregation across keys needs one.
       if (!this.ready) this.#wanted = true;
-      if (all) this.#onListedAll();
+      // Tried again (after the wait above) until one completes, while records still wait for it (told
+      // of the failure first: they may make do without it).
+      if (all) this.#failedToListAll(number);
+      if (this.#allWanted) this.#wanted = true;
     }
+  }
+
+  /** A try of listing of every shard number `number` failed: whoever waits for it may make do. */
+  #failedToListAll(number: number): void {
+    if (this.#closed || this.#lastFailedListingOfAll >= number) return;
+    this.#lastFailedListingOfAll = number;
+    this.#onListedAll();
   }
 
   /**
@@ -335,7 +341,7 @@ export class ShardMap {
    * 300 s: if a later page's tries outlast it, the service answers ExpiredNextTokenException, and the
    * listing starts again from the first page (once).
    */
-  async #listShards(all: boolean): Promise<Shard[]> {
+  async #listShards(all: boolean, number: number): Promise<Shard[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     let restarted = false;
@@ -359,6 +365,9 @@ export class ShardMap {
             ),
           this.#source,
           4,
+          // Records waiting for a listing of every shard do not wait for all its tries (each up to
+          // requestTimeoutMs) to make do without it.
+          all ? () => this.#failedToListAll(number) : undefined,
         );
       } catch (error) {
         const expired = (error as { name?: unknown } | null)?.name === 'ExpiredNextTokenException';

@@ -597,7 +597,11 @@ describe('an aggregate that landed on another shard', () => {
      * record first (it lands on a child and the map is loaded again), then an aggregate of hash keys
      * 5 and 10, which lands on child 0, all of whose records belong there; ListShards fails from then.
      */
-    async function landingAfterAMapLoad(options: object = {}, shards = 1) {
+    async function landingAfterAMapLoad(
+      options: object = {},
+      shards = 1,
+      listShards: 'fails' | 'hangs' = 'fails',
+    ) {
       fake = new FakeKinesis(shards);
       const p = producer({ recordTtlMs: 10_000, ...options });
       await vi.advanceTimersByTimeAsync(0);
@@ -618,24 +622,37 @@ describe('an aggregate that landed on another shard', () => {
       fake.release(1);
       await vi.advanceTimersByTimeAsync(600);
       await single;
-      fake.listShardsError = serviceError('LimitExceededException', 400);
+      if (listShards === 'fails') fake.listShardsError = serviceError('LimitExceededException', 400);
+      else fake.listShardsDelayMs = 60_000; // every try times out, after requestTimeoutMs (5 s here)
       fake.release();
       return { p, puts };
     }
 
-    it('is decided by that listing once the one after it fails: stored, not failed at its TTL', async () => {
+    it.each(['fails', 'hangs'] as const)(
+      'is decided by that listing once a try of the one after it %s: stored, not failed at its TTL',
+      async (listShards) => {
+        const { puts } = await landingAfterAMapLoad({}, 1, listShards);
+        const start = Date.now();
+        let settledAfter = 0;
+        for (const put of puts) void put.finally(() => (settledAfter = Date.now() - start));
+        await vi.advanceTimersByTimeAsync(8_000);
+        // Its first try failed at once, or timed out after requestTimeoutMs.
+        expect(settledAfter).toBeLessThan(listShards === 'fails' ? 1_000 : 6_000);
+        for (const r of await Promise.all(puts)) {
+          expect(r.shardId).toBe('child-000000000000');
+          expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+        }
+      },
+    );
+
+    it('once it is decided so, ListShards is not tried again for it', async () => {
       const { puts } = await landingAfterAMapLoad();
-      const start = Date.now();
-      let settledAfter = 0;
-      for (const put of puts) void put.finally(() => (settledAfter = Date.now() - start));
-      await vi.advanceTimersByTimeAsync(5_000);
-      // The listing after the landing failed its tries (ListShards rests 500 ms between loads).
-      expect(settledAfter).toBeGreaterThan(500);
-      expect(settledAfter).toBeLessThan(5_000);
-      for (const r of await Promise.all(puts)) {
-        expect(r.shardId).toBe('child-000000000000');
-        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
-      }
+      await vi.advanceTimersByTimeAsync(4_000);
+      await Promise.all(puts);
+      const listings = () => fake.commands.filter((c) => c === 'ListShards').length;
+      const before = listings();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(listings()).toBe(before);
     });
 
     it('with ordering, holds other shards back only until then, not until its TTL', async () => {
