@@ -683,12 +683,12 @@ export class StreamPipeline {
     this.#host.wakeAt(record.expiresAt);
   }
 
-  /** Whether `record` waits for a newer shard map (see landedElsewhere). */
+  /** Whether `record` landed on another shard than predicted and waits to be decided (see landedElsewhere). */
   isLanded(record: OutboundRecord): boolean {
     return this.#landed.some((landed) => landed.record === record);
   }
 
-  /** A listing of every shard completed (see ShardMap.listAll). */
+  /** A listing of every shard completed, or a try of it failed (see ShardMap.listAll). */
   onListedAll(now: number): void {
     this.#settleLanded(now);
     this.#recomputeReady(now);
@@ -696,9 +696,9 @@ export class StreamPipeline {
 
   /**
    * Decides the aggregates that landed on another shard than predicted, by the range of the shard that
-   * took them as a listing of every shard made after they landed shows it; while that listing fails,
-   * as the last listing made since they were sent showed it, if one did (only a stream deleted and
-   * created again within one request's flight would make that one wrong):
+   * took them as a listing of every shard made after they landed shows it; once a try of that listing
+   * failed, as the last listing made since they were sent showed it, if one did (only a stream deleted
+   * and created again within one request's flight would make that one wrong):
    * - one whose records all lie in that range has succeeded;
    * - one that holds records of other shards (or landed on a shard no listing shows) is sent again,
    *   once the map routes them elsewhere than it did: a map newer than the one it was built under,
