@@ -70,7 +70,8 @@ export class ShardMap {
   /** Loads started so far, and the numbers of the last listings of every shard that completed and failed. */
   #loadsStarted = 0;
   #lastListingOfAll = 0;
-  #lastFailedListingOfAll = 0;
+  /** Tries of ListShards that failed, of any load: see failedTriesSince. */
+  #failedTries = 0;
   /**
    * A listing of every shard is wanted that starts after this many loads (the latest mark `listAll`
    * returned), until one completes; -1 when none is (see stopWaitingForNewer).
@@ -81,7 +82,7 @@ export class ShardMap {
   /**
    * `onChange` after each change of the map; `onSame` after a load that brought the same map while a
    * newer one was wanted (records landed on shards the map did not predict); `onListedAll` after a
-   * listing of every shard completed or failed (see listAll).
+   * listing of every shard completed, and after any try of a listing failed (see listAll).
    */
   constructor(
     source: MetadataSource,
@@ -169,7 +170,7 @@ export class ShardMap {
 
   /**
    * Asks for a listing of every shard of the stream, closed ones too, started from now (one under way
-   * does not count), tried until one completes; `onListedAll` follows each try. Returns the mark
+   * does not count), tried until one completes; `onListedAll` follows it. Returns the mark
    * {@link listedAllSince} compares with. For records stored on a shard the map did not predict:
    * that shard may have opened and closed between two loads, or its id may own other keys than the
    * map remembers (a stream created again).
@@ -191,9 +192,14 @@ export class ShardMap {
     return this.#lastListingOfAll > mark;
   }
 
-  /** Whether a try of a listing of every shard started after `mark` has failed (it is tried again). */
-  failedToListAllSince(mark: number): boolean {
-    return this.#lastFailedListingOfAll > mark;
+  /** Whether a try of ListShards has failed since {@link failedTries} was `count`. */
+  failedTriesSince(count: number): boolean {
+    return this.#failedTries > count;
+  }
+
+  /** Tries of ListShards that failed so far, of any load: a mark for {@link failedTriesSince}. */
+  get failedTries(): number {
+    return this.#failedTries;
   }
 
   /** Asks for a fresh map (coalesced, rate-limited, in the background). */
@@ -281,7 +287,7 @@ export class ShardMap {
     // A listing started before the stream was found gone may describe the stream that went.
     const gone = this.#goneVersion;
     try {
-      const shards = await this.#listShards(all, number);
+      const shards = await this.#listShards(all);
       if (this.#closed) return;
       if (gone !== this.#goneVersion) {
         // Listed before the stream was found gone: maybe the stream that went. Listed again at once.
@@ -324,15 +330,15 @@ export class ShardMap {
       if (!this.ready) this.#wanted = true;
       // Tried again (after the wait above) until one completes, while records still wait for it (told
       // of the failure first: they may make do without it).
-      if (all) this.#failedToListAll(number);
+      this.#triedAndFailed();
       if (this.#allWanted) this.#wanted = true;
     }
   }
 
-  /** A try of listing of every shard number `number` failed: whoever waits for it may make do. */
-  #failedToListAll(number: number): void {
-    if (this.#closed || this.#lastFailedListingOfAll >= number) return;
-    this.#lastFailedListingOfAll = number;
+  /** A try of ListShards failed: whoever waits for a listing may make do without it (see onListedAll). */
+  #triedAndFailed(): void {
+    if (this.#closed) return;
+    this.#failedTries++;
     this.#onListedAll();
   }
 
@@ -341,7 +347,7 @@ export class ShardMap {
    * 300 s: if a later page's tries outlast it, the service answers ExpiredNextTokenException, and the
    * listing starts again from the first page (once).
    */
-  async #listShards(all: boolean, number: number): Promise<Shard[]> {
+  async #listShards(all: boolean): Promise<Shard[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     let restarted = false;
@@ -365,9 +371,9 @@ export class ShardMap {
             ),
           this.#source,
           4,
-          // Records waiting for a listing of every shard do not wait for all its tries (each up to
-          // requestTimeoutMs) to make do without it.
-          all ? () => this.#failedToListAll(number) : undefined,
+          // Records waiting for a listing of every shard do not wait for all the tries of a load (each
+          // up to requestTimeoutMs) to make do without it.
+          () => this.#triedAndFailed(),
         );
       } catch (error) {
         const expired = (error as { name?: unknown } | null)?.name === 'ExpiredNextTokenException';

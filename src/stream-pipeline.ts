@@ -31,6 +31,8 @@ interface Landed {
   readonly version: number;
   /** The mark of the listing of every shard asked for when it landed (see ShardMap.listAll). */
   readonly listedAfter: number;
+  /** The shard map's failed tries of ListShards when it landed (see ShardMap.failedTries). */
+  readonly failedTries: number;
 }
 
 /** What a stream pipeline needs from the producer that owns it. */
@@ -678,8 +680,17 @@ export class StreamPipeline {
    * #settleLanded).
    */
   landedElsewhere(record: OutboundRecord, shardId: string, sequenceNumber: string): void {
-    const listedAfter = this.shardMap.listAll();
-    this.#landed.push({ record, shardId, sequenceNumber, version: record.mapVersion, listedAfter });
+    const map = this.shardMap;
+    const { failedTries } = map;
+    const listedAfter = map.listAll();
+    this.#landed.push({
+      record,
+      shardId,
+      sequenceNumber,
+      version: record.mapVersion,
+      listedAfter,
+      failedTries,
+    });
     this.#host.wakeAt(record.expiresAt);
   }
 
@@ -688,7 +699,7 @@ export class StreamPipeline {
     return this.#landed.some((landed) => landed.record === record);
   }
 
-  /** A listing of every shard completed, or a try of it failed (see ShardMap.listAll). */
+  /** A listing of every shard completed, or a try of ListShards failed (see ShardMap.listAll). */
   onListedAll(now: number): void {
     this.#settleLanded(now);
     this.#recomputeReady(now);
@@ -696,9 +707,9 @@ export class StreamPipeline {
 
   /**
    * Decides the aggregates that landed on another shard than predicted, by the range of the shard that
-   * took them as a listing of every shard made after they landed shows it; once a try of that listing
-   * failed, as the last listing made since they were sent showed it, if one did (only a stream deleted
-   * and created again within one request's flight would make that one wrong):
+   * took them as a listing of every shard made after they landed shows it; once a try of ListShards
+   * failed since they landed, as the last listing made since they were sent showed it, if one did
+   * (only a stream deleted and created again within one request's flight would make that one wrong):
    * - one whose records all lie in that range has succeeded;
    * - one that holds records of other shards (or landed on a shard no listing shows) is sent again,
    *   once the map routes them elsewhere than it did: a map newer than the one it was built under,
@@ -716,7 +727,7 @@ export class StreamPipeline {
       if (map.listedAllSince(landed.listedAfter)) {
         range = map.rangeListedSince(shardId, landed.listedAfter);
       } else {
-        range = map.failedToListAllSince(landed.listedAfter)
+        range = map.failedTriesSince(landed.failedTries)
           ? map.rangeListedSince(shardId, record.sentAtLoad)
           : undefined;
         if (range === undefined) {

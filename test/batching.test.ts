@@ -645,6 +645,39 @@ describe('an aggregate that landed on another shard', () => {
       },
     );
 
+    it('counts a failed try of any listing: one under way when it landed, or for another aggregate', async () => {
+      // Defaults: recordTtlMs 30 s, requestTimeoutMs 6 s. Three requests held on a stream of one shard.
+      const p = producer();
+      await vi.advanceTimersByTimeAsync(0);
+      fake.shards = evenShards(1);
+      fake.hold();
+      const single = p.put({ partitionKey: 'x', data: 's', explicitHashKey: '1' });
+      await vi.advanceTimersByTimeAsync(150);
+      const first = ['5', '10'].map((key, i) =>
+        p.put({ partitionKey: `a${i}`, data: 'a', explicitHashKey: key }),
+      );
+      await vi.advanceTimersByTimeAsync(150);
+      const second = ['15', '20'].map((key, i) =>
+        p.put({ partitionKey: `b${i}`, data: 'b', explicitHashKey: key }),
+      );
+      await vi.advanceTimersByTimeAsync(150);
+      fake.closedShards = fake.shards;
+      fake.shards = evenShards(2, 'child-');
+      fake.release(1); // the single lands on child 0: a listing shows it
+      await vi.advanceTimersByTimeAsync(600);
+      await single;
+      fake.listShardsDelayMs = 60_000; // from now every try hangs until requestTimeoutMs
+      fake.release(1); // the first aggregate lands: a listing of every shard starts, and hangs
+      await vi.advanceTimersByTimeAsync(1_000);
+      const start = Date.now();
+      let settledAfter = 0;
+      for (const put of second) void put.finally(() => (settledAfter = Date.now() - start));
+      fake.release(); // the second lands while that listing hangs: its tries count for it too
+      await vi.advanceTimersByTimeAsync(60_000);
+      for (const r of await Promise.all([...first, ...second])) expect(r.shardId).toBe('child-000000000000');
+      expect(settledAfter).toBeLessThan(12_000);
+    });
+
     it('once it is decided so, ListShards is not tried again for it', async () => {
       const { puts } = await landingAfterAMapLoad();
       await vi.advanceTimersByTimeAsync(4_000);
