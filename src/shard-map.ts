@@ -373,7 +373,10 @@ export class ShardMap {
           4,
           // Records waiting for a listing of every shard do not wait for all the tries of a load (each
           // up to requestTimeoutMs) to make do without it.
-          () => this.#triedAndFailed(),
+          // Not a stream found gone: it is dropped first (below), and what waited on it sent again.
+          (error) => {
+            if (classifyRequestError(error).code !== 'ResourceNotFoundException') this.#triedAndFailed();
+          },
         );
       } catch (error) {
         const expired = (error as { name?: unknown } | null)?.name === 'ExpiredNextTokenException';

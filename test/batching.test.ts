@@ -678,6 +678,15 @@ describe('an aggregate that landed on another shard', () => {
       expect(settledAfter).toBeLessThan(12_000);
     });
 
+    it('is not decided so when ListShards finds the stream gone: it is sent again', async () => {
+      const { puts } = await landingAfterAMapLoad();
+      fake.listShardsError = serviceError('ResourceNotFoundException', 400);
+      await vi.advanceTimersByTimeAsync(8_000);
+      for (const r of await Promise.all(puts)) {
+        expect(r.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['StreamGone', 'ok']);
+      }
+    });
+
     it('once it is decided so, ListShards is not tried again for it', async () => {
       const { puts } = await landingAfterAMapLoad();
       await vi.advanceTimersByTimeAsync(4_000);
