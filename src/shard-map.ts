@@ -67,7 +67,7 @@ export class ShardMap {
   readonly #warning: RepeatedWarning;
   /** Someone waits for a map newer than the current one (see refreshUntilNewer). */
   #newerWanted = false;
-  /** Loads started so far, and the numbers of the last listings of every shard that completed and failed. */
+  /** Loads started so far, and the number of the last listing of every shard that completed. */
   #loadsStarted = 0;
   #lastListingOfAll = 0;
   /** Tries of ListShards that failed, of any load: see failedTriesSince. */
