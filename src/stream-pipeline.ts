@@ -347,7 +347,7 @@ export class StreamPipeline {
       this.stream,
       item,
       ErrorCode.RecordTooLarge,
-      `partitionKey + data is ${item.sizeBytes} bytes, above the stream's maximum record size of ${info.maxRecordBytes} bytes.`,
+      `partitionKey + data is ${item.sizeBytes} bytes, above ${this.recordLimitName} of ${info.maxRecordBytes} bytes.`,
       undefined,
       [],
     );

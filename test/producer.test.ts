@@ -138,10 +138,13 @@ describe('put: await each record', () => {
     );
     fake.describeError = serviceError('AccessDeniedException', 400);
     const denied = producer({ logger: memoryLogger().logger });
+    // Taken before the summary was tried (up to 10 MiB then), and failed once it was denied.
+    const early = messageFor(denied, 1.5 * 1024 * 1024);
     await vi.advanceTimersByTimeAsync(0);
-    expect(await messageFor(denied, 1024 * 1024)).toMatch(
-      /bytes, above the maximum record size assumed for the stream \(1 MiB: its DescribeStreamSummary was denied\) of 1048576 bytes\.$/,
-    );
+    const assumed =
+      /bytes, above the maximum record size assumed for the stream \(1 MiB: its DescribeStreamSummary was denied\) of 1048576 bytes\.$/;
+    expect(await early).toMatch(assumed);
+    expect(await messageFor(denied, 1024 * 1024)).toMatch(assumed);
   });
 
   it('accepts records up to a raised MaxRecordSizeInKiB, sent unaggregated', async () => {
