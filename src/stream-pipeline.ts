@@ -27,8 +27,6 @@ interface Landed {
   readonly record: OutboundRecord;
   readonly shardId: string;
   readonly sequenceNumber: string;
-  /** The map version it was built under. */
-  readonly version: number;
   /** The mark of the listing of every shard asked for when it landed (see ShardMap.listAll). */
   readonly listedAfter: number;
   /** The shard map's failed tries of ListShards when it landed (see ShardMap.failedTries). */
@@ -687,7 +685,6 @@ export class StreamPipeline {
       record,
       shardId,
       sequenceNumber,
-      version: record.mapVersion,
       listedAfter,
       failedTries,
     });
@@ -740,7 +737,7 @@ export class StreamPipeline {
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
       ) {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
-      } else if (landed.version === map.version && map.isOpen(shardId)) {
+      } else if (record.mapVersion === map.version && map.isOpen(shardId)) {
         waiting.push(landed);
         newerWanted = true;
         continue;
