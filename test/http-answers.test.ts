@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from '../src/bounded-answer.js';
 import { KinesisProducer, type KinesisProducerOptions, type RecordFailedError } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
+import { expectEachTryFailedWith } from './support/expired.js';
 
 /**
  * PutRecords answered by something that is not Kinesis (a proxy, a gateway, a wrong endpoint): an
@@ -123,13 +124,6 @@ async function failureFor(
   } finally {
     await producer.close();
   }
-}
-
-/** Every attempt of an expired record failed with `code`; the last may have been under way at its TTL. */
-function expectEachTryFailedWith(error: RecordFailedError, code: string): void {
-  const codes = error.attempts.map((a) => a.errorCode);
-  expect(codes.slice(0, -1).every((each) => each === code)).toBe(true);
-  expect([code, 'Unanswered']).toContain(codes.at(-1));
 }
 
 describe('PutRecords answered by something that is not Kinesis', () => {
