@@ -80,7 +80,7 @@ export class StreamSummary {
       : `DescribeStreamSummary has not answered; its last try failed with ${failure.code}: ${failure.message.replace(/\.$/, '')}`;
   }
 
-  /** Starts reading (once). */
+  /** Starts reading: once, or again once a read has answered for good (the stream was found gone). */
   read(): void {
     void this.#read();
   }
@@ -96,7 +96,11 @@ export class StreamSummary {
     const info = await this.#load();
     if (this.#closed) return;
     this.#onRead(info);
-    if (info.final) return;
+    if (info.final) {
+      // Read again from scratch if the stream is found gone later (see StreamPipeline).
+      this.#failures = 0;
+      return;
+    }
     this.#failures++;
     this.#timer = this.#source.clock.setTimeout(
       () => {

@@ -9,7 +9,7 @@ import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
 import type { ShardMap, ShardRange } from './shard-map.js';
-import type { StreamInfo, StreamSummary } from './stream-info.js';
+import { PROVISIONAL_STREAM_INFO, type StreamInfo, type StreamSummary } from './stream-info.js';
 import type { StreamRef } from './stream-ref.js';
 
 /** KPL sends a PutRecords request early once one shard has this much waiting in it. */
@@ -1175,6 +1175,8 @@ export class StreamPipeline {
     this.#resetSeen = this.shardMap.resetVersion;
     const gone = this.shardMap.goneVersion > this.#goneSeen;
     this.#goneSeen = this.shardMap.goneVersion;
+    // Before anything is routed again: from here records go unaggregated until the summary answers.
+    if (reset) this.#readSummaryAgain(now);
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     this.#host.openShards(this.stream, open, now);
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
@@ -1192,6 +1194,20 @@ export class StreamPipeline {
     if (gone) this.#resendLanded(now);
     this.#settleLanded(now);
     this.#recomputeReady(now);
+  }
+
+  /**
+   * The stream was found gone, or its shard ids own other keys: it may have been created again
+   * under its name, to route records itself (AUTO), where consumers drop aggregates, or to take
+   * records of another size. Its summary is read again, and until it answers records are sent
+   * unaggregated (safe on any stream), as before the first read. Not after a summary that was
+   * denied (it would be again), nor while one is being read.
+   */
+  #readSummaryAgain(now: number): void {
+    const info = this.#info;
+    if (info === undefined || !info.final || !info.routingKnown) return;
+    this.open(PROVISIONAL_STREAM_INFO, now);
+    this.#summary.read();
   }
 
   /**

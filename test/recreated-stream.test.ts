@@ -60,6 +60,9 @@ async function settledAfter<T>(promise: Promise<T>, ms = 200): Promise<T | unkno
   return await settled;
 }
 
+/** `n` partition keys, each different. */
+const keys = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
 const codes = (result: PutResult) => result.attempts.map((a) => a.errorCode ?? 'ok');
 
 describe('a stream created again under the same name, with shard ids that own other keys', () => {
@@ -310,6 +313,70 @@ describe('a stream created again under the same name, with shard ids that own ot
     await vi.advanceTimersByTimeAsync(6_000);
     // Listed once, when the stream came back; not again after the late answer.
     expect(lists()).toBe(before + 1);
+  });
+
+  it('reads the summary again: a stream created again as AUTO gets no aggregates, which its consumers drop', async () => {
+    const p = producer();
+    const warmUp = keys(40, 'w');
+    const before = await settledAfter(
+      Promise.all(warmUp.map((key) => p.put({ partitionKey: key, data: key }))),
+    );
+    expect((before as PutResult[]).every((r) => r.aggregated)).toBe(true);
+    // Created again on demand, with the service routing records itself.
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
+    const summaries = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
+    const read = summaries();
+    await findStreamGone(p);
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(summaries()).toBe(read + 1);
+    const calls = fake.calls.length;
+    const after = keys(40, 'x');
+    const results = await settledAfter(
+      Promise.all(after.map((key) => p.put({ partitionKey: key, data: key }))),
+    );
+    expect((results as PutResult[]).map((r) => r.aggregated)).toEqual(after.map(() => false));
+    // Each record under its own partition key, as the service routes them.
+    expect(fake.calls.slice(calls).flatMap((c) => c.entries.map((e) => e.PartitionKey))).toEqual(after);
+  });
+
+  it('with ordering, keeps put order for a key across a stream created again as AUTO, each record alone', async () => {
+    const p = producer({ ordering: 'per-partition-key', retryBaseDelayMs: 1_000, retryMaxDelayMs: 1_000 });
+    // Backoff is random in [0, 1 s): made 0.99 s, so that the stream goes meanwhile.
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
+    // The first aggregate of key m (shard 0) is throttled: it waits out its backoff while the stream
+    // goes ('g', of shard 1, finds it gone).
+    fake.script.push({ errorCodes: ['ProvisionedThroughputExceededException'] });
+    const data = keys(20, 'm');
+    const first = data.slice(0, 10).map((d) => p.put({ partitionKey: 'm', data: d }));
+    await vi.advanceTimersByTimeAsync(150);
+    await findStreamGone(p);
+    const later = data.slice(10).map((d) => p.put({ partitionKey: 'm', data: d }));
+    const results = (await settledAfter(Promise.all([...first, ...later]), 10_000)) as PutResult[];
+    expect(results.map((r) => r.aggregated)).toEqual(data.map(() => false));
+    const stored = fake.storedUserRecords().filter((r) => r.partitionKey === 'm');
+    expect(stored.map((r) => r.data)).toEqual(data);
+  });
+
+  it("reads the summary again when a listing shows the ids own other keys, and takes the new stream's larger records", async () => {
+    const p = producer({ maxBufferedTimeMs: 5_000 });
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }), 5_100);
+    const big = () => p.put({ partitionKey: 'b', data: new Uint8Array(1.5 * 1024 * 1024) });
+    await expect(big()).rejects.toMatchObject({ name: 'InvalidRecordError' });
+    // Created again, with records of up to 2 MiB, while the producer sent nothing to it.
+    fake.shards = evenShards(4);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    let upper = 'u';
+    for (let k = 0; partitionKeyHash(upper) < 2n ** 127n; k++) upper = `upper-${k}`;
+    // A record of old shard 1 lands on shard 2 or 3, and the map is listed again.
+    expect(
+      (await settledAfter(p.put({ partitionKey: upper, data: 'lone' }), 6_000)) as PutResult,
+    ).toMatchObject({
+      aggregated: false,
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(settledAfter(big(), 6_000)).resolves.toMatchObject({ aggregated: false });
   });
 
   it('looks for the stream again within seconds, not a minute, and aggregates across keys once it is back', async () => {
