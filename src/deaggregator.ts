@@ -1,7 +1,8 @@
 // The module binding, not the global: global `Buffer` is an accessor, a getter call on every use.
 import { Buffer } from 'node:buffer';
+import { types } from 'node:util';
 import { CorruptAggregateError, describeValue, InvalidOptionError, InvalidRecordError } from './errors.js';
-import { MAX_HASH_KEY, md5Bytes, partitionKeyHash } from './hash-key.js';
+import { MAX_HASH_KEY, md5Bytes, parseDigits, partitionKeyHash } from './hash-key.js';
 import { md5Each } from './md5-lanes.js';
 import { type OptionNames, optionNames, warnUnknownOptions } from './option-checks.js';
 import {
@@ -16,7 +17,8 @@ import { isUint8Array } from './user-record.js';
 
 /** A record as `GetRecords` of `@aws-sdk/client-kinesis` returns it. */
 export interface SdkKinesisRecord {
-  readonly Data?: Uint8Array | undefined;
+  // Required, as in the SDK's type (which allows undefined): a record without it cannot be read.
+  readonly Data: Uint8Array | undefined;
   readonly PartitionKey?: string | undefined;
   readonly SequenceNumber?: string | undefined;
   readonly ApproximateArrivalTimestamp?: Date | undefined;
@@ -96,18 +98,25 @@ export type HashKeyRange =
 export interface DeaggregateOptions {
   /**
    * The hash-key range of the shard the record was read from. As KCL does, an aggregate holding any
-   * user record whose hash key falls outside it is dropped whole (it was written before a reshard and
-   * is delivered by the shard that owns it).
+   * user record whose hash key falls outside it is dropped whole. It was stored there by a producer
+   * whose shard map was out of date (a reshard); KPL and this package send its records again, to the
+   * shard that owns them, but a producer that mixes shards in an aggregate does not, and its records
+   * are lost to consumers that filter so.
    * @default the whole range [0, 2^128-1]
    */
   readonly hashKeyRange?: HashKeyRange | undefined;
   /**
-   * What to do with a record that starts with the KPL magic but is not a valid aggregate (bad MD5,
-   * unparsable protobuf, a key index out of range or an explicit hash key that is not a number):
-   * `'passthrough'` returns it as one user record, as KCL does for a bad MD5 or protobuf (for a bad
-   * key, KCL keeps the records before it and drops the rest); `'throw'` raises
-   * {@link CorruptAggregateError}. Records without the magic are ordinary records and always pass
-   * through.
+   * What to do with a damaged aggregate: a record that starts with the KPL magic and is evidently an
+   * aggregate — its MD5 trailer matches its body, or its body reads as an aggregate holding records —
+   * but cannot be read whole (a bad MD5, unparsable protobuf, a key index out of range or an explicit
+   * hash key that is not a number). `'passthrough'` returns it as one user record, as KCL does for a
+   * bad MD5 or protobuf (for a bad key, KCL keeps the records before it and drops the rest); `'throw'`
+   * raises {@link CorruptAggregateError}.
+   *
+   * Any other record passes through in both modes, as in KCL: one without the magic, and one with it
+   * that is not evidently an aggregate (its MD5 does not match and its body does not read as one, or
+   * it is too short for one). The data of an ordinary record starts with the magic once in 2^32 random
+   * payloads (encrypted ones, say): such a record must not stop a consumer.
    * @default 'passthrough'
    */
   readonly onCorrupt?: 'passthrough' | 'throw';
@@ -185,24 +194,21 @@ function deaggregateChecked(
 
   // KCL: aggregated only with the magic, at least one body byte after it besides the digest, a
   // matching MD5 and a body that parses.
-  if (!hasMagic(bytes)) return [passThrough(input)];
-  let reason: string;
-  if (!mayBeAggregate(bytes)) {
-    reason = `it is ${bytes.length} bytes, too short for magic + body + MD5`;
-  } else {
-    const body = bodyOf(bytes);
-    if (!trailerIs(bytes, digest ?? md5Bytes(body))) {
-      reason = 'its MD5 trailer does not match its body';
-    } else {
-      try {
-        return expand(input, body, start, end);
-      } catch (error) {
-        if (!(error instanceof ProtobufParseError)) throw error;
-        reason = `its body is not a valid AggregatedRecord: ${error.message}`;
-      }
+  if (!hasMagic(bytes) || !mayBeAggregate(bytes)) return [passThrough(input)];
+  // Set for a damaged aggregate (see `onCorrupt`); an ordinary record that starts with the magic has none.
+  let reason: string | undefined;
+  const body = bodyOf(bytes);
+  if (trailerIs(bytes, digest ?? md5Bytes(body))) {
+    try {
+      return expand(input, body, start, end);
+    } catch (error) {
+      if (!(error instanceof ProtobufParseError)) throw error;
+      reason = `its body is not a valid AggregatedRecord: ${error.message}`;
     }
+  } else if (onCorrupt === 'throw' && holdsRecords(body)) {
+    reason = 'its MD5 trailer does not match its body';
   }
-  if (onCorrupt === 'throw') {
+  if (reason !== undefined && onCorrupt === 'throw') {
     throw new CorruptAggregateError(
       `Kinesis record ${input.sequenceNumber || '(no sequence number)'} starts with the KPL magic but ${reason}.`,
       input.sequenceNumber || undefined,
@@ -255,6 +261,13 @@ export function deaggregateAll(
       `records must be an iterable of Kinesis records, such as a Lambda event's or a GetRecords response's \`Records\`; received ${describeValue(records)}${hint}.`,
     );
   }
+  // Iterable, but of characters or bytes: a record's data instead of the records.
+  if (typeof records === 'string' || isUint8Array(records)) {
+    throw new InvalidRecordError(
+      'records',
+      `records must be an iterable of Kinesis records, such as a Lambda event's or a GetRecords response's \`Records\`; received ${describeValue(records)}, which looks like a record's data: pass the records.`,
+    );
+  }
   const window: NormalizedInput[] = [];
   const readWindow = () => {
     // Emptied first: if a record in it fails the call, nothing is left to read again.
@@ -298,6 +311,19 @@ function bodyDigests(inputs: readonly NormalizedInput[]): (Uint8Array | undefine
   }
   md5Each(bodies, into);
   return digests;
+}
+
+/**
+ * Whether `body` reads as an aggregate holding records: what tells an aggregate whose MD5 trailer no
+ * longer matches from an ordinary record whose data happens to start with the magic.
+ */
+function holdsRecords(body: Uint8Array): boolean {
+  try {
+    return decodeAggregatedRecord(body).records.length > 0;
+  } catch (error) {
+    if (error instanceof ProtobufParseError) return false;
+    throw error;
+  }
 }
 
 /** Whether `bytes` is long enough for magic + at least one body byte + MD5. */
@@ -345,12 +371,17 @@ function expand(input: NormalizedInput, body: Uint8Array, start: bigint, end: bi
   return out;
 }
 
-/** Table hash keys are parsed as Java's `new BigInteger(s)` does (optional sign, decimal digits). */
+/**
+ * Table hash keys are parsed as Java's `new BigInteger(s)` does (optional sign, decimal digits); one
+ * too long for a hash key is only known to be out of range, not parsed (see parseDigits).
+ */
 function parseTableHashKey(value: string): bigint {
   if (!/^[+-]?[0-9]+$/.test(value)) {
     throw new ProtobufParseError(`explicit hash key ${describeValue(value)} is not a decimal integer`);
   }
-  return BigInt(value);
+  const signed = value.charCodeAt(0) === 0x2b || value.charCodeAt(0) === 0x2d;
+  const magnitude = parseDigits(signed ? value.slice(1) : value);
+  return value.charCodeAt(0) === 0x2d ? -magnitude : magnitude;
 }
 
 function passThrough(input: NormalizedInput): DeaggregatedRecord {
@@ -418,7 +449,7 @@ function normalizeInput(record: DeaggregateInput): NormalizedInput {
   }
   throw new InvalidRecordError(
     'record',
-    'deaggregate expects a GetRecords record ({ Data, PartitionKey, SequenceNumber }), a Lambda Kinesis event record ({ kinesis: { data, partitionKey, sequenceNumber } }) or a plain record ({ data, partitionKey, sequenceNumber }).',
+    `deaggregate expects a GetRecords record ({ Data, PartitionKey, SequenceNumber }), a Lambda Kinesis event record ({ kinesis: { data, partitionKey, sequenceNumber } }) or a plain record ({ data, partitionKey, sequenceNumber })${'Records' in record ? '; this one has `Records` (a whole event or response): pass each of those, or all of them to deaggregateAll' : ''}.`,
   );
 }
 
@@ -458,7 +489,8 @@ function optionalString(value: unknown, field: string): string {
 }
 
 function timestampOf(value: unknown): Date | undefined {
-  if (value instanceof Date) return value;
+  // Also a Date of another realm (a vm context), as records' bytes may be.
+  if (types.isDate(value)) return value;
   if (typeof value === 'number' && Number.isFinite(value)) return new Date(Math.round(value * 1000));
   return undefined;
 }
@@ -484,7 +516,7 @@ function rangeBound(value: unknown, field: string): bigint {
     typeof value === 'bigint'
       ? value
       : typeof value === 'string' && /^[0-9]+$/.test(value)
-        ? BigInt(value)
+        ? parseDigits(value)
         : undefined;
   if (bound === undefined || bound > MAX_HASH_KEY || bound < 0n) {
     throw new InvalidOptionError(field, 'a hash key in [0, 2^128-1], as a decimal string or a bigint', value);

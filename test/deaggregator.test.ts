@@ -231,6 +231,46 @@ describe('deaggregate: input shapes', () => {
     expect(back.map((user) => Buffer.from(user.data).toString())).toEqual(['one', 'two']);
   });
 
+  it('keeps an arrival time made in another realm', () => {
+    const foreign = vm.runInNewContext('new Date(1700000000000)') as Date;
+    expect(foreign).not.toBeInstanceOf(Date);
+    const [user] = deaggregate({
+      Data: Buffer.from('x'),
+      PartitionKey: 'k',
+      SequenceNumber: '1',
+      ApproximateArrivalTimestamp: foreign,
+    });
+    expect(user!.approximateArrivalTimestamp?.getTime()).toBe(1700000000000);
+  });
+
+  it("deaggregateAll given a record's data instead of the records says so, naming `records`", () => {
+    for (const data of ['QUJD', Buffer.from('hi')]) {
+      let error: unknown;
+      try {
+        deaggregateAll(data as never);
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error).toBeInstanceOf(InvalidRecordError);
+      expect(error).toMatchObject({ field: 'records' });
+      expect((error as Error).message).toMatch(/looks like a record's data: pass the records\.$/);
+    }
+  });
+
+  it('deaggregate given a whole event says to pass its Records', () => {
+    const event = { Records: [{ kinesis: { data: 'eA==', partitionKey: 'k', sequenceNumber: '1' } }] };
+    expect(() => deaggregate(event as never)).toThrow(
+      /this one has `Records` \(a whole event or response\): pass each of those, or all of them to deaggregateAll\.$/,
+    );
+  });
+
+  it('refuses at compile time a GetRecords-style record without Data', () => {
+    // @ts-expect-error no Data: nothing to read (InvalidRecordError at run time)
+    expect(() => deaggregate({})).toThrow(InvalidRecordError);
+    // @ts-expect-error no Data
+    expect(() => deaggregate({ PartitionKey: 'k', SequenceNumber: '1' })).toThrow(InvalidRecordError);
+  });
+
   it('rejects shapes it does not know with a typed error', () => {
     expect(() => deaggregate({} as never)).toThrow(InvalidRecordError);
     expect(() => deaggregate(null as never)).toThrow(/expects a Kinesis record object; received null/);
@@ -337,10 +377,42 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     expect(Buffer.from(users[0]!.data).equals(Buffer.from(data))).toBe(true);
   });
 
-  it.each(cases)("throws CorruptAggregateError for %s with onCorrupt: 'throw'", (_name, data) => {
+  // Too short for an aggregate: ordinary records whose data starts with the magic.
+  const tooShort = cases.slice(0, 2);
+  const damaged = cases.slice(2);
+
+  it.each(damaged)("throws CorruptAggregateError for %s with onCorrupt: 'throw'", (_name, data) => {
     expect(() =>
       deaggregate({ Data: data, PartitionKey: 'outer', SequenceNumber: '5' }, { onCorrupt: 'throw' }),
     ).toThrow(CorruptAggregateError);
+  });
+
+  it.each(tooShort)(
+    "passes %s through with onCorrupt: 'throw' too: too short for an aggregate",
+    (_name, data) => {
+      const users = deaggregate(
+        { Data: data, PartitionKey: 'outer', SequenceNumber: '5' },
+        { onCorrupt: 'throw' },
+      );
+      expect(users.map((u) => [u.aggregated, Buffer.from(u.data).equals(Buffer.from(data))])).toEqual([
+        [false, true],
+      ]);
+    },
+  );
+
+  it("passes through with onCorrupt: 'throw' a record sent alone whose data happens to start with the magic", () => {
+    // One random payload in 2^32 starts with the magic (encrypted data, say). Its MD5 does not match
+    // and its body does not read as an aggregate: an ordinary record, as KCL takes it.
+    const payload = Buffer.concat([Buffer.from(AGGREGATED_RECORD_MAGIC), Buffer.from('ciphertext.........')]);
+    const built = aggregateOf([{ partitionKey: 'user-1', data: payload.toString('latin1') }]);
+    const sent = { Data: Buffer.from(payload), PartitionKey: built.partitionKey, SequenceNumber: '49' };
+    for (const onCorrupt of ['passthrough', 'throw'] as const) {
+      const users = deaggregate(sent, { onCorrupt });
+      expect(users.map((u) => [u.partitionKey, u.aggregated, Buffer.from(u.data).equals(payload)])).toEqual([
+        ['user-1', false, true],
+      ]);
+      expect(deaggregateAll([sent], { onCorrupt })).toEqual(users);
+    }
   });
 
   it('reads a field key padded past 2^53 by its low 32 bits, as protobuf-java does', () => {
@@ -537,6 +609,37 @@ describe('deaggregate: shard hash-key range, as KCL filters', () => {
       records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
     });
     expect(deaggregate({ data: frame(body), partitionKey: 'a' })).toEqual([]);
+  });
+
+  it('drops an aggregate whose table hash key has millions of digits without parsing them', () => {
+    // BigInt's parse grows with the square of the length: 4 million digits took 650 ms.
+    const parsed: number[] = [];
+    const real = globalThis.BigInt;
+    const spy = vi.spyOn(globalThis, 'BigInt').mockImplementation((value) => {
+      if (typeof value === 'string') parsed.push(value.length);
+      return real(value);
+    });
+    try {
+      for (const sign of ['', '+', '-']) {
+        const body = oracleEncode({
+          partition_key_table: ['k'],
+          explicit_hash_key_table: [`${sign}${'1'.repeat(4_000_000)}`],
+          records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+        });
+        expect(deaggregate({ data: frame(body), partitionKey: 'a' })).toEqual([]);
+      }
+      // Leading zeros do not count: this is 5.
+      const five = oracleEncode({
+        partition_key_table: ['k'],
+        explicit_hash_key_table: [`${'0'.repeat(100)}5`],
+        records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('x') }],
+      });
+      const range = { hashKeyRange: { startingHashKey: 5n, endingHashKey: 5n } };
+      expect(deaggregate({ data: frame(five), partitionKey: 'a' }, range).map(text)).toEqual(['x']);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(parsed.filter((length) => length > 200)).toEqual([]);
   });
 
   it("reads signed hash keys in the table as Java's BigInteger does: -1 lies outside, +5 is 5", () => {
