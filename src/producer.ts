@@ -381,6 +381,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
           share: () => pipeline.shareFor(prepared.hashKey),
           cancel: (why, reason) => {
             this.#barrier.release(epoch);
+            this.#idleIfNothingPending();
             if (why === 'aborted') {
               aborted(new AbortedError(reason));
             } else {
@@ -455,7 +456,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   ): Promise<void> {
     if (signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const done = () => resolve();
+      const done = () => {
+        // It leaves the room's line without becoming a record: the last thing pending, maybe.
+        this.#idleIfNothingPending();
+        resolve();
+      };
       try {
         this.#room.wait(
           bytes,
@@ -778,6 +783,15 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #settled(item: PendingRecord): void {
     this.#room.free(item.sizeBytes, item.arrivedAt, item.share);
     this.#barrier.release(item.epoch);
+    this.#idleIfNothingPending();
+  }
+
+  /**
+   * With no record held and none waiting for room, the dispatcher's timer goes: an idle producer holds
+   * the process for nothing. Checked when a record settles, and when a wait for room ends without a
+   * record taken (the wait of writable() and putAll() for room for their next record, an abort).
+   */
+  #idleIfNothingPending(): void {
     if (this.#room.records === 0 && this.#room.waiting === 0) this.#dispatcher.idle();
   }
 

@@ -54,6 +54,16 @@ describe('lifecycle', () => {
     },
   );
 
+  it.each(['writable', 'putAll', 'put'] as const)(
+    'node exits on its own after %s() waited for room, without close()',
+    async (mode) => {
+      const { code, exitAfterMs, out } = await runUntilExit('test/support/idle-writer-exit-check.ts', [mode]);
+      expect(out).toContain(`done ${mode} outstanding=0 stored=30`);
+      expect(code).toBe(0);
+      expect(exitAfterMs).toBeLessThan(2_000);
+    },
+  );
+
   it('node exits at once after close() against an endpoint that refuses connections', async () => {
     const { code, exitAfterMs, out } = await runUntilExit('test/support/refused-exit-check.ts');
     expect(out).toContain('done refused CloseTimeout');
