@@ -513,7 +513,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   /**
    * An object-mode `Writable` that writes each object as a record, with the producer's backpressure:
    * a write completes once the producer has taken the record. Works with `stream.pipeline`; `final`
-   * flushes the producer; the first record that fails destroys the stream with its error.
+   * waits until every record it wrote has settled (sent with its batch, not flushed early: other
+   * streams and callers are not waited for); the first record that fails destroys the stream with its
+   * error.
    *
    * @example
    * ```ts
@@ -541,8 +543,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   /**
    * Writes every record of an (async) iterable with the producer's backpressure, and resolves once all
-   * have settled. Stops reading at the first failure and rejects with it (after the records taken
-   * have settled); `signal` stops it with {@link AbortedError}.
+   * have settled (sent with their batches, not flushed early: other streams and callers are not waited
+   * for). Stops reading at the first failure, also while it waits for the source, and rejects with it
+   * (after the records taken have settled); `signal` stops it with {@link AbortedError}.
    */
   putAll(
     source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,

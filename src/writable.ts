@@ -16,6 +16,7 @@ import {
   warnUnknownOptions,
 } from './option-checks.js';
 import type { KinesisProducer, ProducerRecord, SendCallback } from './producer.js';
+import type { PutResult } from './result.js';
 import { settlements } from './settlement.js';
 
 /**
@@ -75,6 +76,71 @@ export type SendWhenRoom = (
 ) => Promise<void> | undefined;
 
 /**
+ * The records one writer (a `writable()` or a `putAll()`) handed to the producer that have not
+ * settled, and a wait for none to be left: what the writer's end waits for. (A `flush()` would wait
+ * for every record of the producer, another stream's stuck ones too, and send every buffer at once,
+ * other callers' records too, which then lose their batching.)
+ */
+class OwnRecords {
+  #pending = 0;
+  #whenNone: (() => void)[] = [];
+
+  /**
+   * Hands `record` to the producer through `sendWhenRoom`, counted until its callback runs, or until
+   * it turns out not to be taken (thrown at once, or the wait rejected: its callback never runs).
+   */
+  send(
+    sendWhenRoom: SendWhenRoom,
+    record: ProducerRecord,
+    callback: SendCallback,
+    signal: AbortSignal | undefined,
+  ): Promise<void> | undefined {
+    this.#pending++;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      if (--this.#pending > 0) return;
+      const waiters = this.#whenNone.splice(0);
+      for (const wake of waiters) wake();
+    };
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = sendWhenRoom(
+        record,
+        (error, result) => {
+          done();
+          callback(error, result as PutResult);
+        },
+        signal,
+      );
+    } catch (error) {
+      done();
+      throw error;
+    }
+    return waiting?.catch((error: unknown) => {
+      done();
+      throw error;
+    });
+  }
+
+  /** Fulfils once every record handed over so far has settled (at once if none is pending). */
+  settled(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#whenNone.push(resolve));
+  }
+}
+
+/** What a `writable()` option function threw, as an error the stream can end with (`done(undefined)` is success). */
+function thrownError(thrown: unknown): unknown {
+  return thrown === undefined || thrown === null || thrown === false || thrown === 0 || thrown === ''
+    ? new Error(`writable(): turning an object into a record threw ${describeValue(thrown)}`, {
+        cause: thrown,
+      })
+    : thrown;
+}
+
+/**
  * The partition key in the field `field` of an object written to the Writable. Refused here, where the
  * field is known: the producer's own error would name only `partitionKey`.
  */
@@ -98,7 +164,8 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 /**
  * An object-mode Writable feeding the producer: each object becomes a record. It honours the
  * producer's backpressure (a write completes once the producer has taken the record), works with
- * `stream.pipeline`, flushes the producer in `final`, and fails with the first record that fails.
+ * `stream.pipeline`, waits for its own records to settle in `final`, and fails with the first record
+ * that fails.
  */
 export function createProducerWritable<T>(
   producer: KinesisProducer,
@@ -132,6 +199,7 @@ export function createProducerWritable<T>(
     typeof partitionKey === 'function' ? partitionKey : (value: T) => keyField(value, partitionKey);
   let failure: RecordFailedError | undefined;
   let aborter: AbortController | undefined;
+  const own = new OwnRecords();
 
   const toRecord = (value: T): ProducerRecord => ({
     partitionKey: keyOf(value),
@@ -159,9 +227,9 @@ export function createProducerWritable<T>(
       let waiting: Promise<void> | undefined;
       try {
         aborter ??= new AbortController();
-        waiting = sendWhenRoom(toRecord(value), onSettled, aborter.signal);
+        waiting = own.send(sendWhenRoom, toRecord(value), onSettled, aborter.signal);
       } catch (error) {
-        done(error as Error);
+        done(thrownError(error) as Error);
         return;
       }
       if (waiting === undefined) done();
@@ -172,10 +240,8 @@ export function createProducerWritable<T>(
         );
     },
     final(done) {
-      producer.flush().then(
-        () => done(failure),
-        (error: Error) => done(error),
-      );
+      // Its own records, sent with their batches; callbacks run first, so `failure` is set by then.
+      void own.settled().then(() => done(failure));
     },
     destroy(error, done) {
       // Stop waiting for room on behalf of a stream that is gone.
@@ -192,10 +258,12 @@ export function createProducerWritable<T>(
  * failed, a record that could not be taken (`InvalidRecordError`), or the source throwing.
  *
  * The source is read one record at a time, only once the last one was taken: after the first failure
- * no further record is read, nor written if its read was under way. (One already waiting for room is
- * let in when the failed record frees it: the failure is told a moment after.) When `signal` aborts,
- * a wait for the source or for room ends at once (the record it was for is not written) and it
- * rejects. Either way the source is then closed (`return()`).
+ * no further record is read, nor written if its read was under way (a wait for the source ends at
+ * the failure). (One already waiting for room is let in when the failed record frees it: the failure
+ * is told a moment after.) When `signal` aborts, a wait for the source or for room ends at once (the
+ * record it was for is not written) and it rejects. Either way the source is then closed: a Node
+ * stream is destroyed, anything else gets `return()` (a generator waiting on something of its own
+ * runs its `finally` only once that wait ends).
  */
 export async function putAll(
   producer: KinesisProducer,
@@ -212,6 +280,10 @@ export async function putAll(
   }
   if (options !== undefined && options !== null) warnUnknownOptions(options, PUT_ALL_NAMES, warnings);
   let taken = 0;
+  const own = new OwnRecords();
+  // Ends a wait for the source or for room at once: the first failure, or an abort of `signal`.
+  const interrupt = new AbortController();
+  const stopListening = signal === undefined ? undefined : onAbort(signal, () => interrupt.abort());
   // The first record to fail. It is what putAll rejects with, unless something else stopped it
   // first; any other failure is told as unheard (warned about unless 'recordFailed' has listeners).
   let failure: RecordFailedError | undefined;
@@ -219,8 +291,13 @@ export async function putAll(
   const unheard = (error: RecordFailedError) => settlements.get(producer)?.unheard(error);
   const onSettled: SendCallback = (error) => {
     if (error === null) return;
-    if (failure === undefined && !answered) failure = error;
-    else unheard(error);
+    if (failure === undefined && !answered) {
+      failure = error;
+      // Also while the source has nothing to give: a live feed may not yield for a long time.
+      interrupt.abort();
+    } else {
+      unheard(error);
+    }
   };
   /** Ends putAll with `error`; the first failure, if it is not that error, is nobody's to hear. */
   const rejectWith = (error: unknown): never => {
@@ -228,33 +305,51 @@ export async function putAll(
     if (failure !== undefined && failure !== error) unheard(failure);
     throw error;
   };
-  const sync = !(Symbol.asyncIterator in source);
+  // As `for await` chooses: the async iterator if there is one, else the sync one.
+  const sync = typeof (source as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] !== 'function';
   const iterator = sync
     ? (source as Iterable<ProducerRecord>)[Symbol.iterator]()
     : (source as AsyncIterable<ProducerRecord>)[Symbol.asyncIterator]();
-  let exhausted = false;
+  // Done with: read to its end, or its next() threw (as `for await`, it is then not closed).
+  let finished = false;
   // What stopped the loop other than a record's failure or the signal: a record that could not be
   // taken (invalid), or the source throwing; with the failure, if any, that came before it.
   let stopped: { error: unknown; failedBefore: RecordFailedError | undefined } | undefined;
   try {
     while (failure === undefined && signal?.aborted !== true) {
-      const next = await unlessAborted(Promise.resolve(iterator.next()), signal);
-      if (next === undefined) break;
+      let read: Promise<IteratorResult<ProducerRecord>> | undefined;
+      let next: IteratorResult<ProducerRecord> | undefined;
+      try {
+        read = Promise.resolve(iterator.next());
+        next = await unlessAborted(read, interrupt.signal);
+      } catch (error) {
+        finished = true;
+        throw error;
+      }
+      if (next === undefined) {
+        // Not waited for: a promise it gives as the value (a sync iterable's) must not go unhandled.
+        if (sync)
+          read.then(
+            (late) => void Promise.resolve(late.value).catch(() => {}),
+            () => {},
+          );
+        break;
+      }
       if (next.done === true) {
-        exhausted = true;
+        finished = true;
         break;
       }
       // As `for await` does, a sync iterable's values may be promises (waited for unless aborted).
       let record = next.value;
       if (sync) {
-        record = (await unlessAborted(Promise.resolve(next.value), signal)) as ProducerRecord;
-        if (isAborted(signal)) break;
+        record = (await unlessAborted(Promise.resolve(next.value), interrupt.signal)) as ProducerRecord;
+        if (isAborted(interrupt.signal)) break;
       }
       // A record that failed while this one was read: none goes after it (they may be in order).
       if (failure !== undefined) break;
       let waiting: Promise<void> | undefined;
       try {
-        waiting = sendWhenRoom(record, onSettled, signal);
+        waiting = own.send(sendWhenRoom, record, onSettled, signal);
       } catch (error) {
         // Which record of the source, as aggregateAll says (its index, from 0).
         if (!(error instanceof InvalidRecordError)) throw error;
@@ -262,7 +357,9 @@ export async function putAll(
           cause: error,
         });
       }
-      if (waiting !== undefined) await waiting;
+      // A record waiting for room when the first failure comes is still let in (its callback is
+      // counted); the wait for room for the next one ends then.
+      if (waiting !== undefined) await unlessAborted(waiting, interrupt.signal);
       taken++;
     }
   } catch (error) {
@@ -270,22 +367,38 @@ export async function putAll(
       stopped = { error, failedBefore: failure };
     }
   } finally {
-    // Closing a source that still waits for its next record must not hold us up: not awaited. What
-    // its cleanup throws (a generator's `finally`), at once or later, is not what stopped us.
-    if (!exhausted) {
-      try {
-        Promise.resolve(iterator.return?.()).catch(() => {});
-      } catch {}
-    }
+    stopListening?.();
+    if (!finished) close(source, iterator);
   }
   if (signal?.aborted) rejectWith(new AbortedError(signal.reason, abortedAfter(taken)));
-  // Callbacks run before flush() resolves: every record taken has settled by then. An abort ends
-  // this wait too.
-  await unlessAborted(producer.flush(), signal);
+  // Callbacks run before this wait ends: every record taken has settled by then. An abort ends this
+  // wait too.
+  await unlessAborted(own.settled(), signal);
   if (signal?.aborted) rejectWith(new AbortedError(signal.reason, abortedAfter(taken)));
   if (stopped !== undefined) rejectWith(stopped.failedBefore ?? stopped.error);
   if (failure !== undefined) rejectWith(failure);
   return { records: taken };
+}
+
+/**
+ * Closes a source putAll stopped reading early, without waiting for it. A Node stream is destroyed:
+ * the `return()` of its iterator waits behind a read under way, which an idle source (a socket, a
+ * queue) may not answer for a long time. Anything else gets `return()`; what its cleanup throws (a
+ * generator's `finally`), at once or later, is not what stopped putAll.
+ */
+function close(source: object, iterator: Iterator<unknown> | AsyncIterator<unknown>): void {
+  try {
+    const stream = source as { destroy?: unknown; read?: unknown; pipe?: unknown };
+    if (
+      typeof stream.destroy === 'function' &&
+      typeof stream.read === 'function' &&
+      typeof stream.pipe === 'function'
+    ) {
+      (stream.destroy as () => void).call(source);
+      return;
+    }
+    Promise.resolve(iterator.return?.()).catch(() => {});
+  } catch {}
 }
 
 /** What `promise` fulfils with, or undefined as soon as `signal` aborts (whichever comes first). */

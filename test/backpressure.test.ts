@@ -1,5 +1,5 @@
 import { getEventListeners } from 'node:events';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -1137,6 +1137,127 @@ describe('streams', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(done.error).toBeInstanceOf(AbortedError);
     expect(p.outstandingRecords).toBe(2);
+  });
+});
+
+describe('putAll and writable() wait for their own records', () => {
+  /** A source that gives one record, then nothing for `idleMs` (a live feed), then one more. */
+  async function* feed(idleMs: number) {
+    yield { partitionKey: 'k', data: '1' };
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    yield { partitionKey: 'k', data: '2' };
+  }
+
+  it('putAll rejects when a record fails, not when its idle source next yields', async () => {
+    fake.script.push({ throw: serviceError('AccessDeniedException', 400) });
+    const p = producer({ maxBufferedTimeMs: 0 });
+    const all = track(p.putAll(feed(60_000)));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(all).toMatchObject({ status: 'rejected', error: { code: 'AccessDeniedException' } });
+    // The read under way is not written when it comes.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(fake.calls.flatMap((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()))).toEqual(['1']);
+  });
+
+  it("putAll and writable() do not wait for another stream's stuck record", async () => {
+    fake.onPut = (call) => (call.streamName === 'slow' ? 'hang' : undefined);
+    const p = producer({ requestTimeoutMs: 1_000 });
+    p.on('recordFailed', () => {});
+    p.send({ partitionKey: 'k', data: 'stuck', streamName: 'slow' });
+    const all = track(p.putAll([{ partitionKey: 'a', data: '1' }]));
+    const piped = track(
+      pipeline(Readable.from([{ k: 'b' }]), p.writable<{ k: string }>({ partitionKey: 'k' })),
+    );
+    // Sent with their batch, within maxBufferedTimeMs (100 ms); the stuck one expires at 30 s.
+    await vi.advanceTimersByTimeAsync(200);
+    expect(
+      fake
+        .storedUserRecords()
+        .map((r) => r.partitionKey)
+        .sort(),
+    ).toEqual(['a', 'b']);
+    expect(all.status).toBe('fulfilled');
+    expect(piped.status).toBe('fulfilled');
+  });
+
+  it('many small putAll calls are batched as the same records put one by one', async () => {
+    const p = producer({ aggregation: true });
+    await vi.advanceTimersByTimeAsync(10);
+    const calls: Promise<unknown>[] = [];
+    for (let c = 0; c < 100; c++) {
+      const records = Array.from({ length: 5 }, (_, i) => ({
+        partitionKey: `k${c}-${i}`,
+        data: 'x'.repeat(100),
+      }));
+      calls.push(p.putAll(records));
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(calls);
+    expect(fake.storedUserRecords()).toHaveLength(500);
+    // 500 ms of puts, each request due 100 ms after its first record: about 5 (100, without batching).
+    expect(fake.calls.length).toBeLessThanOrEqual(10);
+  });
+
+  it('putAll aborted while a Node stream source has nothing to give destroys the source', async () => {
+    const p = producer();
+    const source = new PassThrough({ objectMode: true });
+    source.write({ partitionKey: 'k', data: 'x' });
+    const controller = new AbortController();
+    const all = track(p.putAll(source, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(50);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(all.error).toBeInstanceOf(AbortedError);
+    expect(source.destroyed).toBe(true);
+  });
+
+  it.each([undefined, null, 0, ''])(
+    'writable() whose serialize throws %j fails the stream instead of dropping the object',
+    async (thrown) => {
+      const p = producer();
+      const writable = p.writable<{ k: string }>({
+        partitionKey: 'k',
+        serialize: (o) => {
+          if (o.k === 'b') throw thrown;
+          return o.k;
+        },
+      });
+      const done = track(pipeline(Readable.from([{ k: 'a' }, { k: 'b' }, { k: 'c' }]), writable));
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(done.status).toBe('rejected');
+      expect((done.error as Error).message).toBe(
+        `writable(): turning an object into a record threw ${thrown === undefined ? 'undefined' : thrown === null ? 'null' : thrown === 0 ? 'number 0' : '""'}`,
+      );
+      expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['a']);
+    },
+  );
+
+  it('putAll does not call return() on an iterator whose next() threw, as for await does not', async () => {
+    const p = producer();
+    let returns = 0;
+    const source = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          throw new Error('source broke');
+        },
+        return: async () => {
+          returns++;
+          return { done: true as const, value: undefined };
+        },
+      }),
+    };
+    await expect(p.putAll(source as never)).rejects.toThrow('source broke');
+    expect(returns).toBe(0);
+  });
+
+  it('putAll takes a sync iterable whose Symbol.asyncIterator is undefined, as for await does', async () => {
+    const p = producer();
+    const records = [{ partitionKey: 'k', data: 'x' }];
+    const source = { [Symbol.asyncIterator]: undefined, [Symbol.iterator]: () => records[Symbol.iterator]() };
+    const all = track(p.putAll(source as never));
+    await vi.advanceTimersByTimeAsync(200);
+    expect(all).toMatchObject({ status: 'fulfilled', value: { records: 1 } });
   });
 });
 
