@@ -593,7 +593,8 @@ export class StreamPipeline {
       for (let record = buffer.peek(); record !== undefined; record = buffer.peek()) {
         if (record.expiresAt <= now) {
           this.#take(buffer);
-          this.#expire(record, now, now);
+          // Those left of it keep its backoff (with ordering, one in backoff waits at its lane's head).
+          this.#expire(record, now, Math.max(now, record.retryAt));
           continue;
         }
         const changed = changedSingle(record);
@@ -1097,7 +1098,7 @@ export class StreamPipeline {
     for (const buffer of this.#ready) {
       for (let head = buffer.peek(); head !== undefined && head.expiresAt <= now; head = buffer.peek()) {
         this.#take(buffer);
-        this.#expire(head, now, now);
+        this.#expire(head, now, Math.max(now, head.retryAt));
         expiredAny = true;
       }
       const head = buffer.peek();

@@ -200,6 +200,32 @@ describe('expiry', () => {
   });
 });
 
+describe('expiry of part of an aggregate in backoff', () => {
+  it.each(['none', 'per-partition-key'] as const)(
+    'sends the records left only once the backoff ends (ordering %s)',
+    async (ordering) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.999);
+      fake.onPut = (call) => (call.index === 0 ? { errorCodes: ['InternalFailure'] } : undefined);
+      const p = producer({
+        ordering,
+        maxBufferedTimeMs: 1_000,
+        recordTtlMs: 4_000,
+        retryBaseDelayMs: 3_500,
+        retryMaxDelayMs: 3_500,
+      });
+      const start = Date.now();
+      const first = outcome(p.put({ partitionKey: 'k', data: 'first' }));
+      await vi.advanceTimersByTimeAsync(900);
+      const second = outcome(p.put({ partitionKey: 'k', data: 'second' }));
+      // Sent at 1,000 ms, failed; backoff 3,496 ms, to ~4,496 ms. 'first' expires at 4,000 ms meanwhile.
+      await vi.advanceTimersByTimeAsync(6_000);
+      expect((await first).error).toMatchObject({ code: 'Expired' });
+      expect((await second).value?.attempts.map((a) => a.success)).toEqual([false, true]);
+      expect(fake.calls.map((c) => c.at - start)[1]).toBeGreaterThanOrEqual(4_490);
+    },
+  );
+});
+
 describe('expiry of a record whose request has not answered', () => {
   it('fails at its TTL, its last attempt Unanswered, and the late answer changes nothing', async () => {
     fake.hold();
