@@ -58,6 +58,25 @@ export interface AttemptLog {
 const UNANSWERED = 'Unanswered';
 
 /**
+ * Codes of attempts that ended without the service's answer once the request may have reached it:
+ * the producer stopped waiting (`RequestTimeout`, `Unanswered`), or the connection broke under it.
+ * Such a request may have stored the record all the same.
+ */
+const NO_ANSWER = new Set(['RequestTimeout', 'Unanswered', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * The code of the first of `attempts` whose request ended without an answer (see NO_ANSWER), so
+ * that a failure does not say the record was not written; undefined when every one was answered.
+ */
+export function unansweredCode(attempts: readonly AttemptLog[]): string | undefined {
+  for (const attempt of attempts) {
+    const code = attempt.errorCode;
+    if (code !== undefined && !attempt.byEntry && NO_ANSWER.has(code)) return code;
+  }
+  return undefined;
+}
+
+/**
  * @internal The attempt of a request still under way when its records had to settle (`why`: their
  * TTL passed, or close() gave up): it may yet store them, and its answer is then ignored for them.
  */

@@ -4,7 +4,7 @@ import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from '
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
-import { type AttemptLog, unansweredAttempt } from './result.js';
+import { type AttemptLog, unansweredAttempt, unansweredCode } from './result.js';
 import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
@@ -897,15 +897,23 @@ export class StreamPipeline {
     unanswered?: AttemptLog,
   ): void {
     const all = unanswered === undefined ? attempts : [...attempts, unanswered];
+    // A request that ended without an answer may have stored it: then it is not said to be unwritten.
+    const noAnswer = unanswered === undefined ? unansweredCode(attempts) : undefined;
     const pending =
-      unanswered === undefined
-        ? ''
-        : `; the request carrying it had not answered after ${unanswered.endedAt - unanswered.startedAt} ms, and may still store it`;
+      unanswered !== undefined
+        ? `; the request carrying it had not answered after ${unanswered.endedAt - unanswered.startedAt} ms, and may still store it`
+        : noAnswer !== undefined
+          ? `; ${earlierUnanswered(noAnswer)}`
+          : '';
+    const written =
+      unanswered === undefined && noAnswer === undefined
+        ? 'without being written'
+        : 'without being known to be written';
     this.#host.fail(
       this.stream,
       item,
       ErrorCode.Expired,
-      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) without being written; ${all.length} attempt(s) made${lastFailure(attempts)}${pending}.`,
+      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) ${written}; ${all.length} attempt(s) made${lastFailure(attempts)}${pending}.`,
       shardId,
       all,
     );
@@ -1266,10 +1274,13 @@ export class StreamPipeline {
     const landed = new Set(this.#landed.map((each) => each.record));
     for (const [item, record, shardId] of this.#held()) {
       const attempts = record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record);
+      const noAnswer = unansweredCode(attempts);
       const message =
         record !== undefined && landed.has(record)
           ? `${gaveUp} while the record, stored on ${shardId} after a reshard, waited to learn whether consumers read it there: it may have been written`
-          : `${gaveUp} before the record was written`;
+          : noAnswer !== undefined
+            ? `${gaveUp} before the record was known to be written: ${earlierUnanswered(noAnswer)}`
+            : `${gaveUp} before the record was written`;
       this.#host.fail(this.stream, item, code, message, shardId, attempts);
     }
   }
@@ -1326,6 +1337,11 @@ const MAX_QUOTED_MESSAGE = 200;
  * How the last failed attempt failed, for an expiry's message (`; the last failed with …`), so that a
  * message alone tells a wrong endpoint from throttling. Empty if none failed.
  */
+/** What a failure says of an earlier attempt whose request ended without an answer (`code`). */
+function earlierUnanswered(code: string): string {
+  return `an earlier request carrying it ended without an answer (${code}), and may have stored it`;
+}
+
 function lastFailure(attempts: readonly AttemptLog[]): string {
   for (let i = attempts.length - 1; i >= 0; i--) {
     const { errorCode } = attempts[i]!;

@@ -200,6 +200,38 @@ describe('expiry', () => {
   });
 });
 
+describe('a record whose earlier request ended without an answer', () => {
+  it('is not said to be unwritten when it then expires: that request may have stored it', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    // The first request never answers (it may still be stored); every try after it is throttled.
+    fake.onPut = (call) =>
+      call.index === 0 ? 'hang' : { errorCodes: ['ProvisionedThroughputExceededException'] };
+    const p = producer({ requestTimeoutMs: 1_000, recordTtlMs: 5_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const { error } = await result;
+    expect(error?.attempts[0]?.errorCode).toBe('RequestTimeout');
+    expect(error?.message).toMatch(
+      /^Record expired after 5000 ms \(recordTtlMs\) without being known to be written; \d+ attempt\(s\) made; the last failed with ProvisionedThroughputExceededException: .*; an earlier request carrying it ended without an answer \(RequestTimeout\), and may have stored it\.$/,
+    );
+  });
+
+  it('is not said to be unwritten when close() gives up on it in backoff', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    fake.onPut = () => 'hang';
+    const p = producer({ requestTimeoutMs: 1_000, retryBaseDelayMs: 5_000, retryMaxDelayMs: 5_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    // Sent at 100 ms, timed out at 1,100 ms: in backoff until ~6 s.
+    await vi.advanceTimersByTimeAsync(1_500);
+    const closed = p.close({ timeoutMs: 100 });
+    await vi.advanceTimersByTimeAsync(200);
+    await closed;
+    expect((await result).error?.message).toBe(
+      'close() gave up after 100 ms (timeoutMs) before the record was known to be written: an earlier request carrying it ended without an answer (RequestTimeout), and may have stored it',
+    );
+  });
+});
+
 describe('expiry of part of an aggregate in backoff', () => {
   it.each(['none', 'per-partition-key'] as const)(
     'sends the records left only once the backoff ends (ordering %s)',
@@ -242,7 +274,7 @@ describe('expiry of a record whose request has not answered', () => {
       [false, 'Unanswered', 900],
     ]);
     expect(error!.message).toBe(
-      'Record expired after 1000 ms (recordTtlMs) without being written; 1 attempt(s) made; the request carrying it had not answered after 900 ms, and may still store it.',
+      'Record expired after 1000 ms (recordTtlMs) without being known to be written; 1 attempt(s) made; the request carrying it had not answered after 900 ms, and may still store it.',
     );
     expect(p.outstandingRecords).toBe(0);
     // The request stores it after all: nothing settles twice, nothing is sent again.
@@ -282,7 +314,7 @@ describe('expiry of a record whose request has not answered', () => {
     );
     // The message says how the last answered attempt failed, as a wrong endpoint would be told.
     expect(error!.message).toBe(
-      'Record expired after 2000 ms (recordTtlMs) without being written; 2 attempt(s) made; the last failed with InternalFailure: InternalFailure for entry 0; the request carrying it had not answered after 901 ms, and may still store it.',
+      'Record expired after 2000 ms (recordTtlMs) without being known to be written; 2 attempt(s) made; the last failed with InternalFailure: InternalFailure for entry 0; the request carrying it had not answered after 901 ms, and may still store it.',
     );
     fake.release();
     await vi.advanceTimersByTimeAsync(10);
