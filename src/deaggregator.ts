@@ -239,7 +239,8 @@ const WINDOW = 64;
  *
  * @throws {InvalidOptionError} for wrong options, even with no record.
  * @throws {InvalidRecordError} when `records` is not iterable (the whole Lambda event instead of its
- * `Records`), and as `deaggregate` does.
+ * `Records`) or is a string or bytes (a record's data instead of the records), and as `deaggregate`
+ * does.
  * @throws {CorruptAggregateError} as `deaggregate` does.
  */
 export function deaggregateAll(
@@ -319,7 +320,8 @@ function bodyDigests(inputs: readonly NormalizedInput[]): (Uint8Array | undefine
  */
 function holdsRecords(body: Uint8Array): boolean {
   try {
-    return decodeAggregatedRecord(body).records.length > 0;
+    // Its tables are not checked: an index out of range is damage too, as a bad hash key is.
+    return decodeAggregatedRecord(body, false).records.length > 0;
   } catch (error) {
     if (error instanceof ProtobufParseError) return false;
     throw error;

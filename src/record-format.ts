@@ -113,10 +113,11 @@ export class ProtobufParseError extends Error {}
 
 /**
  * Decodes the protobuf body (between magic and MD5) of an aggregated record. Throws
- * {@link ProtobufParseError} with a reason for anything KCL's parser would reject, and for key indexes
- * outside their tables (which KCL would fail on while deaggregating).
+ * {@link ProtobufParseError} with a reason for anything KCL's parser would reject, and, unless
+ * `checkIndexes` is false, for key indexes outside their tables (which KCL would fail on while
+ * deaggregating).
  */
-export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
+export function decodeAggregatedRecord(body: Uint8Array, checkIndexes = true): DecodedAggregate {
   const reader = new Reader(body, 0, body.length);
   const partitionKeys: string[] = [];
   const explicitHashKeys: string[] = [];
@@ -137,7 +138,7 @@ export function decodeAggregatedRecord(body: Uint8Array): DecodedAggregate {
       reader.skip(field, wire, 0);
     }
   }
-  for (let i = 0; i < records.length; i++) {
+  for (let i = 0; checkIndexes && i < records.length; i++) {
     const r = records[i]!;
     if (r.partitionKeyIndex >= partitionKeys.length) {
       throw new ProtobufParseError(

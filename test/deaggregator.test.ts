@@ -400,6 +400,28 @@ describe('deaggregate: KCL semantics for records that are not valid aggregates',
     },
   );
 
+  it('throws for a bad MD5 whatever else is wrong with a body that reads as an aggregate holding records', () => {
+    const badIndex = oracleEncode({
+      partition_key_table: ['a'],
+      records: [
+        { partition_key_index: 0, data: Buffer.from('x') },
+        { partition_key_index: 1, data: Buffer.from('y') },
+      ],
+    });
+    const badHashKey = oracleEncode({
+      partition_key_table: ['a'],
+      explicit_hash_key_table: ['12x'],
+      records: [{ partition_key_index: 0, explicit_hash_key_index: 0, data: Buffer.from('y') }],
+    });
+    for (const body of [badIndex, badHashKey]) {
+      const damaged = frame(body);
+      damaged[damaged.length - 1]! ^= 1;
+      expect(() =>
+        deaggregate({ data: damaged, partitionKey: 'o', sequenceNumber: '1' }, { onCorrupt: 'throw' }),
+      ).toThrow('Kinesis record 1 starts with the KPL magic but its MD5 trailer does not match its body.');
+    }
+  });
+
   it("passes through with onCorrupt: 'throw' a record sent alone whose data happens to start with the magic", () => {
     // One random payload in 2^32 starts with the magic (encrypted data, say). Its MD5 does not match
     // and its body does not read as an aggregate: an ordinary record, as KCL takes it.
