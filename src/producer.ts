@@ -877,6 +877,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       () => {
         // Records land on shards a fresh map does not predict. After a reshard, a later map will; on a
         // stream that routes records itself (AUTO), none will, and consumers drop the aggregates.
+        // Known to be partitioned: maybe no more (created again as AUTO). Read again to tell.
+        pipeline.recheckSummary();
         if (routingWarned || pipeline.info?.routingKnown !== false) return;
         routingWarned = true;
         this.#logger.warn(

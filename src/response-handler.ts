@@ -122,6 +122,8 @@ export class ResponseHandler {
       const map = pipeline.shardMap;
       if (failure.code === 'ResourceNotFoundException' && batch.some((r) => r.mapVersion === map.version)) {
         map.forget();
+        // A stream that routes records itself has no map to drop: its summary is read again here.
+        if (pipeline.routesItself) pipeline.readSummaryAgain(endedAt);
       }
     } else {
       // A client of the user's own may answer with anything (a test double that returns nothing):
@@ -216,6 +218,10 @@ export class ResponseHandler {
       errorMessage: undefined,
       byEntry: true,
     });
+    if (record.aggregated && pipeline.routesItself) {
+      pipeline.storedInAutoStream(record, shardId, endedAt);
+      return;
+    }
     const predicted = record.predictedShardId;
     // A prediction from before the shard ids were reset may name an id that owns other keys now.
     const trusted = predicted === shardId && record.mapVersion >= pipeline.shardMap.resetVersion;

@@ -39,6 +39,9 @@ export const DEFAULT_STREAM_INFO: StreamInfo = {
 /** What applies while DescribeStreamSummary keeps failing for a passing reason. */
 export const PROVISIONAL_STREAM_INFO: StreamInfo = { ...DEFAULT_STREAM_INFO, final: false };
 
+/** The least time between reads `recheck` asks for. */
+const RECHECK_INTERVAL_MS = 10_000;
+
 /** Backoff between background reads after a passing failure. */
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -62,6 +65,12 @@ export class StreamSummary {
   readonly #warning: RepeatedWarning;
   /** How the last try failed, until a read succeeds: what records waiting for the summary are told. */
   #lastFailedTry: RequestFailure | undefined;
+  /** A read is under way. */
+  #reading = false;
+  /** The stream was found gone while a read was under way: its answer may be of the stream that went. */
+  #stale = false;
+  /** When a read last answered for good (see recheck). */
+  #answeredAt = Number.NEGATIVE_INFINITY;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
     this.#source = source;
@@ -80,9 +89,30 @@ export class StreamSummary {
       : `DescribeStreamSummary has not answered; its last try failed with ${failure.code}: ${failure.message.replace(/\.$/, '')}`;
   }
 
-  /** Starts reading: once, or again once a read has answered for good (the stream was found gone). */
+  /**
+   * Starts reading: at first, or again because the stream was found gone. A read under way then is
+   * not taken (it may describe the stream that went): another follows it. A read waiting out its
+   * backoff goes now.
+   */
   read(): void {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) this.#source.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#reading) {
+      this.#stale = true;
+      return;
+    }
     void this.#read();
+  }
+
+  /**
+   * Reads again if nothing is being read and the last answer is at least 10 s old: records landing
+   * where a map just listed does not send them may mean the stream was created again as AUTO.
+   */
+  recheck(): void {
+    if (this.#reading || this.#timer !== undefined) return;
+    if (this.#source.clock.now() - this.#answeredAt < RECHECK_INTERVAL_MS) return;
+    this.read();
   }
 
   /** Stops reading in the background. */
@@ -93,12 +123,24 @@ export class StreamSummary {
   }
 
   async #read(): Promise<void> {
-    const info = await this.#load();
+    this.#reading = true;
+    let info: StreamInfo;
+    try {
+      info = await this.#load();
+    } finally {
+      this.#reading = false;
+    }
     if (this.#closed) return;
+    if (this.#stale) {
+      this.#stale = false;
+      void this.#read();
+      return;
+    }
     this.#onRead(info);
     if (info.final) {
       // Read again from scratch if the stream is found gone later (see StreamPipeline).
       this.#failures = 0;
+      this.#answeredAt = this.#source.clock.now();
       return;
     }
     this.#failures++;

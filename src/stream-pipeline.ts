@@ -18,6 +18,11 @@ const SHARD_QUEUE_FLUSH_BYTES = 256 * 1024;
 const WRONG_SHARD = 'WrongShard';
 /** The error code of an attempt stored in a stream that was not found afterwards (see ShardMap.forget). */
 const STREAM_GONE = 'StreamGone';
+/**
+ * The error code of an aggregate stored in a stream that routes records itself (AUTO), whose consumers
+ * drop aggregates: one built before the stream was found to be such (created again as AUTO).
+ */
+const STORED_IN_AUTO_STREAM = 'StoredInAutoStream';
 
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
@@ -293,6 +298,17 @@ export class StreamPipeline {
         this.#reroute(() => false, now);
         this.#recomputeReady(now);
       }
+      // Aggregates of the stream as it was (created again as AUTO) that waited to be decided: no
+      // listing decides them now, and consumers drop them. Sent again, each record alone.
+      this.#resendLanded(
+        STORED_IN_AUTO_STREAM,
+        (shardId) =>
+          `Aggregate stored on ${shardId} of a stream that routes records itself (RecordDistributionStrategy AUTO), whose consumers drop aggregates; its records are sent again, each alone`,
+        now,
+      );
+    } else if (info.final) {
+      // Decided once the summary is known (see #settleLanded).
+      this.#settleLanded(now);
     }
     this.#releaseGate(info);
     if (this.#flushWhenOpen) this.flushAll(now);
@@ -340,15 +356,43 @@ export class StreamPipeline {
     }
   }
 
-  #failTooLarge(item: PendingRecord, info: StreamInfo): void {
+  #failTooLarge(
+    item: PendingRecord,
+    info: StreamInfo,
+    shardId?: string,
+    attempts: readonly AttemptLog[] = [],
+  ): void {
     this.#host.fail(
       this.stream,
       item,
       ErrorCode.RecordTooLarge,
       `partitionKey + data is ${item.sizeBytes} bytes, above ${this.recordLimitName} of ${info.maxRecordBytes} bytes.`,
-      undefined,
-      [],
+      shardId,
+      attempts,
     );
+  }
+
+  /**
+   * A record sent alone that is above the size limit the stream has now: taken before the stream was
+   * found gone and created again with smaller records. It fails alone (final limit) or waits in the
+   * gate for the summary (provisional), instead of failing the whole request it would be sent in.
+   * True when `record` was taken out of `buffer` for that.
+   */
+  #setAsideTooLarge(buffer: ShardBuffer, record: OutboundRecord): boolean {
+    const info = this.#info;
+    if (info === undefined || record.aggregated) return false;
+    const item = record.items[0]!;
+    if (item.sizeBytes <= info.maxRecordBytes) return false;
+    this.#take(buffer);
+    if (item.settled) return true;
+    if (info.final) {
+      this.#failTooLarge(item, info, buffer.shardId, attemptsOf(item, record));
+    } else {
+      if (record.attempts.length > 0) item.priorAttempts = [...attemptsOf(item, record)];
+      this.#gate.push(item);
+      this.#host.wakeAt(item.expiresAt);
+    }
+    return true;
   }
 
   /**
@@ -603,6 +647,7 @@ export class StreamPipeline {
           this.#failChangedItem(changed, buffer.shardId, attemptsOf(changed, record));
           continue;
         }
+        if (this.#setAsideTooLarge(buffer, record)) continue;
         if (record.retryAt > now) {
           // Only with ordering does a record wait for its backoff at the head of its queue.
           blockedUntil = Math.min(blockedUntil, record.retryAt);
@@ -692,6 +737,26 @@ export class StreamPipeline {
     this.#host.wakeAt(record.expiresAt);
   }
 
+  /** Whether the stream is known to route records itself (AUTO): consumers there drop aggregates. */
+  get routesItself(): boolean {
+    return this.#info?.final === true && !this.#info.userPartitioned;
+  }
+
+  /**
+   * An aggregate built before the stream was known to route records itself (created again as AUTO)
+   * was stored there: consumers drop it, so its records are sent again, each alone. (The response
+   * handler releases its lane.)
+   */
+  storedInAutoStream(record: OutboundRecord, shardId: string, now: number): void {
+    this.#sendAgain(
+      record,
+      shardId,
+      STORED_IN_AUTO_STREAM,
+      `Aggregate stored on ${shardId} of a stream that routes records itself (RecordDistributionStrategy AUTO), whose consumers drop aggregates; its records are sent again, each alone`,
+      now,
+    );
+  }
+
   /** Whether `record` landed on another shard than predicted and waits to be decided (see landedElsewhere). */
   isLanded(record: OutboundRecord): boolean {
     return this.#landed.some((landed) => landed.record === record);
@@ -716,6 +781,9 @@ export class StreamPipeline {
    *   and a newer one is waited for.
    */
   #settleLanded(now: number): void {
+    // While the summary is read again (the stream may have been created again as AUTO, where a range
+    // says nothing of what consumers read), nothing is decided: open() decides once it answers.
+    if (this.#info?.final !== true || !this.#info.userPartitioned) return;
     const map = this.shardMap;
     const waiting: Landed[] = [];
     let newerWanted = false;
@@ -1185,7 +1253,7 @@ export class StreamPipeline {
     const gone = this.shardMap.goneVersion > this.#goneSeen;
     this.#goneSeen = this.shardMap.goneVersion;
     // Before anything is routed again: from here records go unaggregated until the summary answers.
-    if (reset) this.#readSummaryAgain(now);
+    if (reset) this.readSummaryAgain(now);
     const open = new Set(this.shardMap.shards.map((s) => s.shardId));
     this.#host.openShards(this.stream, open, now);
     // A closed shard takes no more records: its rate limiter goes (each reshard would add more).
@@ -1200,7 +1268,14 @@ export class StreamPipeline {
     );
     // Stored in the stream that went: sent again. (After a listing that showed reused ids, those that
     // landed elsewhere are checked against the new map, like any others.)
-    if (gone) this.#resendLanded(now);
+    if (gone) {
+      this.#resendLanded(
+        STREAM_GONE,
+        (shardId) =>
+          `Aggregate stored on ${shardId} of a stream that was not found afterwards (deleted, maybe created again with other shards); its records are sent again`,
+        now,
+      );
+    }
     this.#settleLanded(now);
     this.#recomputeReady(now);
   }
@@ -1210,28 +1285,33 @@ export class StreamPipeline {
    * under its name, to route records itself (AUTO), where consumers drop aggregates, or to take
    * records of another size. Its summary is read again, and until it answers records are sent
    * unaggregated (safe on any stream), as before the first read. Not after a summary that was
-   * denied (it would be again), nor while one is being read.
+   * denied (it would be again).
    */
-  #readSummaryAgain(now: number): void {
+  readSummaryAgain(now: number): void {
     const info = this.#info;
-    if (info === undefined || !info.final || !info.routingKnown) return;
-    this.open(PROVISIONAL_STREAM_INFO, now);
+    // Denied: it would be again.
+    if (info?.final === true && !info.routingKnown) return;
+    if (info?.final === true) this.open(PROVISIONAL_STREAM_INFO, now);
+    // Also while a read is under way: its answer may be of the stream that went (see StreamSummary.read).
     this.#summary.read();
+  }
+
+  /**
+   * Records landed where a listing just made does not send them, and the listing shows the same
+   * shards: the map lags a reshard, or the stream was created again as AUTO. Its summary is read
+   * again (at most every 10 s) to tell.
+   */
+  recheckSummary(): void {
+    if (this.#info?.final === true && this.#info.routingKnown) this.#summary.recheck();
   }
 
   /**
    * The aggregates that landed on other shards than predicted and waited to learn whether consumers
    * read them there were stored in a stream that was not found since: their records are sent again.
    */
-  #resendLanded(now: number): void {
+  #resendLanded(code: string, message: (shardId: string) => string, now: number): void {
     for (const { record, shardId } of this.#landed) {
-      this.#sendAgain(
-        record,
-        shardId,
-        STREAM_GONE,
-        `Aggregate stored on ${shardId} of a stream that was not found afterwards (deleted, maybe created again with other shards); its records are sent again`,
-        now,
-      );
+      this.#sendAgain(record, shardId, code, message(shardId), now);
       this.release(record);
     }
     this.#landed = [];
