@@ -624,6 +624,7 @@ export class StreamPipeline {
     const batch: OutboundRecord[] = [];
     let bytes = 0;
     let rotate: ShardBuffer | undefined;
+    const served: ShardBuffer[] = [];
     let blockedUntil = Number.POSITIVE_INFINITY;
     if (ordered && this.#laneBarrier) {
       this.#recomputeReady(now);
@@ -679,9 +680,14 @@ export class StreamPipeline {
       }
       // The request filled up while this shard had more: it goes last next time, so shards take turns.
       if (full && batch.length > taken) rotate = buffer;
+      // With ordering a lane sends one record per request, and stops before it could find the
+      // request full: every lane that sent goes last, or lanes that always have a record waiting
+      // would fill every request while those behind them never send.
+      if (ordered && batch.length > taken) served.push(buffer);
       if (batch.length >= maxCount) break;
     }
     if (rotate !== undefined && this.#ready.delete(rotate)) this.#ready.add(rotate);
+    for (const buffer of served) if (this.#ready.delete(buffer)) this.#ready.add(buffer);
     this.#recomputeReady(now);
     if (blockedUntil !== Number.POSITIVE_INFINITY) this.#host.wakeAt(blockedUntil);
     return batch;

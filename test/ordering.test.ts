@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, type PutResult } from '../src/index.js';
+import { deaggregate, type KinesisProducerOptions, type PutResult } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
 import {
   evenShards,
@@ -7,6 +7,7 @@ import {
   type FakePutCall,
   failEntriesHolding,
   keysOfHalves,
+  keysWhere,
   networkError,
   serviceError,
 } from './support/fake-kinesis.js';
@@ -356,4 +357,84 @@ describe('ordering across a change of lanes', () => {
     expect(order).toEqual(['X', 'first', 'second']);
     expect(p.outstandingRecords).toBe(0);
   });
+});
+
+/**
+ * 12 shards, each fed more than one Kinesis record per round trip (100 ms), through one connection
+ * whose requests carry 4 Kinesis records: the stream is over capacity, and the shards should share
+ * what the requests carry.
+ */
+async function shareOfShards(options: Partial<KinesisProducerOptions>, recordsPer50ms: number, size: number) {
+  fake = new FakeKinesis(12);
+  const inner = fake.client;
+  const slow = {
+    async send(command: unknown, o?: unknown) {
+      if ((command as object).constructor.name === 'PutRecordsCommand')
+        await new Promise((r) => setTimeout(r, 100));
+      return await (inner.send as (c: unknown, o: unknown) => Promise<unknown>)(command, o);
+    },
+    destroy() {},
+  };
+  const p = producer({
+    client: slow as never,
+    maxConnections: 1,
+    recordTtlMs: 3_000,
+    maxBufferedTimeMs: 10,
+    logger: quiet,
+    ...options,
+  });
+  await vi.advanceTimersByTimeAsync(0);
+  const keyOf = fake.shards.map((s) => keysWhere(1, (h) => h >= s.start && h <= s.end, `${s.id}-`)[0]!);
+  const written = new Map<string, number>(fake.shards.map((s) => [s.id, 0]));
+  const puts: Promise<unknown>[] = [];
+  for (let t = 0; t < 8_000; t += 50) {
+    for (const [i, key] of keyOf.entries()) {
+      const id = fake.shards[i]!.id;
+      for (let r = 0; r < recordsPer50ms; r++)
+        puts.push(
+          p.put({ partitionKey: key, data: Buffer.alloc(size, 1) }).then(
+            () => written.set(id, written.get(id)! + 1),
+            () => {},
+          ),
+        );
+    }
+    await vi.advanceTimersByTimeAsync(50);
+  }
+  await vi.advanceTimersByTimeAsync(5_000);
+  while (p.outstandingRecords > 0 || p.waitingPuts > 0) await vi.advanceTimersByTimeAsync(1_000);
+  await Promise.all(puts);
+  return [...written.values()];
+}
+
+describe('shards take turns when a request cannot carry them all', () => {
+  it.each([
+    [
+      'ordering, requests full by count (collectionMaxCount 4, unaggregated)',
+      { ordering: 'per-partition-key', aggregation: false, collectionMaxCount: 4 },
+      1,
+      10,
+    ],
+    [
+      'ordering, requests full by bytes (collectionMaxBytes 4 aggregates)',
+      { ordering: 'per-partition-key', collectionMaxBytes: 4 * 51_200 + 100 },
+      3,
+      10_000,
+    ],
+    [
+      'no ordering, requests full by count (control)',
+      { ordering: 'none', aggregation: false, collectionMaxCount: 4 },
+      1,
+      10,
+    ],
+  ] as const)(
+    '%s',
+    async (_name, options, recordsPer50ms, size) => {
+      const written = await shareOfShards(options as Partial<KinesisProducerOptions>, recordsPer50ms, size);
+      console.log(_name, written.join(' '));
+      const total = written.reduce((a, b) => a + b, 0);
+      // Fair turns give each shard about a twelfth of what was written; none should get nothing.
+      for (const n of written) expect(n).toBeGreaterThan(total / 12 / 3);
+    },
+    60_000,
+  );
 });
