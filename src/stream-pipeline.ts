@@ -1330,6 +1330,14 @@ export class StreamPipeline {
    * no lane sends until the requests in flight from the old lanes are answered.
    */
   #reroute(current: (buffer: ShardBuffer) => boolean, now: number): void {
+    // What the buffers routed again held, oldest first within each: sealed records, then the open
+    // aggregate's records.
+    const moving: {
+      items: readonly PendingRecord[];
+      attempts: readonly AttemptLog[];
+      notBefore: number;
+      oldest: number;
+    }[] = [];
     for (const buffer of [...this.#buffers.values()]) {
       if (current(buffer)) continue;
       this.#buffers.delete(buffer.key);
@@ -1337,14 +1345,30 @@ export class StreamPipeline {
       buffer.builder.reset();
       buffer.sendBy = Number.POSITIVE_INFINITY;
       const sealed = this.#ready.delete(buffer) ? buffer.drain() : [];
-      // requeue() puts records at the head of their new queues: newest first, so the oldest ends first.
-      if (items.length > 0) this.requeue(items, [], now, now);
-      for (let i = sealed.length - 1; i >= 0; i--) {
-        const record = sealed[i]!;
+      for (const record of sealed) {
         this.#unready(buffer, record);
         // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
-        this.requeue(record.items, record.attempts, now, Math.max(now, record.retryAt));
+        moving.push({
+          items: record.items,
+          attempts: record.attempts,
+          notBefore: Math.max(now, record.retryAt),
+          oldest: record.expiresAt,
+        });
       }
+      if (items.length > 0) {
+        let oldest = Number.POSITIVE_INFINITY;
+        for (const item of items) if (item.expiresAt < oldest) oldest = item.expiresAt;
+        moving.push({ items, attempts: [], notBefore: now, oldest });
+      }
+    }
+    // Several old buffers may go to one new queue (a merge; lanes of hash keys folding into a shard's):
+    // by age across them all, so that the oldest waits at the head, where expiry looks (a stable sort
+    // keeps each buffer's own order, and with it each key's). requeue() puts records at the head of
+    // their new queues: newest first, so the oldest ends first.
+    moving.sort((a, b) => a.oldest - b.oldest);
+    for (let i = moving.length - 1; i >= 0; i--) {
+      const { items, attempts, notBefore } = moving[i]!;
+      this.requeue(items, attempts, now, notBefore);
     }
     this.#byShardIndexVersion = -1;
     this.#sharesVersion = -1;

@@ -438,3 +438,56 @@ describe('shards take turns when a request cannot carry them all', () => {
     60_000,
   );
 });
+
+describe('TTL of records moved to a merged shard', () => {
+  it('fails each record at its own TTL, not once newer records moved ahead of it have gone', async () => {
+    fake = new FakeKinesis(2);
+    const [a, b] = keysOfHalves(); // a on shard 0, b on shard 1
+    const inner = fake.client;
+    const slow = {
+      async send(command: unknown, options?: unknown) {
+        if ((command as object).constructor.name === 'PutRecordsCommand')
+          await new Promise((r) => setTimeout(r, 250));
+        return await (inner.send as (c: unknown, o: unknown) => Promise<unknown>)(command, options);
+      },
+      destroy() {},
+    };
+    const p = producer({
+      client: slow as never,
+      ordering: 'per-partition-key',
+      aggregation: false,
+      recordTtlMs: 3_000,
+      logger: quiet,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    const start = Date.now();
+    const late: string[] = [];
+    const track = (key: string, i: number) => {
+      const arrived = Date.now();
+      return p.put({ partitionKey: key, data: `${key}${i}` }).then(
+        () => 'ok',
+        (e: { code: string }) => {
+          const after = Date.now() - arrived;
+          if (after > 3_000 + 100)
+            late.push(`${key}${i} (put at ${arrived - start} ms) failed ${e.code} ${after} ms after its put`);
+          return e.code;
+        },
+      );
+    };
+    const puts: Promise<string>[] = [];
+    // Shard 0's lane gets a backlog at 0 ms (one record per 250 ms round trip: 4 a second).
+    for (let i = 0; i < 30; i++) puts.push(track(a, i));
+    await vi.advanceTimersByTimeAsync(1_000);
+    // Shard 1's lane gets one at 1 s.
+    for (let i = 0; i < 30; i++) puts.push(track(b, i));
+    await vi.advanceTimersByTimeAsync(500);
+    // The two shards are merged: the next records land on the new shard, the map is reloaded, and
+    // both lanes' queues move into the merged shard's lane.
+    fake.closedShards = fake.shards;
+    fake.shards = [{ id: 'shardId-merged', start: fake.shards[0]!.start, end: fake.shards[1]!.end }];
+    await vi.advanceTimersByTimeAsync(10_000);
+    await Promise.all(puts);
+    expect(fake.commands.filter((c) => c === 'ListShards').length).toBeGreaterThanOrEqual(2);
+    expect(late).toEqual([]);
+  });
+});
