@@ -85,7 +85,8 @@ export class ShardLimiter {
   /**
    * Takes one Kinesis record of `bytes` if the buckets allow it now. A record larger than a full
    * bucket is let through when the bucket is full (it borrows from the next second), or it could
-   * never go.
+   * never go; the next such record goes once the bucket is full again, `bytes` ÷ the rate later, so
+   * two of them may fall within one second (about twice the limit with records near 1 MiB).
    */
   tryTake(bytes: number, now: number): boolean {
     this.#refill(now);
