@@ -1,3 +1,4 @@
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, type KinesisProducerOptions, type PutResult } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
@@ -359,6 +360,18 @@ describe('ordering across a change of lanes', () => {
   });
 });
 
+/** The fake as a client whose PutRecords answer `ms` later: a round trip under fake timers. */
+function slowPuts(ms: number): KinesisClient {
+  const inner = fake.client;
+  return {
+    async send(command: unknown, options?: unknown) {
+      if (command instanceof PutRecordsCommand) await new Promise((resolve) => setTimeout(resolve, ms));
+      return await inner.send(command as never, options as never);
+    },
+    destroy() {},
+  } as unknown as KinesisClient;
+}
+
 /**
  * 12 shards, each fed more than one Kinesis record per round trip (100 ms), through one connection
  * whose requests carry 4 Kinesis records: the stream is over capacity, and the shards should share
@@ -366,17 +379,8 @@ describe('ordering across a change of lanes', () => {
  */
 async function shareOfShards(options: Partial<KinesisProducerOptions>, recordsPer50ms: number, size: number) {
   fake = new FakeKinesis(12);
-  const inner = fake.client;
-  const slow = {
-    async send(command: unknown, o?: unknown) {
-      if ((command as object).constructor.name === 'PutRecordsCommand')
-        await new Promise((r) => setTimeout(r, 100));
-      return await (inner.send as (c: unknown, o: unknown) => Promise<unknown>)(command, o);
-    },
-    destroy() {},
-  };
   const p = producer({
-    client: slow as never,
+    client: slowPuts(100),
     maxConnections: 1,
     recordTtlMs: 3_000,
     maxBufferedTimeMs: 10,
@@ -443,17 +447,8 @@ describe('TTL of records moved to a merged shard', () => {
   it('fails each record at its own TTL, not once newer records moved ahead of it have gone', async () => {
     fake = new FakeKinesis(2);
     const [a, b] = keysOfHalves(); // a on shard 0, b on shard 1
-    const inner = fake.client;
-    const slow = {
-      async send(command: unknown, options?: unknown) {
-        if ((command as object).constructor.name === 'PutRecordsCommand')
-          await new Promise((r) => setTimeout(r, 250));
-        return await (inner.send as (c: unknown, o: unknown) => Promise<unknown>)(command, options);
-      },
-      destroy() {},
-    };
     const p = producer({
-      client: slow as never,
+      client: slowPuts(250),
       ordering: 'per-partition-key',
       aggregation: false,
       recordTtlMs: 3_000,

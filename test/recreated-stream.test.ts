@@ -118,22 +118,8 @@ describe('a stream created again under the same name, with shard ids that own ot
   });
 
   it('checks against the new map an aggregate in flight meanwhile, though it landed on the id it predicted', async () => {
-    const base = fake.client;
-    let held: Promise<void> | undefined;
-    let letGo!: () => void;
-    const client = {
-      async send(command: unknown, options: unknown) {
-        // The first request of the test is answered only when let go, by the stream as it is then.
-        if (command instanceof PutRecordsCommand && held === undefined) {
-          held = new Promise((resolve) => {
-            letGo = resolve;
-          });
-          await held;
-        }
-        return base.send(command as never, options as never);
-      },
-      destroy: () => {},
-    } as unknown as KinesisClient;
+    // The first request of the test is answered only when let go, by the stream as it is then.
+    const { client, letGo } = holdingFirstPut();
     const p = producer({ client });
     const keys = lowerHalfKeys(40);
     const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }));
