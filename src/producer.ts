@@ -413,6 +413,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     record: ProducerRecord,
     callback: SendCallback,
     signal: AbortSignal | undefined,
+    onTaken?: () => void,
   ): Promise<void> | undefined {
     const pipeline = this.#prepare(record);
     const facts = this.#facts;
@@ -426,6 +427,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         : this.#roomFor(bytes, pipeline, hashKey, signal);
     if (this.#room.hasRoomFor(bytes, share, now)) {
       this.#takeMeasured(record, pipeline, share, undefined, undefined, callback, now);
+      onTaken?.();
       return roomForNext();
     }
     if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
@@ -438,7 +440,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         share,
         settler,
         signal,
-        (taken) => resolve(taken ? roomForNext() : undefined),
+        (taken) => {
+          if (taken) onTaken?.();
+          resolve(taken ? roomForNext() : undefined);
+        },
         reject,
       );
     });
@@ -536,8 +541,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         undefined,
       );
     }
-    return createProducerWritable(this, options, this.#optionWarnings, (record, callback, signal) =>
-      this.#sendWhenRoom(record, callback, signal),
+    return createProducerWritable(this, options, this.#optionWarnings, (record, callback, signal, onTaken) =>
+      this.#sendWhenRoom(record, callback, signal, onTaken),
     );
   }
 
@@ -551,8 +556,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     source: AsyncIterable<ProducerRecord> | Iterable<ProducerRecord>,
     options?: PutAllOptions,
   ): Promise<PutAllResult> {
-    return putAll(this, source, options, this.#optionWarnings, (record, callback, signal) =>
-      this.#sendWhenRoom(record, callback, signal),
+    return putAll(this, source, options, this.#optionWarnings, (record, callback, signal, onTaken) =>
+      this.#sendWhenRoom(record, callback, signal, onTaken),
     );
   }
 

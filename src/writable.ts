@@ -73,6 +73,7 @@ export type SendWhenRoom = (
   record: ProducerRecord,
   callback: SendCallback,
   signal: AbortSignal | undefined,
+  onTaken?: () => void,
 ) => Promise<void> | undefined;
 
 /**
@@ -94,6 +95,7 @@ class OwnRecords {
     record: ProducerRecord,
     callback: SendCallback,
     signal: AbortSignal | undefined,
+    onTaken?: () => void,
   ): Promise<void> | undefined {
     this.#pending++;
     let counted = true;
@@ -113,6 +115,7 @@ class OwnRecords {
           callback(error, result as PutResult);
         },
         signal,
+        onTaken,
       );
     } catch (error) {
       done();
@@ -133,11 +136,11 @@ class OwnRecords {
 
 /** What a `writable()` option function threw, as an error the stream can end with (`done(undefined)` is success). */
 function thrownError(thrown: unknown): unknown {
-  return thrown === undefined || thrown === null || thrown === false || thrown === 0 || thrown === ''
-    ? new Error(`writable(): turning an object into a record threw ${describeValue(thrown)}`, {
+  return thrown
+    ? thrown
+    : new Error(`writable(): turning an object into a record threw ${describeValue(thrown)}`, {
         cause: thrown,
-      })
-    : thrown;
+      });
 }
 
 /**
@@ -258,10 +261,10 @@ export function createProducerWritable<T>(
  * failed, a record that could not be taken (`InvalidRecordError`), or the source throwing.
  *
  * The source is read one record at a time, only once the last one was taken: after the first failure
- * no further record is read, nor written if its read was under way (a wait for the source ends at
- * the failure). (One already waiting for room is let in when the failed record frees it: the failure
- * is told a moment after.) When `signal` aborts, a wait for the source or for room ends at once (the
- * record it was for is not written) and it rejects. Either way the source is then closed: a Node
+ * no further record is read, nor written if its read was under way or it waits for room (those
+ * waits end at the failure). (One waiting for room may be let in by the room the failed record frees:
+ * the failure is told a moment after.) When `signal` aborts, a wait for the source or for room ends at
+ * once (the record it was for is not written) and it rejects. Either way the source is then closed: a Node
  * stream is destroyed, anything else gets `return()` (a generator waiting on something of its own
  * runs its `finally` only once that wait ends).
  */
@@ -279,11 +282,16 @@ export async function putAll(
     throw new InvalidOptionError('source', 'an iterable or async iterable of records', source);
   }
   if (options !== undefined && options !== null) warnUnknownOptions(options, PUT_ALL_NAMES, warnings);
+  // Records taken by the producer, and records read from the source (the index of the next one).
   let taken = 0;
+  let readCount = 0;
+  const countTaken = () => {
+    taken++;
+  };
   const own = new OwnRecords();
-  // Ends a wait for the source or for room at once: the first failure, or an abort of `signal`.
+  // Ends a wait for the source, or for room (the record it is for is then not taken), at once: the
+  // first failure, or an abort of `signal`.
   const interrupt = new AbortController();
-  const stopListening = signal === undefined ? undefined : onAbort(signal, () => interrupt.abort());
   // The first record to fail. It is what putAll rejects with, unless something else stopped it
   // first; any other failure is told as unheard (warned about unless 'recordFailed' has listeners).
   let failure: RecordFailedError | undefined;
@@ -310,6 +318,8 @@ export async function putAll(
   const iterator = sync
     ? (source as Iterable<ProducerRecord>)[Symbol.iterator]()
     : (source as AsyncIterable<ProducerRecord>)[Symbol.asyncIterator]();
+  // Only once the source gave an iterator (its getter may throw): removed in the `finally` below.
+  const stopListening = signal === undefined ? undefined : onAbort(signal, () => interrupt.abort());
   // Done with: read to its end, or its next() threw (as `for await`, it is then not closed).
   let finished = false;
   // What stopped the loop other than a record's failure or the signal: a record that could not be
@@ -349,18 +359,18 @@ export async function putAll(
       if (failure !== undefined) break;
       let waiting: Promise<void> | undefined;
       try {
-        waiting = own.send(sendWhenRoom, record, onSettled, signal);
+        waiting = own.send(sendWhenRoom, record, onSettled, interrupt.signal, countTaken);
       } catch (error) {
         // Which record of the source, as aggregateAll says (its index, from 0).
         if (!(error instanceof InvalidRecordError)) throw error;
-        throw new InvalidRecordError(error.field, `Record ${taken} of the source: ${error.message}`, {
+        throw new InvalidRecordError(error.field, `Record ${readCount} of the source: ${error.message}`, {
           cause: error,
         });
       }
-      // A record waiting for room when the first failure comes is still let in (its callback is
-      // counted); the wait for room for the next one ends then.
+      readCount++;
+      // The first failure (or an abort) ends the wait: a record still waiting for room is not taken,
+      // and a wait for room for the next one leaves the line.
       if (waiting !== undefined) await unlessAborted(waiting, interrupt.signal);
-      taken++;
     }
   } catch (error) {
     if (!(error instanceof AbortedError && signal?.aborted === true)) {

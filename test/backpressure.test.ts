@@ -2,6 +2,7 @@ import { getEventListeners } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describeValue } from '../src/errors.js';
 import {
   AbortedError,
   BufferFullError,
@@ -1212,8 +1213,39 @@ describe('putAll and writable() wait for their own records', () => {
     expect(source.destroyed).toBe(true);
   });
 
-  it.each([undefined, null, 0, ''])(
-    'writable() whose serialize throws %j fails the stream instead of dropping the object',
+  it('putAll whose source throws from Symbol.iterator leaves no abort listener on the signal', async () => {
+    const p = producer();
+    const controller = new AbortController();
+    const source = {
+      [Symbol.iterator]() {
+        throw new Error('cannot iterate');
+      },
+    };
+    await expect(p.putAll(source as never, { signal: controller.signal })).rejects.toThrow('cannot iterate');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('putAll aborted while its only record waits for room says it took none', async () => {
+    fake.hold();
+    const p = producer({ maxOutstandingRecords: 1 });
+    const first = track(p.put({ partitionKey: 'k', data: '1' }));
+    await vi.advanceTimersByTimeAsync(10);
+    const controller = new AbortController();
+    const all = track(p.putAll([{ partitionKey: 'k', data: '2' }], { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(all.error).toBeInstanceOf(AbortedError);
+    expect((all.error as Error).message).toContain('after taking 0 record(s)');
+    expect(p.waitingPuts).toBe(0);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(first.status).toBe('fulfilled');
+    expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['1']);
+  });
+
+  it.each([undefined, null, 0, '', Number.NaN, 0n])(
+    'writable() whose serialize throws %s fails the stream instead of dropping the object',
     async (thrown) => {
       const p = producer();
       const writable = p.writable<{ k: string }>({
@@ -1227,7 +1259,7 @@ describe('putAll and writable() wait for their own records', () => {
       await vi.advanceTimersByTimeAsync(1_000);
       expect(done.status).toBe('rejected');
       expect((done.error as Error).message).toBe(
-        `writable(): turning an object into a record threw ${thrown === undefined ? 'undefined' : thrown === null ? 'null' : thrown === 0 ? 'number 0' : '""'}`,
+        `writable(): turning an object into a record threw ${describeValue(thrown)}`,
       );
       expect(fake.storedUserRecords().map((r) => r.data)).toEqual(['a']);
     },
