@@ -884,7 +884,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         // stream that routes records itself (AUTO), none will, and consumers drop the aggregates.
         // Known to be partitioned: maybe no more (created again as AUTO). Read again to tell.
         pipeline.recheckSummary();
-        if (routingWarned || pipeline.info?.routingKnown !== false) return;
+        // Only when it was denied (not while it is provisional, read again after the stream went).
+        if (routingWarned || pipeline.info?.final !== true || pipeline.info.routingKnown) return;
         routingWarned = true;
         this.#logger.warn(
           { stream: ref.label },

@@ -58,11 +58,23 @@ export interface AttemptLog {
 const UNANSWERED = 'Unanswered';
 
 /**
- * Codes of attempts that ended without the service's answer once the request may have reached it:
- * the producer stopped waiting (`RequestTimeout`, `Unanswered`), or the connection broke under it.
+ * Codes of attempts that ended without an answer the producer could read once the request may have
+ * reached the service: the producer stopped waiting (`RequestTimeout`, `Unanswered`), the connection
+ * broke under it, a gateway gave up waiting for the service (`Http502`, `Http504`, `Http408`: pages
+ * that are not the service's JSON), or the service's 200 could not be read (`Http200`, cut short).
  * Such a request may have stored the record all the same.
  */
-const NO_ANSWER = new Set(['RequestTimeout', 'Unanswered', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const NO_ANSWER = new Set([
+  'RequestTimeout',
+  'Unanswered',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'Http200',
+  'Http408',
+  'Http502',
+  'Http504',
+]);
 
 /**
  * The code of the first of `attempts` whose request ended without an answer (see NO_ANSWER), so

@@ -102,7 +102,7 @@ export class StreamSummary {
       this.#stale = true;
       return;
     }
-    void this.#read();
+    void this.#read(false);
   }
 
   /**
@@ -110,9 +110,9 @@ export class StreamSummary {
    * where a map just listed does not send them may mean the stream was created again as AUTO.
    */
   recheck(): void {
-    if (this.#reading || this.#timer !== undefined) return;
+    if (this.#closed || this.#reading || this.#timer !== undefined) return;
     if (this.#source.clock.now() - this.#answeredAt < RECHECK_INTERVAL_MS) return;
-    this.read();
+    void this.#read(true);
   }
 
   /** Stops reading in the background. */
@@ -122,20 +122,26 @@ export class StreamSummary {
     this.#timer = undefined;
   }
 
-  async #read(): Promise<void> {
+  /**
+   * `recheck`: a read of a summary already known, only to learn whether it changed. One that fails
+   * takes nothing back: what the summary said stands, and no read is scheduled.
+   */
+  async #read(recheck: boolean): Promise<void> {
     this.#reading = true;
     let info: StreamInfo;
     try {
-      info = await this.#load();
+      info = await this.#load(recheck);
     } finally {
       this.#reading = false;
     }
     if (this.#closed) return;
     if (this.#stale) {
       this.#stale = false;
-      void this.#read();
+      void this.#read(false);
       return;
     }
+    // A recheck is taken only if it answered: a failure, or a denial, takes nothing back.
+    if (recheck && !(info.final && info.routingKnown)) return;
     this.#onRead(info);
     if (info.final) {
       // Read again from scratch if the stream is found gone later (see StreamPipeline).
@@ -154,7 +160,7 @@ export class StreamSummary {
     );
   }
 
-  async #load(): Promise<StreamInfo> {
+  async #load(recheck: boolean): Promise<StreamInfo> {
     try {
       const output = await callWithRetries(
         (abortSignal) =>
@@ -198,7 +204,9 @@ export class StreamSummary {
         this.#warning.warn(
           `${failure.code} fatal`,
           { stream: this.#source.stream.label, code: failure.code, error: failure.message },
-          `${callFailed('DescribeStreamSummary', failure)}; assuming a 1 MiB record limit and partition-key routing`,
+          recheck
+            ? `${callFailed('DescribeStreamSummary', failure)}; keeping what it said before`
+            : `${callFailed('DescribeStreamSummary', failure)}; assuming a 1 MiB record limit and partition-key routing`,
         );
         return DEFAULT_STREAM_INFO;
       }
@@ -210,7 +218,9 @@ export class StreamSummary {
           error: failure.message,
           failures: this.#failures + 1,
         },
-        `${callFailed('DescribeStreamSummary', failure)}; sending unaggregated and holding records over 1 MiB until it ${notFound ? 'is found (looked for again in the background)' : 'answers'}`,
+        recheck
+          ? `${callFailed('DescribeStreamSummary', failure)}; keeping what it said before`
+          : `${callFailed('DescribeStreamSummary', failure)}; sending unaggregated and holding records over 1 MiB until it ${notFound ? 'is found (looked for again in the background)' : 'answers'}`,
       );
       return PROVISIONAL_STREAM_INFO;
     }

@@ -374,17 +374,19 @@ export class StreamPipeline {
 
   /**
    * A record sent alone that is above the size limit the stream has now: taken before the stream was
-   * found gone and created again with smaller records. It fails alone (final limit) or waits in the
-   * gate for the summary (provisional), instead of failing the whole request it would be sent in.
-   * True when `record` was taken out of `buffer` for that.
+   * found gone and created again with smaller records. It fails alone (final limit) or waits for the
+   * summary (provisional), instead of failing the whole request it would be sent in: in the gate, or
+   * with ordering at the head of its lane, which it holds (the records behind it may be of its key).
+   * Says whether `record` fits, was taken out of `buffer` for that, or holds its lane.
    */
-  #setAsideTooLarge(buffer: ShardBuffer, record: OutboundRecord): boolean {
+  #setAsideTooLarge(buffer: ShardBuffer, record: OutboundRecord): 'fits' | 'taken' | 'held' {
     const info = this.#info;
-    if (info === undefined || record.aggregated) return false;
+    if (info === undefined || record.aggregated) return 'fits';
     const item = record.items[0]!;
-    if (item.sizeBytes <= info.maxRecordBytes) return false;
+    if (item.sizeBytes <= info.maxRecordBytes) return 'fits';
+    if (!info.final && this.#ordered) return 'held';
     this.#take(buffer);
-    if (item.settled) return true;
+    if (item.settled) return 'taken';
     if (info.final) {
       this.#failTooLarge(item, info, buffer.shardId, attemptsOf(item, record));
     } else {
@@ -392,7 +394,7 @@ export class StreamPipeline {
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
     }
-    return true;
+    return 'taken';
   }
 
   /**
@@ -559,7 +561,7 @@ export class StreamPipeline {
       this.stream,
       item,
       ErrorCode.DataChanged,
-      `The record's data is now ${(item.data as Uint8Array).byteLength} bytes, not the ${item.dataBytes} it had when it was taken: its buffer was changed (reused, detached or resized) before the record was written. Data must not change until its record settles.`,
+      `The record's data is now ${(item.data as Uint8Array).byteLength} bytes, not the ${item.dataBytes} it had when it was taken: its buffer was changed (reused, detached or resized) ${beforeWritten(attempts)}. Data must not change until its record settles.`,
       shardId,
       attempts,
     );
@@ -648,7 +650,9 @@ export class StreamPipeline {
           this.#failChangedItem(changed, buffer.shardId, attemptsOf(changed, record));
           continue;
         }
-        if (this.#setAsideTooLarge(buffer, record)) continue;
+        const tooLarge = this.#setAsideTooLarge(buffer, record);
+        if (tooLarge === 'taken') continue;
+        if (tooLarge === 'held') break;
         if (record.retryAt > now) {
           // Only with ordering does a record wait for its backoff at the head of its queue.
           blockedUntil = Math.min(blockedUntil, record.retryAt);
@@ -1117,13 +1121,16 @@ export class StreamPipeline {
       for (const item of this.#gate) {
         if (item.settled) continue;
         if (item.expiresAt <= now) {
+          // One sent before may be back here (see #setAsideTooLarge), with its attempts.
+          const attempts = item.priorAttempts ?? [];
+          const noAnswer = unansweredCode(attempts);
           this.#host.fail(
             this.stream,
             item,
             ErrorCode.Expired,
-            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read: ${this.#summary.waitReason}.`,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) while the stream's summary was being read: ${this.#summary.waitReason}${noAnswer === undefined ? '' : `; ${earlierUnanswered(noAnswer)}`}.`,
             undefined,
-            [],
+            attempts,
           );
         } else {
           alive.push(item);
@@ -1444,14 +1451,25 @@ function changedSingle(record: OutboundRecord): PendingRecord | undefined {
 const MAX_QUOTED_MESSAGE = 200;
 
 /**
- * How the last failed attempt failed, for an expiry's message (`; the last failed with …`), so that a
- * message alone tells a wrong endpoint from throttling. Empty if none failed.
+ * "before the record was written", or, when an earlier request carrying it ended without an answer
+ * and may have stored it, a clause that says so.
  */
+function beforeWritten(attempts: readonly AttemptLog[]): string {
+  const code = unansweredCode(attempts);
+  return code === undefined
+    ? 'before the record was written'
+    : `before the record was known to be written (${earlierUnanswered(code)})`;
+}
+
 /** What a failure says of an earlier attempt whose request ended without an answer (`code`). */
 function earlierUnanswered(code: string): string {
   return `an earlier request carrying it ended without an answer (${code}), and may have stored it`;
 }
 
+/**
+ * How the last failed attempt failed, for an expiry's message (`; the last failed with …`), so that a
+ * message alone tells a wrong endpoint from throttling. Empty if none failed.
+ */
 function lastFailure(attempts: readonly AttemptLog[]): string {
   for (let i = attempts.length - 1; i >= 0; i--) {
     const { errorCode } = attempts[i]!;

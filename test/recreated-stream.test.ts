@@ -5,9 +5,16 @@ import {
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { type KinesisProducer, type PutResult, partitionKeyHash } from '../src/index.js';
+import {
+  type KinesisProducer,
+  type PutResult,
+  partitionKeyHash,
+  type RecordFailedError,
+} from '../src/index.js';
 import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
 
 /**
  * A stream deleted and created again under the same name, with other shards: its shard ids come back
@@ -64,6 +71,16 @@ async function settledAfter<T>(promise: Promise<T>, ms = 200): Promise<T | unkno
   await vi.advanceTimersByTimeAsync(ms);
   return await settled;
 }
+
+/** How a put settled, once it has. */
+async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: RecordFailedError }> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: RecordFailedError) => ({ error }),
+  );
+}
+
+const MiB = 1024 * 1024;
 
 /** DescribeStreamSummary calls made so far. */
 const summaries = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
@@ -431,7 +448,6 @@ describe('a stream created again as AUTO, which routes records itself', () => {
 
 describe('a stream created again with smaller records', () => {
   it('fails alone, as RecordTooLarge, a record in backoff above the new limit, instead of the request it would go in', async () => {
-    const MiB = 1024 * 1024;
     let limit = 2 * MiB;
     fake.summary = { MaxRecordSizeInKiB: 2048 };
     let throttleNext = false;
@@ -489,7 +505,6 @@ describe('a stream that routes records itself (AUTO), created again', () => {
   });
 
   it("takes the new stream's smaller record limit, so a record above it is refused at the call", async () => {
-    const MiB = 1024 * 1024;
     let limit = 2 * MiB;
     fake.summary = { RecordDistributionStrategy: 'AUTO', MaxRecordSizeInKiB: 2048 } as typeof fake.summary;
     fake.onPut = (call) =>
@@ -666,5 +681,138 @@ describe('an aggregate that landed elsewhere while the summary is read again', (
     expect(summaries()).toBe(read + 1); // the listing showed reused ids: the summary was read again
     // Consumers drop aggregates on an AUTO stream: these records must not be reported written in one.
     expect(results.map((r) => r.aggregated)).toEqual([false, false]);
+  });
+});
+
+describe('a record above the limit of the stream created again, queued before it was found gone', () => {
+  it('keeps its attempts when it expires waiting for the summary, and is not made out to be unwritten', async () => {
+    fake = new FakeKinesis(1);
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    let bigTries = 0;
+    fake.onPut = (call) => {
+      if (call.entries.some((e) => e.PartitionKey === 'big') && bigTries++ === 0) return 'hang';
+      if (call.entries.some((e) => e.PartitionKey === 'g'))
+        return { throw: serviceError('ResourceNotFoundException', 400) };
+      return undefined;
+    };
+    const p = producer({
+      requestTimeoutMs: 1_000,
+      retryBaseDelayMs: 3_000,
+      retryMaxDelayMs: 3_000,
+      recordTtlMs: 10_000,
+    });
+    const warm = outcome(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await warm).value).toBeDefined();
+    const big = outcome(p.put({ partitionKey: 'big', data: new Uint8Array(1.5 * MiB) }));
+    await vi.advanceTimersByTimeAsync(1_500); // sent, timed out (RequestTimeout): in backoff ~2.97 s
+    // The stream is found gone; its summary cannot be read for now (throttled): provisional, 1 MiB.
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const gone = outcome(p.put({ partitionKey: 'g', data: 'g' }));
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await gone).error?.code).toBe('ResourceNotFoundException');
+    await vi.advanceTimersByTimeAsync(20_000);
+    const { error } = await big;
+    expect(error?.code).toBe('Expired');
+    // Its first request may have stored it: the attempts say so, and so does the message.
+    expect(error?.attempts.map((a) => a.errorCode)).toContain('RequestTimeout');
+    expect(error?.message).toMatch(/may have stored it|may have been written/);
+  });
+});
+
+describe('ordering across a record held for the summary read again', () => {
+  it('a record of the same key put after the one set aside is not written before it', async () => {
+    fake = new FakeKinesis(8); // room for a 1.1 MiB record and more (about 1 MB per shard)
+    const kShard = fake.shardFor(partitionKeyHash('k'));
+    const [g] = keysWhere(1, (h) => fake.shardFor(h) !== kShard, 'g-');
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    let bigTries = 0;
+    fake.onPut = (call) => {
+      if (call.entries.some((e) => e.Data!.length > MiB) && bigTries++ === 0) return 'hang';
+      if (call.entries.some((e) => e.PartitionKey === g))
+        return { throw: serviceError('ResourceNotFoundException', 400) };
+      return undefined;
+    };
+    const p = producer({
+      ordering: 'per-partition-key',
+      requestTimeoutMs: 1_000,
+      retryBaseDelayMs: 3_000,
+      retryMaxDelayMs: 3_000,
+    });
+    const warm = track(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    await vi.advanceTimersByTimeAsync(200);
+    const big = track(p.put({ partitionKey: 'k', data: new Uint8Array(1.1 * MiB).fill(98) }));
+    await vi.advanceTimersByTimeAsync(300); // 'big' sent (its request hangs)
+    const after = track(p.put({ partitionKey: 'k', data: 'after' })); // same key, put later
+    await vi.advanceTimersByTimeAsync(1_200); // 'big' timed out: in backoff ~2.97 s, 'after' behind it
+    // The stream is found gone; its summary is throttled a few seconds (provisional: 1 MiB).
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const gone = track(p.put({ partitionKey: g!, data: 'g' }));
+    await vi.advanceTimersByTimeAsync(200);
+    const mid = { warm: warm.status, big: big.status, after: after.status, gone: gone.status };
+    await vi.advanceTimersByTimeAsync(6_000);
+    fake.describeError = undefined; // it answers again: 2 MiB
+    await vi.advanceTimersByTimeAsync(40_000);
+    const order = fake
+      .storedUserRecords()
+      .filter((r) => r.partitionKey === 'k')
+      .map((r) => (r.data === 'after' ? 'after' : 'big'));
+    expect({ mid, big: big.status, after: after.status, order }).toEqual({
+      mid: { warm: 'fulfilled', big: 'pending', after: 'pending', gone: 'rejected' },
+      big: 'fulfilled',
+      after: 'fulfilled',
+      order: ['big', 'after'],
+    });
+  }, 20_000);
+});
+
+describe('a summary read again because a map lags a reshard', () => {
+  it('a throttled re-read does not take back what the summary said (2 MiB records, aggregation)', async () => {
+    fake = new FakeKinesis(4);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    const { logger, lines } = memoryLogger();
+    const p = producer({ recordTtlMs: 30_000, logger });
+    const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
+    await vi.advanceTimersByTimeAsync(11_000); // the summary answered more than 10 s ago
+    await warm;
+    // As batching.test.ts' 'a shard map that lags a reshard': the first request's aggregates land
+    // on a shard the fresh map does not send them to; ListShards keeps giving the same map.
+    let n = 0;
+    fake.onPut = (call) =>
+      n++ === 0
+        ? {
+            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
+            $metadata: {},
+          }
+        : undefined;
+    // DescribeStreamSummary is throttled meanwhile (20 TPS per account, shared).
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const lagging = Array.from({ length: 20 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(3_000);
+    // A 1.5 MiB record, which this stream takes (2 MiB limit), put now.
+    const big = track(p.put({ partitionKey: 'big', data: new Uint8Array(1.5 * MiB) }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    const before = fake.calls.length;
+    const small = Array.from({ length: 10 }, (_, i) =>
+      p.put({ partitionKey: `s${i}`, data: 'x' }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    const bigState = big.status;
+    const entriesAfter = fake.calls.slice(before).flatMap((c) => c.entries).length;
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all([...lagging, ...small]);
+    const deniedWarnings = lines.filter((l) => l.message.includes('DescribeStreamSummary was denied')).length;
+    expect({ big: bigState, entriesFor10SmallRecords: entriesAfter, deniedWarnings }).toEqual({
+      big: 'fulfilled',
+      // It was throttled, never denied.
+      deniedWarnings: 0,
+      // 10 keys over 4 shards: at most 4 aggregates, as before the re-read.
+      entriesFor10SmallRecords: 4,
+    });
   });
 });

@@ -890,3 +890,55 @@ describe('clock skew', () => {
     ]);
   });
 });
+
+describe('a record whose earlier request may have stored it, told so by every failure', () => {
+  it('DataChanged after a RequestTimeout does not say "before the record was written"', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    fake.onPut = (call) => (call.index === 0 ? 'hang' : undefined);
+    const p = producer({ requestTimeoutMs: 1_000, retryBaseDelayMs: 2_000, retryMaxDelayMs: 2_000 });
+    // A resizable ArrayBuffer (ES2024; typed here by hand, as the project's lib is ES2023).
+    const Resizable = ArrayBuffer as unknown as new (
+      bytes: number,
+      options: { maxByteLength: number },
+    ) => ArrayBuffer & { resize(bytes: number): void };
+    const buffer = new Resizable(8, { maxByteLength: 16 });
+    const data = new Uint8Array(buffer);
+    data.fill(1);
+    const result = outcome(p.put({ partitionKey: 'k', data }));
+    await vi.advanceTimersByTimeAsync(1_500); // sent at 100 ms, timed out at 1,100 ms: in backoff
+    buffer.resize(4); // the caller reuses its buffer (wrongly)
+    await vi.advanceTimersByTimeAsync(5_000);
+    const { error } = await result;
+    expect(error?.code).toBe('DataChanged');
+    expect(error?.attempts[0]?.errorCode).toBe('RequestTimeout');
+    // The timed-out request may have stored the record: it must not be said to be unwritten.
+    expect(error?.message).toMatch(
+      /before the record was known to be written \(an earlier request carrying it ended without an answer \(RequestTimeout\), and may have stored it\)/,
+    );
+  });
+
+  it.each([
+    ['Http200', 200, 'Unterminated string in JSON at position 28'],
+    ['Http504', 504, `Unexpected token '<', "<html>Gate"... is not valid JSON`],
+  ])(
+    'an expiry after an unreadable answer (%s) does not say "without being written"',
+    async (code, status, json) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      // What the SDK throws for a 200 whose body was cut short, or a gateway's timeout page.
+      const unreadable = Object.assign(
+        new SyntaxError(
+          `${json}\n  Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.`,
+        ),
+        { $metadata: { httpStatusCode: status } },
+      );
+      fake.onPut = (call) =>
+        call.index === 0 ? { throw: unreadable } : { errorCodes: ['ProvisionedThroughputExceededException'] };
+      const p = producer({ recordTtlMs: 5_000 });
+      const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+      await vi.advanceTimersByTimeAsync(10_000);
+      const { error } = await result;
+      expect(error?.attempts[0]?.errorCode).toBe(code);
+      expect(error?.message).not.toMatch(/without being written/);
+    },
+  );
+});
