@@ -24,6 +24,10 @@ const STREAM_GONE = 'StreamGone';
  */
 const STORED_IN_AUTO_STREAM = 'StoredInAutoStream';
 
+/** The message of a `StoredInAutoStream` attempt. */
+const storedInAutoStream = (shardId: string) =>
+  `Aggregate stored on ${shardId} of a stream that routes records itself (RecordDistributionStrategy AUTO), whose consumers drop aggregates; its records are sent again, each alone`;
+
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
@@ -300,12 +304,7 @@ export class StreamPipeline {
       }
       // Aggregates of the stream as it was (created again as AUTO) that waited to be decided: no
       // listing decides them now, and consumers drop them. Sent again, each record alone.
-      this.#resendLanded(
-        STORED_IN_AUTO_STREAM,
-        (shardId) =>
-          `Aggregate stored on ${shardId} of a stream that routes records itself (RecordDistributionStrategy AUTO), whose consumers drop aggregates; its records are sent again, each alone`,
-        now,
-      );
+      this.#resendLanded(STORED_IN_AUTO_STREAM, storedInAutoStream, now);
     } else if (info.final) {
       // Decided once the summary is known (see #settleLanded).
       this.#settleLanded(now);
@@ -758,13 +757,7 @@ export class StreamPipeline {
    * handler releases its lane.)
    */
   storedInAutoStream(record: OutboundRecord, shardId: string, now: number): void {
-    this.#sendAgain(
-      record,
-      shardId,
-      STORED_IN_AUTO_STREAM,
-      `Aggregate stored on ${shardId} of a stream that routes records itself (RecordDistributionStrategy AUTO), whose consumers drop aggregates; its records are sent again, each alone`,
-      now,
-    );
+    this.#sendAgain(record, shardId, STORED_IN_AUTO_STREAM, storedInAutoStream(shardId), now);
   }
 
   /** Whether `record` landed on another shard than predicted and waits to be decided (see landedElsewhere). */
