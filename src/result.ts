@@ -60,8 +60,9 @@ const UNANSWERED = 'Unanswered';
 /**
  * Codes of attempts that ended without an answer the producer could read once the request may have
  * reached the service: the producer stopped waiting (`RequestTimeout`, `Unanswered`), the connection
- * broke under it, a gateway gave up waiting for the service (`Http502`, `Http504`, `Http408`: pages
- * that are not the service's JSON), or the service's 200 could not be read (`Http200`, cut short).
+ * broke under it, a gateway gave up waiting for the service (`Http502`, `Http504`: pages that are not
+ * the service's JSON), or a 200 could not be read (`Http200`: cut short, or a page of a proxy's). Not
+ * a 408: the server did not get the whole request.
  * Such a request may have stored the record all the same.
  */
 const NO_ANSWER = new Set([
@@ -71,7 +72,6 @@ const NO_ANSWER = new Set([
   'EPIPE',
   'ECONNABORTED',
   'Http200',
-  'Http408',
   'Http502',
   'Http504',
 ]);

@@ -69,8 +69,9 @@ export class StreamSummary {
   #reading = false;
   /** The stream was found gone while a read was under way: its answer may be of the stream that went. */
   #stale = false;
-  /** When a read last answered for good (see recheck). */
+  /** When a read last answered for good, or a recheck last started (see recheck). */
   #answeredAt = Number.NEGATIVE_INFINITY;
+  #recheckedAt = Number.NEGATIVE_INFINITY;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
     this.#source = source;
@@ -111,7 +112,10 @@ export class StreamSummary {
    */
   recheck(): void {
     if (this.#closed || this.#reading || this.#timer !== undefined) return;
-    if (this.#source.clock.now() - this.#answeredAt < RECHECK_INTERVAL_MS) return;
+    const now = this.#source.clock.now();
+    // Also after a recheck that failed: not tried again at every landing.
+    if (now - Math.max(this.#answeredAt, this.#recheckedAt) < RECHECK_INTERVAL_MS) return;
+    this.#recheckedAt = now;
     void this.#read(true);
   }
 
@@ -202,7 +206,8 @@ export class StreamSummary {
       const notFound = failure.code === 'ResourceNotFoundException';
       if (failure.kind === FailureKind.Fatal && !notFound) {
         this.#warning.warn(
-          `${failure.code} fatal`,
+          // Told apart from a read's, which tells the fallback it takes.
+          `${recheck ? 'recheck ' : ''}${failure.code} fatal`,
           { stream: this.#source.stream.label, code: failure.code, error: failure.message },
           recheck
             ? `${callFailed('DescribeStreamSummary', failure)}; keeping what it said before`
@@ -211,7 +216,7 @@ export class StreamSummary {
         return DEFAULT_STREAM_INFO;
       }
       this.#warning.warn(
-        failure.code,
+        `${recheck ? 'recheck ' : ''}${failure.code}`,
         {
           stream: this.#source.stream.label,
           code: failure.code,

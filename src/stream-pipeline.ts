@@ -310,6 +310,10 @@ export class StreamPipeline {
       this.#settleLanded(now);
     }
     this.#releaseGate(info);
+    // A lane held for the summary (see #setAsideTooLarge) is looked at again; the other holds are
+    // set again when collected.
+    for (const buffer of this.#ready) buffer.heldUntil = 0;
+    this.#recomputeReady(now);
     if (this.#flushWhenOpen) this.flushAll(now);
   }
 
@@ -651,7 +655,12 @@ export class StreamPipeline {
         }
         const tooLarge = this.#setAsideTooLarge(buffer, record);
         if (tooLarge === 'taken') continue;
-        if (tooLarge === 'held') break;
+        if (tooLarge === 'held') {
+          // Held as a backoff holds it: its lane makes no request due, until the summary answers
+          // (open() ends the hold) or the record expires.
+          buffer.heldUntil = record.expiresAt;
+          break;
+        }
         if (record.retryAt > now) {
           // Only with ordering does a record wait for its backoff at the head of its queue.
           blockedUntil = Math.min(blockedUntil, record.retryAt);
@@ -980,11 +989,17 @@ export class StreamPipeline {
       unanswered === undefined && noAnswer === undefined
         ? 'without being written'
         : 'without being known to be written';
+    // Held for the stream's summary, read again (see #setAsideTooLarge): what that read is waiting for.
+    const info = this.#info;
+    const summary =
+      info !== undefined && !info.final && item.sizeBytes > info.maxRecordBytes
+        ? `; it waited for the stream's summary, read again: ${this.#summary.waitReason}`
+        : '';
     this.#host.fail(
       this.stream,
       item,
       ErrorCode.Expired,
-      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) ${written}; ${all.length} attempt(s) made${lastFailure(attempts)}${pending}.`,
+      `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs) ${written}; ${all.length} attempt(s) made${lastFailure(attempts)}${pending}${summary}.`,
       shardId,
       all,
     );

@@ -1,0 +1,205 @@
+/**
+ * The stream's summary read again: after the stream was found gone (records above the limit it may
+ * have now wait for it), and as a recheck when records land where a fresh map does not send them.
+ */
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { partitionKeyHash } from '../src/index.js';
+import { FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
+import { producersOn } from './support/producers.js';
+import { track } from './support/track.js';
+
+let fake: FakeKinesis;
+const producer = producersOn(() => fake);
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+const MiB = 1024 * 1024;
+
+/** One key on each shard other than the one of `k`. */
+function keysOnOtherShards(): string[] {
+  const kShard = fake.shardFor(partitionKeyHash('k'));
+  return fake.shards
+    .filter((s) => s !== kShard)
+    .map((s) => keysWhere(1, (h) => fake.shardFor(h) === s, `o-${s.id}-`)[0]!);
+}
+
+/** Puts one record on each of the other shards, 10 ms apart; returns the PutRecords calls carrying them. */
+async function spreadPuts(p: ReturnType<typeof producer>, keys: string[]) {
+  const before = fake.calls.length;
+  const puts = keys.map(async (key, i) => {
+    await new Promise((r) => setTimeout(r, i * 10));
+    return p.put({ partitionKey: key, data: `x${i}` });
+  });
+  await vi.advanceTimersByTimeAsync(1_000);
+  await Promise.all(puts);
+  return fake.calls.slice(before).filter((c) => c.entries.some((e) => e.PartitionKey!.startsWith('o-')))
+    .length;
+}
+
+/**
+ * A stream of 8 shards with records of up to 2 MiB. `k`'s record of 1.1 MiB is sent and times out;
+ * meanwhile the stream is found gone, and its summary, read again, is throttled: the producer falls
+ * back to a provisional 1 MiB, and with ordering that record holds its lane's head, waiting out its
+ * backoff first. `after`, of the same key, waits behind it.
+ */
+async function heldLane(extra: Record<string, unknown> = {}) {
+  fake = new FakeKinesis(8);
+  const kShard = fake.shardFor(partitionKeyHash('k'));
+  const [g] = keysWhere(1, (h) => fake.shardFor(h) !== kShard, 'g-');
+  vi.spyOn(Math, 'random').mockReturnValue(0.99);
+  fake.summary = { MaxRecordSizeInKiB: 2048 };
+  let bigTries = 0;
+  fake.onPut = (call) => {
+    if (call.entries.some((e) => e.Data!.length > MiB) && bigTries++ === 0) return 'hang';
+    if (call.entries.some((e) => e.PartitionKey === g))
+      return { throw: serviceError('ResourceNotFoundException', 400) };
+    return undefined;
+  };
+  const p = producer({
+    ordering: 'per-partition-key',
+    aggregation: false,
+    requestTimeoutMs: 1_000,
+    retryBaseDelayMs: 3_000,
+    retryMaxDelayMs: 3_000,
+    recordTtlMs: 10_000,
+    ...extra,
+  });
+  const warm = track(p.put({ partitionKey: 'w', data: 'warm-up' }));
+  await vi.advanceTimersByTimeAsync(200);
+  const big = track(p.put({ partitionKey: 'k', data: new Uint8Array(1.1 * MiB).fill(98) }));
+  await vi.advanceTimersByTimeAsync(300);
+  const after = track(p.put({ partitionKey: 'k', data: 'after' }));
+  await vi.advanceTimersByTimeAsync(1_200);
+  fake.describeError = serviceError('LimitExceededException', 400);
+  const gone = track(p.put({ partitionKey: g!, data: 'g' }));
+  await vi.advanceTimersByTimeAsync(3_500);
+  expect({ warm: warm.status, big: big.status, after: after.status, gone: gone.status }).toEqual({
+    warm: 'fulfilled',
+    big: 'pending',
+    after: 'pending',
+    gone: 'rejected',
+  });
+  return { p, big, after };
+}
+
+describe('with ordering, a lane head held for the summary read again', () => {
+  it('control: 7 records for 7 shards put 10 ms apart share one request', async () => {
+    fake = new FakeKinesis(8);
+    const p = producer({ ordering: 'per-partition-key', aggregation: false });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await spreadPuts(p, keysOnOtherShards())).toBe(1);
+  });
+
+  it('while a lane head is held for the summary, other shards still batch (maxBufferedTimeMs)', async () => {
+    const { p, big } = await heldLane({ recordTtlMs: 30_000 });
+    // As in the control: 7 records for the 7 other shards, 10 ms apart, share one request.
+    const requests = await spreadPuts(p, keysOnOtherShards());
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(big.status).toBe('fulfilled');
+    expect(requests).toBe(1);
+  }, 20_000);
+});
+
+describe('a lane head held for the summary: how it ends', () => {
+  it('a summary that never becomes final: the held head expires at its TTL and the lane goes on', async () => {
+    const { big, after } = await heldLane();
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(big.status).toBe('rejected');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(after.status).toBe('fulfilled'); // the lane went on once its head expired
+  }, 20_000);
+
+  it('close({timeoutMs}) while held fails the held head with CloseTimeout', async () => {
+    const { p, big, after } = await heldLane({ recordTtlMs: 60_000 });
+    const closed = track(p.close({ timeoutMs: 1_000 }));
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(closed.status).toBe('fulfilled');
+    expect((big.error as { code: string }).code).toBe('CloseTimeout');
+    expect((after.error as { code: string }).code).toBe('CloseTimeout');
+  }, 20_000);
+});
+
+import { memoryLogger } from './support/memory-logger.js';
+
+describe('a recheck of the summary that fails', () => {
+  it('does not silence the warning of a real read that fails the same way soon after', async () => {
+    fake = new FakeKinesis(4);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    const { logger, lines } = memoryLogger();
+    const p = producer({ recordTtlMs: 30_000, logger });
+    const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
+    await vi.advanceTimersByTimeAsync(11_000);
+    await warm;
+    // Aggregates land on a shard the fresh map does not send them to: the summary is rechecked.
+    let n = 0;
+    fake.onPut = (call) =>
+      n++ === 0
+        ? {
+            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
+            $metadata: {},
+          }
+        : undefined;
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const lagging = Array.from({ length: 20 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(3_000);
+    const recheckWarned = lines.filter(
+      (l) => l.level === 'warn' && l.message.includes('keeping what it said before'),
+    ).length;
+    // Now the stream is found gone (PutRecords: ResourceNotFoundException): the summary is read again
+    // for real, from provisional defaults; DescribeStreamSummary is still throttled.
+    fake.onPut = undefined;
+    fake.script.push({ throw: serviceError('ResourceNotFoundException', 400) });
+    const gone = p.put({ partitionKey: 'g', data: 'g' }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(2_000);
+    await gone;
+    const realWarned = lines.filter(
+      (l) => l.level === 'warn' && l.message.includes('sending unaggregated and holding records over 1 MiB'),
+    ).length;
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(lagging);
+    expect({ recheckWarned, realWarned }).toEqual({ recheckWarned: 1, realWarned: 1 });
+  }, 20_000);
+});
+
+describe('a recheck of the summary that keeps failing', () => {
+  it('is not tried again at every landing: at most one recheck per 10 s while DescribeStreamSummary is throttled', async () => {
+    fake = new FakeKinesis(4);
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    const p = producer({ recordTtlMs: 30_000, logger: memoryLogger().logger });
+    const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
+    await vi.advanceTimersByTimeAsync(11_000);
+    await warm;
+    // Every request's aggregates land on shard 3, which the map (listed again and again) does not predict.
+    fake.onPut = (call) => ({
+      Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
+      $metadata: {},
+    });
+    fake.describeError = serviceError('LimitExceededException', 400);
+    const before = fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
+    const lagging = Array.from({ length: 20 }, (_, i) =>
+      p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(9_000);
+    const calls = fake.commands.filter((c) => c === 'DescribeStreamSummary').length - before;
+    fake.describeError = undefined;
+    fake.onPut = undefined;
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(lagging);
+    // One recheck is one call with up to 2 retries: 3 tries at most within 10 s.
+    expect(calls).toBeLessThanOrEqual(3);
+  }, 20_000);
+});
+
+describe('a lane head held for the summary that expires', () => {
+  it('says it waited for the stream summary, as the same record expiring in the gate does', async () => {
+    const { big } = await heldLane();
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(big.status).toBe('rejected');
+    expect((big.error as Error).message).toMatch(/summary/);
+  }, 20_000);
+});
