@@ -22,7 +22,10 @@ const OPENING = '{"Records":[';
  * (a plain copy), only JSON strings go through UTF-8. (Building one string and encoding it at the
  * end cost more than the base64 it saved: a 5 MB rope flattened, then UTF-8 encoded.)
  */
-export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBody: Uint8Array): Buffer {
+export function putRecordsBody(entries: readonly PutRecordsRequestEntry[], sdkBody: Uint8Array): Buffer {
+  // A record that is null (a middleware of your own may have put one there) is left out, as the SDK
+  // leaves it out.
+  const records = entries.includes(null as never) ? entries.filter((entry) => entry !== null) : entries;
   // From the list's closing bracket on: the SDK's other members.
   const tail = Buffer.from(`]${otherMembers(sdkBody)}}`, 'utf8');
   const count = records.length;
@@ -32,10 +35,11 @@ export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBo
   const rest: string[] = new Array(count);
   let size = OPENING.length + tail.length + Math.max(0, count - 1);
   for (let i = 0; i < count; i++) {
+    // As the SDK writes them: a member that is null is left out.
     const { Data, PartitionKey, ExplicitHashKey } = records[i]!;
     let fields = '';
     let separator = '';
-    if (Data !== undefined) {
+    if (Data !== undefined && Data !== null) {
       heads[i] = '{"Data":"';
       data[i] = base64(Data);
       fields = '"';
@@ -44,11 +48,13 @@ export function putRecordsBody(records: readonly PutRecordsRequestEntry[], sdkBo
       heads[i] = '{';
       data[i] = '';
     }
-    if (ExplicitHashKey !== undefined) {
+    if (ExplicitHashKey !== undefined && ExplicitHashKey !== null) {
       fields += `${separator}"ExplicitHashKey":${JSON.stringify(ExplicitHashKey)}`;
       separator = ',';
     }
-    if (PartitionKey !== undefined) fields += `${separator}"PartitionKey":${JSON.stringify(PartitionKey)}`;
+    if (PartitionKey !== undefined && PartitionKey !== null) {
+      fields += `${separator}"PartitionKey":${JSON.stringify(PartitionKey)}`;
+    }
     fields += '}';
     rest[i] = fields;
     size += heads[i]!.length + data[i]!.length + Buffer.byteLength(fields, 'utf8');
@@ -95,8 +101,13 @@ function otherMembers(sdkBody: Uint8Array): string {
   return json === '{}' ? '' : `,${json.slice(1, -1)}`;
 }
 
-/** Base64 of `bytes`, by Node's native encoder, without copying them. */
-function base64(bytes: Uint8Array): string {
+/**
+ * Base64 of `bytes`, by Node's native encoder, without copying them. A string (the records come from
+ * the producer as bytes, but a middleware of your own may change them) is its UTF-8, as the SDK
+ * writes it.
+ */
+function base64(bytes: Uint8Array | string): string {
+  if (typeof bytes === 'string') return Buffer.from(bytes, 'utf8').toString('base64');
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
@@ -139,8 +150,10 @@ export function speaksAwsJson11(client: KinesisClient): boolean {
 export function withNativeBody(command: PutRecordsCommand): PutRecordsCommand {
   const stack = command.middlewareStack;
   let records: readonly PutRecordsRequestEntry[] = NO_RECORDS;
+  let input: object | undefined;
   stack.addRelativeTo(
     middleware((next) => (args) => {
+      input = args.input;
       records = (args.input as PutRecordsInput).Records ?? NO_RECORDS;
       return next({ ...args, input: { ...args.input, Records: NO_RECORDS } });
     }),
@@ -167,7 +180,9 @@ export function withNativeBody(command: PutRecordsCommand): PutRecordsCommand {
         if (name.toLowerCase() === 'content-length') delete request.headers[name];
       }
       request.headers['content-length'] = String(body.byteLength);
-      return next(args);
+      // The steps after this one (the user's too: build, finalizeRequest, deserialize) see the input
+      // with its records, as without this module.
+      return next(input === undefined ? args : { ...args, input });
     }),
     { relation: 'after', toMiddleware: 'serializerMiddleware', name: 'kinesisProducerWriteRecords' },
   );
