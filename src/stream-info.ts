@@ -1,4 +1,5 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
 import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
 import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
@@ -185,7 +186,11 @@ export class StreamSummary {
       const summary = output.StreamDescriptionSummary;
       const kib = summary?.MaxRecordSizeInKiB;
       const info: StreamInfo = {
-        maxRecordBytes: typeof kib === 'number' && kib > 0 ? kib * 1024 : DEFAULT_MAX_RECORD_BYTES,
+        // At most what any stream takes (10 MiB): an endpoint that is not Kinesis may say anything.
+        maxRecordBytes:
+          typeof kib === 'number' && kib > 0
+            ? Math.min(kib * 1024, MAX_RECORD_BYTES_LIMIT)
+            : DEFAULT_MAX_RECORD_BYTES,
         userPartitioned: summary?.RecordDistributionStrategy !== 'AUTO',
         routingKnown: true,
         final: true,

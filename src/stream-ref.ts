@@ -17,8 +17,12 @@ export function streamParams(ref: StreamRef): { StreamName?: string; StreamARN?:
 
 /** A StreamName as the Kinesis API documents it: 1..128 characters of this set. */
 const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
-/** A StreamARN as the Kinesis API documents it (any partition), at most 2,048 characters. */
-const STREAM_ARN = /^arn:aws.*:kinesis:.*:\d{12}:stream\/\S+$/;
+/**
+ * A stream's ARN: `arn:<aws partition>:kinesis:<region>:<12-digit account>:stream/<stream name>`,
+ * the name as STREAM_NAME. (The API's own pattern is looser: it also takes a consumer's ARN, an empty
+ * region or any name, which the service then refuses per request.)
+ */
+const STREAM_ARN = /^arn:aws(-[a-z]+)*:kinesis:[a-z0-9-]+:\d{12}:stream\/[a-zA-Z0-9_.-]{1,128}$/;
 export const MAX_STREAM_ARN_LENGTH = 2048;
 
 /**
