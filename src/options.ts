@@ -199,7 +199,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object', options);
   }
-  const o = { ...DEFAULTS, ...withoutUndefined(options) };
+  const o = { ...DEFAULTS, ...given_(options) };
   // An option left to its default gives way to a related one that was set: only two values both
   // set by the caller can conflict.
   const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
@@ -369,11 +369,29 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   };
 }
 
-/** The options actually given: an option set to `undefined` takes its default, like one left out. */
-function withoutUndefined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
-    [K in keyof T]?: Exclude<T[K], undefined>;
-  };
+/**
+ * The options actually given, each read once by its name: own or inherited (a class of your own with
+ * getters, an object made from defaults with Object.create), as every other read of them. An option
+ * set to `undefined` takes its default, like one left out.
+ */
+function given_(options: KinesisProducerOptions): {
+  [K in keyof KinesisProducerOptions]?: Exclude<KinesisProducerOptions[K], undefined>;
+} {
+  const out: Record<string, unknown> = {};
+  for (const name of OPTION_NAMES) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out as { [K in keyof KinesisProducerOptions]?: Exclude<KinesisProducerOptions[K], undefined> };
+}
+
+/** Whether `text` holds a control character (C0, or DEL): no HTTP header may. */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }
 
 /** An http(s) URL, or nothing: the SDK would only refuse a malformed one at the first request. */
@@ -420,6 +438,22 @@ function checkCredentials(value: unknown): void {
     'an object with non-empty string accessKeyId and secretAccessKey (and optionally a string sessionToken and a Date expiration), or a function providing one';
   if (typeof value !== 'object') throw new InvalidOptionError('credentials', expected, value, true);
   const { accessKeyId, secretAccessKey, sessionToken, expiration } = value as Record<string, unknown>;
+  // A key read from a file often keeps its line ending: Node then refuses the signed header of every
+  // request, which no retry changes.
+  for (const [field, key] of [
+    ['accessKeyId', accessKeyId],
+    ['secretAccessKey', secretAccessKey],
+    ['sessionToken', sessionToken],
+  ] as const) {
+    if (typeof key === 'string' && (hasControlCharacter(key) || key.trim() !== key)) {
+      throw new InvalidOptionError(
+        'credentials',
+        `an object whose ${field} has no spaces or line endings around it, nor control characters (read from a file or a .env, is a line ending left on it?)`,
+        value,
+        true,
+      );
+    }
+  }
   if (
     typeof accessKeyId !== 'string' ||
     accessKeyId === '' ||

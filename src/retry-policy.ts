@@ -159,6 +159,15 @@ export function classifyRequestError(error: unknown): RequestFailure {
     return { code: 'RegionMissing', message: REGION_MISSING, kind: FailureKind.Fatal };
   }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
+  // A header Node refuses to send: credentials with a line ending or a control character in them
+  // (AWS_ACCESS_KEY_ID from a .env file written on Windows), which sign every request the same way.
+  if (errno === 'ERR_INVALID_CHAR') {
+    return {
+      code: errno,
+      message: `${message.replace(/\.$/, '')}: check the credentials (the \`credentials\` option, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) for a line ending or a space left on them.`,
+      kind: FailureKind.Fatal,
+    };
+  }
   // The SDK refuses its configuration before any request: a region that is no hostname
   // (AWS_REGION="eu-west-1 " from a .env file), or endpoint settings it cannot combine
   // (AWS_USE_FIPS_ENDPOINT or AWS_USE_DUALSTACK_ENDPOINT with an endpoint of your own).
@@ -223,6 +232,8 @@ const MAX_QUOTED_BODY = 120;
 /** How an answer of HTTP `status` (undefined: none came) that no rule above named is retried. */
 function statusKind(status: number | undefined, name: string): FailureKind {
   if (status === 429) return FailureKind.Throttled;
+  // A redirect: the endpoint is not where Kinesis answers (the SDK follows none), every time.
+  if (status !== undefined && status >= 300 && status < 400) return FailureKind.Fatal;
   // 408 is a request that timed out on the way (at the service or a proxy), not a bad request.
   if (
     status !== undefined &&
