@@ -214,9 +214,7 @@ export class ShardMetrics {
       KinesisRecordsPut: this.KinesisRecordsPut.snapshot(now),
       KinesisRecordsDataPut: this.KinesisRecordsDataPut.snapshot(now),
       AllErrors: this.AllErrors.snapshot(now),
-      ErrorsByCode: Object.fromEntries(
-        [...this.ErrorsByCode].map(([code, stat]) => [code, stat.snapshot(now)]),
-      ),
+      ErrorsByCode: keyed([...this.ErrorsByCode].map(([code, stat]) => [code, stat.snapshot(now)])),
       RetriesPerRecord: this.RetriesPerRecord.snapshot(now),
       UserRecordExpired: this.UserRecordExpired.snapshot(now),
       BufferingTime: this.BufferingTime.snapshot(now),
@@ -255,7 +253,7 @@ export class StreamMetrics {
       RequestTime: this.RequestTime.snapshot(now),
       KinesisRecordsPerPutRecordsRequest: this.KinesisRecordsPerPutRecordsRequest.snapshot(now),
       UserRecordsPerPutRecordsRequest: this.UserRecordsPerPutRecordsRequest.snapshot(now),
-      shards: Object.fromEntries([...this.shards].map(([id, shard]) => [id, shard.snapshot(now)])),
+      shards: keyed([...this.shards].map(([id, shard]) => [id, shard.snapshot(now)])),
     };
   }
 }
@@ -642,7 +640,8 @@ export class ProducerMetrics {
     now: number,
     gauges: ReadonlyMap<string, { pending: number; oldestAgeMs: number }>,
   ): MetricsSnapshot {
-    const streams: Record<string, StreamMetricsSnapshot> = {};
+    // Keyed by stream names, which may be `__proto__` or `constructor`: no prototype to clash with.
+    const streams: Record<string, StreamMetricsSnapshot> = Object.create(null);
     for (const [label, metrics] of this.#streams) {
       this.#dropClosedShards(label, metrics, now);
       const gauge = gauges.get(label);
@@ -650,4 +649,11 @@ export class ProducerMetrics {
     }
     return { at: now, windowMs: METRICS_WINDOW_MS, streams };
   }
+}
+
+/** An object of `entries` without a prototype: its keys come from outside (names, codes, ids). */
+function keyed<T>(entries: readonly (readonly [string, T])[]): Record<string, T> {
+  const out: Record<string, T> = Object.create(null);
+  for (const [key, value] of entries) out[key] = value;
+  return out;
 }

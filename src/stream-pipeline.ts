@@ -1224,12 +1224,14 @@ export class StreamPipeline {
             this.stream,
             item,
             ErrorCode.Expired,
-            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs): it was stored in ${landed.shardId}, not the predicted shard, and no listing of the stream's shards since has told whether consumers read it there.`,
+            `Record expired after ${this.#options.recordTtlMs} ms (recordTtlMs): it was stored in ${landed.shardId}, ${landed.shardId === record.predictedShardId ? 'the shard a map from before the stream was found gone predicted' : 'not the predicted shard'}, and no listing of the stream's shards since has told whether consumers read it there.`,
             landed.shardId,
             attemptsOf(item, record),
           );
         }
         if (nextExpiry === Number.POSITIVE_INFINITY) {
+          // The service took it: counted as stored (KinesisRecordsPut), as any Kinesis record it took.
+          this.#host.storedUnread(this.stream, record, landed.shardId, now);
           this.release(record);
         } else {
           waiting.push(landed);
@@ -1397,6 +1399,10 @@ export class StreamPipeline {
    */
   failPending(code: string, gaveUp: string): void {
     const landed = new Set(this.#landed.map((each) => each.record));
+    // Those the service took count as stored (KinesisRecordsPut), as any Kinesis record it took.
+    const now = this.#host.now();
+    for (const { record, shardId } of this.#landed)
+      this.#host.storedUnread(this.stream, record, shardId, now);
     for (const [item, record, shardId] of this.#held()) {
       const attempts = record === undefined ? (item.priorAttempts ?? []) : attemptsOf(item, record);
       const noAnswer = unansweredCode(attempts);

@@ -409,3 +409,80 @@ describe('logging', () => {
     expect(everything).not.toContain(keyId);
   });
 });
+
+function storedOnWire(): number {
+  let n = 0;
+  for (const call of fake.calls)
+    for (const [i] of call.entries.entries()) if (call.results?.[i]?.ShardId !== undefined) n++;
+  return n;
+}
+
+describe('KinesisRecordsPut, an aggregate stored on another shard whose records all expire before a listing comes', () => {
+  it('counts the Kinesis record the service stored (README: "Every Kinesis record the service took")', async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+    const p = producer({ recordTtlMs: 3_000, requestTimeoutMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(0); // the map: one shard
+    fake.shards = evenShards(2, 'child-'); // split since
+    fake.listShardsDelayMs = 60_000; // no listing comes before the TTL
+    const [low, high] = keysOfHalves();
+    const codes = Promise.all(
+      [low, high].map((k) =>
+        p.put({ partitionKey: k, data: 'x' }).then(
+          () => 'ok',
+          (e: RecordFailedError) => e.code,
+        ),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(await codes).toEqual(['Expired', 'Expired']);
+    expect(storedOnWire()).toBe(1); // the service took the aggregate
+    const m = p.metrics().streams.test!;
+    expect(m.KinesisRecordsPut.total.sum).toBe(1);
+  });
+});
+
+describe('KinesisRecordsPut, an aggregate stored on another shard when close({ timeoutMs }) gives up on it', () => {
+  it('counts the Kinesis record the service stored', async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(1);
+    const p = producer({ recordTtlMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(0); // the map: one shard
+    fake.shards = evenShards(2, 'child-'); // split since
+    fake.listShardsDelayMs = 60_000; // no listing comes before close gives up
+    const [low, high] = keysOfHalves();
+    const codes = Promise.all(
+      [low, high].map((k) =>
+        p.put({ partitionKey: k, data: 'x' }).then(
+          () => 'ok',
+          (e: RecordFailedError) => e.code,
+        ),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(500); // sent, stored on the parent shard, waiting for a listing
+    expect(storedOnWire()).toBe(1);
+    const closed = p.close({ timeoutMs: 100 });
+    await vi.advanceTimersByTimeAsync(200);
+    await closed;
+    expect(await codes).toEqual(['CloseTimeout', 'CloseTimeout']);
+    expect(p.metrics().streams.test!.KinesisRecordsPut.total.sum).toBe(1);
+  });
+});
+
+describe('metrics().streams keyed by stream names the Kinesis API accepts', () => {
+  it('lists a stream named __proto__ (a valid stream name)', async () => {
+    vi.useRealTimers();
+    fake = new FakeKinesis(1);
+    const p = producer({ streamName: '__proto__' });
+    await p.put({ partitionKey: 'k', data: 'x' });
+    const { streams } = p.metrics();
+    expect(Object.keys(streams)).toEqual(['__proto__']);
+    const parsed = JSON.parse(JSON.stringify(streams)) as object;
+    expect(Object.getOwnPropertyDescriptor(parsed, '__proto__')?.value.UserRecordsPut.total.sum).toBe(1);
+  });
+
+  it('has no entry for a stream named constructor that got no record yet (README: `if (orders === undefined) return`)', () => {
+    const p = producer({ streamName: 'orders' });
+    expect(p.metrics().streams.constructor).toBeUndefined();
+  });
+});
