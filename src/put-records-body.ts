@@ -5,6 +5,15 @@ import type {
   PutRecordsRequestEntry,
 } from '@aws-sdk/client-kinesis';
 
+/** Where a send's records wait while the SDK serializes its input without them (see withNativeBody). */
+const SET_ASIDE = Symbol('kinesis-producer records set aside');
+
+interface SetAside {
+  /** The input as it reached the serializer. */
+  readonly input: object;
+  readonly records: readonly PutRecordsRequestEntry[];
+}
+
 /** An empty record list: what the SDK serializes in place of the real one (see withNativeBody). */
 const NO_RECORDS: never[] = [];
 
@@ -23,9 +32,11 @@ const OPENING = '{"Records":[';
  * end cost more than the base64 it saved: a 5 MB rope flattened, then UTF-8 encoded.)
  */
 export function putRecordsBody(entries: readonly PutRecordsRequestEntry[], sdkBody: Uint8Array): Buffer {
-  // A record that is null (a middleware of your own may have put one there) is left out, as the SDK
-  // leaves it out.
-  const records = entries.includes(null as never) ? entries.filter((entry) => entry !== null) : entries;
+  // A record that is null or undefined (a middleware of your own may have put one there) is left
+  // out, as the SDK leaves it out.
+  const records = entries.every((entry) => entry != null)
+    ? entries
+    : entries.filter((entry) => entry != null);
   // From the list's closing bracket on: the SDK's other members.
   const tail = Buffer.from(`]${otherMembers(sdkBody)}}`, 'utf8');
   const count = records.length;
@@ -119,7 +130,7 @@ interface SerializedRequest {
 
 /** A serialize-step middleware, typed only as far as this module needs. */
 type Middleware = Parameters<PutRecordsCommand['middlewareStack']['addRelativeTo']>[0];
-type Handler = (args: { input: object; request?: unknown }) => Promise<unknown>;
+type Handler = (args: { input: object; request?: unknown; [SET_ASIDE]?: SetAside }) => Promise<unknown>;
 const middleware = (wrap: (next: Handler) => Handler) => wrap as unknown as Middleware;
 
 /**
@@ -149,13 +160,15 @@ export function speaksAwsJson11(client: KinesisClient): boolean {
  */
 export function withNativeBody(command: PutRecordsCommand): PutRecordsCommand {
   const stack = command.middlewareStack;
-  let records: readonly PutRecordsRequestEntry[] = NO_RECORDS;
-  let input: object | undefined;
   stack.addRelativeTo(
     middleware((next) => (args) => {
-      input = args.input;
-      records = (args.input as PutRecordsInput).Records ?? NO_RECORDS;
-      return next({ ...args, input: { ...args.input, Records: NO_RECORDS } });
+      // Carried on this send's own arguments (the serializer passes them on): one command may be sent
+      // twice at once, through clients whose middleware gave each its own records.
+      const setAside: SetAside = {
+        input: args.input,
+        records: (args.input as PutRecordsInput).Records ?? NO_RECORDS,
+      };
+      return next({ ...args, input: { ...args.input, Records: NO_RECORDS }, [SET_ASIDE]: setAside });
     }),
     { relation: 'before', toMiddleware: 'serializerMiddleware', name: 'kinesisProducerSetRecordsAside' },
   );
@@ -174,7 +187,11 @@ export function withNativeBody(command: PutRecordsCommand): PutRecordsCommand {
           'kinesis-producer: the SDK serialized PutRecords into no JSON body to write the records into',
         );
       }
-      const body = putRecordsBody(records, bytes);
+      const setAside = args[SET_ASIDE];
+      if (setAside === undefined) {
+        throw new Error('kinesis-producer: the SDK serializer did not pass on the records set aside');
+      }
+      const body = putRecordsBody(setAside.records, bytes);
       request.body = body;
       for (const name of Object.keys(request.headers)) {
         if (name.toLowerCase() === 'content-length') delete request.headers[name];
@@ -182,7 +199,7 @@ export function withNativeBody(command: PutRecordsCommand): PutRecordsCommand {
       request.headers['content-length'] = String(body.byteLength);
       // The steps after this one (the user's too: build, finalizeRequest, deserialize) see the input
       // with its records, as without this module.
-      return next(input === undefined ? args : { ...args, input });
+      return next({ ...args, input: setAside.input });
     }),
     { relation: 'after', toMiddleware: 'serializerMiddleware', name: 'kinesisProducerWriteRecords' },
   );

@@ -116,6 +116,8 @@ export class StreamPipeline {
   #openHead = 0;
   /** Buffers with sealed records waiting. */
   readonly #ready = new Set<ShardBuffer>();
+  /** Lanes whose head waits for the stream's summary, read again (see #setAsideTooLarge). */
+  readonly #heldForSummary = new Set<ShardBuffer>();
   #readyCount = 0;
   #readyBytes = 0;
   /**
@@ -310,10 +312,13 @@ export class StreamPipeline {
       this.#settleLanded(now);
     }
     this.#releaseGate(info);
-    // A lane held for the summary (see #setAsideTooLarge) is looked at again; the other holds are
-    // set again when collected.
-    for (const buffer of this.#ready) buffer.heldUntil = 0;
-    this.#recomputeReady(now);
+    // A lane held for the summary (see #setAsideTooLarge) is looked at again; a backoff's or a rate
+    // limiter's hold stays.
+    if (this.#heldForSummary.size > 0) {
+      for (const buffer of this.#heldForSummary) buffer.heldUntil = 0;
+      this.#heldForSummary.clear();
+      this.#recomputeReady(now);
+    }
     if (this.#flushWhenOpen) this.flushAll(now);
   }
 
@@ -659,6 +664,7 @@ export class StreamPipeline {
           // Held as a backoff holds it: its lane makes no request due, until the summary answers
           // (open() ends the hold) or the record expires.
           buffer.heldUntil = record.expiresAt;
+          this.#heldForSummary.add(buffer);
           break;
         }
         if (record.retryAt > now) {
@@ -880,6 +886,7 @@ export class StreamPipeline {
   #endHold(buffer: ShardBuffer): void {
     const held = this.#isHeld(buffer);
     buffer.heldUntil = 0;
+    this.#heldForSummary.delete(buffer);
     if (!held) return;
     this.#heldCount -= buffer.queued;
     this.#heldBytes -= buffer.queuedBytes;

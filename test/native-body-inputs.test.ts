@@ -4,12 +4,15 @@ import { HttpResponse } from '@smithy/core/protocols';
 import { describe, expect, it } from 'vitest';
 import { withNativeBody } from '../src/put-records-body.js';
 
-/** A client whose HTTP exchange keeps each request body and answers an empty PutRecords result. */
-function capturingClient(bodies: string[]): KinesisClient {
+/**
+ * A client whose HTTP exchange keeps each request body and answers an empty PutRecords result, or
+ * each status of `statuses` in turn (a 5xx with an error body), with the SDK's `maxAttempts`.
+ */
+function capturingClient(bodies: string[], statuses: number[] = [], maxAttempts = 1): KinesisClient {
   return new KinesisClient({
     region: 'us-east-1',
     credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
-    maxAttempts: 1,
+    maxAttempts,
     requestHandler: {
       metadata: { handlerProtocol: 'http/1.1' },
       updateHttpClientConfig() {},
@@ -17,11 +20,14 @@ function capturingClient(bodies: string[]): KinesisClient {
       destroy() {},
       async handle(request: { body: Uint8Array | string }) {
         bodies.push(Buffer.from(request.body as Uint8Array).toString('utf8'));
+        const statusCode = statuses.shift() ?? 200;
         return {
           response: new HttpResponse({
-            statusCode: 200,
+            statusCode,
             headers: { 'content-type': 'application/x-amz-json-1.1' },
-            body: Readable.from([Buffer.from('{"Records":[]}')]),
+            body: Readable.from([
+              Buffer.from(statusCode === 200 ? '{"Records":[]}' : '{"__type":"InternalFailureException"}'),
+            ]),
           }),
         };
       },
@@ -60,5 +66,63 @@ describe('records changed by client middleware are written as the SDK writes the
   ])('%s', async (_name, entry) => {
     const { sdk, ours } = await wire({ StreamName: 's', Records: [entry as never] });
     expect(ours).toBe(sdk);
+  });
+});
+
+describe('records left out, and sends the SDK repeats', () => {
+  it('an undefined entry left by a middleware is left out, as the SDK leaves it out (as null is)', async () => {
+    const { sdk, ours } = await wire({
+      StreamName: 's',
+      Records: [{ PartitionKey: 'k', Data: new Uint8Array([1]) }, undefined as never],
+    });
+    expect(ours).toBe(sdk);
+  });
+
+  it('the SDK retry middleware (maxAttempts 3) sends the same records each attempt', async () => {
+    const bodies: string[] = [];
+    const command = withNativeBody(
+      new PutRecordsCommand({
+        StreamName: 's',
+        Records: [{ PartitionKey: 'k', Data: new Uint8Array([1, 2]) }],
+      }),
+    );
+    await capturingClient(bodies, [500, 500], 3).send(command);
+    expect(bodies.length).toBe(3);
+    expect(new Set(bodies).size).toBe(1);
+    expect(bodies[0]).toContain('"Data":"AQI="');
+  });
+});
+
+describe('one command sent twice at once', () => {
+  it('each send writes the records its own client middleware left, as the SDK does', async () => {
+    const run = async (native: boolean) => {
+      const bodies: string[][] = [[], []];
+      const clients = [0, 1].map((i) => {
+        const client = capturingClient(bodies[i]!);
+        // A user's middleware of each client, before serialization, tags the records it sends.
+        client.middlewareStack.add(
+          (next) => async (args) => {
+            const input = args.input as PutRecordsInput;
+            return next({
+              ...args,
+              input: { ...input, Records: input.Records!.map((r) => ({ ...r, PartitionKey: `c${i}` })) },
+            });
+          },
+          { step: 'initialize', name: `tag${i}` },
+        );
+        return client;
+      });
+      const command = new PutRecordsCommand({
+        StreamName: 's',
+        Records: [{ PartitionKey: 'k', Data: new Uint8Array([1]) }],
+      });
+      if (native) withNativeBody(command);
+      await Promise.all(clients.map((c) => c.send(command)));
+      return bodies.map((b) => b[0]);
+    };
+    const sdk = await run(false);
+    const ours = await run(true);
+    expect(sdk[0]).toContain('"PartitionKey":"c0"');
+    expect(ours).toEqual(sdk);
   });
 });

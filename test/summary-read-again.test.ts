@@ -2,6 +2,7 @@
  * The stream's summary read again: after the stream was found gone (records above the limit it may
  * have now wait for it), and as a recheck when records land where a fresh map does not send them.
  */
+import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { partitionKeyHash } from '../src/index.js';
 import { FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
@@ -201,5 +202,68 @@ describe('a lane head held for the summary that expires', () => {
     await vi.advanceTimersByTimeAsync(6_000);
     expect(big.status).toBe('rejected');
     expect((big.error as Error).message).toMatch(/summary/);
+  }, 20_000);
+});
+
+describe('a summary that answers ends only the holds set for it', () => {
+  it('a summary answering while a lane waits out its backoff does not send other shards early', async () => {
+    fake = new FakeKinesis(2);
+    vi.spyOn(Math, 'random').mockReturnValue(0.99);
+    const kShard = fake.shardFor(partitionKeyHash('k'));
+    const [other] = keysWhere(1, (h) => fake.shardFor(h) !== kShard, 'o-');
+    // The first summary read finds no stream (provisional: the gate opens); the next one, in the
+    // background, answers when the test lets it.
+    let describes = 0;
+    let answer!: () => void;
+    const base = fake.client;
+    const client = {
+      send: async (command: unknown, options?: unknown) => {
+        if (command instanceof DescribeStreamSummaryCommand) {
+          if (describes++ === 0) throw serviceError('ResourceNotFoundException', 400);
+          await new Promise<void>((resolve) => (answer = resolve));
+        }
+        return base.send(command as never, options as never);
+      },
+      destroy: () => {},
+    } as unknown as KinesisClient;
+    let kTries = 0;
+    fake.onPut = (call) =>
+      call.entries.some((e) => e.PartitionKey === 'k') && kTries++ === 0
+        ? {
+            errorCodes: call.entries.map((e) =>
+              e.PartitionKey === 'k' ? 'InternalFailure' : undefined,
+            ) as never,
+          }
+        : undefined;
+    const p = producer({
+      client,
+      ordering: 'per-partition-key',
+      aggregation: false,
+      maxBufferedTimeMs: 100,
+      retryBaseDelayMs: 3_000,
+      retryMaxDelayMs: 3_000,
+    });
+    const k = track(p.put({ partitionKey: 'k', data: 'k' }));
+    await vi.advanceTimersByTimeAsync(2_500); // k failed once: its lane waits out ~3 s of backoff
+    expect(kTries).toBe(1);
+    // Behind k, in its lane, 300 KiB wait for its backoff (held: over 256 KiB makes no request due).
+    const behind = [0, 1, 2].map((i) =>
+      track(p.put({ partitionKey: 'k', data: new Uint8Array(100 * 1024).fill(i) })),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    expect(describes).toBeGreaterThanOrEqual(2); // the background read is under way, unanswered
+    const before = fake.calls.length;
+    const putAt = Date.now();
+    const o = track(p.put({ partitionKey: other!, data: 'o' }));
+    await vi.advanceTimersByTimeAsync(10);
+    answer(); // the summary answers: open(final)
+    await vi.advanceTimersByTimeAsync(200);
+    const carrying = fake.calls.slice(before).find((c) => c.entries.some((e) => e.PartitionKey === other));
+    expect(o.status).toBe('fulfilled');
+    // Without open()'s clearing, `other` goes when its 100 ms of buffering are up, as any record.
+    expect(carrying!.at - putAt).toBeGreaterThanOrEqual(100);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(k.status).toBe('fulfilled');
+    expect(behind.map((b) => b.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
   }, 20_000);
 });
