@@ -12,7 +12,6 @@ import {
   type RecordFailedError,
 } from '../src/index.js';
 import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
-import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 import { track } from './support/track.js';
 
@@ -766,53 +765,4 @@ describe('ordering across a record held for the summary read again', () => {
       order: ['big', 'after'],
     });
   }, 20_000);
-});
-
-describe('a summary read again because a map lags a reshard', () => {
-  it('a throttled re-read does not take back what the summary said (2 MiB records, aggregation)', async () => {
-    fake = new FakeKinesis(4);
-    fake.summary = { MaxRecordSizeInKiB: 2048 };
-    const { logger, lines } = memoryLogger();
-    const p = producer({ recordTtlMs: 30_000, logger });
-    const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
-    await vi.advanceTimersByTimeAsync(11_000); // the summary answered more than 10 s ago
-    await warm;
-    // As batching.test.ts' 'a shard map that lags a reshard': the first request's aggregates land
-    // on a shard the fresh map does not send them to; ListShards keeps giving the same map.
-    let n = 0;
-    fake.onPut = (call) =>
-      n++ === 0
-        ? {
-            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
-            $metadata: {},
-          }
-        : undefined;
-    // DescribeStreamSummary is throttled meanwhile (20 TPS per account, shared).
-    fake.describeError = serviceError('LimitExceededException', 400);
-    const lagging = Array.from({ length: 20 }, (_, i) =>
-      p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
-    );
-    await vi.advanceTimersByTimeAsync(3_000);
-    // A 1.5 MiB record, which this stream takes (2 MiB limit), put now.
-    const big = track(p.put({ partitionKey: 'big', data: new Uint8Array(1.5 * MiB) }));
-    await vi.advanceTimersByTimeAsync(5_000);
-    const before = fake.calls.length;
-    const small = Array.from({ length: 10 }, (_, i) =>
-      p.put({ partitionKey: `s${i}`, data: 'x' }).catch((e: unknown) => e),
-    );
-    await vi.advanceTimersByTimeAsync(1_000);
-    const bigState = big.status;
-    const entriesAfter = fake.calls.slice(before).flatMap((c) => c.entries).length;
-    fake.describeError = undefined;
-    await vi.advanceTimersByTimeAsync(60_000);
-    await Promise.all([...lagging, ...small]);
-    const deniedWarnings = lines.filter((l) => l.message.includes('DescribeStreamSummary was denied')).length;
-    expect({ big: bigState, entriesFor10SmallRecords: entriesAfter, deniedWarnings }).toEqual({
-      big: 'fulfilled',
-      // It was throttled, never denied.
-      deniedWarnings: 0,
-      // 10 keys over 4 shards: at most 4 aggregates, as before the re-read.
-      entriesFor10SmallRecords: 4,
-    });
-  });
 });

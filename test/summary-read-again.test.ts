@@ -123,29 +123,67 @@ describe('a lane head held for the summary: how it ends', () => {
 
 import { memoryLogger } from './support/memory-logger.js';
 
+/**
+ * A producer of a 4-shard stream with records of up to 2 MiB, whose summary answered over 10 s ago.
+ * Then the aggregates of its first request land on a shard the fresh map does not send them to
+ * (ListShards keeps giving the same map: as batching.test.ts' 'a shard map that lags a reshard'),
+ * while DescribeStreamSummary is throttled (20 TPS per account, shared): the summary is rechecked,
+ * and the recheck fails. Returns after 3 s of that, with the 20 records put meanwhile.
+ */
+async function laggingMapWhileSummaryThrottled() {
+  fake = new FakeKinesis(4);
+  fake.summary = { MaxRecordSizeInKiB: 2048 };
+  const { logger, lines } = memoryLogger();
+  const p = producer({ recordTtlMs: 30_000, logger });
+  const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
+  await vi.advanceTimersByTimeAsync(11_000);
+  await warm;
+  let n = 0;
+  fake.onPut = (call) =>
+    n++ === 0
+      ? {
+          Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
+          $metadata: {},
+        }
+      : undefined;
+  fake.describeError = serviceError('LimitExceededException', 400);
+  const lagging = Array.from({ length: 20 }, (_, i) =>
+    p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
+  );
+  await vi.advanceTimersByTimeAsync(3_000);
+  return { p, lines, lagging };
+}
+
+describe('a summary read again because a map lags a reshard', () => {
+  it('a throttled re-read does not take back what the summary said (2 MiB records, aggregation)', async () => {
+    const { p, lines, lagging } = await laggingMapWhileSummaryThrottled();
+    // A 1.5 MiB record, which this stream takes (2 MiB limit), put now.
+    const big = track(p.put({ partitionKey: 'big', data: new Uint8Array(1.5 * MiB) }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    const before = fake.calls.length;
+    const small = Array.from({ length: 10 }, (_, i) =>
+      p.put({ partitionKey: `s${i}`, data: 'x' }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    const bigState = big.status;
+    const entriesAfter = fake.calls.slice(before).flatMap((c) => c.entries).length;
+    fake.describeError = undefined;
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all([...lagging, ...small]);
+    const deniedWarnings = lines.filter((l) => l.message.includes('DescribeStreamSummary was denied')).length;
+    expect({ big: bigState, entriesFor10SmallRecords: entriesAfter, deniedWarnings }).toEqual({
+      big: 'fulfilled',
+      // It was throttled, never denied.
+      deniedWarnings: 0,
+      // 10 keys over 4 shards: at most 4 aggregates, as before the re-read.
+      entriesFor10SmallRecords: 4,
+    });
+  });
+});
+
 describe('a recheck of the summary that fails', () => {
   it('does not silence the warning of a real read that fails the same way soon after', async () => {
-    fake = new FakeKinesis(4);
-    fake.summary = { MaxRecordSizeInKiB: 2048 };
-    const { logger, lines } = memoryLogger();
-    const p = producer({ recordTtlMs: 30_000, logger });
-    const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
-    await vi.advanceTimersByTimeAsync(11_000);
-    await warm;
-    // Aggregates land on a shard the fresh map does not send them to: the summary is rechecked.
-    let n = 0;
-    fake.onPut = (call) =>
-      n++ === 0
-        ? {
-            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
-            $metadata: {},
-          }
-        : undefined;
-    fake.describeError = serviceError('LimitExceededException', 400);
-    const lagging = Array.from({ length: 20 }, (_, i) =>
-      p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),
-    );
-    await vi.advanceTimersByTimeAsync(3_000);
+    const { p, lines, lagging } = await laggingMapWhileSummaryThrottled();
     const recheckWarned = lines.filter(
       (l) => l.level === 'warn' && l.message.includes('keeping what it said before'),
     ).length;
