@@ -671,6 +671,8 @@ export class StreamPipeline {
           // Only with ordering does a record wait for its backoff at the head of its queue.
           blockedUntil = Math.min(blockedUntil, record.retryAt);
           buffer.heldUntil = record.retryAt;
+          // A backoff's hold now, not the summary's (see open()).
+          this.#heldForSummary.delete(buffer);
           break;
         }
         if (batch.length >= maxCount || (batch.length > 0 && bytes + record.sizeBytes > maxBytes)) {
@@ -683,6 +685,7 @@ export class StreamPipeline {
           if (retryAt !== undefined) {
             blockedUntil = Math.min(blockedUntil, retryAt);
             buffer.heldUntil = retryAt;
+            this.#heldForSummary.delete(buffer);
             break;
           }
         }
