@@ -70,8 +70,9 @@ export class StreamSummary {
   #reading = false;
   /** The stream was found gone while a read was under way: its answer may be of the stream that went. */
   #stale = false;
-  /** When a read last answered for good, or a recheck last started (see recheck). */
+  /** When a read last answered for good (see recheck). */
   #answeredAt = Number.NEGATIVE_INFINITY;
+  /** When a recheck last started, whether it answered or not (see recheck). */
   #recheckedAt = Number.NEGATIVE_INFINITY;
 
   constructor(source: MetadataSource, onRead: (info: StreamInfo) => void) {
@@ -108,8 +109,9 @@ export class StreamSummary {
   }
 
   /**
-   * Reads again if nothing is being read and the last answer is at least 10 s old: records landing
-   * where a map just listed does not send them may mean the stream was created again as AUTO.
+   * Reads again if nothing is being read, and the last answer and the last recheck are at least 10 s
+   * old: records landing where a map just listed does not send them may mean the stream was created
+   * again as AUTO.
    */
   recheck(): void {
     if (this.#closed || this.#reading || this.#timer !== undefined) return;
