@@ -152,6 +152,16 @@ describe('PutRecords answered by something that is not Kinesis', () => {
     expect(puts).toBe(1);
   });
 
+  it.each([301, 307])(
+    'a %i redirect fails at once: the SDK follows none, so no retry gets past it',
+    async (status) => {
+      const error = await failureFor({ status, type: 'text/html', body: '<html>Moved</html>' });
+      expect(error.code).toBe(`Http${status}`);
+      expect(error.retryable).toBe(false);
+      expect(puts).toBe(1);
+    },
+  );
+
   it('a gateway 429 is throttling: with failIfThrottled it fails at once, retryable', async () => {
     const error = await failureFor(
       { status: 429, type: 'text/html', body: '<html>Too many requests</html>' },

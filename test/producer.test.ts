@@ -156,6 +156,15 @@ describe('put: await each record', () => {
     expect(fake.calls[0]!.entries[0]!.Data!.length).toBe(1_500_000);
   });
 
+  it('takes a MaxRecordSizeInKiB above what any stream allows as 10 MiB (an endpoint that is not Kinesis)', async () => {
+    fake.summary = { MaxRecordSizeInKiB: 20_480 };
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(150);
+    const over = p.put({ partitionKey: 'k', data: Buffer.alloc(10 * 1024 * 1024, 1) });
+    await expect(over).rejects.toMatchObject({ name: 'InvalidRecordError' });
+    await expect(over).rejects.toThrow(/10485760/);
+  });
+
   it('writes a record of exactly the limit (partition key + data) taken before the stream was described', async () => {
     const p = producer();
     const exact = p.put({ partitionKey: 'k', data: Buffer.alloc(1024 * 1024 - 1, 1) });
