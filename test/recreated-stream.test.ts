@@ -13,7 +13,6 @@ import {
 } from '../src/index.js';
 import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
-import { track } from './support/track.js';
 
 /**
  * A stream deleted and created again under the same name, with other shards: its shard ids come back
@@ -84,24 +83,45 @@ const MiB = 1024 * 1024;
 /** DescribeStreamSummary calls made so far. */
 const summaries = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
 
-/** A client whose first PutRecords waits until `letGo()`: a request in flight across what follows. */
-function holdingFirstPut() {
-  const base = fake.client;
-  let held: Promise<void> | undefined;
+/**
+ * `base` (the fake by default) as a client that holds the first call `picks` chooses until
+ * `letGo()`: asked of `base` at once and answered late, as the stream was when asked (`'asked at
+ * once'`), or asked only when let go, as the stream is then (`'asked when let go'`). `held()` says
+ * whether that call came.
+ */
+function holdingOneCall(
+  picks: (command: unknown) => boolean,
+  asked: 'asked at once' | 'asked when let go',
+  base: KinesisClient = fake.client,
+) {
+  let held = false;
   let letGo!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    letGo = resolve;
+  });
   const client = {
     async send(command: unknown, options: unknown) {
-      if (command instanceof PutRecordsCommand && held === undefined) {
-        held = new Promise((resolve) => {
-          letGo = resolve;
-        });
-        await held;
+      if (!held && picks(command)) {
+        held = true;
+        const answer = asked === 'asked at once' ? base.send(command as never, options as never) : undefined;
+        await gate;
+        if (answer !== undefined) return await answer;
       }
       return base.send(command as never, options as never);
     },
     destroy: () => {},
   } as unknown as KinesisClient;
-  return { client, letGo: () => letGo() };
+  return { client, letGo: () => letGo(), held: () => held };
+}
+
+/** A client whose first PutRecords waits until `letGo()`: a request in flight across what follows. */
+const holdingFirstPut = () =>
+  holdingOneCall((command) => command instanceof PutRecordsCommand, 'asked when let go');
+
+/** Picks the `n`th DescribeStreamSummary call. */
+function nthSummary(n: number): (command: unknown) => boolean {
+  let calls = 0;
+  return (command) => command instanceof DescribeStreamSummaryCommand && ++calls === n;
 }
 
 /** `n` partition keys, each different. */
@@ -155,26 +175,13 @@ describe('a stream created again under the same name, with shard ids that own ot
   });
 
   it('does not take a listing that began before the stream was found gone', async () => {
-    const base = fake.client;
-    let slowListing: Promise<void> | undefined;
-    let answerListing!: () => void;
+    // Listed now, answered later: the 2 shards of the stream that is about to go.
     let slow = false;
-    const client = {
-      async send(command: unknown, options: unknown) {
-        if (command instanceof ListShardsCommand && slow) {
-          slow = false;
-          // Listed now, answered later: the 2 shards of the stream that is about to go.
-          const answer = base.send(command as never, options as never);
-          slowListing = new Promise((resolve) => {
-            answerListing = resolve;
-          });
-          await slowListing;
-          return await answer;
-        }
-        return base.send(command as never, options as never);
-      },
-      destroy: () => {},
-    } as unknown as KinesisClient;
+    const {
+      client,
+      letGo: answerListing,
+      held,
+    } = holdingOneCall((command) => command instanceof ListShardsCommand && slow, 'asked at once');
     const p = producer({ client });
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
     // A lone record stored on shard 1, predicted 0: the map is listed again (slowly).
@@ -188,7 +195,7 @@ describe('a stream created again under the same name, with shard ids that own ot
     fake.onPut = undefined;
     // The map may be listed again 500 ms after the last listing.
     await vi.advanceTimersByTimeAsync(600);
-    expect(slowListing).toBeDefined();
+    expect(held()).toBe(true);
     await findStreamGone(p);
     // The old listing answers after the stream was found gone.
     answerListing();
@@ -529,29 +536,11 @@ describe('a stream that routes records itself (AUTO), created again', () => {
 
 describe('an aggregate that landed elsewhere when the summary read again says AUTO', () => {
   /** Holds the first PutRecords, and the second DescribeStreamSummary (the one read again), until let go. */
+  /** The first PutRecords and the second DescribeStreamSummary each wait, to be asked when let go. */
   function holdingClient() {
-    const base = fake.client;
-    let putHeld: Promise<void> | undefined;
-    let letPutGo!: () => void;
-    let describes = 0;
-    let letSummaryGo!: () => void;
-    const summaryHeld = new Promise<void>((resolve) => {
-      letSummaryGo = resolve;
-    });
-    const client = {
-      async send(command: unknown, options: unknown) {
-        if (command instanceof PutRecordsCommand && putHeld === undefined) {
-          putHeld = new Promise((resolve) => {
-            letPutGo = resolve;
-          });
-          await putHeld;
-        }
-        if (command instanceof DescribeStreamSummaryCommand && ++describes === 2) await summaryHeld;
-        return base.send(command as never, options as never);
-      },
-      destroy: () => {},
-    } as unknown as KinesisClient;
-    return { client, letPutGo: () => letPutGo(), letSummaryGo };
+    const put = holdingFirstPut();
+    const summary = holdingOneCall(nthSummary(2), 'asked when let go', put.client);
+    return { client: summary.client, letPutGo: put.letGo, letSummaryGo: summary.letGo };
   }
 
   for (const ordering of ['none', 'per-partition-key'] as const) {
@@ -620,24 +609,8 @@ describe('a stream created again as AUTO with the same shards, while the produce
 
 describe('a stream found gone again while its summary is read again', () => {
   it('does not take a summary read before the stream went again for the stream that replaced it', async () => {
-    const base = fake.client;
-    let describes = 0;
-    let letSummaryGo!: () => void;
-    const summaryHeld = new Promise<void>((resolve) => {
-      letSummaryGo = resolve;
-    });
-    const client = {
-      async send(command: unknown, options: unknown) {
-        // The second read (after the first gone) is answered by the stream as it is then, but late.
-        if (command instanceof DescribeStreamSummaryCommand && ++describes === 2) {
-          const answer = base.send(command as never, options as never);
-          await summaryHeld;
-          return await answer;
-        }
-        return base.send(command as never, options as never);
-      },
-      destroy: () => {},
-    } as unknown as KinesisClient;
+    // The second read (after the first gone) is answered by the stream as it is then, but late.
+    const { client, letGo: letSummaryGo } = holdingOneCall(nthSummary(2), 'asked at once');
     const p = producer({ client });
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
     await findStreamGone(p); // gone once: the summary is read again (answer held)
@@ -657,7 +630,7 @@ describe('a stream found gone again while its summary is read again', () => {
       1_000,
     )) as PutResult[];
     // Expected: read once more after the second gone, so that nothing is aggregated to the AUTO stream.
-    expect({ reads: describes, aggregated: results.filter((r) => r.aggregated).length }).toEqual({
+    expect({ reads: summaries(), aggregated: results.filter((r) => r.aggregated).length }).toEqual({
       reads: 3,
       aggregated: 0,
     });
@@ -718,51 +691,4 @@ describe('a record above the limit of the stream created again, queued before it
     expect(error?.attempts.map((a) => a.errorCode)).toContain('RequestTimeout');
     expect(error?.message).toMatch(/may have stored it|may have been written/);
   });
-});
-
-describe('ordering across a record held for the summary read again', () => {
-  it('a record of the same key put after the one set aside is not written before it', async () => {
-    fake = new FakeKinesis(8); // room for a 1.1 MiB record and more (about 1 MB per shard)
-    const kShard = fake.shardFor(partitionKeyHash('k'));
-    const [g] = keysWhere(1, (h) => fake.shardFor(h) !== kShard, 'g-');
-    vi.spyOn(Math, 'random').mockReturnValue(0.99);
-    fake.summary = { MaxRecordSizeInKiB: 2048 };
-    let bigTries = 0;
-    fake.onPut = (call) => {
-      if (call.entries.some((e) => e.Data!.length > MiB) && bigTries++ === 0) return 'hang';
-      if (call.entries.some((e) => e.PartitionKey === g))
-        return { throw: serviceError('ResourceNotFoundException', 400) };
-      return undefined;
-    };
-    const p = producer({
-      ordering: 'per-partition-key',
-      requestTimeoutMs: 1_000,
-      retryBaseDelayMs: 3_000,
-      retryMaxDelayMs: 3_000,
-    });
-    const warm = track(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    await vi.advanceTimersByTimeAsync(200);
-    const big = track(p.put({ partitionKey: 'k', data: new Uint8Array(1.1 * MiB).fill(98) }));
-    await vi.advanceTimersByTimeAsync(300); // 'big' sent (its request hangs)
-    const after = track(p.put({ partitionKey: 'k', data: 'after' })); // same key, put later
-    await vi.advanceTimersByTimeAsync(1_200); // 'big' timed out: in backoff ~2.97 s, 'after' behind it
-    // The stream is found gone; its summary is throttled a few seconds (provisional: 1 MiB).
-    fake.describeError = serviceError('LimitExceededException', 400);
-    const gone = track(p.put({ partitionKey: g!, data: 'g' }));
-    await vi.advanceTimersByTimeAsync(200);
-    const mid = { warm: warm.status, big: big.status, after: after.status, gone: gone.status };
-    await vi.advanceTimersByTimeAsync(6_000);
-    fake.describeError = undefined; // it answers again: 2 MiB
-    await vi.advanceTimersByTimeAsync(40_000);
-    const order = fake
-      .storedUserRecords()
-      .filter((r) => r.partitionKey === 'k')
-      .map((r) => (r.data === 'after' ? 'after' : 'big'));
-    expect({ mid, big: big.status, after: after.status, order }).toEqual({
-      mid: { warm: 'fulfilled', big: 'pending', after: 'pending', gone: 'rejected' },
-      big: 'fulfilled',
-      after: 'fulfilled',
-      order: ['big', 'after'],
-    });
-  }, 20_000);
 });

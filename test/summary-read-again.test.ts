@@ -84,6 +84,21 @@ async function heldLane(extra: Record<string, unknown> = {}) {
 }
 
 describe('with ordering, a lane head held for the summary read again', () => {
+  it('a record of the same key put after the one held is not written before it', async () => {
+    const { big, after } = await heldLane({ aggregation: true, recordTtlMs: 60_000 });
+    fake.describeError = undefined; // it answers again: 2 MiB
+    await vi.advanceTimersByTimeAsync(40_000);
+    const order = fake
+      .storedUserRecords()
+      .filter((r) => r.partitionKey === 'k')
+      .map((r) => (r.data === 'after' ? 'after' : 'big'));
+    expect({ big: big.status, after: after.status, order }).toEqual({
+      big: 'fulfilled',
+      after: 'fulfilled',
+      order: ['big', 'after'],
+    });
+  }, 20_000);
+
   it('control: 7 records for 7 shards put 10 ms apart share one request', async () => {
     fake = new FakeKinesis(8);
     const p = producer({ ordering: 'per-partition-key', aggregation: false });
