@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Logger } from './logger.js';
-import type { KinesisProducerOptions, ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options.js';
 
 /** The longest a try waits for a connection, when `requestTimeoutMs` is longer. */
 const CONNECTION_TIMEOUT_MS = 10_000;
@@ -13,12 +13,12 @@ const CONNECTION_TIMEOUT_MS = 10_000;
  * sockets (plain-HTTP endpoints need HTTP/1.1; for HTTPS it also keeps connections warm instead of one
  * HTTP/2 session per request), and the SDK's retries off — the producer retries per record itself.
  */
-export function createClient(options: KinesisProducerOptions, resolved: ResolvedOptions): KinesisClient {
+export function createClient(resolved: ResolvedOptions): KinesisClient {
   const agentOptions = { keepAlive: true, maxSockets: resolved.maxConnections };
   return new KinesisClient({
-    ...(options.region === undefined ? {} : { region: options.region }),
-    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    ...(resolved.region === undefined ? {} : { region: resolved.region }),
+    ...(resolved.endpoint === undefined ? {} : { endpoint: resolved.endpoint }),
+    ...(resolved.credentials === undefined ? {} : { credentials: resolved.credentials }),
     maxAttempts: 1,
     // The SDK hashes each request body for signing (SHA-256; a full request is 6.7 MB of base64)
     // on the main thread. Hashing it on libuv's pool (WebCrypto's digest) or on a worker thread was

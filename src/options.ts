@@ -128,6 +128,11 @@ export interface KinesisProducerOptions {
 export interface ResolvedOptions {
   readonly streamName: string | undefined;
   readonly streamARN: string | undefined;
+  /** The client given, if any; else what the producer's own client is made with. */
+  readonly client: KinesisClient | undefined;
+  readonly region: KinesisClientConfig['region'] | undefined;
+  readonly endpoint: string | undefined;
+  readonly credentials: KinesisClientConfig['credentials'] | undefined;
   readonly maxBufferedTimeMs: number;
   readonly aggregation: boolean;
   readonly aggregationMaxCount: number;
@@ -199,10 +204,12 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', 'an object', options);
   }
-  const o = { ...DEFAULTS, ...given_(options) };
+  // Each option read once: a getter that answers differently later changes nothing.
+  const set = givenOptions(options);
+  const o = { ...DEFAULTS, ...set };
   // An option left to its default gives way to a related one that was set: only two values both
   // set by the caller can conflict.
-  const given = (name: keyof typeof DEFAULTS) => options[name] !== undefined;
+  const given = (name: keyof typeof DEFAULTS) => set[name] !== undefined;
   // Checked as given, before any other is derived from them: a wrong value (NaN, from an environment
   // variable that is not set) is named as itself, not as the option worked out from it. What is
   // derived below stays within these ranges.
@@ -249,28 +256,24 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
   if (!given('retryBaseDelayMs')) {
     o.retryBaseDelayMs = Math.max(1, Math.min(o.retryBaseDelayMs, o.retryMaxDelayMs));
   }
-  checkStreamOptions(options.streamName, options.streamARN);
-  if (options.client !== undefined) {
-    if (
-      typeof options.client !== 'object' ||
-      options.client === null ||
-      typeof options.client.send !== 'function'
-    ) {
-      throw new InvalidOptionError('client', 'a KinesisClient', options.client);
+  checkStreamOptions(set.streamName, set.streamARN);
+  if (set.client !== undefined) {
+    if (typeof set.client !== 'object' || set.client === null || typeof set.client.send !== 'function') {
+      throw new InvalidOptionError('client', 'a KinesisClient', set.client);
     }
     for (const name of ['region', 'endpoint', 'credentials'] as const) {
-      if (options[name] !== undefined) {
+      if (set[name] !== undefined) {
         throw new InvalidOptionError(
           name,
           'omitted when `client` is given (configure your client instead)',
-          options[name],
+          set[name],
         );
       }
     }
   }
-  checkEndpoint(options.endpoint);
-  checkRegion(options.region);
-  checkCredentials(options.credentials);
+  checkEndpoint(set.endpoint);
+  checkRegion(set.region);
+  checkCredentials(set.credentials);
   checkBoolean('aggregation', o.aggregation);
   checkInteger('aggregationMaxCount', o.aggregationMaxCount, 1, DEFAULT_AGGREGATION_MAX_COUNT);
   checkInteger('collectionMaxCount', o.collectionMaxCount, 1, MAX_RECORDS_PER_REQUEST);
@@ -292,7 +295,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     throw new InvalidOptionError('ordering', "'none' or 'per-partition-key'", o.ordering);
   }
   checkInteger('rateLimit', o.rateLimit, 1, 100_000);
-  const meter = options.meter;
+  const meter = set.meter;
   if (meter !== undefined) {
     if (typeof meter !== 'object' || meter === null) {
       throw new InvalidOptionError('meter', 'an OpenTelemetry Meter', meter);
@@ -324,7 +327,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       o.maxBufferedTimeMs,
     );
   }
-  const userLogger = options.logger ?? undefined;
+  const userLogger = set.logger ?? undefined;
   for (const level of ['debug', 'info', 'warn', 'error'] as const) {
     if (userLogger !== undefined && typeof userLogger[level] !== 'function')
       throw new InvalidOptionError('logger', `an object with a ${level}() method`, userLogger);
@@ -344,8 +347,12 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     );
   }
   return {
-    streamName: options.streamName,
-    streamARN: options.streamARN,
+    streamName: set.streamName,
+    streamARN: set.streamARN,
+    client: set.client,
+    region: set.region,
+    endpoint: set.endpoint,
+    credentials: set.credentials,
     maxBufferedTimeMs: o.maxBufferedTimeMs,
     aggregation: o.aggregation,
     aggregationMaxCount: o.aggregationMaxCount,
@@ -374,7 +381,7 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
  * getters, an object made from defaults with Object.create), as every other read of them. An option
  * set to `undefined` takes its default, like one left out.
  */
-function given_(options: KinesisProducerOptions): {
+function givenOptions(options: KinesisProducerOptions): {
   [K in keyof KinesisProducerOptions]?: Exclude<KinesisProducerOptions[K], undefined>;
 } {
   const out: Record<string, unknown> = {};

@@ -194,8 +194,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#options = resolved;
     this.#logger = resolved.logger;
     this.#optionWarnings = { logger: this.#logger, told: new Set() };
-    this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? createClient(options, resolved);
+    this.#ownsClient = resolved.client === undefined;
+    this.#client = resolved.client ?? createClient(resolved);
     if (!this.#ownsClient) warnIfHttp2ToPlainHttp(this.#client, this.#logger);
     const clock = resolved.clock;
     this.#arrivals = new ArrivalClock(clock);

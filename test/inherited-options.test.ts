@@ -4,9 +4,8 @@ import { FakeKinesis } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 
 /**
- * Options an object inherits (a config class's getters, Object.create(defaults)) are read for some
- * options (streamName, client, region, endpoint, credentials, logger, meter) and silently dropped for
- * every other one: no value taken, no check, no warning.
+ * Options an object inherits (a config class's getters, Object.create(defaults)) are taken and checked
+ * as its own are, each read once by its name.
  */
 describe('options inherited from a prototype', () => {
   it('a config class: recordTtlMs from a getter applies (or the producer says it was ignored)', async () => {
@@ -51,6 +50,32 @@ describe('options inherited from a prototype', () => {
     ]);
     await producer.close();
     expect(results.map((r) => r.aggregated)).toEqual([false, false]);
+  });
+
+  it('reads each option once: a getter that would answer differently later changes nothing', () => {
+    const fake = new FakeKinesis(1);
+    const reads: Record<string, number> = {};
+    const read = (name: string) => {
+      reads[name] = (reads[name] ?? 0) + 1;
+    };
+    class Config {
+      readonly streamName = 'test';
+      get client() {
+        read('client');
+        return fake.client;
+      }
+      get recordTtlMs() {
+        read('recordTtlMs');
+        return 2_000;
+      }
+      get aggregation() {
+        read('aggregation');
+        return false;
+      }
+    }
+    const producer = new KinesisProducer(new Config());
+    void producer.close();
+    expect(reads).toEqual({ client: 1, recordTtlMs: 1, aggregation: 1 });
   });
 
   it('an inherited invalid value is refused like an own one', () => {
