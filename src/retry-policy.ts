@@ -95,6 +95,8 @@ export function isUntrustedCertificate(code: string): boolean {
  */
 const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseException']);
 
+/** The headers credentials fill, as Node names them when it refuses one: the key id and the token. */
+const CREDENTIAL_HEADERS = /\["(authorization|x-amz-security-token)"\]/i;
 /** OpenSSL's message for a TLS record that is not one: a plain-HTTP server's answer. */
 const WRONG_TLS_VERSION = /wrong version number/i;
 /** Messages of signature errors caused by clock skew. */
@@ -159,14 +161,14 @@ export function classifyRequestError(error: unknown): RequestFailure {
     return { code: 'RegionMissing', message: REGION_MISSING, kind: FailureKind.Fatal };
   }
   if (errno === 'ERR_INVALID_URL') return { code: errno, message, kind: FailureKind.Fatal };
-  // A header Node refuses to send: credentials with a line ending or a control character in them
-  // (AWS_ACCESS_KEY_ID from a .env file written on Windows), which sign every request the same way.
+  // A header Node refuses to send, the same on every request: credentials with a line ending or a
+  // control character in them (AWS_ACCESS_KEY_ID from a .env file written on Windows), or a header
+  // a middleware of your own adds. Node names the header in its message.
   if (errno === 'ERR_INVALID_CHAR') {
-    return {
-      code: errno,
-      message: `${message.replace(/\.$/, '')}: check the credentials (the \`credentials\` option, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) for a line ending or a space left on them.`,
-      kind: FailureKind.Fatal,
-    };
+    const hint = CREDENTIAL_HEADERS.test(message)
+      ? 'check the credentials (the `credentials` option, AWS_ACCESS_KEY_ID, AWS_SESSION_TOKEN) for a line ending or a control character left on them'
+      : 'a header of the request holds a line ending or a control character (a header a middleware of your own adds?)';
+    return { code: errno, message: `${message.replace(/\.$/, '')}: ${hint}.`, kind: FailureKind.Fatal };
   }
   // The SDK refuses its configuration before any request: a region that is no hostname
   // (AWS_REGION="eu-west-1 " from a .env file), or endpoint settings it cannot combine

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError, KinesisProducer, type KinesisProducerOptions } from '../src/index.js';
 
@@ -31,9 +33,14 @@ async function firstRecord(options: Partial<KinesisProducerOptions>) {
   const error = (await producer.put({ partitionKey: 'k', data: 'x' }).then(
     () => undefined,
     (e: unknown) => e,
-  )) as { code: string; attempts: { errorCode?: string }[] } | undefined;
+  )) as { code: string; message: string; attempts: { errorCode?: string }[] } | undefined;
   await producer.close();
-  return { tookMs: Date.now() - started, code: error?.code, attempts: error?.attempts.length };
+  return {
+    tookMs: Date.now() - started,
+    code: error?.code,
+    message: error?.message,
+    attempts: error?.attempts.length,
+  };
 }
 
 // A key read from a file or a Windows .env keeps its line ending. Node then refuses the request's
@@ -62,11 +69,36 @@ describe('credentials with a line ending', () => {
     try {
       const outcome = await firstRecord({});
       expect(outcome).toMatchObject({ code: 'ERR_INVALID_CHAR', attempts: 1 });
+      expect(outcome.message).toContain('check the credentials');
     } finally {
       if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
       else process.env.AWS_ACCESS_KEY_ID = saved.id;
       if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
       else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
     }
+  });
+});
+
+describe('a header of your own middleware with a line ending', () => {
+  it('fails the record at once, with a message that names the header and not the credentials', async () => {
+    const client = new KinesisClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      requestHandler: new NodeHttpHandler(),
+    });
+    client.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-trace'] = 'a\r\nb';
+        return next(args);
+      },
+      { step: 'build', name: 'traceHeader' },
+    );
+    const outcome = await firstRecord({ client, endpoint: undefined, region: undefined });
+    client.destroy();
+    expect(outcome).toMatchObject({ code: 'ERR_INVALID_CHAR', attempts: 1 });
+    expect(outcome.message).toContain('["x-trace"]');
+    expect(outcome.message).toContain('a middleware of your own');
+    expect(outcome.message).not.toContain('credentials');
   });
 });
