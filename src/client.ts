@@ -47,9 +47,15 @@ export function createClient(resolved: ResolvedOptions): KinesisClient {
  */
 export function warnIfHttp2ToPlainHttp(client: KinesisClient, logger: Logger): void {
   const config = (client as { config?: { requestHandler?: unknown; endpoint?: unknown } }).config;
-  // By name: the caller's client may have been built with another copy of @smithy/node-http-handler.
-  if (config?.requestHandler?.constructor?.name !== 'NodeHttp2Handler') return;
-  const endpoint = config.endpoint;
+  // Not by class: the caller's client may have been built with another copy of
+  // @smithy/node-http-handler. By the protocol its handler declares (a minifying bundler renames
+  // classes), or by its class's name for a handler that declares none.
+  const handler = config?.requestHandler as
+    | { metadata?: { handlerProtocol?: unknown }; constructor?: { name?: unknown } }
+    | undefined;
+  const h2 = handler?.metadata?.handlerProtocol === 'h2' || handler?.constructor?.name === 'NodeHttp2Handler';
+  if (!h2) return;
+  const endpoint = config?.endpoint;
   if (typeof endpoint !== 'function') return;
   Promise.resolve()
     .then(() => endpoint() as unknown)

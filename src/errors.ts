@@ -57,7 +57,8 @@ export class KinesisProducerError extends Error {
 
   constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    // Not new.target.name: a minifying bundler renames classes. Subclasses set their own.
+    this.name = 'KinesisProducerError';
     this.code = code;
     this.retryable = options?.retryable ?? false;
   }
@@ -68,6 +69,7 @@ export class KinesisProducerError extends Error {
  * out of range, data larger than the stream's record limit. Thrown at the call that passed it.
  */
 export class InvalidRecordError extends KinesisProducerError {
+  override name = 'InvalidRecordError';
   /** The record field at fault, e.g. `partitionKey`, `explicitHashKey`, `data`. */
   readonly field: string;
 
@@ -79,6 +81,7 @@ export class InvalidRecordError extends KinesisProducerError {
 
 /** An option passed to a constructor or function is missing, of the wrong type or out of range. */
 export class InvalidOptionError extends KinesisProducerError {
+  override name = 'InvalidOptionError';
   /** The option at fault. */
   readonly option: string;
 
@@ -102,6 +105,7 @@ export class InvalidOptionError extends KinesisProducerError {
  * default such records pass through unchanged, as KCL does.
  */
 export class CorruptAggregateError extends KinesisProducerError {
+  override name = 'CorruptAggregateError';
   /** Sequence number of the Kinesis record, when known. */
   readonly sequenceNumber: string | undefined;
 
@@ -122,6 +126,7 @@ export class CorruptAggregateError extends KinesisProducerError {
  * expired, or `close()` gave up on it.
  */
 export class RecordFailedError extends KinesisProducerError {
+  override name = 'RecordFailedError';
   /** The record exactly as it was passed to `put`/`send` (the same object). */
   readonly record: ProducerRecord;
   /** Every attempt made to write it (empty when it failed before the first request). */
@@ -153,6 +158,7 @@ export class RecordFailedError extends KinesisProducerError {
 
 /** `put` or `send` was called after `close()`. */
 export class ProducerClosedError extends KinesisProducerError {
+  override name = 'ProducerClosedError';
   constructor() {
     super(
       ErrorCode.ProducerClosed,
@@ -168,6 +174,7 @@ export class ProducerClosedError extends KinesisProducerError {
  * taken.
  */
 export class BufferFullError extends KinesisProducerError {
+  override name = 'BufferFullError';
   /**
    * `share` names the shard (or, while its shards are unknown, the stream) whose share of the room
    * was full while the producer as a whole had room; the counts and limits are then that share's.
@@ -196,6 +203,7 @@ export class BufferFullError extends KinesisProducerError {
  * not taken. From `putAll`: the records it took still settle; the message says how many.
  */
 export class AbortedError extends KinesisProducerError {
+  override name = 'AbortedError';
   constructor(
     reason: unknown,
     message = 'The wait for room in the producer was aborted: the record was not taken.',

@@ -1,5 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +76,70 @@ describe('the built package', () => {
     expect(esm.all).toEqual(['w=w!', 'x=x!', 'y=y!', 'z=z!']);
     expect(esm.exports).toEqual(cjs.exports.filter((name) => name !== 'default' && name !== '__esModule'));
     expect(esm.exports).toContain('RecordAggregator');
+  });
+});
+
+/**
+ * `entry` (ESM) bundled with `kinesis-producer` and the SDK into one minified file, as a Lambda built
+ * with `esbuild --minify` (CDK's NodejsFunction with `minify: true`) is, then run; its output.
+ */
+function runMinified(entry: string): string {
+  const dir = mkdtempSync(join(consumer, 'bundle-'));
+  writeFileSync(join(dir, 'entry.mjs'), entry);
+  const out = join(dir, 'out.mjs');
+  execFileSync(
+    join(root, 'node_modules', '.bin', 'esbuild'),
+    [
+      join(dir, 'entry.mjs'),
+      '--bundle',
+      '--minify',
+      '--platform=node',
+      '--format=esm',
+      `--outfile=${out}`,
+      '--log-level=error',
+      // The SDK's CommonJS files require() Node's modules.
+      "--banner:js=import{createRequire}from'node:module';const require=createRequire(import.meta.url);",
+    ],
+    // The entry's own imports of the SDK resolve to the copy the package uses.
+    { cwd: consumer, env: { ...process.env, NODE_PATH: join(root, 'node_modules') } },
+  );
+  return execFileSync(process.execPath, [out], {
+    cwd: consumer,
+    encoding: 'utf8',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+}
+
+// A minifier renames classes: whatever reads a class's name at run time reads the new one.
+describe('the package bundled by a minifier', () => {
+  it("keeps its errors' names", () => {
+    const out = runMinified(`
+      import * as k from 'kinesis-producer';
+      let invalid;
+      try { new k.RecordAggregator().add({ partitionKey: '', data: 'x' }); } catch (e) { invalid = e; }
+      const full = new k.BufferFullError(1, 1, { records: 1, bytes: 1 });
+      console.log(JSON.stringify([invalid.name, new k.ProducerClosedError().name, full.name, String(new k.AbortedError(undefined)).split(':')[0]]));
+    `);
+    expect(JSON.parse(out)).toEqual([
+      'InvalidRecordError',
+      'ProducerClosedError',
+      'BufferFullError',
+      'AbortedError',
+    ]);
+  });
+
+  it('still warns of a client that would speak HTTP/2 to a plain-HTTP endpoint', () => {
+    const out = runMinified(`
+      import { KinesisClient } from '@aws-sdk/client-kinesis';
+      import { KinesisProducer } from 'kinesis-producer';
+      const client = new KinesisClient({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+      const warnings = [];
+      const producer = new KinesisProducer({ client, logger: { debug() {}, info() {}, warn: (_, m) => warnings.push(m), error() {} } });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await producer.close();
+      console.log(JSON.stringify(warnings));
+    `);
+    expect(JSON.parse(out)).toEqual([expect.stringContaining('speaks HTTP/2')]);
   });
 });
 
