@@ -943,7 +943,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   #closeTimeoutError(pipeline: StreamPipeline, record: ProducerRecord, message: string): RecordFailedError {
     return new RecordFailedError(ErrorCode.CloseTimeout, message, {
       record,
-      attempts: [],
+      attempts: Object.freeze([]),
       streamName: pipeline.stream.label,
       shardId: undefined,
       retryable: true,

@@ -296,6 +296,10 @@ describe('close', () => {
       expect(state.error).toMatchObject({ code: 'CloseTimeout', retryable: true });
     }
     expect((waiting.error as RecordFailedError).record).toEqual({ partitionKey: 'k', data: '3' });
+    // No attempt, in a frozen list as every result's and error's (README: "The list and its attempts
+    // are frozen").
+    expect((waiting.error as RecordFailedError).attempts).toEqual([]);
+    expect(Object.isFrozen((waiting.error as RecordFailedError).attempts)).toBe(true);
     // Each says why close() gave up; those in flight (both sent at once), that they may have been
     // written all the same.
     expect((waiting.error as RecordFailedError).message).toBe(
