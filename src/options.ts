@@ -57,7 +57,8 @@ export interface KinesisProducerOptions {
   /**
    * Time a record has to be written, from its arrival; after it the record fails with `Expired`
    * and every attempt made (KPL RecordTtl).
-   * @default 30000, or four times `maxBufferedTimeMs` when that is set and longer
+   * @default 30000, or four times `maxBufferedTimeMs`, or `maxBufferedTimeMs` + twice
+   * `requestTimeoutMs`, when those are set and that is longer
    */
   readonly recordTtlMs?: number | undefined;
   /**
@@ -237,8 +238,14 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
     );
   }
   if (!given('recordTtlMs')) {
-    // The other way round: buffering takes at most a quarter of the TTL (up to the TTL's own range).
-    o.recordTtlMs = Math.max(o.recordTtlMs, Math.min(o.maxBufferedTimeMs * 4, MAX_RECORD_TTL_MS));
+    // The other way round: buffering takes at most a quarter of the TTL, and a request set to take
+    // longer than the default allows still leaves a record buffered that long time for a second
+    // (up to the TTL's own range).
+    const room = given('requestTimeoutMs') ? o.maxBufferedTimeMs + 2 * o.requestTimeoutMs : 0;
+    o.recordTtlMs = Math.max(
+      o.recordTtlMs,
+      Math.min(Math.max(o.maxBufferedTimeMs * 4, room), MAX_RECORD_TTL_MS),
+    );
   }
   if (!given('maxBufferedTimeMs')) {
     // A quarter of the TTL: buffered that long, then a first request that times out (at half the

@@ -1165,6 +1165,8 @@ describe('options', () => {
     { maxBufferedTimeMs: 3_600_000 },
     { aggregationMaxBytes: 6_000_000 },
     { aggregationMaxBytes: 10 * 1024 * 1024 },
+    { requestTimeoutMs: 30_000 },
+    { requestTimeoutMs: 3_600_000 },
   ])('takes %j alone: the default of a related option gives way to it, without a warning', (options) => {
     const { logger, lines } = memoryLogger();
     expect(
@@ -1182,6 +1184,10 @@ describe('options', () => {
     // Buffered 100 ms, a first request that times out at 3,025 ms, and 2,925 ms left for another.
     [{ recordTtlMs: 6_050 }, { maxBufferedTimeMs: 100, requestTimeoutMs: 3_025 }],
     [{ recordTtlMs: 12_000 }, { maxBufferedTimeMs: 100, requestTimeoutMs: 6_000 }],
+    // Time for a second request after a first that timed out; below the default, the default.
+    [{ requestTimeoutMs: 30_000 }, { recordTtlMs: 60_100, maxBufferedTimeMs: 100 }],
+    [{ requestTimeoutMs: 10_000 }, { recordTtlMs: 30_000 }],
+    [{ requestTimeoutMs: 3_600_000 }, { recordTtlMs: 7_200_100 }],
   ])('resolves %j set alone to %j', (options, expected) => {
     expect(resolveOptions({ streamName: 's', ...options })).toMatchObject(expected);
   });
