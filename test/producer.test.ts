@@ -1354,7 +1354,7 @@ describe('options', () => {
   });
 
   it.each([
-    { requestTimeoutMs: 40_000 },
+    { requestTimeoutMs: 40_000, recordTtlMs: 30_000 },
     // Below the TTL, but not once the record has been buffered.
     { maxBufferedTimeMs: 100, requestTimeoutMs: 6_000, recordTtlMs: 6_050 },
   ])('warns once about a request timeout that leaves no time to retry: %j', (options) => {
