@@ -5,6 +5,7 @@ import type { Logger } from './logger.js';
 import type { ProducerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptCount, attemptsOf, type OutboundRecord } from './pending-record.js';
+import { MISSING_RESULT } from './result.js';
 import { backoffDelay, classifyEntryError, classifyRequestError, FailureKind } from './retry-policy.js';
 import type { SendOutcome } from './sender.js';
 import type { Settlement } from './settlement.js';
@@ -145,7 +146,7 @@ export class ResponseHandler {
           failed(
             record,
             FailureKind.Transient,
-            'MissingResult',
+            MISSING_RESULT,
             'PutRecords answered without a result for this record',
             true,
           );

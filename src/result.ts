@@ -59,22 +59,44 @@ const UNANSWERED = 'Unanswered';
 
 /**
  * Codes of attempts that ended without an answer the producer could read once the request may have
- * reached the service: the producer stopped waiting (`RequestTimeout`, `Unanswered`), the connection
- * broke under it, a gateway gave up waiting for the service (`Http502`, `Http504`: pages that are not
- * the service's JSON), or a 200 could not be read (`Http200`: cut short, or a page of a proxy's). Not
- * a 408: the server did not get the whole request.
- * Such a request may have stored the record all the same.
+ * reached the service: the producer stopped waiting (`RequestTimeout`, `Unanswered`), the client's
+ * own handler did (`TimeoutError`, `ETIMEDOUT`), the connection or the HTTP/2 stream broke under it,
+ * an answer larger than any PutRecords answer (`ResponseTooLarge`), a 200 that could not be read
+ * (`Http200`: cut short, or a page of a proxy's). Not a 408: the server did not get the whole request.
+ * Such a request may have stored the record all the same. So may one answered with a 5xx (see
+ * serverFault), and a record a 200 gave no result for (`MissingResult`, though logged as its entry's).
  */
 const NO_ANSWER = new Set([
   'RequestTimeout',
   'Unanswered',
+  'TimeoutError',
+  'ETIMEDOUT',
   'ECONNRESET',
   'EPIPE',
   'ECONNABORTED',
+  'ERR_HTTP2_STREAM_ERROR',
+  'ERR_HTTP2_STREAM_CANCEL',
+  'ERR_HTTP2_SESSION_ERROR',
+  'ERR_HTTP2_GOAWAY_SESSION',
+  'ResponseTooLarge',
   'Http200',
-  'Http502',
-  'Http504',
 ]);
+
+/**
+ * Whether `code` is a whole request's server fault, after which the service may have stored the
+ * record: Kinesis's `InternalFailure` (500) and `ServiceUnavailable` (503), and a 5xx page with no
+ * Kinesis error in it (`Http500`, a gateway's `Http502`/`Http504`, ...). An entry's own
+ * `InternalFailure` in a PutRecords answer is not one: that entry was not stored.
+ */
+function serverFault(code: string): boolean {
+  return (
+    code === 'InternalFailure' ||
+    code === 'InternalFailureException' ||
+    code === 'ServiceUnavailable' ||
+    code === 'ServiceUnavailableException' ||
+    /^Http5\d\d$/.test(code)
+  );
+}
 
 /**
  * The code of the first of `attempts` whose request ended without an answer (see NO_ANSWER), so
@@ -83,10 +105,26 @@ const NO_ANSWER = new Set([
 export function unansweredCode(attempts: readonly AttemptLog[]): string | undefined {
   for (const attempt of attempts) {
     const code = attempt.errorCode;
-    if (code !== undefined && !attempt.byEntry && NO_ANSWER.has(code)) return code;
+    if (code === undefined) continue;
+    if (code === MISSING_RESULT || (!attempt.byEntry && (NO_ANSWER.has(code) || serverFault(code))))
+      return code;
   }
   return undefined;
 }
+
+/** What a failure says of an earlier attempt whose request ended without an answer (`code`). */
+export function earlierUnanswered(code: string): string {
+  const ended =
+    code === MISSING_RESULT
+      ? 'was answered without a result for it'
+      : serverFault(code)
+        ? 'ended with a server fault'
+        : 'ended without an answer';
+  return `an earlier request carrying it ${ended} (${code}), and may have stored it`;
+}
+
+/** The code of a record a PutRecords answer (a 200) gave no result for. */
+export const MISSING_RESULT = 'MissingResult';
 
 /**
  * @internal The attempt of a request still under way when its records had to settle (`why`: their

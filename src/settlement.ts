@@ -5,7 +5,14 @@ import type { Logger } from './logger.js';
 import type { ProducerMetrics, WrittenFigures } from './metrics.js';
 import { attemptsOf, type OutboundRecord, type PendingRecord, type Settler } from './pending-record.js';
 import type { SendCallback } from './producer.js';
-import { type Attempt, type AttemptLog, type PutResult, toAttempts } from './result.js';
+import {
+  type Attempt,
+  type AttemptLog,
+  earlierUnanswered,
+  type PutResult,
+  toAttempts,
+  unansweredCode,
+} from './result.js';
 import { classifyEntryError, FailureKind } from './retry-policy.js';
 import type { StreamRef } from './stream-ref.js';
 
@@ -209,11 +216,14 @@ export class Settlement {
   ): void {
     for (const item of record.items) {
       const attempts = attemptsOf(item, record);
+      // Refused now, but an earlier request that ended without an answer may have stored it: the
+      // message must not let the caller take it for unwritten. (`last`: the message says so already.)
+      const noAnswer = last === undefined ? unansweredCode(attempts) : undefined;
       this.fail(
         stream,
         item,
         code,
-        message,
+        noAnswer === undefined ? message : `${message.replace(/\.$/, '')}; ${earlierUnanswered(noAnswer)}.`,
         record.predictedShardId,
         last === undefined ? attempts : [...attempts, last],
         undefined,

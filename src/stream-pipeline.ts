@@ -4,7 +4,7 @@ import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from '
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
-import { type AttemptLog, unansweredAttempt, unansweredCode } from './result.js';
+import { type AttemptLog, earlierUnanswered, unansweredAttempt, unansweredCode } from './result.js';
 import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
@@ -1483,11 +1483,6 @@ function beforeWritten(attempts: readonly AttemptLog[]): string {
   return code === undefined
     ? 'before the record was written'
     : `before the record was known to be written (${earlierUnanswered(code)})`;
-}
-
-/** What a failure says of an earlier attempt whose request ended without an answer (`code`). */
-function earlierUnanswered(code: string): string {
-  return `an earlier request carrying it ended without an answer (${code}), and may have stored it`;
 }
 
 /**

@@ -178,8 +178,9 @@ describe('expiry', () => {
     const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
     await vi.advanceTimersByTimeAsync(1_100);
     const { error } = await result;
+    // (A 500 may have stored it: the message ends saying so.)
     expect(error!.message).toMatch(
-      /attempt\(s\) made; the last failed with InternalFailure: <html>x{194}…\.$/,
+      /attempt\(s\) made; the last failed with InternalFailure: <html>x{194}…; an earlier request carrying it ended with a server fault \(InternalFailure\), and may have stored it\.$/,
     );
   });
 
@@ -914,6 +915,72 @@ describe('a record whose earlier request may have stored it, told so by every fa
     // The timed-out request may have stored the record: it must not be said to be unwritten.
     expect(error?.message).toMatch(
       /before the record was known to be written \(an earlier request carrying it ended without an answer \(RequestTimeout\), and may have stored it\)/,
+    );
+  });
+
+  it.each([
+    // A handler's own timeouts: smithy's socket timeout, Node's with throwOnRequestTimeout.
+    ['TimeoutError', { throw: Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }) }],
+    ['ETIMEDOUT', { throw: networkError('ETIMEDOUT') }],
+    // The SDK's default client: an HTTP/2 stream reset after the request went out.
+    ['ERR_HTTP2_STREAM_ERROR', { throw: networkError('ERR_HTTP2_STREAM_ERROR') }],
+    [
+      'ResponseTooLarge',
+      { throw: Object.assign(new Error('answer too large'), { code: 'ResponseTooLarge' }) },
+    ],
+    // Server faults: Kinesis's own, and a 500 page with no Kinesis error in it.
+    ['InternalFailure', { throw: serviceError('InternalFailure', 500) }],
+    ['ServiceUnavailable', { throw: serviceError('ServiceUnavailable', 503) }],
+    [
+      'Http500',
+      {
+        throw: Object.assign(new Error('UnknownError'), {
+          name: 'Unknown',
+          $metadata: { httpStatusCode: 500 },
+        }),
+      },
+    ],
+    // A 200 with no result for the record.
+    ['MissingResult', { resolve: { FailedRecordCount: 0, $metadata: {} } }],
+  ] as [string, PutAnswer][])(
+    'an expiry after a request that ended with %s does not say "without being written"',
+    async (code, answer) => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      fake.onPut = (call) =>
+        call.index === 0 ? answer : { errorCodes: ['ProvisionedThroughputExceededException'] };
+      const p = producer({ recordTtlMs: 5_000 });
+      const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+      await vi.advanceTimersByTimeAsync(10_000);
+      const { error } = await result;
+      expect(error?.code).toBe('Expired');
+      expect(error?.attempts[0]?.errorCode).toBe(code);
+      expect(error?.message).toContain(`(${code}), and may have stored it`);
+      expect(error?.message).not.toMatch(/without being written/);
+    },
+  );
+
+  it.each([
+    [
+      'refused for good (AccessDeniedException)',
+      {},
+      serviceError('AccessDeniedException', 400, 'User is not authorized.'),
+    ],
+    [
+      'throttled, with failIfThrottled',
+      { failIfThrottled: true },
+      serviceError('ProvisionedThroughputExceededException', 400, 'Rate exceeded for stream test.'),
+    ],
+  ])('a record %s after a reset says the reset request may have stored it', async (_, options, refusal) => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    fake.onPut = (call) => ({ throw: call.index === 0 ? networkError('ECONNRESET') : refusal });
+    const p = producer(options);
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const { error } = await result;
+    expect(error?.code).toBe(refusal.name);
+    expect(error?.attempts.map((a) => a.errorCode)).toEqual(['ECONNRESET', refusal.name]);
+    expect(error?.message).toBe(
+      `${refusal.message.replace(/\.$/, '')}; an earlier request carrying it ended without an answer (ECONNRESET), and may have stored it.`,
     );
   });
 
