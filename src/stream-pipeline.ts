@@ -795,8 +795,10 @@ export class StreamPipeline {
    * failed since they landed, as the last listing made since they were sent showed it, if one did
    * (only a stream deleted and created again within one request's flight would make that one wrong):
    * - one whose records all lie in that range has succeeded;
-   * - one that holds records of other shards (or landed on a shard no listing shows) is sent again,
-   *   once the map routes them elsewhere than it did: a map newer than the one it was built under,
+   * - one that landed on a shard no listing made since shows waits for another listing: listings
+   *   may lag the service for a moment after a reshard, and it may well be read where it is;
+   * - one that holds records of other shards is sent again, once the map routes them elsewhere than
+   *   it did: a map newer than the one it was built under,
    *   or one in which that shard is not open. While that shard is open in the map it was built
    *   under, the map lags the service (a reshard under way, or a stream the service routes itself)
    *   and a newer one is waited for.
@@ -827,6 +829,12 @@ export class StreamPipeline {
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
       ) {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
+      } else if (range === undefined) {
+        // No listing shows the shard that took it yet: the listings lag the service (a reshard just
+        // made it). Sending it again would write records consumers may already read there: another
+        // listing is asked for (ListShards rests between loads), until its records' TTL.
+        waiting.push({ ...landed, listedAfter: map.listAll() });
+        continue;
       } else if (record.mapVersion === map.version && map.isOpen(shardId)) {
         waiting.push(landed);
         newerWanted = true;

@@ -505,6 +505,33 @@ describe('an aggregate that landed on another shard', () => {
     expect(results[1]!.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
   });
 
+  it('is written once when listings do not show the shard that took it yet, and all its records belong there', async () => {
+    fake.shards = evenShards(1);
+    const parent = fake.shards[0]!;
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(0); // map: one shard
+    // The stream is split; for 1.5 s ListShards still lists it as it was (eventual consistency).
+    fake.closedShards = [parent];
+    fake.shards = evenShards(2, 'child-');
+    fake.laggingListing = [parent];
+    setTimeout(() => {
+      fake.laggingListing = undefined;
+    }, 1_500);
+    // Two keys of the lower child: their aggregate lands there, where consumers read it.
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+      .filter((key) => partitionKeyHash(key) <= fake.shards[0]!.end)
+      .slice(0, 2);
+    expect(keys).toHaveLength(2);
+    const puts = keys.map((key) => p.put({ partitionKey: key, data: key }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    for (const result of await Promise.all(puts)) {
+      expect(result).toMatchObject({ shardId: 'child-000000000000', aggregated: true });
+      expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+    }
+    // Sent again, each would be read twice.
+    expect(fake.storedUserRecords().map((u) => u.data)).toEqual(keys);
+  });
+
   describe('on a shard no listing of open shards showed (it opened and closed between two loads)', () => {
     /**
      * A producer on a stream of one shard whose first PutRecords lands on a shard that is closed by

@@ -85,6 +85,11 @@ export class FakeKinesis {
   listShardsError: unknown;
   /** ListShards answers this long after it is called (a map that comes after the summary). */
   listShardsDelayMs = 0;
+  /**
+   * What ListShards lists, as the only shards, while set: the stream as it was before a reshard the
+   * service has made (a listing that lags it). PutRecords still routes by `shards`.
+   */
+  laggingListing: FakeShard[] | undefined;
   #sequence = 0n;
   #held: (() => void)[] | undefined;
 
@@ -138,11 +143,15 @@ export class FakeKinesis {
           ...(closed ? { EndingSequenceNumber: '9' } : {}),
         },
       });
+      const lagging = this.laggingListing;
       return {
-        Shards: [
-          ...(filter === undefined ? this.closedShards.map((s) => listed(s, true)) : []),
-          ...this.shards.map((s) => listed(s, false)),
-        ],
+        Shards:
+          lagging !== undefined
+            ? lagging.map((s) => listed(s, false))
+            : [
+                ...(filter === undefined ? this.closedShards.map((s) => listed(s, true)) : []),
+                ...this.shards.map((s) => listed(s, false)),
+              ],
         $metadata: {},
       } satisfies ListShardsCommandOutput;
     }
