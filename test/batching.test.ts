@@ -532,6 +532,25 @@ describe('an aggregate that landed on another shard', () => {
     expect(fake.storedUserRecords().map((u) => u.data)).toEqual(keys);
   });
 
+  it('has succeeded at once when its records all have one hash key, though ListShards is denied from then', async () => {
+    fake.shards = evenShards(1);
+    const p = producer({ recordTtlMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(0); // map: one shard
+    // The role loses kinesis:ListShards, then the stream is split.
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    fake.closedShards = [fake.shards[0]!];
+    fake.shards = evenShards(2, 'child-');
+    const puts = ['1', '2', '3'].map((data) => p.put({ partitionKey: 'same', data }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    // The service routed the aggregate by that key: consumers read every record where it landed.
+    const child = fake.shardFor(partitionKeyHash('same')).id;
+    for (const result of await Promise.all(puts)) {
+      expect(result).toMatchObject({ shardId: child, aggregated: true });
+      expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+    }
+    expect(fake.calls).toHaveLength(1);
+  });
+
   describe('on a shard no listing of open shards showed (it opened and closed between two loads)', () => {
     /**
      * A producer on a stream of one shard whose first PutRecords lands on a shard that is closed by
