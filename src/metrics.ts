@@ -227,22 +227,15 @@ export class ShardMetrics {
 export class StreamMetrics {
   readonly stream: ShardMetrics = new ShardMetrics();
   readonly shards = new Map<string, ShardMetrics>();
-  /** The stream's open shards, once a shard map said (see {@link ProducerMetrics.openShards}). */
+  /**
+   * The stream's open shards, once a shard map said (see {@link ProducerMetrics.openShards});
+   * undefined without a map, when any quiet shard's entry goes.
+   */
   open: ReadonlySet<string> | undefined = undefined;
   readonly UserRecordsReceived = new Stat();
   readonly RequestTime = new Stat();
   readonly KinesisRecordsPerPutRecordsRequest = new Stat();
   readonly UserRecordsPerPutRecordsRequest = new Stat();
-
-  shard(shardId: string | undefined): ShardMetrics | undefined {
-    if (shardId === undefined) return undefined;
-    let shard = this.shards.get(shardId);
-    if (shard === undefined) {
-      shard = new ShardMetrics();
-      this.shards.set(shardId, shard);
-    }
-    return shard;
-  }
 
   snapshot(now: number, pending: number, oldestAgeMs: number): StreamMetricsSnapshot {
     return {
@@ -478,6 +471,22 @@ export class ProducerMetrics {
     this.#otel?.close();
   }
 
+  /**
+   * The metrics of `shardId` in stream `label`, whose metrics are `m`. A shard new to them is when
+   * their shards can grow (a reshard, or a shard back after a quiet window), so that is when quiet
+   * ones are dropped, whether or not `metrics()` is ever called: without a shard map (ListShards
+   * denied, a stream that routes records itself) nothing else would drop them.
+   */
+  #shard(label: string, m: StreamMetrics, shardId: string, now: number): ShardMetrics {
+    let shard = m.shards.get(shardId);
+    if (shard === undefined) {
+      this.#dropClosedShards(label, m, now);
+      shard = new ShardMetrics();
+      m.shards.set(shardId, shard);
+    }
+    return shard;
+  }
+
   stream(label: string): StreamMetrics {
     // Most producers write to one stream: skip the map for it.
     if (label === this.#lastLabel) return this.#lastMetrics!;
@@ -524,7 +533,7 @@ export class ProducerMetrics {
     this.kinesisRecordStored(stream, shardId, figures.kinesisBytes, now);
     const m = this.stream(stream);
     const n = figures.userRecords;
-    for (const target of [m.stream, m.shard(shardId)!]) {
+    for (const target of [m.stream, this.#shard(stream, m, shardId, now)]) {
       target.UserRecordsPerKinesisRecord.add(n, now);
       target.UserRecordsPut.add(n, now);
       target.UserRecordsDataPut.add(figures.userBytes, now);
@@ -547,7 +556,7 @@ export class ProducerMetrics {
    */
   kinesisRecordStored(stream: string, shardId: string, bytes: number, now: number): void {
     const m = this.stream(stream);
-    for (const target of [m.stream, m.shard(shardId)!]) {
+    for (const target of [m.stream, this.#shard(stream, m, shardId, now)]) {
       target.KinesisRecordsPut.add(1, now);
       target.KinesisRecordsDataPut.add(bytes, now);
     }
@@ -580,7 +589,7 @@ export class ProducerMetrics {
     const retries = Math.max(0, attempts - 1);
     if (!recordWritten) {
       const m = this.stream(stream);
-      const shard = m.shard(shardId);
+      const shard = shardId === undefined ? undefined : this.#shard(stream, m, shardId, now);
       m.stream.RetriesPerRecord.add(retries, now);
       shard?.RetriesPerRecord.add(retries, now);
       if (bufferingMs !== undefined) {
@@ -600,7 +609,7 @@ export class ProducerMetrics {
   errors(stream: string, shardId: string | undefined, code: string, count: number, now: number): void {
     const m = this.stream(stream);
     m.stream.error(code, count, now);
-    m.shard(shardId)?.error(code, count, now);
+    if (shardId !== undefined) this.#shard(stream, m, shardId, now).error(code, count, now);
     const otel = this.#otel;
     if (otel !== undefined) {
       otel.ErrorsByCode.add(count, otel.attributes(stream, shardId, code));
@@ -611,14 +620,15 @@ export class ProducerMetrics {
   expired(stream: string, shardId: string | undefined, now: number): void {
     const m = this.stream(stream);
     m.stream.UserRecordExpired.add(1, now);
-    m.shard(shardId)?.UserRecordExpired.add(1, now);
+    if (shardId !== undefined) this.#shard(stream, m, shardId, now).UserRecordExpired.add(1, now);
     this.#otel?.UserRecordExpired.add(1, this.#otel.attributes(stream, shardId));
   }
 
   /**
    * The shards of `stream` now open, by its shard map: a closed shard's entry goes once nothing was
    * recorded for it in the window, so that a stream resharded again and again (on-demand streams do it
-   * themselves) does not grow the metrics for ever. Its figures stay in the stream's.
+   * themselves) does not grow the metrics for ever. Its figures stay in the stream's. Without a map
+   * the producer cannot tell closed shards from open ones: any shard's entry goes after a quiet window.
    */
   openShards(stream: string, open: ReadonlySet<string>, now: number): void {
     const metrics = this.stream(stream);
@@ -628,9 +638,8 @@ export class ProducerMetrics {
 
   #dropClosedShards(stream: string, metrics: StreamMetrics, now: number): void {
     const open = metrics.open;
-    if (open === undefined) return;
     for (const [shardId, shard] of metrics.shards) {
-      if (open.has(shardId) || !shard.quiet(now)) continue;
+      if (open?.has(shardId) === true || !shard.quiet(now)) continue;
       metrics.shards.delete(shardId);
       this.#otel?.forgetShard(stream, shardId);
     }

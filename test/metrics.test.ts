@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import {
   deaggregate,
+  type KinesisProducer,
   type KinesisProducerOptions,
   type Logger,
   type MeterLike,
@@ -16,6 +17,8 @@ import {
   keysOfHalves,
   serviceError,
 } from './support/fake-kinesis.js';
+import { uncollected } from './support/gc.js';
+import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -244,6 +247,77 @@ describe('metrics() of a stream resharded again and again', () => {
     await vi.advanceTimersByTimeAsync(61_000);
     expect(Object.keys(m().shards).sort()).toEqual(openWritten.sort());
     expect(m().UserRecordsPut.total.sum).toBe(20 * 17);
+  });
+
+  /** Reshards the fake `generations` times, `everyMs` apart, writing 16 records to each generation. */
+  async function reshardAgainAndAgain(p: KinesisProducer, generations: number, everyMs: number) {
+    for (let generation = 0; generation < generations; generation++) {
+      fake.shards = evenShards(4, `gen${generation}-`);
+      const puts = Array.from({ length: 16 }, (_, i) =>
+        p.put({ partitionKey: `k${generation}-${i}`, data: 'x' }),
+      );
+      await vi.advanceTimersByTimeAsync(everyMs);
+      await Promise.all(puts);
+    }
+  }
+
+  it.each([
+    ['ListShards is denied', () => (fake.listShardsError = serviceError('AccessDeniedException', 400))],
+    [
+      'the stream routes records itself (AUTO), its summary answering before the listing',
+      () => {
+        fake.summary = { RecordDistributionStrategy: 'AUTO' };
+        fake.listShardsDelayMs = 50;
+      },
+    ],
+  ])(
+    "without a shard map (%s), drops any shard's entry once a window has passed without figures for it",
+    async (_, setUp) => {
+      vi.useFakeTimers();
+      fake = new FakeKinesis(4);
+      setUp();
+      const p = producer({ maxBufferedTimeMs: 0, logger: memoryLogger().logger });
+      await vi.advanceTimersByTimeAsync(100);
+      await reshardAgainAndAgain(p, 20, 1_000);
+      const m = () => p.metrics().streams.test!;
+      // Within the window, every shard written to shows what was written to it.
+      expect(Object.keys(m().shards).length).toBeGreaterThan(4 * 19);
+      await vi.advanceTimersByTimeAsync(61_000);
+      // Nothing tells the closed shards from the open ones: every quiet one goes.
+      expect(Object.keys(m().shards)).toEqual([]);
+      expect(m().UserRecordsPut.total.sum).toBe(20 * 16);
+    },
+  );
+
+  it('drops the quiet shards of a stream without a shard map also when only a Meter reads the metrics', async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(4);
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    // The attributes of the first shards' figures, held weakly: the producer caches one object per
+    // shard (recording allocates none), and lets it go with the shard's entry.
+    const firstShards: WeakRef<object>[] = [];
+    const seen = new WeakSet<object>();
+    const instrument = {
+      add: (_value: number, attributes?: Record<string, string>) => {
+        if (attributes?.ShardId?.startsWith('gen0-') !== true || seen.has(attributes)) return;
+        seen.add(attributes);
+        firstShards.push(new WeakRef(attributes));
+      },
+      record() {},
+    };
+    const meter: MeterLike = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback() {},
+      removeBatchObservableCallback() {},
+    };
+    const p = producer({ meter, maxBufferedTimeMs: 0, logger: memoryLogger().logger });
+    await vi.advanceTimersByTimeAsync(100);
+    // 80 s of reshards, and never a metrics() call: the first shards are quiet for more than a window.
+    await reshardAgainAndAgain(p, 20, 4_000);
+    expect(firstShards.length).toBeGreaterThan(0);
+    expect(await uncollected(firstShards)).toBe(0);
   });
 });
 
