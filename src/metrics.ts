@@ -423,6 +423,13 @@ class SharedGauges {
         result.observe(pending, sum.pending, attributes);
         result.observe(oldest, sum.oldestAgeMs, attributes);
       }
+      // A stream no producer reports any more (they closed) loses its attributes, or a Meter that
+      // outlives producers of ever new streams would keep one object per name it ever saw.
+      if (this.#attributes.size > byStream.size) {
+        for (const stream of this.#attributes.keys()) {
+          if (!byStream.has(stream)) this.#attributes.delete(stream);
+        }
+      }
     };
     meter.addBatchObservableCallback(this.#callback, this.#observed);
   }

@@ -457,6 +457,45 @@ describe('OpenTelemetry after close', () => {
     // Nothing of the closed producer is left for the Meter to call (or to keep alive).
     expect(callbacks.size).toBe(0);
   });
+
+  it("keeps nothing of a closed producer's streams in a Meter another producer still uses", async () => {
+    const callbacks = new Set<
+      (result: { observe(o: object, value: number, attributes?: object): void }) => void
+    >();
+    const instrument = { add() {}, record() {} };
+    const meter: MeterLike = {
+      createCounter: () => instrument,
+      createHistogram: () => instrument,
+      createObservableGauge: () => ({}),
+      addBatchObservableCallback: (callback) => callbacks.add(callback),
+      removeBatchObservableCallback: (callback) => callbacks.delete(callback),
+    };
+    // The attributes of the gauges' observations, held weakly, by stream.
+    let observed = new Map<string, WeakRef<object>>();
+    const collect = () => {
+      observed = new Map();
+      for (const callback of callbacks) {
+        callback({
+          observe: (_o, _value, attributes) =>
+            observed.set((attributes as { StreamName: string }).StreamName, new WeakRef(attributes!)),
+        });
+      }
+    };
+    producer({ meter });
+    const gone: WeakRef<object>[] = [];
+    // A service that makes a producer for each new stream it meets and closes it when done with it.
+    for (let i = 0; i < 3; i++) {
+      const p = producer({ meter, streamName: `tenant-${i}` });
+      collect();
+      gone.push(observed.get(`tenant-${i}`)!);
+      await p.close();
+    }
+    collect();
+    expect([...observed.keys()]).toEqual(['test']);
+    expect(await uncollected(gone)).toBe(0);
+    // The stream still written to keeps its attributes.
+    expect(await uncollected(observed.values())).toBe(1);
+  });
 });
 
 describe('logging', () => {
