@@ -117,8 +117,8 @@ export interface PartitionKeyEntry extends ValidatedPartitionKey {
   index: number;
   /** The aggregate whose table holds the key at `index`; 0 for none. */
   aggregate: number;
-  /** The encoder that stamped it, to tell whether that aggregate is still open. */
-  stampedBy: object | undefined;
+  /** The stamp of the encoder that stamped it, to tell whether that aggregate is still open. */
+  stampedBy: AggregateStamp | undefined;
   /**
    * The key's UTF-8 bytes, kept once it is written into a second aggregate: copying them in costs a
    * quarter of encoding the string again. A key written only once is not worth the copy.
@@ -126,6 +126,16 @@ export interface PartitionKeyEntry extends ValidatedPartitionKey {
   utf8: Uint8Array | undefined;
   /** Aggregates the key was written into, counted up to 2 (see `utf8`). */
   writes: number;
+}
+
+/**
+ * What an encoder stamps a key's entry with: the number of the aggregate it has open now. Not the
+ * encoder itself, which an entry kept by the caller (the producer's key cache) would keep alive, with
+ * its arrays, after the caller let it go: without a shard map the producer has one encoder per hash
+ * key, and 16,384 cached keys kept about 35 MiB of them.
+ */
+interface AggregateStamp {
+  open: number;
 }
 
 /** A record's data changed length between `add()` and `build()`. */
@@ -158,6 +168,8 @@ class AggregateEncoder {
   readonly #rememberedKeys: number;
   /** This aggregate's number, so an entry's stamp tells whether it is in this one's key table. */
   #aggregate = ++lastAggregate;
+  /** What this encoder stamps a key's entry with; `open` follows `#aggregate`. */
+  readonly #stamp: AggregateStamp = { open: this.#aggregate };
   /** This aggregate's key table, in order. */
   #partitionKeyTable: PartitionKeyEntry[] = [];
   /** Indexes of keys in this table whose entry another open aggregate had stamped first. */
@@ -224,11 +236,6 @@ class AggregateEncoder {
     return this.#unstamped.size === 0 ? undefined : this.#unstamped.get(entry);
   }
 
-  /** Whether aggregate number `aggregate` is the one this encoder has open. */
-  #isOpen(aggregate: number): boolean {
-    return this.#aggregate === aggregate;
-  }
-
   /**
    * Adds a record unless it would push a non-empty aggregate past `maxBytes` or `maxCount`. `entry`
    * is the key's entry, from `partitionKeyEntry` or the caller's own, or undefined for a key seen
@@ -264,19 +271,19 @@ class AggregateEncoder {
           bytes: partitionKeyBytes,
           index: pk,
           aggregate: this.#aggregate,
-          stampedBy: this,
+          stampedBy: this.#stamp,
           utf8: undefined,
           writes: 0,
         };
         this.#partitionKeys.set(partitionKey, entry);
       } else {
         const holder = entry.stampedBy;
-        if (holder instanceof AggregateEncoder && holder !== this && holder.#isOpen(entry.aggregate)) {
+        if (holder !== undefined && holder !== this.#stamp && holder.open === entry.aggregate) {
           this.#unstamped.set(entry, pk);
         } else {
           entry.index = pk;
           entry.aggregate = this.#aggregate;
-          entry.stampedBy = this;
+          entry.stampedBy = this.#stamp;
         }
       }
       this.#partitionKeyTable.push(entry);
@@ -423,6 +430,7 @@ class AggregateEncoder {
   reset(): void {
     // Every entry goes stale at once; when there are too many to be worth keeping, they go.
     this.#aggregate = ++lastAggregate;
+    this.#stamp.open = this.#aggregate;
     if (this.#partitionKeys.size > this.#rememberedKeys) this.#partitionKeys.clear();
     this.#partitionKeyTable = [];
     if (this.#unstamped.size > 0) this.#unstamped.clear();

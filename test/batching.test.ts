@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
 import { evenShards, FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
+import { liveBytes } from './support/gc.js';
 import { producersOn } from './support/producers.js';
 
 let fake: FakeKinesis;
@@ -366,6 +367,32 @@ describe('shard map', () => {
     );
     expect(groups.map((g) => [...new Set(g)].length)).toEqual([1, 1, 1]);
     expect(groups.flat().sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'c']);
+  });
+
+  it('holds no more than the README says of the key cache for many distinct keys while ListShards is denied', async () => {
+    fake.listShardsError = serviceError('AccessDeniedException', 400);
+    const p = producer();
+    await vi.advanceTimersByTimeAsync(100);
+    const base = liveBytes();
+    // Keys of 36 characters, as the README's figure: each has a hash key, and so a buffer and an
+    // aggregate encoder, of its own while there is no shard map; the buffer goes once it is sent.
+    for (let n = 0; n < 16_000; ) {
+      const puts = [];
+      for (const end = n + 2_000; n < end; n++) {
+        puts.push(
+          p.put({ partitionKey: `${String(n).padStart(8, '0')}-aaaa-bbbb-cccc-ddddeeeeffff`, data: 'd' }),
+        );
+      }
+      await vi.advanceTimersByTimeAsync(200);
+      await Promise.all(puts);
+      // What the fake keeps of each call is no memory of the producer's.
+      fake.calls.length = 0;
+      fake.commands.length = 0;
+    }
+    const grownMiB = (liveBytes() - base) / 2 ** 20;
+    // About 6 MiB by the README, at most about 14 with the longest keys. When the cache's entries
+    // kept the encoder of every buffer they had been in, it grew 41 MiB.
+    expect(grownMiB).toBeLessThan(14);
   });
 
   it('asks ListShards again once a minute while it is denied, not at the pace of passing failures', async () => {
