@@ -1,5 +1,6 @@
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import pRetry from 'p-retry';
+import { abortReason, ClientCall } from './client-call.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import {
@@ -27,71 +28,141 @@ export interface MetadataSource {
 }
 
 /**
+ * One reader's (a ShardMap's, a StreamSummary's) calls to the client that outlived their try and
+ * have not settled. While there is one, a try of that reader does not call the client again: it
+ * waits for that call to settle (see {@link callWithRetries}). A client whose calls never end (a
+ * credential provider stuck for good, whose promise the SDK memoizes, so every request awaits it)
+ * then holds one call per reader, not one per try: over 800 an hour otherwise, each keeping its
+ * command, request and handlers in memory for good.
+ *
+ * The calls it counts reach it when they settle, so it holds nothing else: no reader, and only the
+ * waiters of tries under way, which a try removes when it ends.
+ */
+export class OutlivedCalls {
+  #count = 0;
+  readonly #waiters = new Set<() => void>();
+
+  /** Whether a call that outlived its try has not settled yet. */
+  get unsettled(): boolean {
+    return this.#count > 0;
+  }
+
+  /** Calls `waiter` once no call that outlived its try is unsettled, unless {@link stopWaiting} first. */
+  wait(waiter: () => void): void {
+    this.#waiters.add(waiter);
+  }
+
+  /** Forgets `waiter`: its try ended. */
+  stopWaiting(waiter: () => void): void {
+    this.#waiters.delete(waiter);
+  }
+
+  /** `call`'s try ended before the call settled: counted until it does. */
+  add(call: ClientCall): void {
+    if (call.settled) return;
+    this.#count++;
+    call.listen(() => this.#settled());
+  }
+
+  #settled(): void {
+    if (--this.#count > 0) return;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const waiter of waiters) waiter();
+  }
+}
+
+/**
  * Runs a control-plane call (ListShards, DescribeStreamSummary) with a timeout per try and a few
  * retries with exponential backoff; errors that cannot succeed on retry (denied, not found) end it at
  * once, and so does `source.stopped`. Its timers are unref'ed: a shard-map refresh never holds the
  * process open.
  *
  * A try ends at its timeout (or the stop) even if the client does not hear the abort signal: a
- * stage before the HTTP exchange (a credential provider that hangs) may not. `onFailedTry` hears
- * every try that failed, the retried ones too.
+ * stage before the HTTP exchange (a credential provider that hangs) may not. Such a call is counted
+ * in `outlived`, the reader's: while it has not settled, a try calls the client only once it has,
+ * within the try's timeout (else the try times out as if its own call had not answered). `onFailedTry`
+ * hears every try that failed, the retried ones too.
  */
 export async function callWithRetries<T>(
   call: (signal: AbortSignal) => Promise<T>,
   source: Pick<MetadataSource, 'timeoutMs' | 'clock' | 'stopped'>,
+  outlived: OutlivedCalls,
   retries: number,
   onFailedTry?: (error: unknown) => void,
 ): Promise<T> {
+  const { stopped } = source;
+  return await pRetry(() => tryOnce(call, source, outlived), {
+    retries,
+    minTimeout: 100,
+    maxTimeout: 2000,
+    factor: 2,
+    randomize: true,
+    unref: true,
+    signal: stopped,
+    shouldRetry: ({ error }) => !stopped.aborted && classifyRequestError(error).kind !== FailureKind.Fatal,
+    ...(onFailedTry === undefined ? {} : { onFailedAttempt: ({ error }) => onFailedTry(error) }),
+  });
+}
+
+/**
+ * One try of {@link callWithRetries}: the client's answer, or a {@link RequestTimeoutError} at
+ * `timeoutMs`, or the stop's reason, whichever comes first.
+ */
+function tryOnce<T>(
+  call: (signal: AbortSignal) => Promise<T>,
+  source: Pick<MetadataSource, 'timeoutMs' | 'clock' | 'stopped'>,
+  outlived: OutlivedCalls,
+): Promise<T> {
   const { timeoutMs, clock, stopped } = source;
-  return await pRetry(
-    () =>
-      new Promise<T>((resolve, reject) => {
-        const controller = new AbortController();
-        const settle = () => {
-          clock.clearTimeout(timer);
-          stopped.removeEventListener('abort', onStop);
-        };
-        const end = (error: unknown) => {
-          settle();
-          controller.abort(error);
-          reject(error);
-        };
-        const onStop = () => end(stopped.reason);
-        const timer = clock.setTimeout(
-          () => end(new RequestTimeoutError(timeoutMs, 'the call')),
-          timeoutMs,
-          false,
-        );
-        stopped.addEventListener('abort', onStop, { once: true });
-        let answer: Promise<T>;
-        try {
-          answer = call(controller.signal);
-        } catch (error) {
-          answer = Promise.reject(error);
-        }
-        answer.then(
-          (value) => {
-            settle();
-            resolve(value);
-          },
-          (error: unknown) => {
-            settle();
-            reject(error);
-          },
-        );
-      }),
-    {
-      retries,
-      minTimeout: 100,
-      maxTimeout: 2000,
-      factor: 2,
-      randomize: true,
-      unref: true,
-      signal: stopped,
-      shouldRetry: ({ error }) => !stopped.aborted && classifyRequestError(error).kind !== FailureKind.Fatal,
-      ...(onFailedTry === undefined ? {} : { onFailedAttempt: ({ error }) => onFailedTry(error) }),
-    },
-  );
+  return new Promise<T>((resolve, reject) => {
+    const controller = new AbortController();
+    let clientCall: ClientCall | undefined;
+    let ended = false;
+    const end = () => {
+      ended = true;
+      clock.clearTimeout(timer);
+      stopped.removeEventListener('abort', onStop);
+      outlived.stopWaiting(start);
+      if (clientCall !== undefined) outlived.add(clientCall);
+    };
+    const fail = (error: unknown) => {
+      if (ended) return;
+      end();
+      controller.abort(abortReason(error));
+      reject(error);
+    };
+    const onStop = () => fail(stopped.reason);
+    const onAnswer = (ok: boolean, value: unknown) => {
+      if (ended) return;
+      end();
+      if (ok) resolve(value as T);
+      else reject(value);
+    };
+    const start = () => {
+      if (ended) return;
+      let answer: Promise<T>;
+      try {
+        answer = call(controller.signal);
+      } catch (error) {
+        answer = Promise.reject(error);
+      }
+      try {
+        clientCall = new ClientCall(answer, onAnswer);
+      } catch (error) {
+        // Not a promise (a stand-in client of the user's own): no call is left running to follow.
+        fail(error);
+      }
+    };
+    const timer = clock.setTimeout(
+      () => fail(new RequestTimeoutError(timeoutMs, 'the call')),
+      timeoutMs,
+      false,
+    );
+    stopped.addEventListener('abort', onStop, { once: true });
+    if (outlived.unsettled) outlived.wait(start);
+    else start();
+  });
 }
 
 /**

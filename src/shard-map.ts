@@ -1,7 +1,7 @@
 import { ListShardsCommand, type ListShardsCommandOutput, type Shard } from '@aws-sdk/client-kinesis';
 import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
 import { MAX_HASH_KEY } from './hash-key.js';
-import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
+import { callFailed, callWithRetries, type MetadataSource, OutlivedCalls } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
 import { classifyRequestError, FailureKind } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
@@ -35,6 +35,8 @@ const RETRY_AFTER_FATAL_MS = 60_000;
  */
 export class ShardMap {
   readonly #source: MetadataSource;
+  /** Its calls of ListShards that outlived their try: while one has not settled, no other is made. */
+  readonly #outlived = new OutlivedCalls();
   readonly #onChange: () => void;
   readonly #onSame: () => void;
 
@@ -370,6 +372,7 @@ export class ShardMap {
               { abortSignal },
             ),
           this.#source,
+          this.#outlived,
           4,
           // Records waiting for a listing of every shard do not wait for all the tries of a load (each
           // up to requestTimeoutMs) to make do without it.

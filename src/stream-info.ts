@@ -1,7 +1,7 @@
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
 import { MAX_METADATA_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
-import { callFailed, callWithRetries, type MetadataSource } from './metadata-call.js';
+import { callFailed, callWithRetries, type MetadataSource, OutlivedCalls } from './metadata-call.js';
 import { RepeatedWarning } from './repeated-warning.js';
 import { backoffDelay, classifyRequestError, FailureKind, type RequestFailure } from './retry-policy.js';
 import { streamParams } from './stream-ref.js';
@@ -58,6 +58,11 @@ const RETRY_MAX_MS = 30_000;
  */
 export class StreamSummary {
   readonly #source: MetadataSource;
+  /**
+   * Its calls of DescribeStreamSummary that outlived their try: while one has not settled, no other
+   * is made.
+   */
+  readonly #outlived = new OutlivedCalls();
   readonly #onRead: (info: StreamInfo) => void;
   #failures = 0;
   #timer: unknown;
@@ -179,6 +184,7 @@ export class StreamSummary {
             { abortSignal },
           ),
         this.#source,
+        this.#outlived,
         2,
         (error) => {
           this.#lastFailedTry = classifyRequestError(error);

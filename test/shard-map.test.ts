@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import { MAX_HASH_KEY } from '../src/index.js';
 import type { Logger } from '../src/logger.js';
-import { callWithRetries } from '../src/metadata-call.js';
+import { callWithRetries, OutlivedCalls } from '../src/metadata-call.js';
 import { ShardMap } from '../src/shard-map.js';
 import { streamRef } from '../src/stream-ref.js';
 import { evenShards, serviceError } from './support/fake-kinesis.js';
@@ -25,12 +25,14 @@ const shards: Shard[] = evenShards(4).map((s) => ({
 
 /**
  * A client answering ListShards page by page; `fail` may throw instead for a given call, 'hang': not
- * answer until aborted, or 'hang-deaf': never answer, deaf to the abort signal (a credential provider
- * stuck before the HTTP call).
+ * answer until aborted, 'hang-deaf': never answer, deaf to the abort signal (a credential provider
+ * stuck before the HTTP call), or 'late': deaf to it too, but answer 120 ms after the call.
  */
 function pagedClient(
-  fail: (call: number, input: ListShardsCommandInput) => Error | 'hang' | 'hang-deaf' | undefined = () =>
-    undefined,
+  fail: (
+    call: number,
+    input: ListShardsCommandInput,
+  ) => Error | 'hang' | 'hang-deaf' | 'late' | undefined = () => undefined,
 ) {
   const inputs: ListShardsCommandInput[] = [];
   const client = {
@@ -40,12 +42,13 @@ function pagedClient(
       inputs.push(input);
       const error = fail(inputs.length, input);
       if (error === 'hang-deaf') return await new Promise(() => {});
+      if (error === 'late') await new Promise((resolve) => setTimeout(resolve, 120));
       if (error === 'hang') {
         return await new Promise((_, reject) =>
           options?.abortSignal?.addEventListener('abort', () => reject(options.abortSignal?.reason)),
         );
       }
-      if (error !== undefined) throw error;
+      if (error !== undefined && error !== 'late') throw error;
       const page = input.NextToken === undefined ? 0 : Number(input.NextToken.slice('page-'.length));
       return {
         Shards: shards.slice(page * 2, page * 2 + 2),
@@ -97,8 +100,9 @@ describe('ShardMap', () => {
     expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
   });
 
-  it('ends a try at its timeout though the client does not hear the abort, and tries again', async () => {
-    const { client, inputs } = pagedClient((call) => (call === 1 ? 'hang-deaf' : undefined));
+  it('ends a try at its timeout though the client does not hear the abort, and tries again once that call settled', async () => {
+    // Its answer comes after the try ended (at 50 ms), before the next try (at 150 ms or later).
+    const { client, inputs } = pagedClient((call) => (call === 1 ? 'late' : undefined));
     const map = await load(client, 50);
     expect(inputs.map((i) => i.NextToken ?? 'first')).toEqual(['first', 'first', 'page-1']);
     expect(map.lookupIndex(MAX_HASH_KEY)).toBe(3);
@@ -109,9 +113,9 @@ describe('ShardMap', () => {
     const stop = new AbortController();
     const call = (signal: AbortSignal) =>
       client.send(new ListShardsCommand({ StreamName: 's' }), { abortSignal: signal });
-    await expect(callWithRetries(call, source(client, 10, stop.signal), 3)).rejects.toThrow(
-      /did not answer within 10 ms/,
-    );
+    await expect(
+      callWithRetries(call, source(client, 10, stop.signal), new OutlivedCalls(), 3),
+    ).rejects.toThrow(/did not answer within 10 ms/);
     expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
   });
 

@@ -1,0 +1,149 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../src/clock.js';
+import { KinesisProducer } from '../src/index.js';
+import { callWithRetries, OutlivedCalls } from '../src/metadata-call.js';
+import { memoryLogger } from './support/memory-logger.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/**
+ * A real client whose credential provider never answers, as a `credential_process` that hangs: the
+ * SDK memoizes the provider's promise, so every request awaits it, deaf to its abort signal, for
+ * good. `unsettled` counts its calls by command, while they have not settled.
+ */
+function stuckClient() {
+  const stuck = new Promise<never>(() => {});
+  const client = new KinesisClient({
+    region: 'us-east-1',
+    endpoint: 'http://127.0.0.1:9',
+    requestHandler: new NodeHttpHandler(),
+    maxAttempts: 1,
+    credentials: () => stuck,
+  });
+  const unsettled: Record<string, number> = {};
+  const send = client.send.bind(client);
+  client.send = ((command: object, options: never) => {
+    const name = command.constructor.name.replace(/Command$/, '');
+    unsettled[name] = (unsettled[name] ?? 0) + 1;
+    const answer = send(command as never, options) as Promise<unknown>;
+    const settled = () => {
+      unsettled[name]!--;
+    };
+    answer.then(settled, settled);
+    return answer;
+  }) as never;
+  return { client, unsettled };
+}
+
+describe('a credential provider stuck for good', () => {
+  it('leaves one call of ListShards and one of DescribeStreamSummary unsettled, not one per try, while the producer keeps trying and warning', async () => {
+    vi.useFakeTimers();
+    const { client, unsettled } = stuckClient();
+    const { logger, lines } = memoryLogger();
+    // An idle producer: no record is ever put.
+    const producer = new KinesisProducer({ streamName: 's', client, logger });
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    // Each try still ends at requestTimeoutMs, and fails as one whose call did not answer.
+    const warnings = lines
+      .filter((l) => l.level === 'warn')
+      .map((l) => l.message.replace(/ \(\d+ more failure\(s\) since the last warning\)$/, ''));
+    const closing = producer.close();
+    await vi.runAllTimersAsync();
+    await closing;
+    // Before: 811 calls an hour, each in memory for good (about 8 MB an hour).
+    expect(unsettled).toEqual({ ListShards: 1, DescribeStreamSummary: 1 });
+    // Each call is still tried and warned about, about once a minute (48 times each, before and after).
+    const told = (call: string) => warnings.filter((w) => w.startsWith(call)).length;
+    expect(told('ListShards')).toBeGreaterThan(40);
+    expect(told('DescribeStreamSummary')).toBeGreaterThan(40);
+    expect([...new Set(warnings)].sort()).toEqual([
+      'DescribeStreamSummary failed (RequestTimeout); sending unaggregated and holding records over 1 MiB until it answers',
+      'ListShards failed (RequestTimeout); aggregating only records with the same hash key until a shard map is known',
+    ]);
+  });
+
+  it.each([
+    ['while its first calls are under way', { requestTimeoutMs: 100 }, 20, false],
+    ['after tries that timed out', { requestTimeoutMs: 20 }, 300, false],
+  ])('a producer closed %s can be garbage collected once dropped', async (_, options, waitMs, put) => {
+    const { client, unsettled } = stuckClient();
+    const closed = async () => {
+      const producer = new KinesisProducer({ streamName: 's', client, logger: quiet, ...options });
+      const records = put ? [producer.put({ partitionKey: 'k', data: 'x' }).catch(() => {})] : [];
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      // PutRecords waits for the summary's tries to fail first.
+      for (let waited = 0; put && unsettled.PutRecords === undefined; waited += 10) {
+        if (waited > 5_000) throw new Error('no PutRecords call');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await producer.close({ timeoutMs: 10 });
+      await Promise.all(records);
+      return new WeakRef(producer);
+    };
+    const producer = await closed();
+    for (let i = 0; i < 10 && producer.deref() !== undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      gc();
+    }
+    expect(producer.deref()).toBeUndefined();
+    // The calls the producer made are still there: what it left with them holds nothing of it.
+    expect(unsettled.ListShards).toBe(1);
+  });
+});
+
+describe('callWithRetries after a call outlived its try', () => {
+  it('does not call the client again while that call is unsettled, and calls it once the call settles', async () => {
+    vi.useFakeTimers();
+    const calls: ((value: string) => void)[] = [];
+    // Deaf to the abort: each call answers only when the test says.
+    const call = () => new Promise<string>((resolve) => calls.push(resolve));
+    const source = { timeoutMs: 1_000, clock: systemClock, stopped: new AbortController().signal };
+    const failed: unknown[] = [];
+    const answer = callWithRetries(call, source, new OutlivedCalls(), 1, (error) => failed.push(error));
+    // The first try times out at 1 s; the second starts within 200 ms after, and waits.
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect([calls.length, failed.map(String)]).toEqual([
+      1,
+      ['RequestTimeout: the call did not answer within 1000 ms (requestTimeoutMs)'],
+    ]);
+    // The first call answers late: ignored, and the waiting try calls the client.
+    calls[0]!('late');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.length).toBe(2);
+    calls[1]!('answer');
+    await expect(answer).resolves.toBe('answer');
+  });
+
+  it('fails a try that waited out its timeout as one that timed out, without calling the client', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const call = () => {
+      calls++;
+      return new Promise<never>(() => {});
+    };
+    const source = { timeoutMs: 1_000, clock: systemClock, stopped: new AbortController().signal };
+    const outlived = new OutlivedCalls();
+    const failed: unknown[] = [];
+    const answer = callWithRetries(call, source, outlived, 2, (error) => failed.push(error));
+    answer.catch(() => {});
+    await vi.advanceTimersByTimeAsync(10_000);
+    await expect(answer).rejects.toThrow('the call did not answer within 1000 ms (requestTimeoutMs)');
+    expect([calls, failed.length, outlived.unsettled]).toEqual([1, 3, true]);
+    // Another call by the same reader waits for it too; one of another reader does not.
+    void callWithRetries(call, source, outlived, 0).catch(() => {});
+    void callWithRetries(call, source, new OutlivedCalls(), 0).catch(() => {});
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(calls).toBe(2);
+  });
+});
