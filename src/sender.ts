@@ -1,6 +1,7 @@
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { writeAggregateDigests } from './aggregator.js';
 import { MAX_PUT_RECORDS_ANSWER_BYTES, withBoundedAnswer } from './bounded-answer.js';
+import { abortReason, ClientCall } from './client-call.js';
 import type { Clock } from './clock.js';
 import type { OutboundRecord } from './pending-record.js';
 import { speaksAwsJson11, withNativeBody } from './put-records-body.js';
@@ -43,6 +44,8 @@ export class Sender {
   #inFlight = 0;
   /** For each request in flight: aborts it and ends it. */
   readonly #abandon = new Set<() => void>();
+  /** The client's calls not settled yet, ended or not: let go of when the sender stops (see abandonAll). */
+  readonly #unsettled = new Set<ClientCall>();
 
   /**
    * `onSlotFreed`: a request that was ended at its timeout has now settled in the client too, and
@@ -103,16 +106,25 @@ export class Sender {
     };
     // The client's call settled: its slot is free (only then: a call the client still runs holds its
     // records' data and maybe a socket, and must not let more pile up behind it).
-    const settle = (outcome: SendOutcome) => {
+    const settle = (ok: boolean, value: unknown) => {
       this.#inFlight--;
-      if (finished) this.#onSlotFreed();
-      else finish(outcome);
+      this.#unsettled.delete(call);
+      if (finished) {
+        this.#onSlotFreed();
+        return;
+      }
+      const endedAt = this.#clock.now();
+      if (ok) finish({ ok, output: value as PutRecordsCommandOutput, startedAt, endedAt });
+      else {
+        const error = controller.signal.aborted ? new RequestTimeoutError(this.#timeoutMs) : value;
+        finish({ ok, error, startedAt, endedAt });
+      }
     };
     // The abort stops the request where the SDK listens for it (the HTTP exchange), but a stage before
     // that may not (a credential provider that hangs, a user's middleware): the records get their
     // answer at the timeout either way, and whatever the call settles with later is ignored.
     const giveUp = () => {
-      controller.abort();
+      controller.abort(abortReason(new DOMException('This operation was aborted', 'AbortError')));
       const error = new RequestTimeoutError(this.#timeoutMs);
       queueMicrotask(() => finish({ ok: false, error, startedAt, endedAt: this.#clock.now() }));
     };
@@ -132,25 +144,21 @@ export class Sender {
     } catch (error) {
       request = Promise.reject(error);
     }
-    request.then(
-      (output) => settle({ ok: true, output, startedAt, endedAt: this.#clock.now() }),
-      (error: unknown) =>
-        settle({
-          ok: false,
-          error: controller.signal.aborted ? new RequestTimeoutError(this.#timeoutMs) : error,
-          startedAt,
-          endedAt: this.#clock.now(),
-        }),
-    );
+    const call = new ClientCall(request, settle);
+    this.#unsettled.add(call);
     return startedAt;
   }
 
   /**
    * Aborts every request in flight and drops its timer: the producer gave up on their records (a
-   * close that timed out or was aborted), and a request it will not wait for must not keep Node
-   * running. Each ends at once through its `done`, as a `RequestTimeout`.
+   * close that timed out or was aborted), or is shut down, and a request it will not wait for must
+   * not keep Node running. Each ends at once through its `done`, as a `RequestTimeout`. No request
+   * follows, so the calls the client has not settled are let go of: they free no slot when they
+   * settle, and one that never does keeps nothing of the producer in memory.
    */
   abandonAll(): void {
+    for (const call of this.#unsettled) call.listen(undefined);
+    this.#unsettled.clear();
     for (const abandon of [...this.#abandon]) abandon();
   }
 }

@@ -76,6 +76,7 @@ describe('a credential provider stuck for good', () => {
   it.each([
     ['while its first calls are under way', { requestTimeoutMs: 100 }, 20, false],
     ['after tries that timed out', { requestTimeoutMs: 20 }, 300, false],
+    ['with records in PutRecords requests, close() given a timeout', { requestTimeoutMs: 50 }, 0, true],
   ])('a producer closed %s can be garbage collected once dropped', async (_, options, waitMs, put) => {
     const { client, unsettled } = stuckClient();
     const closed = async () => {
