@@ -77,7 +77,6 @@ const NO_ANSWER = new Set([
   'ERR_HTTP2_STREAM_ERROR',
   'ERR_HTTP2_STREAM_CANCEL',
   'ERR_HTTP2_SESSION_ERROR',
-  'ERR_HTTP2_GOAWAY_SESSION',
   'ResponseTooLarge',
   'Http200',
 ]);

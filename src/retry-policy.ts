@@ -97,6 +97,8 @@ const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseEx
 
 /** The headers credentials fill, as Node names them when it refuses one: the key id and the token. */
 const CREDENTIAL_HEADERS = /\["(authorization|x-amz-security-token)"\]/i;
+/** @smithy/node-http-handler's message when its connectionTimeout passes before a connection. */
+const CONNECT_TIMEOUT = /did not establish a connection/;
 /** OpenSSL's message for a TLS record that is not one: a plain-HTTP server's answer. */
 const WRONG_TLS_VERSION = /wrong version number/i;
 /** Messages of signature errors caused by clock skew. */
@@ -196,6 +198,11 @@ export function classifyRequestError(error: unknown): RequestFailure {
       message: `${message}: Node does not trust the endpoint's TLS certificate. For a local Kinesis, use its plain-HTTP endpoint (http://), or have Node trust the certificate (NODE_EXTRA_CA_CERTS).`,
       kind: FailureKind.Fatal,
     };
+  }
+  // The handler's connectionTimeout: no connection, so no byte of the request was sent (unlike its
+  // other TimeoutErrors, after which the service may have stored the records).
+  if (name === 'TimeoutError' && errno === undefined && CONNECT_TIMEOUT.test(message)) {
+    return { code: 'ConnectTimeout', message, kind: FailureKind.Transient };
   }
   const status = e.$metadata?.httpStatusCode;
   // An answer with no Kinesis error in it (a proxy's or gateway's page, an endpoint that is not

@@ -978,10 +978,43 @@ describe('a record whose earlier request may have stored it, told so by every fa
     await vi.advanceTimersByTimeAsync(10_000);
     const { error } = await result;
     expect(error?.code).toBe(refusal.name);
+    // Putting it again may write it twice, but may be what the caller wants when throttled.
+    expect(error?.retryable).toBe('failIfThrottled' in options);
     expect(error?.attempts.map((a) => a.errorCode)).toEqual(['ECONNRESET', refusal.name]);
     expect(error?.message).toBe(
       `${refusal.message.replace(/\.$/, '')}; an earlier request carrying it ended without an answer (ECONNRESET), and may have stored it.`,
     );
+  });
+
+  it.each([
+    [
+      // @smithy/node-http-handler's connectionTimeout, which the producer's own client sets when
+      // requestTimeoutMs is above 10 s.
+      'ConnectTimeout',
+      Object.assign(
+        new Error(
+          '@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 10000 ms.',
+        ),
+        { name: 'TimeoutError' },
+      ),
+    ],
+    // Node refuses to open an HTTP/2 stream on a session that received GOAWAY.
+    [
+      'ERR_HTTP2_GOAWAY_SESSION',
+      Object.assign(new Error('New streams cannot be created after receiving a GOAWAY'), {
+        code: 'ERR_HTTP2_GOAWAY_SESSION',
+      }),
+    ],
+  ])('an expiry after a request that never left (%s) says "without being written"', async (code, thrown) => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    fake.onPut = () => ({ throw: thrown });
+    const p = producer({ recordTtlMs: 5_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const { error } = await result;
+    expect(error?.attempts[0]?.errorCode).toBe(code);
+    expect(error?.message).toContain('without being written');
+    expect(error?.message).not.toContain('may have stored it');
   });
 
   it.each([
