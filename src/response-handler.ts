@@ -240,23 +240,8 @@ export class ResponseHandler {
       pipeline.shardMap.refresh();
       return;
     }
-    // Nor is an aggregate whose records all have one hash key, the one the service routed it by (its
-    // first record's), on a stream that routes by it: they all belong to the shard that took it.
-    const info = pipeline.info;
-    if (info?.final === true && info.routingKnown && ofOneHashKey(record)) {
-      this.#settlement.succeed(pipeline.stream, record, shardId, sequenceNumber);
-      pipeline.shardMap.refresh();
-      return;
-    }
     pipeline.landedElsewhere(record, shardId, sequenceNumber);
   }
-}
-
-/** Whether the user records of `record` all have the same hash key. */
-function ofOneHashKey(record: OutboundRecord): boolean {
-  const first = record.items[0]!.hashKey;
-  for (const item of record.items) if (item.hashKey !== first) return false;
-  return true;
 }
 
 /**

@@ -32,6 +32,19 @@ const storedInAutoStream = (shardId: string) =>
 const COALESCE_MS = 25;
 
 /** An aggregate stored on another shard than predicted, waiting to be decided (see #settleLanded). */
+/**
+ * How long after an aggregate landed listings may still not show the shard that took it, taken for
+ * listings that lag the service after a reshard, before the shard is taken for one of a stream gone.
+ */
+const LISTING_LAG_MS = 5_000;
+
+/** Whether the user records of `record` all have the same hash key. */
+function ofOneHashKey(record: OutboundRecord): boolean {
+  const first = record.items[0]!.hashKey;
+  for (const item of record.items) if (item.hashKey !== first) return false;
+  return true;
+}
+
 interface Landed {
   readonly record: OutboundRecord;
   readonly shardId: string;
@@ -370,11 +383,12 @@ export class StreamPipeline {
     shardId?: string,
     attempts: readonly AttemptLog[] = [],
   ): void {
+    const noAnswer = unansweredCode(attempts);
     this.#host.fail(
       this.stream,
       item,
       ErrorCode.RecordTooLarge,
-      `partitionKey + data is ${item.sizeBytes} bytes, above ${this.recordLimitName} of ${info.maxRecordBytes} bytes.`,
+      `partitionKey + data is ${item.sizeBytes} bytes, above ${this.recordLimitName} of ${info.maxRecordBytes} bytes${noAnswer === undefined ? '' : `; ${earlierUnanswered(noAnswer)}`}.`,
       shardId,
       attempts,
     );
@@ -795,8 +809,9 @@ export class StreamPipeline {
    * failed since they landed, as the last listing made since they were sent showed it, if one did
    * (only a stream deleted and created again within one request's flight would make that one wrong):
    * - one whose records all lie in that range has succeeded;
-   * - one that landed on a shard no listing made since shows waits for another listing: listings
-   *   may lag the service for a moment after a reshard, and it may well be read where it is;
+   * - one that landed on a shard no listing made since shows waits for another listing, for a few
+   *   seconds (LISTING_LAG_MS): listings may lag the service after a reshard, and it may well be
+   *   read where it is; one of a single hash key, while ListShards fails, has succeeded;
    * - one that holds records of other shards is sent again, once the map routes them elsewhere than
    *   it did: a map newer than the one it was built under,
    *   or one in which that shard is not open. While that shard is open in the map it was built
@@ -815,12 +830,20 @@ export class StreamPipeline {
       let range: ShardRange | undefined;
       if (map.listedAllSince(landed.listedAfter)) {
         range = map.rangeListedSince(shardId, landed.listedAfter);
+      } else if (!map.failedTriesSince(landed.failedTries)) {
+        waiting.push(landed);
+        continue;
       } else {
-        range = map.failedTriesSince(landed.failedTries)
-          ? map.rangeListedSince(shardId, record.sentAtLoad)
-          : undefined;
+        range = map.rangeListedSince(shardId, record.sentAtLoad);
         if (range === undefined) {
-          waiting.push(landed);
+          // ListShards fails, and no listing ever showed that shard. An aggregate of one hash key
+          // (a hot key's) needs none: the service routed it by that key (its first record's), so all
+          // its records belong where it landed. Asked only once a listing fails: a listing that
+          // answers also tells whether the stream now routes records itself (created again as AUTO).
+          if (this.#info.routingKnown && ofOneHashKey(record)) {
+            this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
+            this.release(record);
+          } else waiting.push(landed);
           continue;
         }
       }
@@ -829,10 +852,16 @@ export class StreamPipeline {
         record.items.every((item) => item.hashKey >= range.start && item.hashKey <= range.end)
       ) {
         this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
-      } else if (range === undefined) {
-        // No listing shows the shard that took it yet: the listings lag the service (a reshard just
-        // made it). Sending it again would write records consumers may already read there: another
-        // listing is asked for (ListShards rests between loads), until its records' TTL.
+      } else if (
+        range === undefined &&
+        record.mapVersion >= map.resetVersion &&
+        now - record.attempts[record.attempts.length - 1]!.endedAt < LISTING_LAG_MS
+      ) {
+        // No listing shows the shard that took it yet: the listings may lag the service (a reshard
+        // just made it), and sending it again would write records consumers may already read there.
+        // Another listing is asked for (ListShards rests between loads), for a few seconds: after
+        // that, or once the shard ids were given other keys (the stream was created again), the
+        // shard is taken for one of a stream that is gone.
         waiting.push({ ...landed, listedAfter: map.listAll() });
         continue;
       } else if (record.mapVersion === map.version && map.isOpen(shardId)) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
+import { deaggregate, type KinesisProducerOptions, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
 import { evenShards, FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
 import { liveBytes } from './support/gc.js';
@@ -576,6 +576,66 @@ describe('an aggregate that landed on another shard', () => {
       expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
     }
     expect(fake.calls).toHaveLength(1);
+  });
+
+  describe('on a shard of a stream then deleted and created again with fewer shards', () => {
+    /**
+     * A stream of 4 shards whose shard 3 is split into 4 and 5; an aggregate built for 3, of keys of
+     * both children, lands on 4. Right after, the stream is deleted and created again with 2 shards,
+     * whose ids 0 and 1 now own other keys: no listing will show shard 4.
+     */
+    async function landedThenCreatedAgain(options: Partial<KinesisProducerOptions> = {}) {
+      fake.shards = evenShards(4);
+      const p = producer({ recordTtlMs: 10_000, ...options });
+      await vi.advanceTimersByTimeAsync(0); // map: 4 shards
+      const split = fake.shards[3]!;
+      const mid = split.start + (split.end - split.start) / 2n;
+      fake.closedShards = [split];
+      fake.shards = [
+        ...fake.shards.slice(0, 3),
+        { id: 'shardId-000000000004', start: split.start, end: mid },
+        { id: 'shardId-000000000005', start: mid + 1n, end: split.end },
+      ];
+      fake.onPut = (call) => {
+        if (call.index > 0) return undefined;
+        fake.closedShards = [];
+        fake.shards = evenShards(2);
+        return {
+          Records: call.entries.map(() => ({ ShardId: 'shardId-000000000004', SequenceNumber: '7' })),
+          $metadata: {},
+        };
+      };
+      return { p, hashKeys: [split.start + 5n, mid + 5n].map(String) };
+    }
+
+    it('is sent again to the stream there is now, not left to expire', async () => {
+      const { p, hashKeys } = await landedThenCreatedAgain();
+      const puts = hashKeys.map((explicitHashKey, i) =>
+        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }),
+      );
+      await vi.advanceTimersByTimeAsync(12_000);
+      for (const result of await Promise.all(puts)) {
+        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+      }
+    });
+
+    it('with ordering, holds a later record of its key for no longer than it takes to tell', async () => {
+      const { p, hashKeys } = await landedThenCreatedAgain({ ordering: 'per-partition-key' });
+      const first = hashKeys.map((explicitHashKey, i) =>
+        p.put({ partitionKey: `k${i}`, data: `${i}`, explicitHashKey }),
+      );
+      await vi.advanceTimersByTimeAsync(500);
+      const start = Date.now();
+      let tookMs = Number.POSITIVE_INFINITY;
+      const later = p
+        .put({ partitionKey: 'k0', data: 'later', explicitHashKey: hashKeys[0]! })
+        .finally(() => {
+          tookMs = Date.now() - start;
+        });
+      await vi.advanceTimersByTimeAsync(12_000);
+      await Promise.all([...first, later]);
+      expect(tookMs).toBeLessThan(3_000);
+    });
   });
 
   describe('on a shard no listing of open shards showed (it opened and closed between two loads)', () => {

@@ -11,7 +11,7 @@ import {
   partitionKeyHash,
   type RecordFailedError,
 } from '../src/index.js';
-import { evenShards, FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
+import { evenShards, FakeKinesis, keysWhere, networkError, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 /**
@@ -497,6 +497,41 @@ describe('a stream created again with smaller records', () => {
   });
 });
 
+describe('a stream created again with smaller records, after a request that may have stored a record', () => {
+  it('fails it as RecordTooLarge, saying that request may have stored it', async () => {
+    let limit = 2 * MiB;
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    let resetNext = false;
+    fake.onPut = (call) => {
+      if (call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > limit))
+        return { throw: serviceError('ValidationException', 400, `Member must have length <= ${limit}`) };
+      if (resetNext) {
+        resetNext = false;
+        return { throw: networkError('ECONNRESET') };
+      }
+      return undefined;
+    };
+    const [bigKey] = keysWhere(1, (h) => h < 2n * QUARTER, 'lo-');
+    const p = producer({ retryBaseDelayMs: 2_000, retryMaxDelayMs: 2_000 });
+    vi.spyOn(Math, 'random').mockReturnValue(0.99); // backoff 1.98 s
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    resetNext = true;
+    const big = p.put({ partitionKey: bigKey!, data: new Uint8Array(1.5 * MiB) }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(150); // reset, so maybe stored: in backoff for 1.98 s
+    // Created again with the default 1 MiB limit; a put finds the old stream gone.
+    limit = MiB;
+    fake.summary = {};
+    await findStreamGone(p);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const error = (await big) as RecordFailedError;
+    expect(error.code).toBe('RecordTooLarge');
+    expect(error.attempts[0]?.errorCode).toBe('ECONNRESET');
+    expect(error.message).toContain(
+      'an earlier request carrying it ended without an answer (ECONNRESET), and may have stored it',
+    );
+  });
+});
+
 describe('a stream that routes records itself (AUTO), created again', () => {
   it('reads the summary again when the stream is found gone, though it has no shard map to drop', async () => {
     fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
@@ -604,6 +639,28 @@ describe('a stream created again as AUTO with the same shards, while the produce
       summaryReadAgain: summaries() > read,
       codes: [...new Set(results.map((r) => (r as { code?: string }).code ?? 'written'))],
     }).toEqual({ summaryReadAgain: true, codes: ['written'] });
+  });
+
+  it('sends alone the records of a hot key, whose aggregate has one hash key', async () => {
+    fake = new FakeKinesis(4);
+    const p = producer();
+    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+    fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
+    let sequence = 0;
+    fake.onPut = (call) => ({
+      Records: call.entries.map((e) => {
+        const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
+        return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
+      }),
+      $metadata: {},
+    });
+    const read = summaries();
+    // Every record of one key in one aggregate: KCL drops it on an AUTO stream all the same.
+    const puts = Array.from({ length: 20 }, (_, i) => p.put({ partitionKey: 'hot', data: `a${i}` }));
+    await vi.advanceTimersByTimeAsync(40_000);
+    const results = await Promise.all(puts);
+    expect(summaries()).toBeGreaterThan(read);
+    expect(results.filter((r) => r.aggregated)).toEqual([]);
   });
 });
 
