@@ -28,12 +28,19 @@ export interface MetadataSource {
 }
 
 /**
+ * Calls of one reader that may have outlived their try, unsettled, before its tries stop calling the
+ * client: more than one, so that a call that hangs once (a provider of your own that lost its
+ * connection) does not stop the reader, whose next call may well answer.
+ */
+export const MAX_OUTLIVED_CALLS = 3;
+
+/**
  * One reader's (a ShardMap's, a StreamSummary's) calls to the client that outlived their try and
- * have not settled. While there is one, a try of that reader does not call the client again: it
- * waits for that call to settle (see {@link callWithRetries}). A client whose calls never end (a
- * credential provider stuck for good, whose promise the SDK memoizes, so every request awaits it)
- * then holds one call per reader, not one per try: over 800 an hour otherwise, each keeping its
- * command, request and handlers in memory for good.
+ * have not settled. While there are {@link MAX_OUTLIVED_CALLS}, a try of that reader does not call
+ * the client again: it waits for one of them to settle (see {@link callWithRetries}). A client whose
+ * calls never end (a credential provider stuck for good, whose promise the SDK memoizes, so every
+ * request awaits it) then holds a few calls per reader, not one per try: over 800 an hour otherwise,
+ * each keeping its command, request and handlers in memory for good.
  *
  * The calls it counts reach it when they settle, so it holds nothing else: no reader, and only the
  * waiters of tries under way, which a try removes when it ends.
@@ -42,12 +49,12 @@ export class OutlivedCalls {
   #count = 0;
   readonly #waiters = new Set<() => void>();
 
-  /** Whether a call that outlived its try has not settled yet. */
-  get unsettled(): boolean {
-    return this.#count > 0;
+  /** Whether {@link MAX_OUTLIVED_CALLS} calls outlived their try and have not settled yet. */
+  get full(): boolean {
+    return this.#count >= MAX_OUTLIVED_CALLS;
   }
 
-  /** Calls `waiter` once no call that outlived its try is unsettled, unless {@link stopWaiting} first. */
+  /** Calls `waiter` once {@link full} is no longer true, unless {@link stopWaiting} first. */
   wait(waiter: () => void): void {
     this.#waiters.add(waiter);
   }
@@ -65,7 +72,7 @@ export class OutlivedCalls {
   }
 
   #settled(): void {
-    if (--this.#count > 0) return;
+    if (--this.#count >= MAX_OUTLIVED_CALLS) return;
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const waiter of waiters) waiter();
@@ -80,7 +87,7 @@ export class OutlivedCalls {
  *
  * A try ends at its timeout (or the stop) even if the client does not hear the abort signal: a
  * stage before the HTTP exchange (a credential provider that hangs) may not. Such a call is counted
- * in `outlived`, the reader's: while it has not settled, a try calls the client only once it has,
+ * in `outlived`, the reader's: while a few have not settled, a try calls the client only once one has,
  * within the try's timeout (else the try times out as if its own call had not answered). `onFailedTry`
  * hears every try that failed, the retried ones too.
  */
@@ -160,7 +167,7 @@ function tryOnce<T>(
       false,
     );
     stopped.addEventListener('abort', onStop, { once: true });
-    if (outlived.unsettled) outlived.wait(start);
+    if (outlived.full) outlived.wait(start);
     else start();
   });
 }
