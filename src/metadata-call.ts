@@ -28,33 +28,43 @@ export interface MetadataSource {
 }
 
 /**
- * Calls of one reader that may have outlived their try, unsettled, before its tries stop calling the
- * client: more than one, so that a call that hangs once (a provider of your own that lost its
- * connection) does not stop the reader, whose next call may well answer.
+ * Calls of one reader in a row that may outlive their try, with no call answering meanwhile, before
+ * its tries stop calling the client: more than one, so that a call that hangs once (a provider of
+ * your own that lost its connection) does not stop the reader, whose next call may well answer.
  */
 export const MAX_OUTLIVED_CALLS = 3;
 
+/** Then, one try calls the client after this long, each such call that hangs too twice as late. */
+const FIRST_PROBE_AFTER_MS = 60_000;
+const MAX_PROBE_AFTER_MS = 3 * 60 * 60_000;
+
 /**
- * One reader's (a ShardMap's, a StreamSummary's) calls to the client that outlived their try and
- * have not settled. While there are {@link MAX_OUTLIVED_CALLS}, a try of that reader does not call
- * the client again: it waits for one of them to settle (see {@link callWithRetries}). A client whose
- * calls never end (a credential provider stuck for good, whose promise the SDK memoizes, so every
- * request awaits it) then holds a few calls per reader, not one per try: over 800 an hour otherwise,
- * each keeping its command, request and handlers in memory for good.
+ * One reader's (a ShardMap's, a StreamSummary's) calls to the client that outlived their try. Once
+ * {@link MAX_OUTLIVED_CALLS} did in a row, no call answering since, a try of that reader does not call
+ * the client: it waits for one of them to settle (see {@link callWithRetries}), except one try after
+ * a minute, then after twice as long each time that call outlives its try too (up to 3 hours). A
+ * client whose calls never end (a credential provider stuck for good, whose promise the SDK
+ * memoizes, so every request awaits it) then holds about a dozen calls per reader a day, not one per
+ * try: over 800 an hour otherwise, each keeping its command, request and handlers in memory for
+ * good. A call that answers (also with an error) ends the wait: the client works, whatever calls
+ * still hang.
  *
- * The calls it counts reach it when they settle, so it holds nothing else: no reader, and only the
+ * The calls it follows reach it when they settle, so it holds nothing else: no reader, and only the
  * waiters of tries under way, which a try removes when it ends.
  */
 export class OutlivedCalls {
-  #count = 0;
+  /** Calls that outlived their try since the last that answered within its own. */
+  #inARow = 0;
+  #lastOutlivedAt = 0;
+  #probeAfterMs = FIRST_PROBE_AFTER_MS;
   readonly #waiters = new Set<() => void>();
 
-  /** Whether {@link MAX_OUTLIVED_CALLS} calls outlived their try and have not settled yet. */
-  get full(): boolean {
-    return this.#count >= MAX_OUTLIVED_CALLS;
+  /** Whether a try starting at `now` may call the client (see the class). */
+  mayCall(now: number): boolean {
+    return this.#inARow < MAX_OUTLIVED_CALLS || now - this.#lastOutlivedAt >= this.#probeAfterMs;
   }
 
-  /** Calls `waiter` once {@link full} is no longer true, unless {@link stopWaiting} first. */
+  /** Calls `waiter` once a call that outlived its try settles, unless {@link stopWaiting} first. */
   wait(waiter: () => void): void {
     this.#waiters.add(waiter);
   }
@@ -64,15 +74,27 @@ export class OutlivedCalls {
     this.#waiters.delete(waiter);
   }
 
-  /** `call`'s try ended before the call settled: counted until it does. */
-  add(call: ClientCall): void {
+  /** A call answered within its try: the client works. */
+  answered(): void {
+    this.#inARow = 0;
+    this.#probeAfterMs = FIRST_PROBE_AFTER_MS;
+  }
+
+  /** `call`'s try ended at `now` before the call settled. */
+  add(call: ClientCall, now: number): void {
     if (call.settled) return;
-    this.#count++;
+    // A call made after the wait (a probe) hung too: the next one waits twice as long.
+    if (this.#inARow >= MAX_OUTLIVED_CALLS) {
+      this.#probeAfterMs = Math.min(this.#probeAfterMs * 2, MAX_PROBE_AFTER_MS);
+    }
+    this.#inARow++;
+    this.#lastOutlivedAt = now;
     call.listen(() => this.#settled());
   }
 
+  /** A call that outlived its try settled after all: the client works, slowly; the tries waiting call it. */
   #settled(): void {
-    if (--this.#count >= MAX_OUTLIVED_CALLS) return;
+    this.answered();
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const waiter of waiters) waiter();
@@ -87,8 +109,9 @@ export class OutlivedCalls {
  *
  * A try ends at its timeout (or the stop) even if the client does not hear the abort signal: a
  * stage before the HTTP exchange (a credential provider that hangs) may not. Such a call is counted
- * in `outlived`, the reader's: while a few have not settled, a try calls the client only once one has,
- * within the try's timeout (else the try times out as if its own call had not answered). `onFailedTry`
+ * in `outlived`, the reader's: after a few in a row, none answering since, a try calls the client
+ * only once one settles, within the try's timeout (else the try times out as if its own call
+ * had not answered), but for a try now and then (see {@link OutlivedCalls}). `onFailedTry`
  * hears every try that failed, the retried ones too.
  */
 export async function callWithRetries<T>(
@@ -131,7 +154,7 @@ function tryOnce<T>(
       clock.clearTimeout(timer);
       stopped.removeEventListener('abort', onStop);
       outlived.stopWaiting(start);
-      if (clientCall !== undefined) outlived.add(clientCall);
+      if (clientCall !== undefined) outlived.add(clientCall, clock.now());
     };
     const fail = (error: unknown) => {
       if (ended) return;
@@ -143,6 +166,7 @@ function tryOnce<T>(
     const onAnswer = (ok: boolean, value: unknown) => {
       if (ended) return;
       end();
+      outlived.answered();
       if (ok) resolve(value as T);
       else reject(value);
     };
@@ -167,8 +191,8 @@ function tryOnce<T>(
       false,
     );
     stopped.addEventListener('abort', onStop, { once: true });
-    if (outlived.full) outlived.wait(start);
-    else start();
+    if (outlived.mayCall(clock.now())) start();
+    else outlived.wait(start);
   });
 }
 

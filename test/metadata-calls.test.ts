@@ -1,11 +1,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../src/clock.js';
 import { KinesisProducer } from '../src/index.js';
 import { callWithRetries, MAX_OUTLIVED_CALLS, OutlivedCalls } from '../src/metadata-call.js';
+import { FakeKinesis } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 
 setFlagsFromString('--expose-gc');
@@ -62,7 +63,11 @@ describe('a credential provider stuck for good', () => {
     await vi.runAllTimersAsync();
     await closing;
     // Before: 811 calls an hour, each in memory for good (about 8 MB an hour).
-    expect(unsettled).toEqual({ ListShards: MAX_OUTLIVED_CALLS, DescribeStreamSummary: MAX_OUTLIVED_CALLS });
+    // Three, then a try after 1 min without an answer, after 2 more, after 4 more...: 3 + 5 in an hour.
+    expect(unsettled).toEqual({
+      ListShards: MAX_OUTLIVED_CALLS + 5,
+      DescribeStreamSummary: MAX_OUTLIVED_CALLS + 5,
+    });
     // Each call is still tried and warned about, about once a minute (48 times each, before and after).
     const told = (call: string) => warnings.filter((w) => w.startsWith(call)).length;
     expect(told('ListShards')).toBeGreaterThan(40);
@@ -117,7 +122,7 @@ describe('callWithRetries after calls outlived their try', () => {
     expect(calls).toBe(2);
   });
 
-  it(`stops calling the client while ${MAX_OUTLIVED_CALLS} calls that outlived their try are unsettled, and calls it once one settles`, async () => {
+  it(`stops calling the client after ${MAX_OUTLIVED_CALLS} calls in a row outlived their try, and calls it once one settles`, async () => {
     vi.useFakeTimers();
     const calls: ((value: string) => void)[] = [];
     // Deaf to the abort: each call answers only when the test says.
@@ -141,6 +146,25 @@ describe('callWithRetries after calls outlived their try', () => {
     await expect(answer).resolves.toBe('answer');
   });
 
+  it('calls the client again after hangs far apart, each followed by an answer', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    // Calls 1, 3 and 5 hang for good; every other one answers at once.
+    const call = () =>
+      ++calls % 2 === 1 && calls <= 5 ? new Promise<string>(() => {}) : Promise.resolve('answer');
+    const outlived = new OutlivedCalls();
+    const results: string[] = [];
+    // Loads a minute apart, as a ShardMap's, each meeting at most one hang.
+    for (let load = 0; load < 5; load++) {
+      callWithRetries(call, source(), outlived, 4).then(
+        (value) => results.push(value),
+        (error: unknown) => results.push(String(error)),
+      );
+      await vi.advanceTimersByTimeAsync(60_000);
+    }
+    expect(results).toEqual(['answer', 'answer', 'answer', 'answer', 'answer']);
+  });
+
   it('keeps the count per reader: another reader calls the client', async () => {
     vi.useFakeTimers();
     let calls = 0;
@@ -153,10 +177,43 @@ describe('callWithRetries after calls outlived their try', () => {
     answer.catch(() => {});
     await vi.advanceTimersByTimeAsync(60_000);
     await expect(answer).rejects.toThrow('the call did not answer within 1000 ms (requestTimeoutMs)');
-    expect([calls, outlived.full]).toEqual([MAX_OUTLIVED_CALLS, true]);
+    expect([calls, outlived.mayCall(Date.now())]).toEqual([MAX_OUTLIVED_CALLS, false]);
     void callWithRetries(call, source(), outlived, 0).catch(() => {});
     void callWithRetries(call, source(), new OutlivedCalls(), 0).catch(() => {});
     await vi.advanceTimersByTimeAsync(2_000);
     expect(calls).toBe(MAX_OUTLIVED_CALLS + 1);
+  });
+});
+
+describe('a producer whose first calls of DescribeStreamSummary hang, deaf to their abort', () => {
+  it('reads the summary once a later call answers, and writes a record over 1 MiB the stream allows', async () => {
+    vi.useFakeTimers();
+    const fake = new FakeKinesis(1);
+    fake.summary = { MaxRecordSizeInKiB: 2048 };
+    const client = fake.client;
+    const send = client.send.bind(client);
+    let describes = 0;
+    client.send = ((command: object, options: never) => {
+      if (command instanceof DescribeStreamSummaryCommand && ++describes <= MAX_OUTLIVED_CALLS) {
+        return new Promise(() => {});
+      }
+      return send(command as never, options);
+    }) as never;
+    const producer = new KinesisProducer({
+      streamName: 's',
+      client,
+      logger: quiet,
+      requestTimeoutMs: 1_000,
+      recordTtlMs: 600_000,
+    });
+    const outcome = producer.put({ partitionKey: 'k', data: new Uint8Array(1_500_000) });
+    // Held until the summary says the stream takes it: a try calls the client a minute after the
+    // third call that hung.
+    await vi.advanceTimersByTimeAsync(90_000);
+    await expect(outcome).resolves.toMatchObject({ aggregated: false });
+    expect(describes).toBe(MAX_OUTLIVED_CALLS + 1);
+    const closing = producer.close();
+    await vi.runAllTimersAsync();
+    await closing;
   });
 });
