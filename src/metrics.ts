@@ -232,6 +232,8 @@ export class StreamMetrics {
    * undefined without a map, when any quiet shard's entry goes.
    */
   open: ReadonlySet<string> | undefined = undefined;
+  /** When quiet shards' entries may next be looked for, as a shard new to these metrics comes. */
+  nextDropAt = Number.NEGATIVE_INFINITY;
   readonly UserRecordsReceived = new Stat();
   readonly RequestTime = new Stat();
   readonly KinesisRecordsPerPutRecordsRequest = new Stat();
@@ -487,7 +489,12 @@ export class ProducerMetrics {
   #shard(label: string, m: StreamMetrics, shardId: string, now: number): ShardMetrics {
     let shard = m.shards.get(shardId);
     if (shard === undefined) {
-      this.#dropClosedShards(label, m, now);
+      // At most once a bucket: without a map, a shard written to a little less than once a window is
+      // new at every record, and looking over every shard each time would cost O(shards) a record.
+      if (now >= m.nextDropAt) {
+        m.nextDropAt = now + BUCKET_MS;
+        this.#dropClosedShards(label, m, now);
+      }
       shard = new ShardMetrics();
       m.shards.set(shardId, shard);
     }

@@ -10,6 +10,7 @@ import {
   type MeterLike,
   type RecordFailedError,
 } from '../src/index.js';
+import { ProducerMetrics, ShardMetrics } from '../src/metrics.js';
 import {
   evenShards,
   FakeKinesis,
@@ -349,6 +350,21 @@ function readMeter(): {
     shutdown: () => provider.shutdown(),
   };
 }
+
+describe('metrics of many shards without a shard map', () => {
+  it('look for quiet shards at most once a bucket, not at every record to a shard new to them', () => {
+    const metrics = new ProducerMetrics(undefined, () => []);
+    const quiet = vi.spyOn(ShardMetrics.prototype, 'quiet');
+    // 2,000 shards, each written to once, one after the other within a second: each is new.
+    for (let i = 0; i < 2_000; i++) metrics.kinesisRecordStored('s', `shard-${i}`, 100, 1_000 + i / 2);
+    // Looking over every shard at each new one: 2 million calls.
+    expect(quiet.mock.calls.length).toBeLessThan(2_000);
+    quiet.mockRestore();
+    expect(Object.keys(metrics.snapshot(1_000, new Map()).streams.s!.shards)).toHaveLength(2_000);
+    // A window later, all quiet: gone.
+    expect(Object.keys(metrics.snapshot(70_000, new Map()).streams.s!.shards)).toHaveLength(0);
+  });
+});
 
 describe('OpenTelemetry', () => {
   it('feeds a real Meter: counters, histograms and gauges with KPL names and dimensions', async () => {
