@@ -185,7 +185,7 @@ export class ResponseHandler {
       (kind === FailureKind.Fatal || failureStreak(record) >= SPLIT_AFTER_FAILURES)
     ) {
       const retryAt = kind === FailureKind.Fatal ? now : now + backoff(attemptCount(record));
-      pipeline.requeue(record.items, record.attempts, now, retryAt, true);
+      pipeline.requeue(record.items, record.attempts, now, retryAt, 'halves');
       return;
     }
     if (kind === FailureKind.Fatal || (throttled && this.#options.failIfThrottled)) {

@@ -97,8 +97,8 @@ const PASSING_CLIENT_ERRORS = new Set(['ExpiredTokenException', 'ResourceInUseEx
 
 /** The headers credentials fill, as Node names them when it refuses one: the key id and the token. */
 const CREDENTIAL_HEADERS = /\["(authorization|x-amz-security-token)"\]/i;
-/** @smithy/node-http-handler's message when its connectionTimeout passes before a connection. */
-const CONNECT_TIMEOUT = /did not establish a connection/;
+/** @smithy/node-http-handler's message when its connectionTimeout passes before a connection (4.x; 2.x and 3.x). */
+const CONNECT_TIMEOUT = /did not establish a connection|timed out without establishing a connection/;
 /** OpenSSL's message for a TLS record that is not one: a plain-HTTP server's answer. */
 const WRONG_TLS_VERSION = /wrong version number/i;
 /** Messages of signature errors caused by clock skew. */

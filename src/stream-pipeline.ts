@@ -38,13 +38,6 @@ const COALESCE_MS = 25;
  */
 const LISTING_LAG_MS = 5_000;
 
-/** Whether the user records of `record` all have the same hash key. */
-function ofOneHashKey(record: OutboundRecord): boolean {
-  const first = record.items[0]!.hashKey;
-  for (const item of record.items) if (item.hashKey !== first) return false;
-  return true;
-}
-
 interface Landed {
   readonly record: OutboundRecord;
   readonly shardId: string;
@@ -811,7 +804,7 @@ export class StreamPipeline {
    * - one whose records all lie in that range has succeeded;
    * - one that landed on a shard no listing made since shows waits for another listing, for a few
    *   seconds (LISTING_LAG_MS): listings may lag the service after a reshard, and it may well be
-   *   read where it is; one of a single hash key, while ListShards fails, has succeeded;
+   *   read where it is; then its records are sent again, each alone under the same map;
    * - one that holds records of other shards is sent again, once the map routes them elsewhere than
    *   it did: a map newer than the one it was built under,
    *   or one in which that shard is not open. While that shard is open in the map it was built
@@ -836,14 +829,7 @@ export class StreamPipeline {
       } else {
         range = map.rangeListedSince(shardId, record.sentAtLoad);
         if (range === undefined) {
-          // ListShards fails, and no listing ever showed that shard. An aggregate of one hash key
-          // (a hot key's) needs none: the service routed it by that key (its first record's), so all
-          // its records belong where it landed. Asked only once a listing fails: a listing that
-          // answers also tells whether the stream now routes records itself (created again as AUTO).
-          if (this.#info.routingKnown && ofOneHashKey(record)) {
-            this.#host.stored(this.stream, record, shardId, landed.sequenceNumber);
-            this.release(record);
-          } else waiting.push(landed);
+          waiting.push(landed);
           continue;
         }
       }
@@ -859,15 +845,27 @@ export class StreamPipeline {
       ) {
         // No listing shows the shard that took it yet: the listings may lag the service (a reshard
         // just made it), and sending it again would write records consumers may already read there.
-        // Another listing is asked for (ListShards rests between loads), for a few seconds: after
-        // that, or once the shard ids were given other keys (the stream was created again), the
-        // shard is taken for one of a stream that is gone.
+        // Another listing is asked for (ListShards rests between loads), for a few seconds.
         waiting.push({ ...landed, listedAfter: map.listAll() });
         continue;
       } else if (record.mapVersion === map.version && map.isOpen(shardId)) {
         waiting.push(landed);
         newerWanted = true;
         continue;
+      } else if (range === undefined) {
+        // Still no listing shows it: the listings lag for longer, or it is a shard of a stream since
+        // deleted (the shard ids were given other keys). Sent again; each record alone while the map
+        // is the one it went by (a single record is read wherever it lands: under a lagging map an
+        // aggregate would land there again, and again).
+        const alone = record.mapVersion >= map.resetVersion;
+        this.#sendAgain(
+          record,
+          shardId,
+          WRONG_SHARD,
+          `Aggregate landed on ${shardId}, which no listing of the stream's shards showed within ${LISTING_LAG_MS / 1000} s (the listings lag, or the stream was deleted and created again): its records are sent again${alone ? ', each alone' : ''}`,
+          now,
+          alone,
+        );
       } else {
         this.#sendAgain(
           record,
@@ -890,7 +888,14 @@ export class StreamPipeline {
    * An aggregate stored on `shardId` that consumers will not read there, or not at all: its attempt
    * is logged as failed with `code`, and its records are routed again, ahead of newer ones.
    */
-  #sendAgain(record: OutboundRecord, shardId: string, code: string, message: string, now: number): void {
+  #sendAgain(
+    record: OutboundRecord,
+    shardId: string,
+    code: string,
+    message: string,
+    now: number,
+    alone = false,
+  ): void {
     const last = record.attempts[record.attempts.length - 1]!;
     this.#host.storedUnread(this.stream, record, shardId, now);
     // Records that failed meanwhile (expired while the aggregate waited) made no attempt here.
@@ -904,7 +909,7 @@ export class StreamPipeline {
       errorCode: code,
       errorMessage: message,
     };
-    this.requeue(record.items, record.attempts, now, now);
+    this.requeue(record.items, record.attempts, now, now, alone ? 'alone' : 'as-is');
   }
 
   #take(buffer: ShardBuffer): OutboundRecord {
@@ -1089,7 +1094,7 @@ export class StreamPipeline {
     attempts: readonly AttemptLog[],
     now: number,
     notBefore: number,
-    split = false,
+    shape: 'as-is' | 'halves' | 'alone' = 'as-is',
   ): void {
     const byBuffer = new Map<ShardBuffer, PendingRecord[]>();
     for (const item of items) {
@@ -1104,7 +1109,7 @@ export class StreamPipeline {
     }
     for (const [buffer, list] of byBuffer) {
       const records: OutboundRecord[] = [];
-      if (!this.aggregating) {
+      if (!this.aggregating || shape === 'alone') {
         for (const item of list) {
           records.push(this.#single(item, buffer, now));
         }
@@ -1118,7 +1123,7 @@ export class StreamPipeline {
           const sealed = this.#build(builder, buffer.shardId, this.shardMap.version, now);
           if (sealed !== undefined) records.push(sealed);
         };
-        const perRecord = split ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
+        const perRecord = shape === 'halves' ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
         for (const item of list) {
           if (builder.count >= perRecord || !builder.tryAdd(item)) {
             sealFresh();

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { deaggregate, type KinesisProducerOptions, MAX_HASH_KEY, partitionKeyHash } from '../src/index.js';
+import {
+  deaggregate,
+  type KinesisProducerOptions,
+  MAX_HASH_KEY,
+  partitionKeyHash,
+  type RecordFailedError,
+} from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
 import { evenShards, FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
 import { liveBytes } from './support/gc.js';
@@ -559,7 +565,7 @@ describe('an aggregate that landed on another shard', () => {
     expect(fake.storedUserRecords().map((u) => u.data)).toEqual(keys);
   });
 
-  it('has succeeded at once when its records all have one hash key, though ListShards is denied from then', async () => {
+  it('waits, while ListShards is denied from then on, and fails Expired saying where it was stored (README)', async () => {
     fake.shards = evenShards(1);
     const p = producer({ recordTtlMs: 10_000 });
     await vi.advanceTimersByTimeAsync(0); // map: one shard
@@ -567,15 +573,58 @@ describe('an aggregate that landed on another shard', () => {
     fake.listShardsError = serviceError('AccessDeniedException', 400);
     fake.closedShards = [fake.shards[0]!];
     fake.shards = evenShards(2, 'child-');
-    const puts = ['1', '2', '3'].map((data) => p.put({ partitionKey: 'same', data }));
-    await vi.advanceTimersByTimeAsync(1_000);
-    // The service routed the aggregate by that key: consumers read every record where it landed.
+    const puts = ['1', '2', '3'].map((data) =>
+      p.put({ partitionKey: 'same', data }).catch((e: unknown) => e),
+    );
+    await vi.advanceTimersByTimeAsync(12_000);
+    // Nothing tells whether consumers read it where it landed (a stream created again as AUTO would
+    // drop it): its records are not said to be written, nor to be unwritten.
     const child = fake.shardFor(partitionKeyHash('same')).id;
-    for (const result of await Promise.all(puts)) {
-      expect(result).toMatchObject({ shardId: child, aggregated: true });
-      expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
+    for (const error of (await Promise.all(puts)) as RecordFailedError[]) {
+      expect(error.code).toBe('Expired');
+      expect(error.message).toContain(`it was stored in ${child}`);
     }
     expect(fake.calls).toHaveLength(1);
+  });
+
+  describe('on a shard that listings do not show for longer than a few seconds', () => {
+    /** A stream of one shard, split; ListShards lists it as it was for `lagMs` after the split. */
+    async function splitListedLate(lagMs: number) {
+      fake.shards = evenShards(1);
+      const parent = fake.shards[0]!;
+      const p = producer({ recordTtlMs: 30_000 });
+      await vi.advanceTimersByTimeAsync(0); // map: one shard
+      fake.closedShards = [parent];
+      fake.shards = evenShards(2, 'child-');
+      fake.laggingListing = [parent];
+      setTimeout(() => {
+        fake.laggingListing = undefined;
+      }, lagMs);
+      // Two keys of the lower child: their aggregate lands there, where consumers read it.
+      const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+        .filter((key) => partitionKeyHash(key) <= fake.shards[0]!.end)
+        .slice(0, 2);
+      const puts = keys.map((key) => p.put({ partitionKey: key, data: key }));
+      await vi.advanceTimersByTimeAsync(40_000);
+      return { keys, results: await Promise.all(puts) };
+    }
+
+    it.each([
+      ['12 s', 12_000],
+      ['for good', 1e9],
+    ])('sends its records again once, each alone, when listings lag %s', async (_, lagMs) => {
+      const { keys, results } = await splitListedLate(lagMs);
+      for (const result of results) {
+        expect(result).toMatchObject({ shardId: 'child-000000000000', aggregated: false });
+        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+        // It does not claim what no listing told.
+        expect(result.attempts[0]!.errorMessage).toBe(
+          "Aggregate landed on child-000000000000, which no listing of the stream's shards showed within 5 s (the listings lag, or the stream was deleted and created again): its records are sent again, each alone",
+        );
+      }
+      // The aggregate's copy, and one each alone: not one every 5 s while listings lag.
+      expect(fake.storedUserRecords().map((u) => u.data)).toEqual([...keys, ...keys]);
+    });
   });
 
   describe('on a shard of a stream then deleted and created again with fewer shards', () => {

@@ -641,27 +641,45 @@ describe('a stream created again as AUTO with the same shards, while the produce
     }).toEqual({ summaryReadAgain: true, codes: ['written'] });
   });
 
-  it('sends alone the records of a hot key, whose aggregate has one hash key', async () => {
-    fake = new FakeKinesis(4);
-    const p = producer();
-    await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
-    let sequence = 0;
-    fake.onPut = (call) => ({
-      Records: call.entries.map((e) => {
-        const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
-        return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
-      }),
-      $metadata: {},
-    });
-    const read = summaries();
-    // Every record of one key in one aggregate: KCL drops it on an AUTO stream all the same.
-    const puts = Array.from({ length: 20 }, (_, i) => p.put({ partitionKey: 'hot', data: `a${i}` }));
-    await vi.advanceTimersByTimeAsync(40_000);
-    const results = await Promise.all(puts);
-    expect(summaries()).toBeGreaterThan(read);
-    expect(results.filter((r) => r.aggregated)).toEqual([]);
-  });
+  it.each([
+    ['', 0],
+    [', also when the next try of ListShards is throttled', 1],
+  ])(
+    'sends alone the records of a hot key, whose aggregate has one hash key%s',
+    async (_, throttledTries) => {
+      fake = new FakeKinesis(4);
+      let throttle = 0;
+      const client = {
+        send: (command: unknown, options?: unknown) => {
+          if (command instanceof ListShardsCommand && throttle > 0) {
+            throttle--;
+            return Promise.reject(serviceError('LimitExceededException', 400, 'Rate exceeded for stream s'));
+          }
+          return fake.client.send(command as never, options as never);
+        },
+        destroy: () => {},
+      } as unknown as KinesisClient;
+      const p = producer({ client });
+      await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
+      fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
+      let sequence = 0;
+      fake.onPut = (call) => ({
+        Records: call.entries.map((e) => {
+          const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
+          return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
+        }),
+        $metadata: {},
+      });
+      const read = summaries();
+      throttle = throttledTries;
+      // Every record of one key in one aggregate: KCL drops it on an AUTO stream all the same.
+      const puts = Array.from({ length: 20 }, (_, i) => p.put({ partitionKey: 'hot', data: `a${i}` }));
+      await vi.advanceTimersByTimeAsync(40_000);
+      const results = await Promise.all(puts);
+      expect(summaries()).toBeGreaterThan(read);
+      expect(results.filter((r) => r.aggregated)).toEqual([]);
+    },
+  );
 });
 
 describe('a stream found gone again while its summary is read again', () => {

@@ -998,6 +998,13 @@ describe('a record whose earlier request may have stored it, told so by every fa
         { name: 'TimeoutError' },
       ),
     ],
+    // The same from @smithy/node-http-handler 2.x and 3.x, in a client of your own.
+    [
+      'ConnectTimeout',
+      Object.assign(new Error('Socket timed out without establishing a connection within 1000 ms'), {
+        name: 'TimeoutError',
+      }),
+    ],
     // Node refuses to open an HTTP/2 stream on a session that received GOAWAY.
     [
       'ERR_HTTP2_GOAWAY_SESSION',
