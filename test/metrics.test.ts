@@ -449,18 +449,25 @@ describe('OpenTelemetry with producers sharing a Meter', () => {
   });
 });
 
+/** A Meter that keeps its batch callbacks the way the OpenTelemetry SDK does, to call them at collection. */
+function batchCallbackMeter() {
+  const callbacks = new Set<
+    (result: { observe(o: object, value: number, attributes?: object): void }) => void
+  >();
+  const instrument = { add() {}, record() {} };
+  const meter: MeterLike = {
+    createCounter: () => instrument,
+    createHistogram: () => instrument,
+    createObservableGauge: () => ({}),
+    addBatchObservableCallback: (callback) => callbacks.add(callback),
+    removeBatchObservableCallback: (callback) => callbacks.delete(callback),
+  };
+  return { meter, callbacks };
+}
+
 describe('OpenTelemetry after close', () => {
   it('stops observing the gauges once the producer is closed', async () => {
-    // A Meter that keeps its batch callbacks the way the OpenTelemetry SDK does, to call them at collection.
-    const callbacks = new Set<(result: { observe(o: object, value: number): void }) => void>();
-    const instrument = { add() {}, record() {} };
-    const meter: MeterLike = {
-      createCounter: () => instrument,
-      createHistogram: () => instrument,
-      createObservableGauge: () => ({}),
-      addBatchObservableCallback: (callback) => callbacks.add(callback),
-      removeBatchObservableCallback: (callback) => callbacks.delete(callback),
-    };
+    const { meter, callbacks } = batchCallbackMeter();
     const observed: number[] = [];
     const collect = () => {
       for (const callback of callbacks) callback({ observe: (_o, value) => observed.push(value) });
@@ -475,17 +482,7 @@ describe('OpenTelemetry after close', () => {
   });
 
   it("keeps nothing of a closed producer's streams in a Meter another producer still uses", async () => {
-    const callbacks = new Set<
-      (result: { observe(o: object, value: number, attributes?: object): void }) => void
-    >();
-    const instrument = { add() {}, record() {} };
-    const meter: MeterLike = {
-      createCounter: () => instrument,
-      createHistogram: () => instrument,
-      createObservableGauge: () => ({}),
-      addBatchObservableCallback: (callback) => callbacks.add(callback),
-      removeBatchObservableCallback: (callback) => callbacks.delete(callback),
-    };
+    const { meter, callbacks } = batchCallbackMeter();
     // The attributes of the gauges' observations, held weakly, by stream.
     let observed = new Map<string, WeakRef<object>>();
     const collect = () => {

@@ -612,22 +612,29 @@ describe('an aggregate that landed elsewhere when the summary read again says AU
   }
 });
 
+/**
+ * The stream, deleted, is created again on demand, AUTO, with the 4 shards CreateStream gives (same
+ * ids, same ranges): the service routes each record itself, here to the shard after the one its key
+ * maps to.
+ */
+function createdAgainAsAutoWithTheSameShards(): void {
+  fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
+  let sequence = 0;
+  fake.onPut = (call) => ({
+    Records: call.entries.map((e) => {
+      const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
+      return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
+    }),
+    $metadata: {},
+  });
+}
+
 describe('a stream created again as AUTO with the same shards, while the producer sent nothing', () => {
   it('reads the summary again when records land where a map just listed does not send them', async () => {
     fake = new FakeKinesis(4);
     const p = producer();
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    // Created again on demand, AUTO, with the 4 shards CreateStream gives (same ids, same ranges):
-    // the service routes each record itself, here to the shard after the one its key maps to.
-    fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
-    let sequence = 0;
-    fake.onPut = (call) => ({
-      Records: call.entries.map((e) => {
-        const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
-        return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
-      }),
-      $metadata: {},
-    });
+    createdAgainAsAutoWithTheSameShards();
     const read = summaries();
     const keys = keysWhere(40, (h) => h < QUARTER);
     const puts = keys.map((key, i) => p.put({ partitionKey: key, data: `a${i}` }).catch((e: unknown) => e));
@@ -661,15 +668,7 @@ describe('a stream created again as AUTO with the same shards, while the produce
       } as unknown as KinesisClient;
       const p = producer({ client });
       await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-      fake.summary = { RecordDistributionStrategy: 'AUTO' } as typeof fake.summary;
-      let sequence = 0;
-      fake.onPut = (call) => ({
-        Records: call.entries.map((e) => {
-          const owner = fake.shards.indexOf(fake.shardFor(BigInt(e.ExplicitHashKey!)));
-          return { ShardId: fake.shards[(owner + 1) % 4]!.id, SequenceNumber: String(++sequence) };
-        }),
-        $metadata: {},
-      });
+      createdAgainAsAutoWithTheSameShards();
       const read = summaries();
       throttle = throttledTries;
       // Every record of one key in one aggregate: KCL drops it on an AUTO stream all the same.
