@@ -105,14 +105,17 @@ export function unansweredCode(attempts: readonly AttemptLog[]): string | undefi
   for (const attempt of attempts) {
     const code = attempt.errorCode;
     if (code === undefined) continue;
-    if (code === MISSING_RESULT || (!attempt.byEntry && (NO_ANSWER.has(code) || serverFault(code))))
-      return code;
+    if (code === MISSING_RESULT || code === UNLISTED_SHARD) return code;
+    if (!attempt.byEntry && (NO_ANSWER.has(code) || serverFault(code))) return code;
   }
   return undefined;
 }
 
 /** What a failure says of an earlier attempt whose request ended without an answer (`code`). */
 export function earlierUnanswered(code: string): string {
+  if (code === UNLISTED_SHARD) {
+    return `an earlier request stored it in an aggregate on a shard no listing showed (${code}), where consumers may read it`;
+  }
   const ended =
     code === MISSING_RESULT
       ? 'was answered without a result for it'
@@ -124,6 +127,12 @@ export function earlierUnanswered(code: string): string {
 
 /** The code of a record a PutRecords answer (a 200) gave no result for. */
 export const MISSING_RESULT = 'MissingResult';
+
+/**
+ * The code of an attempt that stored its aggregate on a shard no listing showed for a few seconds:
+ * sent again, but consumers may read it where it is.
+ */
+export const UNLISTED_SHARD = 'UnlistedShard';
 
 /**
  * @internal The attempt of a request still under way when its records had to settle (`why`: their

@@ -35,7 +35,7 @@ const RETRY_AFTER_FATAL_MS = 60_000;
  */
 export class ShardMap {
   readonly #source: MetadataSource;
-  /** Its calls of ListShards that outlived their try: while one has not settled, no other is made. */
+  /** Its calls of ListShards that outlived their try: after a few in a row, tries wait (see OutlivedCalls). */
   readonly #outlived = new OutlivedCalls();
   readonly #onChange: () => void;
   readonly #onSame: () => void;

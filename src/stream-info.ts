@@ -58,10 +58,7 @@ const RETRY_MAX_MS = 30_000;
  */
 export class StreamSummary {
   readonly #source: MetadataSource;
-  /**
-   * Its calls of DescribeStreamSummary that outlived their try: while one has not settled, no other
-   * is made.
-   */
+  /** Its calls of DescribeStreamSummary that outlived their try: after a few in a row, tries wait (see OutlivedCalls). */
   readonly #outlived = new OutlivedCalls();
   readonly #onRead: (info: StreamInfo) => void;
   #failures = 0;

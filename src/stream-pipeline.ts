@@ -4,7 +4,13 @@ import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from '
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
 import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
-import { type AttemptLog, earlierUnanswered, unansweredAttempt, unansweredCode } from './result.js';
+import {
+  type AttemptLog,
+  earlierUnanswered,
+  UNLISTED_SHARD,
+  unansweredAttempt,
+  unansweredCode,
+} from './result.js';
 import { type Room, RoomShare } from './room.js';
 import type { Settlement } from './settlement.js';
 import { ShardBuffer } from './shard-buffer.js';
@@ -861,7 +867,7 @@ export class StreamPipeline {
         this.#sendAgain(
           record,
           shardId,
-          WRONG_SHARD,
+          UNLISTED_SHARD,
           `Aggregate landed on ${shardId}, which no listing of the stream's shards showed within ${LISTING_LAG_MS / 1000} s (the listings lag, or the stream was deleted and created again): its records are sent again${alone ? ', each alone' : ''}`,
           now,
           alone,
@@ -1414,8 +1420,23 @@ export class StreamPipeline {
       buffer.builder.reset();
       buffer.sendBy = Number.POSITIVE_INFINITY;
       const sealed = this.#ready.delete(buffer) ? buffer.drain() : [];
+      // Records never sent, from sealed ones to the open aggregate's, are aggregated again together
+      // under the new map (records sent again alone, under a map that lagged, among them).
+      let fresh: PendingRecord[] = [];
+      const moveFresh = () => {
+        if (fresh.length === 0) return;
+        let oldest = Number.POSITIVE_INFINITY;
+        for (const item of fresh) if (item.expiresAt < oldest) oldest = item.expiresAt;
+        moving.push({ items: fresh, attempts: [], notBefore: now, oldest });
+        fresh = [];
+      };
       for (const record of sealed) {
         this.#unready(buffer, record);
+        if (record.attempts.length === 0 && record.retryAt <= now) {
+          for (const item of record.items) fresh.push(item);
+          continue;
+        }
+        moveFresh();
         // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
         moving.push({
           items: record.items,
@@ -1424,11 +1445,8 @@ export class StreamPipeline {
           oldest: record.expiresAt,
         });
       }
-      if (items.length > 0) {
-        let oldest = Number.POSITIVE_INFINITY;
-        for (const item of items) if (item.expiresAt < oldest) oldest = item.expiresAt;
-        moving.push({ items, attempts: [], notBefore: now, oldest });
-      }
+      for (const item of items) fresh.push(item);
+      moveFresh();
     }
     // Several old buffers may go to one new queue (a merge; lanes of hash keys folding into a shard's):
     // by age across them all, so that the oldest waits at the head, where expiry looks (a stable sort

@@ -1,3 +1,4 @@
+import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -603,7 +604,7 @@ describe('an aggregate that landed on another shard', () => {
       const { keys, results } = await splitListedLate(lagMs);
       for (const result of results) {
         expect(result).toMatchObject({ shardId: 'child-000000000000', aggregated: false });
-        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['UnlistedShard', 'ok']);
         // It does not claim what no listing told.
         expect(result.attempts[0]!.errorMessage).toBe(
           "Aggregate landed on child-000000000000, which no listing of the stream's shards showed within 5 s (the listings lag, or the stream was deleted and created again): its records are sent again, each alone",
@@ -611,6 +612,73 @@ describe('an aggregate that landed on another shard', () => {
       }
       // The aggregate's copy, and one each alone: not one every 5 s while listings lag.
       expect(fake.storedUserRecords().map((u) => u.data)).toEqual([...keys, ...keys]);
+    });
+  });
+
+  describe('on a shard that listings do not show within the wait, its records then sent again alone', () => {
+    it.each(['expires', 'close() gives up on it'])(
+      'says, when it %s, that an earlier request stored it where consumers may read it',
+      async (end) => {
+        fake.shards = evenShards(1);
+        const parent = fake.shards[0]!;
+        const p = producer({ recordTtlMs: end === 'expires' ? 9_000 : 30_000 });
+        await vi.advanceTimersByTimeAsync(0); // map: one shard
+        fake.closedShards = [parent];
+        fake.shards = evenShards(2, 'child-');
+        fake.laggingListing = [parent];
+        // The aggregate is stored on child 0, which owns both keys; every later request is throttled.
+        fake.onPut = (call) =>
+          call.index === 0
+            ? undefined
+            : { errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') };
+        const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+          .filter((key) => partitionKeyHash(key) <= fake.shards[0]!.end)
+          .slice(0, 2);
+        const puts = keys.map((key) => p.put({ partitionKey: key, data: key }).catch((e: unknown) => e));
+        if (end === 'expires') {
+          await vi.advanceTimersByTimeAsync(12_000);
+        } else {
+          await vi.advanceTimersByTimeAsync(7_000); // sent again alone at about 5 s; in backoff
+          const closing = p.close({ timeoutMs: 100 });
+          await vi.advanceTimersByTimeAsync(1_000);
+          await closing;
+        }
+        for (const error of (await Promise.all(puts)) as RecordFailedError[]) {
+          expect(error.code).toBe(end === 'expires' ? 'Expired' : 'CloseTimeout');
+          expect(error.attempts[0]).toMatchObject({ errorCode: 'UnlistedShard' });
+          expect(error.message).toContain(
+            'an earlier request stored it in an aggregate on a shard no listing showed (UnlistedShard), where consumers may read it',
+          );
+        }
+      },
+    );
+
+    it('with ordering, aggregates its records again once listings catch up: a hot key is written within its TTL', async () => {
+      fake.shards = evenShards(1);
+      const parent = fake.shards[0]!;
+      const client = fake.client;
+      const send = client.send.bind(client);
+      // A round trip of 20 ms: with ordering, a lane sends one Kinesis record per round trip.
+      client.send = (async (command: unknown, options?: unknown) => {
+        if (command instanceof PutRecordsCommand) await new Promise((resolve) => setTimeout(resolve, 20));
+        return send(command as never, options as never);
+      }) as never;
+      const p = producer({ client, ordering: 'per-partition-key' });
+      await vi.advanceTimersByTimeAsync(0); // map: one shard
+      fake.closedShards = [parent];
+      fake.shards = evenShards(2, 'child-');
+      fake.laggingListing = [parent];
+      setTimeout(() => {
+        fake.laggingListing = undefined;
+      }, 12_000);
+      // 3,000 records of a key of the lower child: one aggregate, sent again alone after 5 s.
+      const key = ['a', 'b', 'c', 'd', 'e', 'f'].find((k) => partitionKeyHash(k) <= fake.shards[0]!.end)!;
+      const puts = Array.from({ length: 3_000 }, (_, i) =>
+        p.put({ partitionKey: key, data: `d${String(i).padStart(8, '0')}` }).catch((e: unknown) => e),
+      );
+      await vi.advanceTimersByTimeAsync(40_000);
+      const results = await Promise.all(puts);
+      expect(results.filter((r) => (r as RecordFailedError).code !== undefined)).toEqual([]);
     });
   });
 
@@ -651,7 +719,7 @@ describe('an aggregate that landed on another shard', () => {
       );
       await vi.advanceTimersByTimeAsync(12_000);
       for (const result of await Promise.all(puts)) {
-        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['WrongShard', 'ok']);
+        expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['UnlistedShard', 'ok']);
       }
     });
 
