@@ -44,9 +44,9 @@ const MAX_PROBE_AFTER_MS = 3 * 60 * 60_000;
  * the client: it waits for one of them to settle (see {@link callWithRetries}), except one try after
  * a minute, then after twice as long each time that call outlives its try too (up to 3 hours). A
  * client whose calls never end (a credential provider stuck for good, whose promise the SDK
- * memoizes, so every request awaits it) then holds about 17 calls per reader after a day, 8 more a day after, not one per
- * try: over 800 an hour otherwise, each keeping its command, request and handlers in memory for
- * good. A call that answers (also with an error) ends the wait: the client works, whatever calls
+ * memoizes, so every request awaits it) then holds about 17 calls per reader after a day and 8 more
+ * each day after, not one per try: over 800 an hour otherwise, each keeping its command, request
+ * and handlers in memory for good. A call that answers (also with an error) ends the wait: the client works, whatever calls
  * still hang.
  *
  * The calls it follows reach it when they settle, so it holds nothing else: no reader, and only the
