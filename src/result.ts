@@ -17,7 +17,8 @@ export interface Attempt {
   /**
    * The service's error code (per record or per request), or a network error's code; `Unanswered`
    * for a request that had not answered when the record had to settle (its TTL passed, or close()
-   * gave up): it may still have stored the record.
+   * gave up): it may still have stored the record. For an aggregate the service stored whose records
+   * were sent again: `WrongShard`, `StreamGone`, `UnlistedShard` or `StoredInAutoStream` (README).
    */
   readonly errorCode?: string;
   readonly errorMessage?: string;

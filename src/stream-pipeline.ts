@@ -1405,14 +1405,18 @@ export class StreamPipeline {
    * no lane sends until the requests in flight from the old lanes are answered.
    */
   #reroute(current: (buffer: ShardBuffer) => boolean, now: number): void {
-    // What the buffers routed again held, oldest first within each: sealed records, then the open
-    // aggregate's records.
-    const moving: {
+    // What the buffers routed again held, in each buffer's queue order: sealed records, then the open
+    // aggregate's records. `fresh`: never sent; `order`: the oldest record's expiry, raised to that
+    // of the units before it in its buffer, so that sorting by it keeps each buffer's order.
+    type Unit = {
       items: readonly PendingRecord[];
       attempts: readonly AttemptLog[];
       notBefore: number;
       oldest: number;
-    }[] = [];
+      fresh: boolean;
+      order: number;
+    };
+    const units: Unit[] = [];
     for (const buffer of [...this.#buffers.values()]) {
       if (current(buffer)) continue;
       this.#buffers.delete(buffer.key);
@@ -1420,39 +1424,55 @@ export class StreamPipeline {
       buffer.builder.reset();
       buffer.sendBy = Number.POSITIVE_INFINITY;
       const sealed = this.#ready.delete(buffer) ? buffer.drain() : [];
-      // Records never sent, from sealed ones to the open aggregate's, are aggregated again together
-      // under the new map (records sent again alone, under a map that lagged, among them).
-      let fresh: PendingRecord[] = [];
-      const moveFresh = () => {
-        if (fresh.length === 0) return;
-        let oldest = Number.POSITIVE_INFINITY;
-        for (const item of fresh) if (item.expiresAt < oldest) oldest = item.expiresAt;
-        moving.push({ items: fresh, attempts: [], notBefore: now, oldest });
-        fresh = [];
-      };
+      let order = Number.NEGATIVE_INFINITY;
       for (const record of sealed) {
         this.#unready(buffer, record);
-        if (record.attempts.length === 0 && record.retryAt <= now) {
-          for (const item of record.items) fresh.push(item);
-          continue;
-        }
-        moveFresh();
-        // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
-        moving.push({
+        order = Math.max(order, record.expiresAt);
+        units.push({
           items: record.items,
           attempts: record.attempts,
+          // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
           notBefore: Math.max(now, record.retryAt),
           oldest: record.expiresAt,
+          fresh: record.attempts.length === 0 && record.retryAt <= now,
+          order,
         });
       }
-      for (const item of items) fresh.push(item);
-      moveFresh();
+      if (items.length > 0) {
+        let oldest = Number.POSITIVE_INFINITY;
+        for (const item of items) if (item.expiresAt < oldest) oldest = item.expiresAt;
+        units.push({
+          items,
+          attempts: [],
+          notBefore: now,
+          oldest,
+          fresh: true,
+          order: Math.max(order, oldest),
+        });
+      }
     }
     // Several old buffers may go to one new queue (a merge; lanes of hash keys folding into a shard's):
-    // by age across them all, so that the oldest waits at the head, where expiry looks (a stable sort
-    // keeps each buffer's own order, and with it each key's). requeue() puts records at the head of
-    // their new queues: newest first, so the oldest ends first.
-    moving.sort((a, b) => a.oldest - b.oldest);
+    // by age across them all, so that the oldest waits at the head, where expiry looks; a stable sort
+    // by `order` keeps each buffer's own order, and with it each key's. Then runs of records never
+    // sent are aggregated again together under the new map (records sent alone under a map that
+    // lagged among them). requeue() puts records at the head of their new queues: newest first.
+    units.sort((a, b) => a.order - b.order);
+    // `run`: the records of a run of units never sent, gathered (the same array as `items`).
+    const moving: {
+      items: readonly PendingRecord[];
+      attempts: readonly AttemptLog[];
+      notBefore: number;
+      run: PendingRecord[] | undefined;
+    }[] = [];
+    for (const unit of units) {
+      const run = moving[moving.length - 1]?.run;
+      if (unit.fresh && run !== undefined) {
+        for (const item of unit.items) run.push(item);
+      } else {
+        const gathered = unit.fresh ? [...unit.items] : undefined;
+        moving.push({ ...unit, items: gathered ?? unit.items, run: gathered });
+      }
+    }
     for (let i = moving.length - 1; i >= 0; i--) {
       const { items, attempts, notBefore } = moving[i]!;
       this.requeue(items, attempts, now, notBefore);

@@ -6,6 +6,7 @@ import {
   evenShards,
   FakeKinesis,
   type FakePutCall,
+  type FakeShard,
   failEntriesHolding,
   keysOfHalves,
   keysWhere,
@@ -361,6 +362,83 @@ describe('ordering across a change of lanes', () => {
 });
 
 /** The fake as a client whose PutRecords answer `ms` later: a round trip under fake timers. */
+describe('a lane rerouted while its head waits out a backoff', () => {
+  it("keeps put order for the head record's key, with older records of another key behind it", async () => {
+    vi.spyOn(Math, 'random').mockImplementation(() => 0.9);
+    fake = new FakeKinesis(3);
+    const [s0, s1, s2] = fake.shards as [FakeShard, FakeShard, FakeShard];
+    const [a] = keysWhere(1, (h) => h >= s0.start && h <= s0.end, 'a');
+    const [b] = keysWhere(1, (h) => h >= s1.start && h <= s1.end, 'b');
+    const [d] = keysWhere(1, (h) => h >= s2.start && h <= s2.end, 'd');
+    const p = producer({
+      client: slowPuts(250),
+      ordering: 'per-partition-key',
+      aggregationMaxCount: 5,
+      recordTtlMs: 30_000,
+      retryBaseDelayMs: 4_000,
+      logger: quiet,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    const merged = { id: 'shardId-merged', start: s0.start, end: s1.end };
+    const mid = (merged.start + merged.end) / 2n;
+    const dmid = (s2.start + s2.end) / 2n;
+    const results: string[] = [];
+    const puts: Promise<unknown>[] = [];
+    const put = (key: string, i: number) =>
+      puts.push(
+        p.put({ partitionKey: key, data: `${i}` }).then(
+          () => results.push('ok'),
+          (e: { code: string }) => results.push(`${key}:${i} ${e.code}`),
+        ),
+      );
+    // The aggregate holding a's record 100 is throttled once (its lane's head then waits out a
+    // backoff), and both shards are split at that moment; a's newer records wait behind it.
+    let tripped = false;
+    fake.onPut = (call) => {
+      if (tripped) return undefined;
+      const codes = call.entries.map((e) =>
+        deaggregate({ data: e.Data!, partitionKey: e.PartitionKey! }).some(
+          (u) => u.partitionKey === a && Buffer.from(u.data).toString() === '100',
+        )
+          ? 'ProvisionedThroughputExceededException'
+          : undefined,
+      );
+      if (codes.every((code) => code === undefined)) return undefined;
+      tripped = true;
+      fake.closedShards = [...fake.closedShards, merged, s2];
+      fake.shards = [
+        { id: 'shardId-c1', start: merged.start, end: mid },
+        { id: 'shardId-c2', start: mid + 1n, end: merged.end },
+        { id: 'shardId-d1', start: s2.start, end: dmid },
+        { id: 'shardId-d2', start: dmid + 1n, end: s2.end },
+      ];
+      setTimeout(() => {
+        for (let i = 200; i < 205; i++) put(a!, i);
+      }, 0);
+      return { errorCodes: codes };
+    };
+    for (let i = 0; i < 100; i++) put(a!, i);
+    await vi.advanceTimersByTimeAsync(1_000);
+    for (let i = 0; i < 60; i++) put(b!, i);
+    await vi.advanceTimersByTimeAsync(200);
+    for (let i = 100; i < 130; i++) put(a!, i);
+    await vi.advanceTimersByTimeAsync(300);
+    // Shards 0 and 1 are merged: their lanes move into the merged shard's.
+    fake.closedShards = [s0, s1];
+    fake.shards = [merged, s2];
+    for (let t = 0; t < 100; t++) {
+      put(d!, t);
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    await vi.advanceTimersByTimeAsync(30_000);
+    await Promise.all(puts);
+    expect(tripped).toBe(true);
+    expect(results.filter((r) => r !== 'ok')).toEqual([]);
+    const order = consumerOrder().get(a!)!;
+    expect(order).toEqual([...order].sort((x, y) => x - y));
+  });
+});
+
 function slowPuts(ms: number): KinesisClient {
   const inner = fake.client;
   return {
@@ -444,45 +522,57 @@ describe('shards take turns when a request cannot carry them all', () => {
 });
 
 describe('TTL of records moved to a merged shard', () => {
-  it('fails each record at its own TTL, not once newer records moved ahead of it have gone', async () => {
-    fake = new FakeKinesis(2);
-    const [a, b] = keysOfHalves(); // a on shard 0, b on shard 1
-    const p = producer({
-      client: slowPuts(250),
-      ordering: 'per-partition-key',
-      aggregation: false,
-      recordTtlMs: 3_000,
-      logger: quiet,
-    });
-    await vi.advanceTimersByTimeAsync(0);
-    const start = Date.now();
-    const late: string[] = [];
-    const track = (key: string, i: number) => {
-      const arrived = Date.now();
-      return p.put({ partitionKey: key, data: `${key}${i}` }).then(
-        () => 'ok',
-        (e: { code: string }) => {
-          const after = Date.now() - arrived;
-          if (after > 3_000 + 100)
-            late.push(`${key}${i} (put at ${arrived - start} ms) failed ${e.code} ${after} ms after its put`);
-          return e.code;
-        },
-      );
-    };
-    const puts: Promise<string>[] = [];
-    // Shard 0's lane gets a backlog at 0 ms (one record per 250 ms round trip: 4 a second).
-    for (let i = 0; i < 30; i++) puts.push(track(a, i));
-    await vi.advanceTimersByTimeAsync(1_000);
-    // Shard 1's lane gets one at 1 s.
-    for (let i = 0; i < 30; i++) puts.push(track(b, i));
-    await vi.advanceTimersByTimeAsync(500);
-    // The two shards are merged: the next records land on the new shard, the map is reloaded, and
-    // both lanes' queues move into the merged shard's lane.
-    fake.closedShards = fake.shards;
-    fake.shards = [{ id: 'shardId-merged', start: fake.shards[0]!.start, end: fake.shards[1]!.end }];
-    await vi.advanceTimersByTimeAsync(10_000);
-    await Promise.all(puts);
-    expect(fake.commands.filter((c) => c === 'ListShards').length).toBeGreaterThanOrEqual(2);
-    expect(late).toEqual([]);
-  });
+  it.each([
+    ['records sent alone', { aggregation: false }, 30, 0],
+    // Newer records of the first lane put after the second lane's: aggregated again together, they
+    // must not hold the second lane's older records behind them.
+    ['aggregates of 5, newer records of one lane put after the other', { aggregationMaxCount: 5 }, 100, 30],
+  ] as const)(
+    'fails each record at its own TTL, not once newer records moved ahead of it have gone (%s)',
+    async (_, options, first, later) => {
+      fake = new FakeKinesis(2);
+      const [a, b] = keysOfHalves(); // a on shard 0, b on shard 1
+      const p = producer({
+        client: slowPuts(250),
+        ordering: 'per-partition-key',
+        recordTtlMs: 3_000,
+        logger: quiet,
+        ...options,
+      });
+      await vi.advanceTimersByTimeAsync(0);
+      const start = Date.now();
+      const late: string[] = [];
+      const track = (key: string, i: number) => {
+        const arrived = Date.now();
+        return p.put({ partitionKey: key, data: `${key}${i}` }).then(
+          () => 'ok',
+          (e: { code: string }) => {
+            const after = Date.now() - arrived;
+            if (after > 3_000 + 100)
+              late.push(
+                `${key}${i} (put at ${arrived - start} ms) failed ${e.code} ${after} ms after its put`,
+              );
+            return e.code;
+          },
+        );
+      };
+      const puts: Promise<string>[] = [];
+      // Shard 0's lane gets a backlog at 0 ms (one Kinesis record per 250 ms round trip: 4 a second).
+      for (let i = 0; i < first; i++) puts.push(track(a, i));
+      await vi.advanceTimersByTimeAsync(1_000);
+      // Shard 1's lane gets one at 1 s; shard 0's more at 1.2 s.
+      for (let i = 0; i < 30; i++) puts.push(track(b, i));
+      await vi.advanceTimersByTimeAsync(200);
+      for (let i = first; i < first + later; i++) puts.push(track(a, i));
+      await vi.advanceTimersByTimeAsync(300);
+      // The two shards are merged: the next records land on the new shard, the map is reloaded, and
+      // both lanes' queues move into the merged shard's lane.
+      fake.closedShards = fake.shards;
+      fake.shards = [{ id: 'shardId-merged', start: fake.shards[0]!.start, end: fake.shards[1]!.end }];
+      await vi.advanceTimersByTimeAsync(10_000);
+      await Promise.all(puts);
+      expect(fake.commands.filter((c) => c === 'ListShards').length).toBeGreaterThanOrEqual(2);
+      expect(late).toEqual([]);
+    },
+  );
 });
