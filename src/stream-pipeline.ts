@@ -37,13 +37,13 @@ const storedInAutoStream = (shardId: string) =>
 /** Aggregates due within this much of a request going out go with it (at most a quarter of the buffering time). */
 const COALESCE_MS = 25;
 
-/** An aggregate stored on another shard than predicted, waiting to be decided (see #settleLanded). */
 /**
  * How long after an aggregate landed listings may still not show the shard that took it, taken for
  * listings that lag the service after a reshard, before the shard is taken for one of a stream gone.
  */
 const LISTING_LAG_MS = 5_000;
 
+/** An aggregate stored on another shard than predicted, waiting to be decided (see #settleLanded). */
 interface Landed {
   readonly record: OutboundRecord;
   readonly shardId: string;
@@ -1412,7 +1412,6 @@ export class StreamPipeline {
       items: readonly PendingRecord[];
       attempts: readonly AttemptLog[];
       notBefore: number;
-      oldest: number;
       fresh: boolean;
       order: number;
     };
@@ -1433,7 +1432,6 @@ export class StreamPipeline {
           attempts: record.attempts,
           // With ordering, one waiting out a backoff at its lane's head keeps waiting in its new lane.
           notBefore: Math.max(now, record.retryAt),
-          oldest: record.expiresAt,
           fresh: record.attempts.length === 0 && record.retryAt <= now,
           order,
         });
@@ -1441,14 +1439,7 @@ export class StreamPipeline {
       if (items.length > 0) {
         let oldest = Number.POSITIVE_INFINITY;
         for (const item of items) if (item.expiresAt < oldest) oldest = item.expiresAt;
-        units.push({
-          items,
-          attempts: [],
-          notBefore: now,
-          oldest,
-          fresh: true,
-          order: Math.max(order, oldest),
-        });
+        units.push({ items, attempts: [], notBefore: now, fresh: true, order: Math.max(order, oldest) });
       }
     }
     // Several old buffers may go to one new queue (a merge; lanes of hash keys folding into a shard's):
