@@ -9,7 +9,13 @@ import {
   type RecordFailedError,
 } from '../src/index.js';
 import { decodeAggregatedRecord } from '../src/record-format.js';
-import { evenShards, FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
+import {
+  evenShards,
+  FakeKinesis,
+  keysOfHalves,
+  nextPutLandsOn,
+  serviceError,
+} from './support/fake-kinesis.js';
 import { liveBytes } from './support/gc.js';
 import { producersOn } from './support/producers.js';
 
@@ -349,15 +355,8 @@ describe('a stream that routes records itself (AUTO) while DescribeStreamSummary
   });
 
   it('does not warn when the summary was read: a shard map that lags a reshard catches up', async () => {
-    let n = 0;
     // The first request's aggregates all land on one shard, as if the map were out of date.
-    fake.onPut = (call) =>
-      n++ === 0
-        ? {
-            Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
-            $metadata: {},
-          }
-        : undefined;
+    fake.onPut = nextPutLandsOn('shardId-000000000003');
     expect(await routingWarnings()).toEqual([]);
   });
 });
@@ -540,24 +539,30 @@ describe('an aggregate that landed on another shard', () => {
   });
 
   /**
-   * A stream of one shard, split; ListShards lists it as it was for `lagMs` after the split. Two
-   * records of keys of the lower child are put: their aggregate lands there, where consumers read
-   * it. Their results, 40 s later.
+   * Splits the stream's one shard in two, ListShards listing it as it was for `lagMs` after (for
+   * good without `lagMs`); returns two keys of the lower child, whose aggregate lands there.
    */
-  async function splitListedLate(lagMs: number) {
-    fake.shards = evenShards(1);
+  function splitListedLate(lagMs?: number): string[] {
     const parent = fake.shards[0]!;
-    const p = producer({ recordTtlMs: 30_000 });
-    await vi.advanceTimersByTimeAsync(0); // map: one shard
     fake.closedShards = [parent];
     fake.shards = evenShards(2, 'child-');
     fake.laggingListing = [parent];
-    setTimeout(() => {
-      fake.laggingListing = undefined;
-    }, lagMs);
-    const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
+    if (lagMs !== undefined) {
+      setTimeout(() => {
+        fake.laggingListing = undefined;
+      }, lagMs);
+    }
+    return ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
       .filter((key) => partitionKeyHash(key) <= fake.shards[0]!.end)
       .slice(0, 2);
+  }
+
+  /** The results, 40 s later, of two records put as {@link splitListedLate} splits a one-shard stream. */
+  async function putAsSplitListedLate(lagMs: number) {
+    fake.shards = evenShards(1);
+    const p = producer({ recordTtlMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(0); // map: one shard
+    const keys = splitListedLate(lagMs);
     const puts = keys.map((key) => p.put({ partitionKey: key, data: key }));
     await vi.advanceTimersByTimeAsync(40_000);
     return { keys, results: await Promise.all(puts) };
@@ -565,7 +570,7 @@ describe('an aggregate that landed on another shard', () => {
 
   it('is written once when listings do not show the shard that took it for a moment, and all its records belong there', async () => {
     // Listings lag the split for 1.5 s (eventual consistency).
-    const { keys, results } = await splitListedLate(1_500);
+    const { keys, results } = await putAsSplitListedLate(1_500);
     for (const result of results) {
       expect(result).toMatchObject({ shardId: 'child-000000000000', aggregated: true });
       expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['ok']);
@@ -601,7 +606,7 @@ describe('an aggregate that landed on another shard', () => {
       ['12 s', 12_000],
       ['for good', 1e9],
     ])('sends its records again once, each alone, when listings lag %s', async (_, lagMs) => {
-      const { keys, results } = await splitListedLate(lagMs);
+      const { keys, results } = await putAsSplitListedLate(lagMs);
       for (const result of results) {
         expect(result).toMatchObject({ shardId: 'child-000000000000', aggregated: false });
         expect(result.attempts.map((a) => a.errorCode ?? 'ok')).toEqual(['UnlistedShard', 'ok']);
@@ -620,20 +625,14 @@ describe('an aggregate that landed on another shard', () => {
       'says, when it %s, that an earlier request stored it where consumers may read it',
       async (end) => {
         fake.shards = evenShards(1);
-        const parent = fake.shards[0]!;
         const p = producer({ recordTtlMs: end === 'expires' ? 9_000 : 30_000 });
         await vi.advanceTimersByTimeAsync(0); // map: one shard
-        fake.closedShards = [parent];
-        fake.shards = evenShards(2, 'child-');
-        fake.laggingListing = [parent];
+        const keys = splitListedLate();
         // The aggregate is stored on child 0, which owns both keys; every later request is throttled.
         fake.onPut = (call) =>
           call.index === 0
             ? undefined
             : { errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') };
-        const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']
-          .filter((key) => partitionKeyHash(key) <= fake.shards[0]!.end)
-          .slice(0, 2);
         const puts = keys.map((key) => p.put({ partitionKey: key, data: key }).catch((e: unknown) => e));
         if (end === 'expires') {
           await vi.advanceTimersByTimeAsync(12_000);
@@ -655,7 +654,6 @@ describe('an aggregate that landed on another shard', () => {
 
     it('with ordering, aggregates its records again once listings catch up: a hot key is written within its TTL', async () => {
       fake.shards = evenShards(1);
-      const parent = fake.shards[0]!;
       const client = fake.client;
       const send = client.send.bind(client);
       // A round trip of 20 ms: with ordering, a lane sends one Kinesis record per round trip.
@@ -665,14 +663,8 @@ describe('an aggregate that landed on another shard', () => {
       }) as never;
       const p = producer({ client, ordering: 'per-partition-key' });
       await vi.advanceTimersByTimeAsync(0); // map: one shard
-      fake.closedShards = [parent];
-      fake.shards = evenShards(2, 'child-');
-      fake.laggingListing = [parent];
-      setTimeout(() => {
-        fake.laggingListing = undefined;
-      }, 12_000);
       // 3,000 records of a key of the lower child: one aggregate, sent again alone after 5 s.
-      const key = ['a', 'b', 'c', 'd', 'e', 'f'].find((k) => partitionKeyHash(k) <= fake.shards[0]!.end)!;
+      const [key] = splitListedLate(12_000) as [string];
       const puts = Array.from({ length: 3_000 }, (_, i) =>
         p.put({ partitionKey: key, data: `d${String(i).padStart(8, '0')}` }).catch((e: unknown) => e),
       );

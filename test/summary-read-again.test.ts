@@ -5,7 +5,7 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { partitionKeyHash } from '../src/index.js';
-import { FakeKinesis, keysWhere, serviceError } from './support/fake-kinesis.js';
+import { FakeKinesis, keysWhere, nextPutLandsOn, serviceError } from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 import { track } from './support/track.js';
 
@@ -153,14 +153,7 @@ async function laggingMapWhileSummaryThrottled() {
   const warm = p.put({ partitionKey: 'w', data: 'warm-up' });
   await vi.advanceTimersByTimeAsync(11_000);
   await warm;
-  let n = 0;
-  fake.onPut = (call) =>
-    n++ === 0
-      ? {
-          Records: call.entries.map(() => ({ ShardId: 'shardId-000000000003', SequenceNumber: '1' })),
-          $metadata: {},
-        }
-      : undefined;
+  fake.onPut = nextPutLandsOn('shardId-000000000003');
   fake.describeError = serviceError('LimitExceededException', 400);
   const lagging = Array.from({ length: 20 }, (_, i) =>
     p.put({ partitionKey: `k${i}`, data: `d${i}` }).catch((e: unknown) => e),

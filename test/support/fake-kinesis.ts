@@ -258,6 +258,19 @@ export function failEntriesHolding(partitionKey: string, code: string): (call: F
   });
 }
 
+/**
+ * An `onPut` that has the service store every entry of the next PutRecords call on `shardId`, as if
+ * the producer's shard map were out of date, and answer the calls after it as usual.
+ */
+export function nextPutLandsOn(shardId: string): (call: FakePutCall) => PutAnswer | undefined {
+  let landed = false;
+  return (call) => {
+    if (landed) return undefined;
+    landed = true;
+    return { Records: call.entries.map(() => ({ ShardId: shardId, SequenceNumber: '1' })), $metadata: {} };
+  };
+}
+
 export function serviceError(name: string, status: number, message = `${name} (fake)`): Error {
   return Object.assign(new Error(message), {
     name,
