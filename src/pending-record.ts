@@ -158,6 +158,13 @@ export function attemptsOf(item: PendingRecord, record: OutboundRecord): readonl
   return item.priorAttempts === undefined ? record.attempts : [...item.priorAttempts, ...record.attempts];
 }
 
+/** `item` leaves a Kinesis record that made `attempts`, for a fresh one: they go with it. */
+export function carryAttempts(item: PendingRecord, attempts: readonly AttemptLog[]): void {
+  if (attempts.length > 0)
+    item.priorAttempts =
+      item.priorAttempts === undefined ? [...attempts] : [...item.priorAttempts, ...attempts];
+}
+
 /**
  * How many attempts the records of `record` have made, counting those of earlier Kinesis records
  * they travelled in (before a split, a reshard or an expiry rebuilt it): what backoff grows with.

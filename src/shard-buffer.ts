@@ -32,6 +32,14 @@ export class ShardBuffer {
   #head = 0;
   /** Bytes of the sealed records waiting (partition key + data). */
   queuedBytes = 0;
+  /**
+   * Whether expiries rise from head to tail, so that the head expires first. Not so once a record
+   * went ahead of one that expires before it: a retry put back at the head of a merged shard's queue,
+   * ahead of older records moved there from the other parent. Then until a sweep finds them in order.
+   */
+  #inOrder = true;
+  /** No later than the earliest expiry among the records waiting (read while out of order). */
+  #earliest = Number.POSITIVE_INFINITY;
 
   constructor(key: string, shardId: string | undefined, builder: AggregateBuilder<PendingRecord>) {
     this.key = key;
@@ -51,21 +59,61 @@ export class ShardBuffer {
   }
 
   push(record: OutboundRecord): void {
+    const tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1] : this.#front[0];
+    if (tail !== undefined && record.expiresAt < tail.expiresAt) this.#inOrder = false;
     this.#queue.push(record);
-    this.queuedBytes += record.sizeBytes;
+    this.#added(record);
   }
 
   /** Puts a record back at the head: retries go before newer records of the same shard. */
   pushFront(record: OutboundRecord): void {
+    const head = this.peek();
+    if (head !== undefined && record.expiresAt > head.expiresAt) this.#inOrder = false;
     if (this.#head > 0 && this.#front.length === 0) this.#queue[--this.#head] = record;
     else this.#front.push(record);
+    this.#added(record);
+  }
+
+  #added(record: OutboundRecord): void {
     this.queuedBytes += record.sizeBytes;
+    if (record.expiresAt < this.#earliest) this.#earliest = record.expiresAt;
+  }
+
+  /** When the first of the records waiting expires, or a moment before (infinity if none waits). */
+  get nextExpiry(): number {
+    return this.#inOrder ? (this.peek()?.expiresAt ?? Number.POSITIVE_INFINITY) : this.#earliest;
+  }
+
+  /**
+   * Takes out every record expired by `now`, wherever it waits, and puts in its place what `renew`
+   * returns for it (its records still alive, in fresh Kinesis records): a key's records keep their
+   * order. `renew` must not add to this buffer.
+   */
+  replaceExpired(now: number, renew: (expired: OutboundRecord) => readonly OutboundRecord[]): void {
+    const kept: OutboundRecord[] = [];
+    for (const record of [...this.records()]) {
+      if (record.expiresAt > now) kept.push(record);
+      else for (const fresh of renew(record)) kept.push(fresh);
+    }
+    this.#front = [];
+    this.#queue = [];
+    this.#head = 0;
+    this.queuedBytes = 0;
+    this.#reset();
+    for (const record of kept) this.push(record);
+  }
+
+  /** Nothing waits: in order, with no expiry. */
+  #reset(): void {
+    this.#inOrder = true;
+    this.#earliest = Number.POSITIVE_INFINITY;
   }
 
   shift(): OutboundRecord | undefined {
     if (this.#front.length > 0) {
       const record = this.#front.pop()!;
       this.queuedBytes -= record.sizeBytes;
+      if (this.#front.length === 0 && this.#head === this.#queue.length) this.#reset();
       return record;
     }
     if (this.#head >= this.#queue.length) return undefined;
@@ -75,6 +123,7 @@ export class ShardBuffer {
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
+      if (this.#front.length === 0) this.#reset();
     } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -95,6 +144,7 @@ export class ShardBuffer {
     this.#queue = [];
     this.#head = 0;
     this.queuedBytes = 0;
+    this.#reset();
     return records;
   }
 

@@ -3,7 +3,7 @@ import { describeThrown, ErrorCode, InvalidRecordError } from './errors.js';
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND, ShardLimiter } from './limiter.js';
 import { MinHeap } from './min-heap.js';
 import type { ResolvedOptions } from './options.js';
-import { attemptsOf, OutboundRecord, type PendingRecord } from './pending-record.js';
+import { attemptsOf, carryAttempts, OutboundRecord, type PendingRecord } from './pending-record.js';
 import {
   type AttemptLog,
   earlierUnanswered,
@@ -411,7 +411,7 @@ export class StreamPipeline {
     if (info.final) {
       this.#failTooLarge(item, info, buffer.shardId, attemptsOf(item, record));
     } else {
-      if (record.attempts.length > 0) item.priorAttempts = [...attemptsOf(item, record)];
+      carryAttempts(item, record.attempts);
       this.#gate.push(item);
       this.#host.wakeAt(item.expiresAt);
     }
@@ -434,7 +434,7 @@ export class StreamPipeline {
     if (!this.aggregating) {
       this.#enqueue(
         buffer,
-        this.#single(item, buffer, item.arrivedAt + this.#options.maxBufferedTimeMs),
+        this.#single(item, buffer, this.shardMap.version, item.arrivedAt + this.#options.maxBufferedTimeMs),
         false,
       );
       return;
@@ -455,13 +455,13 @@ export class StreamPipeline {
   }
 
   /** One user record as a Kinesis record of its own (aggregation off), due by `sendBy`. */
-  #single(item: PendingRecord, buffer: ShardBuffer, sendBy: number): OutboundRecord {
+  #single(item: PendingRecord, buffer: ShardBuffer, mapVersion: number, sendBy: number): OutboundRecord {
     const record = {
       partitionKey: item.partitionKey,
       explicitHashKey: this.#host.hashKeyDecimal(item),
       data: toBytes(item.data),
     };
-    return new OutboundRecord([item], record, buffer.shardId, this.shardMap.version, sendBy);
+    return new OutboundRecord([item], record, buffer.shardId, mapVersion, sendBy);
   }
 
   #bufferFor(item: PendingRecord): ShardBuffer {
@@ -592,19 +592,23 @@ export class StreamPipeline {
     if (front) buffer.pushFront(record);
     else buffer.push(record);
     this.#ready.add(buffer);
-    this.#readyCount++;
-    this.#readyBytes += record.sizeBytes;
-    if (this.#isHeld(buffer)) {
-      // Still among the ready ones since the hold began (its head leaving ends the hold): the hold's
-      // end is in `#heldEnds`, where they are counted again, and go if due.
-      this.#heldCount++;
-      this.#heldBytes += record.sizeBytes;
-      return;
-    }
+    // Still among the ready ones since the hold began (its head leaving ends the hold): the hold's end
+    // is in `#heldEnds`, where they are counted again, and go if due.
+    if (this.#countReady(buffer, record)) return;
     if (record.sendBy < this.#minSendBy) this.#minSendBy = record.sendBy;
     if (buffer.queuedBytes >= SHARD_QUEUE_FLUSH_BYTES) this.#urgent = true;
     // A full request is due at once; otherwise when its oldest record's buffering time is up.
     this.#host.wakeAt(this.#full() ? 0 : Math.min(record.sendBy, record.expiresAt));
+  }
+
+  /** Counts `record`, just added to `buffer`'s sealed records; returns whether it is held back. */
+  #countReady(buffer: ShardBuffer, record: OutboundRecord): boolean {
+    this.#readyCount++;
+    this.#readyBytes += record.sizeBytes;
+    if (!this.#isHeld(buffer)) return false;
+    this.#heldCount++;
+    this.#heldBytes += record.sizeBytes;
+    return true;
   }
 
   /** Whether `buffer` was held back at the last count of the ready records. */
@@ -1025,6 +1029,31 @@ export class StreamPipeline {
   }
 
   /**
+   * `expired` waits behind the head of `buffer`: its records past their TTL fail, and the rest are
+   * returned in fresh Kinesis records to take its place, due and held back as it was. Sent again from
+   * the head instead, as #expire does, they would go before older records of their keys.
+   */
+  #renewInPlace(buffer: ShardBuffer, expired: OutboundRecord, now: number): OutboundRecord[] {
+    this.#unready(buffer, expired);
+    const alive: PendingRecord[] = [];
+    for (const item of expired.items) {
+      if (item.settled) continue;
+      if (item.expiresAt <= now) {
+        this.#failExpired(item, expired.predictedShardId, attemptsOf(item, expired));
+      } else {
+        carryAttempts(item, expired.attempts);
+        alive.push(item);
+      }
+    }
+    const fresh = this.#encode(alive, buffer, expired.mapVersion, expired.sendBy, 'as-is');
+    for (const record of fresh) {
+      record.retryAt = expired.retryAt;
+      this.#countReady(buffer, record);
+    }
+    return fresh;
+  }
+
+  /**
    * Fails `item` as expired after `attempts`; `unanswered`, when the request carrying it has not
    * answered, is logged as the last attempt, and the message tells how the last answered one failed.
    */
@@ -1105,39 +1134,14 @@ export class StreamPipeline {
     const byBuffer = new Map<ShardBuffer, PendingRecord[]>();
     for (const item of items) {
       if (item.settled) continue;
-      if (attempts.length > 0)
-        item.priorAttempts =
-          item.priorAttempts === undefined ? [...attempts] : [...item.priorAttempts, ...attempts];
+      carryAttempts(item, attempts);
       const buffer = this.#bufferFor(item);
       const list = byBuffer.get(buffer);
       if (list === undefined) byBuffer.set(buffer, [item]);
       else list.push(item);
     }
     for (const [buffer, list] of byBuffer) {
-      const records: OutboundRecord[] = [];
-      if (!this.aggregating || shape === 'alone') {
-        for (const item of list) {
-          records.push(this.#single(item, buffer, now));
-        }
-      } else {
-        const builder = new AggregateBuilder<PendingRecord>(
-          buffer.builder.maxBytes,
-          buffer.builder.maxCount,
-          (r) => this.#host.hashKeyDecimal(r),
-        );
-        const sealFresh = () => {
-          const sealed = this.#build(builder, buffer.shardId, this.shardMap.version, now);
-          if (sealed !== undefined) records.push(sealed);
-        };
-        const perRecord = shape === 'halves' ? Math.ceil(list.length / 2) : Number.POSITIVE_INFINITY;
-        for (const item of list) {
-          if (builder.count >= perRecord || !builder.tryAdd(item)) {
-            sealFresh();
-            builder.tryAdd(item);
-          }
-        }
-        if (builder.count > 0) sealFresh();
-      }
+      const records = this.#encode(list, buffer, this.shardMap.version, now, shape);
       // Oldest first at the head of the queue, ahead of newer records of the same shard.
       for (let i = records.length - 1; i >= 0; i--) {
         const record = records[i]!;
@@ -1145,6 +1149,42 @@ export class StreamPipeline {
         else this.#enqueue(buffer, record, true);
       }
     }
+  }
+
+  /**
+   * `items`, in order, as Kinesis records for `buffer` under map `mapVersion`, due by `sendBy`: each
+   * alone (aggregation off, or `alone`), in two halves, or in as few aggregates as they fit.
+   */
+  #encode(
+    items: readonly PendingRecord[],
+    buffer: ShardBuffer,
+    mapVersion: number,
+    sendBy: number,
+    shape: 'as-is' | 'halves' | 'alone',
+  ): OutboundRecord[] {
+    const records: OutboundRecord[] = [];
+    if (!this.aggregating || shape === 'alone') {
+      for (const item of items) records.push(this.#single(item, buffer, mapVersion, sendBy));
+      return records;
+    }
+    const builder = new AggregateBuilder<PendingRecord>(
+      buffer.builder.maxBytes,
+      buffer.builder.maxCount,
+      (r) => this.#host.hashKeyDecimal(r),
+    );
+    const sealFresh = () => {
+      const sealed = this.#build(builder, buffer.shardId, mapVersion, sendBy);
+      if (sealed !== undefined) records.push(sealed);
+    };
+    const perRecord = shape === 'halves' ? Math.ceil(items.length / 2) : Number.POSITIVE_INFINITY;
+    for (const item of items) {
+      if (builder.count >= perRecord || !builder.tryAdd(item)) {
+        sealFresh();
+        builder.tryAdd(item);
+      }
+    }
+    if (builder.count > 0) sealFresh();
+    return records;
   }
 
   /** Seals every open aggregate and makes every waiting record due now (for flush and close). */
@@ -1248,7 +1288,8 @@ export class StreamPipeline {
     }
     const waitingTop = this.#waiting.peek();
     if (waitingTop !== undefined) next = Math.min(next, waitingTop.retryAt, waitingTop.expiresAt);
-    // Sealed records past their TTL (checked at the heads, where the oldest wait).
+    // Sealed records past their TTL: at the heads, where the oldest wait, then behind a head that
+    // expires later than some record behind it (see ShardBuffer.nextExpiry).
     let expiredAny = false;
     for (const buffer of this.#ready) {
       for (let head = buffer.peek(); head !== undefined && head.expiresAt <= now; head = buffer.peek()) {
@@ -1256,8 +1297,11 @@ export class StreamPipeline {
         this.#expire(head, now, Math.max(now, head.retryAt));
         expiredAny = true;
       }
-      const head = buffer.peek();
-      if (head !== undefined) next = Math.min(next, head.expiresAt);
+      if (buffer.nextExpiry <= now) {
+        buffer.replaceExpired(now, (expired) => this.#renewInPlace(buffer, expired, now));
+        expiredAny = true;
+      }
+      next = Math.min(next, buffer.nextExpiry);
     }
     if (expiredAny) this.#recomputeReady(now);
     // Aggregates waiting to be decided (see #settleLanded): each record fails at its own TTL, and the

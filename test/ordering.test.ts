@@ -575,4 +575,58 @@ describe('TTL of records moved to a merged shard', () => {
       expect(late).toEqual([]);
     },
   );
+
+  it('fails records at their TTL behind a retry put back at the head, which expires later', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.99); // the longest backoff
+    fake = new FakeKinesis(2);
+    const [a, b] = keysOfHalves(); // a on shard 0, b on shard 1
+    let failedA = false;
+    fake.onPut = (call) => ({
+      errorCodes: call.entries.map((e) => {
+        if (e.PartitionKey !== a || failedA) return undefined;
+        failedA = true;
+        return 'InternalFailure';
+      }),
+    });
+    const p = producer({
+      ordering: 'per-partition-key',
+      aggregation: false,
+      recordTtlMs: 5_000,
+      retryBaseDelayMs: 8_000,
+      retryMaxDelayMs: 8_000,
+      logger: quiet,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    fake.hold();
+    const start = Date.now();
+    const settled = new Map<string, string>();
+    const track = (name: string, key: string) =>
+      p.put({ partitionKey: key, data: name }).then(
+        () => settled.set(name, `ok at ${Date.now() - start}`),
+        (e: { code: string }) => settled.set(name, `${e.code} at ${Date.now() - start}`),
+      );
+    const puts = [track('b0', b)];
+    await vi.advanceTimersByTimeAsync(10);
+    puts.push(track('b1', b), track('b2', b));
+    await vi.advanceTimersByTimeAsync(990);
+    puts.push(track('a1', a));
+    await vi.advanceTimersByTimeAsync(300);
+    // The shards are merged. b0 lands on the merged shard and the new map is loaded: b1 and b2 move
+    // to the merged shard's lane, b1 goes.
+    fake.closedShards = fake.shards;
+    fake.shards = [{ id: 'merged', start: fake.shards[0]!.start, end: fake.shards[1]!.end }];
+    fake.release(1);
+    await vi.advanceTimersByTimeAsync(300);
+    // a1 fails; its shard closed, it goes back to the head of the merged lane, in backoff for 8 s
+    // (past its TTL at 6,000 ms), ahead of b2, put at 10 ms.
+    fake.release();
+    await vi.advanceTimersByTimeAsync(20_000);
+    await Promise.all(puts);
+    expect(Object.fromEntries(settled)).toEqual({
+      b0: 'ok at 1300',
+      b1: 'ok at 1600',
+      b2: 'Expired at 5010',
+      a1: 'Expired at 6000',
+    });
+  });
 });

@@ -4,9 +4,9 @@ import { AggregateBuilder } from '../src/aggregator.js';
 import type { OutboundRecord, PendingRecord } from '../src/pending-record.js';
 import { ShardBuffer } from '../src/shard-buffer.js';
 
-/** Only `sizeBytes` is read by the queue; the name tells records apart in the assertions. */
-function record(name: string, sizeBytes = 10): OutboundRecord {
-  return { name, sizeBytes } as unknown as OutboundRecord;
+/** Only `sizeBytes` and `expiresAt` are read by the queue; the name tells records apart in the assertions. */
+function record(name: string, sizeBytes = 10, expiresAt = 0): OutboundRecord {
+  return { name, sizeBytes, expiresAt } as unknown as OutboundRecord;
 }
 
 function newBuffer(): ShardBuffer {
@@ -58,19 +58,34 @@ describe('ShardBuffer queue', () => {
 
   it('behaves as an array with unshift, push and shift, in any order of operations', () => {
     const op = fc.oneof(
-      { arbitrary: fc.constant({ kind: 'push' as const }), weight: 10 },
-      { arbitrary: fc.constant({ kind: 'pushFront' as const }), weight: 5 },
-      { arbitrary: fc.constant({ kind: 'shift' as const }), weight: 8 },
-      { arbitrary: fc.constant({ kind: 'drain' as const }), weight: 1 },
+      { arbitrary: fc.record({ kind: fc.constant('push' as const), at: fc.nat(100) }), weight: 10 },
+      { arbitrary: fc.record({ kind: fc.constant('pushFront' as const), at: fc.nat(100) }), weight: 5 },
+      { arbitrary: fc.record({ kind: fc.constant('shift' as const), at: fc.constant(0) }), weight: 8 },
+      { arbitrary: fc.record({ kind: fc.constant('drain' as const), at: fc.constant(0) }), weight: 1 },
+      { arbitrary: fc.record({ kind: fc.constant('replaceExpired' as const), at: fc.nat(100) }), weight: 2 },
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 3000 }), (ops) => {
         const buffer = newBuffer();
-        const model: OutboundRecord[] = [];
+        let model: OutboundRecord[] = [];
         let made = 0;
-        for (const { kind } of ops) {
-          if (kind === 'push' || kind === 'pushFront') {
-            const next = record(`r${made}`, (made % 7) + 1);
+        const earliest = () => Math.min(...model.map((r) => r.expiresAt));
+        for (const { kind, at } of ops) {
+          if (kind === 'replaceExpired') {
+            // An expired record gives way to none, or to a fresh one expiring later (its records still
+            // alive): in its place, in the queue as in the model.
+            const renewed = new Map<OutboundRecord, OutboundRecord[]>();
+            buffer.replaceExpired(at, (expired) => {
+              expect(expired.expiresAt).toBeLessThanOrEqual(at);
+              const fresh = made % 3 === 0 ? [] : [record(`r${made}`, 3, at + 1 + (made % 5))];
+              made++;
+              renewed.set(expired, fresh);
+              return fresh;
+            });
+            model = model.flatMap((r) => (r.expiresAt > at ? [r] : renewed.get(r)!));
+            expect(buffer.nextExpiry).toBe(earliest());
+          } else if (kind === 'push' || kind === 'pushFront') {
+            const next = record(`r${made}`, (made % 7) + 1, at);
             made++;
             if (kind === 'push') {
               buffer.push(next);
@@ -85,6 +100,8 @@ describe('ShardBuffer queue', () => {
             expect(buffer.drain()).toEqual(model.splice(0));
           }
           expect(buffer.peek()).toBe(model[0]);
+          // Never later than the earliest expiry among the records waiting.
+          expect(buffer.nextExpiry).toBeLessThanOrEqual(earliest());
           expect(buffer.queued).toBe(model.length);
           expect(buffer.queuedBytes).toBe(model.reduce((sum, r) => sum + r.sizeBytes, 0));
         }
