@@ -16,6 +16,7 @@ import {
   ProducerClosedError,
   RecordFailedError,
 } from './errors.js';
+import { holdAtExit, releaseAtExit, type Unsettled } from './exit-warning.js';
 import { FlushBarrier } from './flush-barrier.js';
 import { decimalOf, hashOf, type KnownPartitionKey, PartitionKeyCache } from './key-cache.js';
 import { SHARD_BYTES_PER_SECOND, SHARD_RECORDS_PER_SECOND } from './limiter.js';
@@ -158,6 +159,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #settlement: Settlement;
   readonly #responses: ResponseHandler;
   readonly #dispatcher: Dispatcher;
+  /** What the warning at exit reads, and whether it is held (see exit-warning.ts). */
+  readonly #atExit: Unsettled;
+  #heldAtExit = false;
   readonly #host: PipelineHost;
   readonly #pipelinesByName = new Map<string, StreamPipeline>();
   readonly #pipelinesByARN = new Map<string, StreamPipeline>();
@@ -214,6 +218,16 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
       this.#dispatcher.pump(),
     );
+    const room = this.#room;
+    this.#atExit = {
+      logger: this.#logger,
+      get records() {
+        return room.records;
+      },
+      get waiting() {
+        return room.waiting;
+      },
+    };
     this.#dispatcher = new Dispatcher(
       new Sender(this.#client, clock, resolved, () => this.#dispatcher.pump()),
       clock,
@@ -783,6 +797,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       callback,
     );
     this.#room.take(partitionKey.bytes + dataBytes, now, share);
+    if (!this.#heldAtExit) {
+      this.#heldAtExit = true;
+      holdAtExit(this.#atExit);
+    }
     this.#metrics.received(pipeline.stream.label, now);
     pipeline.accept(item);
   }
@@ -800,7 +818,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * record taken (the wait of writable() and putAll() for room for their next record, an abort).
    */
   #idleIfNothingPending(): void {
-    if (this.#room.records === 0 && this.#room.waiting === 0) this.#dispatcher.idle();
+    if (this.#room.records !== 0 || this.#room.waiting !== 0) return;
+    this.#dispatcher.idle();
+    if (this.#heldAtExit) {
+      this.#heldAtExit = false;
+      releaseAtExit(this.#atExit);
+    }
   }
 
   /** The error for a record of `bytes` that `share` had no room for: the producer's limits, or the share's. */

@@ -106,4 +106,51 @@ describe('lifecycle', () => {
     expect(told.reduce((sum, n) => sum + n, 0)).toBe(10);
     expect(err).toContain('ResourceNotFoundException');
   });
+
+  describe('process.exit() with records not settled', () => {
+    async function exitWith(mode: string, nodeArgs: string[] = []) {
+      const child = spawn(
+        process.execPath,
+        [...nodeArgs, '--import', 'tsx', 'test/support/exit-unsettled-check.ts', mode],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+      });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(killer);
+      return { code, out, err, pid: child.pid };
+    }
+    const told = 'The process is exiting with 5 record(s) of kinesis-producer not settled';
+
+    it('are told on stderr as a process warning, with the default logger', async () => {
+      const { code, out, err, pid } = await exitWith('default');
+      expect(code).toBe(0);
+      expect(out).toContain('exiting outstanding=5');
+      expect(err).toContain(`(node:${pid}) KinesisProducerError: ${told}`);
+      expect(err).toContain('Await producer.close() before the process exits.');
+    });
+
+    it("are told to the producer's logger", async () => {
+      const { out, err } = await exitWith('logger');
+      expect(out).toContain('exiting outstanding=5');
+      expect(err).toContain(`logger.error {"unsettledRecords":5,"waitingPuts":0} ${told}`);
+      expect(err).not.toContain('KinesisProducerError');
+    });
+
+    it('are not told with --no-warnings and the default logger, nor once close() settled them', async () => {
+      const quiet = await exitWith('default', ['--no-warnings']);
+      expect(quiet.out).toContain('exiting outstanding=5');
+      expect(quiet.err).not.toContain('kinesis-producer not settled');
+      const closed = await exitWith('closed');
+      expect(closed.out).toContain('exiting outstanding=0');
+      expect(closed.err).not.toContain('not settled');
+    });
+  });
 });
