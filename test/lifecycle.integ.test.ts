@@ -10,26 +10,34 @@ const root = resolve(import.meta.dirname, '..');
 const client = testClient();
 afterAll(() => client.destroy());
 
-/** Runs a script and measures how long Node takes to exit after the script's last line ran. */
+/**
+ * Runs a script in a child Node and waits for it to exit (killed after 20 s, so that a Node that does
+ * not exit fails the test rather than hanging it). `exitAfterMs`: how long Node took to exit after the
+ * script printed `done`.
+ */
 async function runUntilExit(
   script: string,
   args: string[] = [],
-): Promise<{ code: number | null; exitAfterMs: number; out: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  nodeArgs: string[] = [],
+): Promise<{ code: number | null; exitAfterMs: number; out: string; err: string; pid: number | undefined }> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
     cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   let doneAt = 0;
   child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
     if (doneAt === 0 && out.includes('done')) doneAt = Date.now();
   });
-  // If Node does not exit on its own, the test fails here instead of hanging.
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(killer);
-  return { code, exitAfterMs: Date.now() - doneAt, out };
+  return { code, exitAfterMs: Date.now() - doneAt, out, err, pid: child.pid };
 }
 
 describe('lifecycle', () => {
@@ -37,12 +45,12 @@ describe('lifecycle', () => {
     'node exits on its own after %s, with every record written',
     async (mode) => {
       const { streamName } = await testStream(client, 2, `exit-${mode}`);
-      const { code, exitAfterMs, out } = await runUntilExit('test/support/exit-check.ts', [
+      const { code, exitAfterMs, out, err } = await runUntilExit('test/support/exit-check.ts', [
         inject('kinesisEndpoint'),
         streamName,
         mode,
       ]);
-      expect(out).toContain(`done ${mode} outstanding=0`);
+      expect(out, err).toContain(`done ${mode} outstanding=0`);
       expect(code).toBe(0);
       // Exiting takes a moment for the child's own teardown, never a timer's worth of waiting.
       expect(exitAfterMs).toBeLessThan(2_000);
@@ -57,45 +65,29 @@ describe('lifecycle', () => {
   it.each(['writable', 'putAll', 'put'] as const)(
     'node exits on its own after %s() waited for room, without close()',
     async (mode) => {
-      const { code, exitAfterMs, out } = await runUntilExit('test/support/idle-writer-exit-check.ts', [mode]);
-      expect(out).toContain(`done ${mode} outstanding=0 stored=30`);
+      const { code, exitAfterMs, out, err } = await runUntilExit('test/support/idle-writer-exit-check.ts', [
+        mode,
+      ]);
+      expect(out, err).toContain(`done ${mode} outstanding=0 stored=30`);
       expect(code).toBe(0);
       expect(exitAfterMs).toBeLessThan(2_000);
     },
   );
 
   it('node exits at once after close() against an endpoint that refuses connections', async () => {
-    const { code, exitAfterMs, out } = await runUntilExit('test/support/refused-exit-check.ts');
-    expect(out).toContain('done refused CloseTimeout');
+    const { code, exitAfterMs, out, err } = await runUntilExit('test/support/refused-exit-check.ts');
+    expect(out, err).toContain('done refused CloseTimeout');
     expect(code).toBe(0);
     // The SDK's connection timer of each refused try (1.9 s here) is not left to run out.
     expect(exitAfterMs).toBeLessThan(1_000);
   });
 
   it('tells every failure nobody heard before Node exits, without close()', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'test/support/unheard-check.ts',
-        inject('kinesisEndpoint'),
-        `no-such-stream-${process.pid}-${Date.now()}`,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(killer);
-    expect(out).toContain('done outstanding=0');
+    const { code, out, err } = await runUntilExit('test/support/unheard-check.ts', [
+      inject('kinesisEndpoint'),
+      `no-such-stream-${process.pid}-${Date.now()}`,
+    ]);
+    expect(out, err).toContain('done outstanding=0');
     expect(code).toBe(0);
     // The first failure is told at once and the other nine are held for the next warning, whose
     // timer does not keep Node running: they are told when the process runs out of work.
@@ -108,25 +100,8 @@ describe('lifecycle', () => {
   });
 
   describe('process.exit() with records not settled', () => {
-    async function exitWith(mode: string, nodeArgs: string[] = []) {
-      const child = spawn(
-        process.execPath,
-        [...nodeArgs, '--import', 'tsx', 'test/support/exit-unsettled-check.ts', mode],
-        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-      });
-      child.stderr.on('data', (chunk: Buffer) => {
-        err += chunk.toString();
-      });
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const [code] = (await once(child, 'exit')) as [number | null];
-      clearTimeout(killer);
-      return { code, out, err, pid: child.pid };
-    }
+    const exitWith = (mode: string, nodeArgs: string[] = []) =>
+      runUntilExit('test/support/exit-unsettled-check.ts', [mode], nodeArgs);
     const told = 'The process is exiting with 5 record(s) of kinesis-producer not settled';
 
     it('are told on stderr as a process warning, with the default logger', async () => {
