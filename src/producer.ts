@@ -5,6 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { MAX_RECORD_BYTES_LIMIT } from './aggregator.js';
 import { createClient, warnIfHttp2ToPlainHttp } from './client.js';
 import { ArrivalClock } from './clock.js';
+import { CredentialRenewal } from './credential-renewal.js';
 import { Dispatcher } from './dispatcher.js';
 import {
   AbortedError,
@@ -215,8 +216,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       this.#settled(item),
     );
     settlements.set(this, this.#settlement);
-    this.#responses = new ResponseHandler(resolved, this.#metrics, this.#settlement, () =>
-      this.#dispatcher.pump(),
+    this.#responses = new ResponseHandler(
+      resolved,
+      this.#metrics,
+      this.#settlement,
+      new CredentialRenewal(this.#client),
+      () => this.#dispatcher.pump(),
     );
     const room = this.#room;
     this.#atExit = {

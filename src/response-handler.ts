@@ -1,4 +1,5 @@
 import type { PutRecordsResultEntry } from '@aws-sdk/client-kinesis';
+import type { CredentialRenewal } from './credential-renewal.js';
 import { describeThrown, ErrorCode } from './errors.js';
 import { thrownByApp } from './listeners.js';
 import type { Logger } from './logger.js';
@@ -26,12 +27,20 @@ export class ResponseHandler {
   readonly #metrics: ProducerMetrics;
   readonly #settlement: Settlement;
   readonly #pump: () => void;
+  readonly #credentials: CredentialRenewal;
 
-  constructor(options: ResolvedOptions, metrics: ProducerMetrics, settlement: Settlement, pump: () => void) {
+  constructor(
+    options: ResolvedOptions,
+    metrics: ProducerMetrics,
+    settlement: Settlement,
+    credentials: CredentialRenewal,
+    pump: () => void,
+  ) {
     this.#options = options;
     this.#logger = options.logger;
     this.#metrics = metrics;
     this.#settlement = settlement;
+    this.#credentials = credentials;
     this.#pump = pump;
   }
 
@@ -112,7 +121,8 @@ export class ResponseHandler {
       this.#afterFailure(pipeline, record, kind, code, message, endedAt, backoff);
     };
     if (!outcome.ok) {
-      const failure = classifyRequestError(outcome.error);
+      let failure = classifyRequestError(outcome.error);
+      if (failure.code === 'ExpiredTokenException') failure = this.#credentials.judge(failure);
       this.#logger.debug(
         { stream: pipeline.stream.label, records: batch.length, code: failure.code, kind: failure.kind },
         'PutRecords request failed',

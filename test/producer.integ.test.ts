@@ -15,6 +15,7 @@ import {
 } from '../src/index.js';
 import { expectEachTryFailedWith } from './support/expired.js';
 import { keysWhere } from './support/fake-kinesis.js';
+import { startFaultFront } from './support/fault-front.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { testClient, testStream } from './support/streams.js';
 
@@ -206,6 +207,37 @@ describe('producer against kinesis-local', () => {
     expect(failed).toMatchObject({ code: 'EPROTO', retryable: false });
     expect((failed as Error).message).toContain('use http:// in the endpoint');
     await producer.close();
+    expect(await consume(streamName)).toEqual([]);
+  });
+
+  it('fails records at the second answer when a session token expired that can never renew (static credentials)', async () => {
+    const { streamName } = await testStream(client, 1, 'expired-token');
+    const front = await startFaultFront({ upstream: inject('kinesisEndpoint') });
+    try {
+      front.script(({ operation }) =>
+        operation === 'PutRecords' ? { request: 'expired-token' } : undefined,
+      );
+      // Given as options, with a session token and no expiration: the SDK never fetches them again.
+      const producer = localProducer(streamName, {
+        endpoint: front.endpoint,
+        credentials: { ...LOCAL_CREDENTIALS, sessionToken: 'expired' },
+        recordTtlMs: 30_000,
+        logger: memoryLogger().logger,
+      });
+      const start = Date.now();
+      const failed = await producer.put({ partitionKey: 'k', data: 'x' }).catch((e: unknown) => e);
+      // After one backoff, not after recordTtlMs (30 s) of retries.
+      expect(Date.now() - start).toBeLessThan(5_000);
+      expect(failed).toMatchObject({ code: 'ExpiredTokenException', retryable: false });
+      expect((failed as RecordFailedError).attempts.map((a) => a.errorCode)).toEqual([
+        'ExpiredTokenException',
+        'ExpiredTokenException',
+      ]);
+      expect((failed as Error).message).toContain("The client's credentials carry no expiration");
+      await producer.close();
+    } finally {
+      await front.close();
+    }
     expect(await consume(streamName)).toEqual([]);
   });
 

@@ -521,6 +521,43 @@ describe('errors that retrying cannot fix fail at once', () => {
   });
 });
 
+describe('ExpiredTokenException', () => {
+  /** The fake as a client whose SDK credential provider resolves `identity`. */
+  const withCredentials = (identity: object) =>
+    Object.assign(fake.client, { config: { credentials: async () => identity } }) as KinesisClient;
+  const keys = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', sessionToken: 'token' };
+
+  it('fails at the next answer once the credentials are known to carry no expiration', async () => {
+    fake.onPut = () => ({ throw: serviceError('ExpiredTokenException', 400) });
+    const p = producer({ client: withCredentials(keys), recordTtlMs: 30_000 });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(2_000);
+    const { error } = await result;
+    expect(error).toMatchObject({ code: 'ExpiredTokenException', retryable: false });
+    expect(error?.message).toContain("The client's credentials carry no expiration");
+    expect(error?.attempts.map((a) => a.errorCode)).toEqual([
+      'ExpiredTokenException',
+      'ExpiredTokenException',
+    ]);
+  });
+
+  it('is retried while the credentials carry an expiration (the SDK fetches them again)', async () => {
+    fake.script.push(
+      { throw: serviceError('ExpiredTokenException', 400) },
+      { throw: serviceError('ExpiredTokenException', 400) },
+    );
+    const expiration = new Date(Date.now() + 3_600_000);
+    const p = producer({ client: withCredentials({ ...keys, expiration }) });
+    const result = outcome(p.put({ partitionKey: 'k', data: 'x' }));
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect((await result).value?.attempts.map((a) => a.errorCode ?? 'ok')).toEqual([
+      'ExpiredTokenException',
+      'ExpiredTokenException',
+      'ok',
+    ]);
+  });
+});
+
 describe('whole-request failures that are retried', () => {
   it.each([
     ['a 500 InternalFailure', { throw: serviceError('InternalFailure', 500) }, 'InternalFailure'],
