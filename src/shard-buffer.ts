@@ -1,4 +1,5 @@
 import type { AggregateBuilder } from './aggregator.js';
+import { Deque } from './deque.js';
 import type { OutboundRecord, PendingRecord } from './pending-record.js';
 
 /**
@@ -22,24 +23,16 @@ export class ShardBuffer {
   heldUntil = 0;
 
   /**
-   * The sealed records: those put back at the head (retries) in `#front`, a stack whose last element
-   * is the oldest record, then the rest in `#queue` from `#head` on. Both ends take a record in O(1):
-   * a throttled request can put hundreds of records back in front of a queue of thousands (records
-   * sent unaggregated), and an array's `unshift` moves the whole queue each time.
+   * The sealed records, oldest first, as runs whose expiries rise: the first run's first record is the
+   * head. Nearly always one run. Another starts where a record goes ahead of one that expires before
+   * it: a retry put back at the head of a merged shard's queue, ahead of older records moved there
+   * from the other parent. Each run's first record is its earliest, so expiry looks at those alone.
+   * Never an empty run, but the one of an empty buffer.
    */
-  #front: OutboundRecord[] = [];
-  #queue: OutboundRecord[] = [];
-  #head = 0;
+  #runs: Deque<OutboundRecord>[] = [new Deque()];
+  #queued = 0;
   /** Bytes of the sealed records waiting (partition key + data). */
   queuedBytes = 0;
-  /**
-   * Whether expiries rise from head to tail, so that the head expires first. Not so once a record
-   * went ahead of one that expires before it: a retry put back at the head of a merged shard's queue,
-   * ahead of older records moved there from the other parent. Then until a sweep finds them in order.
-   */
-  #inOrder = true;
-  /** No later than the earliest expiry among the records waiting (read while out of order). */
-  #earliest = Number.POSITIVE_INFINITY;
 
   constructor(key: string, shardId: string | undefined, builder: AggregateBuilder<PendingRecord>) {
     this.key = key;
@@ -49,102 +42,100 @@ export class ShardBuffer {
 
   /** Sealed records waiting. */
   get queued(): number {
-    return this.#front.length + this.#queue.length - this.#head;
+    return this.#queued;
   }
 
   /** The oldest sealed record, if any. */
   peek(): OutboundRecord | undefined {
-    const front = this.#front;
-    return front.length > 0 ? front[front.length - 1] : this.#queue[this.#head];
+    return this.#runs[0]!.peek();
   }
 
   push(record: OutboundRecord): void {
-    const tail = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1] : this.#front[0];
-    if (tail !== undefined && record.expiresAt < tail.expiresAt) this.#inOrder = false;
-    this.#queue.push(record);
+    const runs = this.#runs;
+    const last = runs[runs.length - 1]!;
+    const tail = last.peekLast();
+    if (tail === undefined || record.expiresAt >= tail.expiresAt) last.push(record);
+    else runs.push(runOf(record));
     this.#added(record);
   }
 
   /** Puts a record back at the head: retries go before newer records of the same shard. */
   pushFront(record: OutboundRecord): void {
-    const head = this.peek();
-    if (head !== undefined && record.expiresAt > head.expiresAt) this.#inOrder = false;
-    if (this.#head > 0 && this.#front.length === 0) this.#queue[--this.#head] = record;
-    else this.#front.push(record);
+    const runs = this.#runs;
+    const head = runs[0]!.peek();
+    if (head === undefined || record.expiresAt <= head.expiresAt) runs[0]!.unshift(record);
+    else runs.unshift(runOf(record));
     this.#added(record);
   }
 
   #added(record: OutboundRecord): void {
+    this.#queued++;
     this.queuedBytes += record.sizeBytes;
-    if (record.expiresAt < this.#earliest) this.#earliest = record.expiresAt;
   }
 
-  /** When the first of the records waiting expires, or a moment before (infinity if none waits). */
+  shift(): OutboundRecord | undefined {
+    const runs = this.#runs;
+    const record = runs[0]!.shift();
+    if (record === undefined) return undefined;
+    if (runs[0]!.length === 0 && runs.length > 1) runs.shift();
+    this.#queued--;
+    this.queuedBytes -= record.sizeBytes;
+    return record;
+  }
+
+  /** When the first of the records waiting expires (infinity if none waits). */
   get nextExpiry(): number {
-    return this.#inOrder ? (this.peek()?.expiresAt ?? Number.POSITIVE_INFINITY) : this.#earliest;
+    const runs = this.#runs;
+    let next = runs[0]!.peek()?.expiresAt ?? Number.POSITIVE_INFINITY;
+    for (let i = 1; i < runs.length; i++) next = Math.min(next, runs[i]!.peek()!.expiresAt);
+    return next;
   }
 
   /**
    * Takes out every record expired by `now`, wherever it waits, and puts in its place what `renew`
-   * returns for it (its records still alive, in fresh Kinesis records): a key's records keep their
-   * order. `renew` must not add to this buffer.
+   * returns for it (its records still alive, in fresh Kinesis records), so that a key's records keep
+   * their order. Looks at the first records of the runs and at those it takes out: not the whole
+   * queue. `renew` must not add to this buffer.
    */
   replaceExpired(now: number, renew: (expired: OutboundRecord) => readonly OutboundRecord[]): void {
-    const kept: OutboundRecord[] = [];
-    for (const record of [...this.records()]) {
-      if (record.expiresAt > now) kept.push(record);
-      else for (const fresh of renew(record)) kept.push(fresh);
+    const runs = this.#runs;
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs[i]!;
+      for (let first = run.peek(); first !== undefined && first.expiresAt <= now; first = run.peek()) {
+        run.shift();
+        this.#queued--;
+        this.queuedBytes -= first.sizeBytes;
+        const fresh = renew(first);
+        // Where it was, oldest first: ahead of the rest of its run, or in runs of their own just
+        // before it when they expire after its next record.
+        let ahead = run;
+        for (let j = fresh.length - 1; j >= 0; j--) {
+          const record = fresh[j]!;
+          const next = ahead.peek();
+          if (next === undefined || record.expiresAt <= next.expiresAt) {
+            ahead.unshift(record);
+          } else {
+            ahead = runOf(record);
+            runs.splice(i++, 0, ahead);
+          }
+          this.#added(record);
+        }
+      }
+      if (run.length === 0 && runs.length > 1) runs.splice(i--, 1);
     }
-    this.#front = [];
-    this.#queue = [];
-    this.#head = 0;
-    this.queuedBytes = 0;
-    this.#reset();
-    for (const record of kept) this.push(record);
-  }
-
-  /** Nothing waits: in order, with no expiry. */
-  #reset(): void {
-    this.#inOrder = true;
-    this.#earliest = Number.POSITIVE_INFINITY;
-  }
-
-  shift(): OutboundRecord | undefined {
-    if (this.#front.length > 0) {
-      const record = this.#front.pop()!;
-      this.queuedBytes -= record.sizeBytes;
-      if (this.#front.length === 0 && this.#head === this.#queue.length) this.#reset();
-      return record;
-    }
-    if (this.#head >= this.#queue.length) return undefined;
-    const record = this.#queue[this.#head]!;
-    this.#queue[this.#head++] = undefined as unknown as OutboundRecord;
-    this.queuedBytes -= record.sizeBytes;
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-      if (this.#front.length === 0) this.#reset();
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-    return record;
   }
 
   /** The sealed records waiting, oldest first (without removing them). */
   *records(): Generator<OutboundRecord> {
-    for (let i = this.#front.length - 1; i >= 0; i--) yield this.#front[i]!;
-    for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
+    for (const run of this.#runs) yield* run;
   }
 
   /** Removes and returns every sealed record, oldest first. */
   drain(): OutboundRecord[] {
-    const records = this.#front.reverse().concat(this.#queue.slice(this.#head));
-    this.#front = [];
-    this.#queue = [];
-    this.#head = 0;
+    const records = this.#runs.length === 1 ? this.#runs[0]!.drain() : [...this.records()];
+    this.#runs = [new Deque()];
+    this.#queued = 0;
     this.queuedBytes = 0;
-    this.#reset();
     return records;
   }
 
@@ -152,4 +143,10 @@ export class ShardBuffer {
   get empty(): boolean {
     return this.builder.count === 0 && this.queued === 0;
   }
+}
+
+function runOf(record: OutboundRecord): Deque<OutboundRecord> {
+  const run = new Deque<OutboundRecord>();
+  run.push(record);
+  return run;
 }
