@@ -106,8 +106,9 @@ export class ShardBuffer {
         this.#queued--;
         this.queuedBytes -= first.sizeBytes;
         const fresh = renew(first);
-        // Where it was, oldest first: ahead of the rest of its run, or in runs of their own just
-        // before it when they expire after its next record.
+        // Where it was, oldest first. Placed last first, each before the one after it: at the front
+        // of that one's run, or (when it expires later) in a run of its own inserted at `at`.
+        const at = i;
         let ahead = run;
         for (let j = fresh.length - 1; j >= 0; j--) {
           const record = fresh[j]!;
@@ -116,7 +117,8 @@ export class ShardBuffer {
             ahead.unshift(record);
           } else {
             ahead = runOf(record);
-            runs.splice(i++, 0, ahead);
+            runs.splice(at, 0, ahead);
+            i++;
           }
           this.#added(record);
         }
