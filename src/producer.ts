@@ -167,6 +167,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
   readonly #pipelinesByName = new Map<string, StreamPipeline>();
   readonly #pipelinesByARN = new Map<string, StreamPipeline>();
   readonly #pipelineList: StreamPipeline[] = [];
+  /** The pipeline `#prepare` just created for the record it measured (a stream new to the producer). */
+  #created: StreamPipeline | undefined;
   /** Pipelines to flush once the waiters admitted in this turn are in (see #flushSoon). */
   readonly #toFlush = new Set<StreamPipeline>();
   readonly #defaultPipeline: StreamPipeline | undefined;
@@ -258,7 +260,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const { streamName, streamARN } = resolved;
     this.#defaultPipeline =
       streamName !== undefined || streamARN !== undefined
-        ? this.#createPipeline(streamName, streamARN)
+        ? this.#createPipeline(streamName, streamARN, true)
         : undefined;
   }
 
@@ -322,9 +324,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     }
     if (this.#options.onFull === 'reject') {
       this.#room.owe(share);
-      return Promise.reject(this.#fullError(bytes, share));
+      const full = this.#fullError(bytes, share);
+      this.#dropIfCreated(pipeline);
+      return Promise.reject(full);
     }
-    if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+    if (signal?.aborted) {
+      this.#dropIfCreated(pipeline);
+      return Promise.reject(new AbortedError(signal.reason));
+    }
     try {
       this.#waitForRoom(
         record,
@@ -449,7 +456,10 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       onTaken?.();
       return roomForNext();
     }
-    if (signal?.aborted) return Promise.reject(new AbortedError(signal.reason));
+    if (signal?.aborted) {
+      this.#dropIfCreated(pipeline);
+      return Promise.reject(new AbortedError(signal.reason));
+    }
     return new Promise<void>((resolve, reject) => {
       const settler = { resolve: undefined, reject: undefined, callback };
       this.#waitForRoom(
@@ -525,7 +535,9 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const share = pipeline.shareFor(this.#hashKey);
     if (!this.#room.hasRoomFor(bytes, share, now)) {
       this.#room.owe(share);
-      throw this.#fullError(bytes, share);
+      const full = this.#fullError(bytes, share);
+      this.#dropIfCreated(pipeline);
+      throw full;
     }
     this.#takeMeasured(record, pipeline, share, undefined, undefined, callback, now);
     // True promises that the next send of a record this size (for the same shard) is taken.
@@ -709,7 +721,18 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     );
     // Again: a getter of the record may have called close(), whose flush would not wait for it.
     if (this.#closing) throw new ProducerClosedError();
-    pipeline ??= this.#createPipeline(streamName, streamARN);
+    this.#created = undefined;
+    if (pipeline === undefined) {
+      // Looked up again: a getter read by validation may have sent a record for this stream already.
+      pipeline =
+        streamARN === undefined
+          ? this.#pipelinesByName.get(streamName!)
+          : this.#pipelinesByARN.get(streamARN);
+      if (pipeline === undefined) {
+        pipeline = this.#createPipeline(streamName, streamARN, false);
+        this.#created = pipeline;
+      }
+    }
     // From here the key is the one validation read (a getter may have answered differently).
     const key = facts.partitionKey;
     const partitionKey =
@@ -885,7 +908,11 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
    * The pipeline of a stream new to the producer (the options' own, or one a valid record names),
    * with its summary and shard map requested.
    */
-  #createPipeline(streamName: string | undefined, streamARN: string | undefined): StreamPipeline {
+  #createPipeline(
+    streamName: string | undefined,
+    streamARN: string | undefined,
+    readNow: boolean,
+  ): StreamPipeline {
     const byName = streamARN === undefined;
     const key = (byName ? streamName : streamARN)!;
     const ref = streamRef(streamName, streamARN);
@@ -935,9 +962,33 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     (byName ? this.#pipelinesByName : this.#pipelinesByARN).set(key, pipeline);
     this.#pipelineList.push(pipeline);
     this.#updateCapacity();
-    shardMap.refresh();
-    summary.read();
+    const read = () => {
+      shardMap.refresh();
+      summary.read();
+    };
+    // A record's stream is read a moment later: the record may yet be refused for room, and then
+    // leaves no stream behind (see #dropIfCreated).
+    if (readNow) read();
+    else
+      queueMicrotask(
+        () => (byName ? this.#pipelinesByName : this.#pipelinesByARN).get(key) === pipeline && read(),
+      );
     return pipeline;
+  }
+
+  /**
+   * A record refused at the call (no room, or its signal already aborted) leaves no stream behind: the
+   * pipeline `#prepare` created for it goes, its metadata calls end, and its shards leave the room.
+   */
+  #dropIfCreated(pipeline: StreamPipeline): void {
+    if (this.#created !== pipeline) return;
+    this.#created = undefined;
+    const { streamName, streamARN } = pipeline.stream;
+    if (streamARN === undefined) this.#pipelinesByName.delete(streamName!);
+    else this.#pipelinesByARN.delete(streamARN);
+    this.#pipelineList.splice(this.#pipelineList.indexOf(pipeline), 1);
+    pipeline.close();
+    this.#updateCapacity();
   }
 
   /**

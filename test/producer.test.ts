@@ -2,6 +2,7 @@ import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kin
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  AbortedError,
   BufferFullError,
   deaggregate,
   InvalidOptionError,
@@ -771,6 +772,73 @@ describe('streams', () => {
     expect(taken).toBeGreaterThan(50);
     expect(taken).toBe(fill(baseline));
     fake.release();
+  });
+
+  it('a record refused for room, or for its aborted signal, naming a stream new to the producer starts no calls and takes no room', async () => {
+    const options = { aggregation: false, maxOutstandingRecords: 100, logger: quietLogger };
+    const p = producer(options);
+    const rejecting = producer({ ...options, onFull: 'reject' as const });
+    const baseline = producer(options);
+    await vi.advanceTimersByTimeAsync(10);
+    fake.hold();
+    const fill = (target: KinesisProducer, prefix: string) => {
+      let taken = 0;
+      for (let i = 0; i < 1000; i++) {
+        try {
+          target.send({ partitionKey: `${prefix}${i}`, data: 'x' });
+          taken++;
+        } catch (error) {
+          expect(error).toBeInstanceOf(BufferFullError);
+        }
+      }
+      return taken;
+    };
+    expect([fill(p, 'a'), fill(rejecting, 'a'), fill(baseline, 'a')]).toEqual([100, 100, 100]);
+    const before = fake.commands.length;
+    const aborted = AbortSignal.abort();
+    for (const streamName of ['tenant-1', 'tenant-2']) {
+      expect(() => p.send({ streamName, partitionKey: 'k', data: 'x' })).toThrow(BufferFullError);
+      await expect(rejecting.put({ streamName, partitionKey: 'k', data: 'x' })).rejects.toThrow(
+        BufferFullError,
+      );
+      await expect(p.put({ streamName, partitionKey: 'k', data: 'x' }, { signal: aborted })).rejects.toThrow(
+        AbortedError,
+      );
+      await expect(
+        p.putAll([{ streamName, partitionKey: 'k', data: 'x' }], { signal: aborted }),
+      ).rejects.toThrow(AbortedError);
+    }
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fake.commands.slice(before).filter((c) => c !== 'PutRecords')).toEqual([]);
+    fake.release();
+    await vi.advanceTimersByTimeAsync(1_000);
+    // The default stream's shards keep their parts of the producer, as beside a producer that never
+    // saw those records.
+    fake.hold();
+    expect([fill(p, 'b'), fill(rejecting, 'b'), fill(baseline, 'b')]).toEqual([100, 100, 100]);
+    expect(Object.keys(p.metrics().streams)).toEqual(['test']);
+    fake.release();
+  });
+
+  it('a record whose getter sends to the same new stream: one pipeline, counted whole', async () => {
+    const p = producer({ maxBufferedTimeMs: 5_000, logger: quietLogger });
+    let inner: Promise<unknown> | undefined;
+    const record = {
+      partitionKey: 'k',
+      streamName: 'fresh',
+      get data() {
+        inner ??= p.put({ partitionKey: 'k2', data: 'from the getter', streamName: 'fresh' });
+        return 'outer';
+      },
+    };
+    const outer = p.put(record);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(p.outstandingRecords).toBe(2);
+    expect(p.metrics().streams.fresh!.UserRecordsPending).toBe(2);
+    expect(fake.commands.filter((c) => c === 'DescribeStreamSummary')).toHaveLength(2); // 'test' and 'fresh'
+    const flushed = p.flush();
+    await vi.advanceTimersByTimeAsync(100);
+    await Promise.all([outer, inner, flushed]);
   });
 
   it('refuses a record naming a stream in a shape the Kinesis API does not take, at the call, alone', async () => {
