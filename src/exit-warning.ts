@@ -45,7 +45,8 @@ export function releaseAtExit(producer: Unsettled): void {
 /**
  * Logs as the process exits. The default logger raises process warnings, which Node prints a tick
  * later, and no tick comes after `'exit'`: its message is written to stderr now, as Node prints a
- * warning (and not with `--no-warnings`).
+ * warning, unless Node would not print it (`--no-warnings`, `NODE_NO_WARNINGS=1`,
+ * `--disable-warning=KinesisProducerError`).
  */
 function logAtExit(logger: Logger, context: object, message: string): void {
   logger.error(context, message);
@@ -58,6 +59,13 @@ function logAtExit(logger: Logger, context: object, message: string): void {
 }
 
 function warningsOff(): boolean {
-  const flag = (args: readonly string[]) => args.includes('--no-warnings');
-  return flag(process.execArgv) || flag((process.env.NODE_OPTIONS ?? '').split(/\s+/));
+  if (process.env.NODE_NO_WARNINGS === '1') return true;
+  const off = (args: readonly string[]) =>
+    args.some(
+      (arg, i) =>
+        arg === '--no-warnings' ||
+        arg === '--disable-warning=KinesisProducerError' ||
+        (arg === '--disable-warning' && args[i + 1] === 'KinesisProducerError'),
+    );
+  return off(process.execArgv) || off((process.env.NODE_OPTIONS ?? '').split(/\s+/));
 }

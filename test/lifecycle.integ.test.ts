@@ -19,10 +19,12 @@ async function runUntilExit(
   script: string,
   args: string[] = [],
   nodeArgs: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<{ code: number | null; exitAfterMs: number; out: string; err: string; pid: number | undefined }> {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   let err = '';
@@ -100,8 +102,8 @@ describe('lifecycle', () => {
   });
 
   describe('process.exit() with records not settled', () => {
-    const exitWith = (mode: string, nodeArgs: string[] = []) =>
-      runUntilExit('test/support/exit-unsettled-check.ts', [mode], nodeArgs);
+    const exitWith = (mode: string, nodeArgs: string[] = [], env: Record<string, string> = {}) =>
+      runUntilExit('test/support/exit-unsettled-check.ts', [mode], nodeArgs, env);
     const told = 'The process is exiting with 5 record(s) of kinesis-producer not settled';
 
     it('are told on stderr as a process warning, with the default logger', async () => {
@@ -119,10 +121,16 @@ describe('lifecycle', () => {
       expect(err).not.toContain('KinesisProducerError');
     });
 
-    it('are not told with --no-warnings and the default logger, nor once close() settled them', async () => {
-      const quiet = await exitWith('default', ['--no-warnings']);
-      expect(quiet.out).toContain('exiting outstanding=5');
-      expect(quiet.err).not.toContain('kinesis-producer not settled');
+    it('are not told where Node prints no warning, with the default logger, nor once close() settled them', async () => {
+      for (const [nodeArgs, env] of [
+        [['--no-warnings'], {}],
+        [['--disable-warning=KinesisProducerError'], {}],
+        [[], { NODE_NO_WARNINGS: '1' }],
+      ] as const) {
+        const quiet = await exitWith('default', [...nodeArgs], env);
+        expect(quiet.out).toContain('exiting outstanding=5');
+        expect(quiet.err, `${nodeArgs} ${JSON.stringify(env)}`).not.toContain('kinesis-producer not settled');
+      }
       const closed = await exitWith('closed');
       expect(closed.out).toContain('exiting outstanding=0');
       expect(closed.err).not.toContain('not settled');
