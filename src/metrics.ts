@@ -464,6 +464,8 @@ export interface WrittenFigures {
 /** @internal Records the producer's events into per-stream metrics and, if given, an OpenTelemetry Meter. */
 export class ProducerMetrics {
   readonly #streams = new Map<string, StreamMetrics>();
+  /** The open shards of streams no record has been put to yet: they get an entry with the first. */
+  readonly #openBeforeUse = new Map<string, ReadonlySet<string>>();
   readonly #otel: OtelInstruments | undefined;
   #lastLabel: string | undefined;
   #lastMetrics: StreamMetrics | undefined;
@@ -507,6 +509,8 @@ export class ProducerMetrics {
     let metrics = this.#streams.get(label);
     if (metrics === undefined) {
       metrics = new StreamMetrics();
+      metrics.open = this.#openBeforeUse.get(label);
+      this.#openBeforeUse.delete(label);
       this.#streams.set(label, metrics);
     }
     this.#lastLabel = label;
@@ -645,7 +649,12 @@ export class ProducerMetrics {
    * the producer cannot tell closed shards from open ones: any shard's entry goes after a quiet window.
    */
   openShards(stream: string, open: ReadonlySet<string>, now: number): void {
-    const metrics = this.stream(stream);
+    const metrics = this.#streams.get(stream);
+    if (metrics === undefined) {
+      // No entry until a record comes: `metrics().streams` lists the streams the producer used.
+      this.#openBeforeUse.set(stream, open);
+      return;
+    }
     metrics.open = open;
     this.#dropClosedShards(stream, metrics, now);
   }

@@ -609,4 +609,19 @@ describe('metrics().streams keyed by stream names the Kinesis API accepts', () =
     const p = producer({ streamName: 'orders' });
     expect(p.metrics().streams.constructor).toBeUndefined();
   });
+
+  it('has no entry for a stream that got no record yet once its shard map is read; the first record brings it, shards known', async () => {
+    vi.useFakeTimers();
+    fake = new FakeKinesis(2);
+    const p = producer({ streamName: 'orders' });
+    await vi.advanceTimersByTimeAsync(50);
+    expect(fake.commands).toContain('ListShards');
+    expect(p.metrics().streams.orders).toBeUndefined();
+    const put = p.put({ partitionKey: 'k', data: 'x' });
+    await vi.advanceTimersByTimeAsync(200);
+    const { shardId } = await put;
+    const orders = p.metrics().streams.orders!;
+    expect(orders.UserRecordsPut.total.sum).toBe(1);
+    expect(Object.keys(orders.shards)).toEqual([shardId]);
+  });
 });
