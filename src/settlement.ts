@@ -78,6 +78,10 @@ export class Settlement {
   /** Whether each failure's caller was answered (a promise or a callback): if not, nobody may hear it. */
   #failuresAnswered: boolean[] = [];
   #flushScheduled = false;
+  /** Counts outbox microtasks: only the last one queued empties the outbox. */
+  #outboxTurn = 0;
+  /** A put has been rejected since the outbox was last emptied. */
+  #putRejected = false;
 
   constructor(
     events: FailureEvents,
@@ -238,8 +242,15 @@ export class Settlement {
    */
   deliver(settler: Settler, error: RecordFailedError): void {
     const { reject, callback } = settler;
-    if (reject !== undefined) reject(error);
-    else if (callback !== undefined) this.#callBack(callback, error, undefined);
+    if (reject !== undefined) {
+      reject(error);
+      // The outbox goes after the first put's catch, as the README says: one queued before it (by a
+      // callback's record settled first) gives way to one queued now, behind that catch.
+      if (!this.#putRejected) {
+        this.#putRejected = true;
+        this.#flushScheduled = false;
+      }
+    } else if (callback !== undefined) this.#callBack(callback, error, undefined);
     this.#failures.push(error);
     this.#failuresAnswered.push(reject !== undefined || callback !== undefined);
     this.#flushSoon();
@@ -269,11 +280,15 @@ export class Settlement {
   #flushSoon(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(() => this.#flushOutbox());
+    const turn = ++this.#outboxTurn;
+    queueMicrotask(() => {
+      if (turn === this.#outboxTurn) this.#flushOutbox();
+    });
   }
 
   #flushOutbox(): void {
     this.#flushScheduled = false;
+    this.#putRejected = false;
     const callbacks = this.#callbacks;
     const errors = this.#callbackErrors;
     const results = this.#callbackResults;

@@ -543,6 +543,26 @@ describe("who hears a failure is decided when 'recordFailed' goes out", () => {
     // and events keep their place ahead of a flush() that covers them.
     expect(heard).toEqual(['1 heard 1', '1 heard 2']);
   });
+
+  it("tells a listener added in the first failed put's catch also when a send's failure settled just before it", async () => {
+    const { logger, lines } = memoryLogger();
+    const p = producer({ maxBufferedTimeMs: 10_000, aggregation: false, logger });
+    await vi.advanceTimersByTimeAsync(0);
+    // One request, both entries refused for good: the send's first, then the put's.
+    fake.script.push({ errorCodes: ['AccessDeniedException', 'AccessDeniedException'] });
+    const heard: string[] = [];
+    p.send({ partitionKey: 'a', data: 'sent' });
+    const put = p.put({ partitionKey: 'b', data: 'put' }).catch((error: RecordFailedError) => {
+      p.on('recordFailed', (failed) => heard.push(String(failed.record.data)));
+      return error;
+    });
+    await p.flush();
+    expect(await put).toMatchObject({ code: 'AccessDeniedException' });
+    expect(fake.calls[0]!.entries.map((e) => Buffer.from(e.Data!).toString())).toEqual(['sent', 'put']);
+    expect(heard).toEqual(['sent', 'put']);
+    // So the send's failure is heard, and not warned about as heard by nobody.
+    expect(unheardWarnings(lines)).toBe(0);
+  });
 });
 
 describe('flush and close', () => {
