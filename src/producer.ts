@@ -323,7 +323,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       return promise;
     }
     if (this.#options.onFull === 'reject') {
-      this.#room.owe(share);
+      this.#room.owe(share, bytes);
       const full = this.#fullError(bytes, share);
       this.#dropIfCreated(pipeline);
       return Promise.reject(full);
@@ -534,7 +534,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     const now = this.#arrivals.now();
     const share = pipeline.shareFor(this.#hashKey);
     if (!this.#room.hasRoomFor(bytes, share, now)) {
-      this.#room.owe(share);
+      this.#room.owe(share, bytes);
       const full = this.#fullError(bytes, share);
       this.#dropIfCreated(pipeline);
       throw full;
@@ -542,7 +542,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     this.#takeMeasured(record, pipeline, share, undefined, undefined, callback, now);
     // True promises that the next send of a record this size (for the same shard) is taken.
     if (this.#room.hasRoomFor(bytes, share, now)) return true;
-    this.#room.owe(share);
+    this.#room.owe(share, bytes);
     return false;
   }
 

@@ -229,8 +229,11 @@ export class Room {
   #stalled = false;
   readonly #bySignal = new Map<AbortSignal, SignalGroup>();
   #drainOwed = false;
-  /** Shares a send was refused (or told "full") for: 'drain' waits until each has room again. */
-  readonly #owing = new Set<RoomShare>();
+  /**
+   * Shares a send was refused (or told "full") for, with the largest record it was for: 'drain'
+   * waits until each has room again, for such a record too.
+   */
+  readonly #owing = new Map<RoomShare, number>();
   #afterFreeScheduled = false;
   /** What the streams' shards can take in `#horizonMs` (infinite while unknown). */
   #capacityBytes = Number.POSITIVE_INFINITY;
@@ -364,9 +367,9 @@ export class Room {
   }
 
   /** Someone was turned away or told to wait for `share`: 'drain' is owed once it has room. */
-  owe(share: RoomShare): void {
+  owe(share: RoomShare, bytes: number): void {
     this.#drainOwed = true;
-    this.#owing.add(share);
+    this.#owing.set(share, Math.max(bytes, this.#owing.get(share) ?? 0));
   }
 
   /** Counts a record of `bytes` taken into `share` at `now`. */
@@ -390,7 +393,8 @@ export class Room {
     to.bytes += bytes;
     to.ages.addAt(bytes, takenAt);
     // A send refused for `from` was for records that now count in `to`: 'drain' waits for it too.
-    if (this.#owing.has(from)) this.#owing.add(to);
+    const owed = this.#owing.get(from);
+    if (owed !== undefined) this.#owing.set(to, Math.max(owed, this.#owing.get(to) ?? 0));
     if (from.waiting > 0) this.#lookSoon();
   }
 
@@ -436,17 +440,17 @@ export class Room {
   }
 
   /**
-   * Whether every share a send was refused for has nobody waiting, is at most half full, and is not
-   * closed by records held too long (a send in 'drain' would throw; only a record settling lowers
-   * those, and each one brings us back here). Waiters of other shares do not hold 'drain' back: a
-   * send for a share with room passes them.
+   * Whether every share a send was refused for has nobody waiting, is at most half full, takes now
+   * the largest record it was refused for, and is not closed by records held too long (a send in
+   * 'drain' would throw; only a record settling lowers those, and each one brings us back here).
+   * Waiters of other shares do not hold 'drain' back: a send for a share with room passes them.
    */
   #owingHaveRoom(now: number): boolean {
-    for (const share of this.#owing) {
+    for (const [share, bytes] of this.#owing) {
       if (share.waiting > 0) return false;
       if (share.records > this.fairRecords(share) / 2 || share.bytes > this.fairBytes(share) / 2)
         return false;
-      if (this.#closedByStale(share, now)) return false;
+      if (!this.#fits(bytes) || !this.#shareFits(bytes, share, now)) return false;
     }
     return true;
   }

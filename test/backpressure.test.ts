@@ -14,7 +14,7 @@ import {
   type PutResult,
   RecordFailedError,
 } from '../src/index.js';
-import { FakeKinesis, serviceError } from './support/fake-kinesis.js';
+import { FakeKinesis, keysOfHalves, serviceError } from './support/fake-kinesis.js';
 import { memoryLogger } from './support/memory-logger.js';
 import { producersOn } from './support/producers.js';
 import { track } from './support/track.js';
@@ -385,6 +385,35 @@ describe('close', () => {
 });
 
 describe('drain', () => {
+  it("comes once a send of the size refused for that shard is taken, as after a Writable's drain", async () => {
+    fake = new FakeKinesis(2);
+    const [k0, k1] = keysOfHalves();
+    // Aggregated: shard 0's record waits in its open aggregate while shard 1's is sent.
+    const p = producer({ aggregation: true, maxBufferedBytes: 1000, maxBufferedTimeMs: 100 });
+    await vi.advanceTimersByTimeAsync(0); // one share per shard: 500 bytes each past half the producer
+    const start = Date.now();
+    p.send({ partitionKey: k1!, data: 'y'.repeat(298) }); // shard 1: 300 bytes, due at 100 ms
+    await vi.advanceTimersByTimeAsync(50);
+    expect(p.send({ partitionKey: k0!, data: 'x'.repeat(238) })).toBe(true); // shard 0: 240 bytes, due at 150 ms
+    const next = { partitionKey: k0!, data: 'z'.repeat(298) }; // 300 bytes: 540 of shard 0's 500
+    expect(() => p.send(next)).toThrow(BufferFullError);
+    const inDrain: string[] = [];
+    p.on('drain', () => {
+      try {
+        p.send(next);
+        inDrain.push(`taken at ${Date.now()}`);
+      } catch (error) {
+        inDrain.push((error as Error).name);
+      }
+    });
+    // At 100 ms shard 1's record is written: shard 0 is under half its part, but 240 + 300 bytes
+    // would not fit it. At 150 ms shard 0's goes too, and then the refused size fits.
+    await vi.advanceTimersByTimeAsync(60);
+    expect(inDrain).toEqual([]);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(inDrain).toEqual([`taken at ${start + 150}`]);
+  });
+
   it('is not emitted while records held too long still close the room', async () => {
     const start = Date.now();
     fake.onPut = (call) => ({

@@ -136,7 +136,7 @@ describe('Room', () => {
     room.take(300, 0, hot);
     waitFor('h1', 100, hot); // waits until the hot share has room
     room.take(300, 0, cold);
-    room.owe(cold); // a send for the cold share was refused
+    room.owe(cold, 300); // a send for the cold share was refused
     room.free(300, 0, cold);
     await settle();
     expect(drains).toHaveLength(1);
@@ -185,7 +185,7 @@ describe('Room', () => {
       controller.signal,
     );
     expect(room.hasRoomFor(10, c, 0)).toBe(false);
-    room.owe(c); // a send for c was refused
+    room.owe(c, 10); // a send for c was refused
     controller.abort();
     expect(cancelled).toEqual(['aborted']);
     expect(room.hasRoomFor(10, c, 0)).toBe(true);
@@ -220,7 +220,7 @@ describe('Room', () => {
     const shard = share('shard');
     const other = share('other');
     room.take(200, 0, stream);
-    room.owe(stream); // a send was refused for the stream's share
+    room.owe(stream, 200); // a send was refused for the stream's share
     room.move(200, 0, stream, shard); // its shards became known: 200 of the shard's 300 bytes
     room.take(10, 0, other);
     room.free(10, 0, other);
