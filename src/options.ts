@@ -9,6 +9,7 @@ import { InvalidOptionError } from './errors.js';
 import { defaultLogger, guardedLogger, type Logger } from './logger.js';
 import type { MeterLike } from './metrics.js';
 import { checkInteger, checkStreamOptions, optionNames, warnUnknownOptions } from './option-checks.js';
+import { arnRegion, MAX_STREAM_ARN_LENGTH } from './stream-ref.js';
 
 /** Options of {@link KinesisProducer}. Every duration is in milliseconds, every size in bytes. */
 export interface KinesisProducerOptions {
@@ -132,6 +133,11 @@ export interface ResolvedOptions {
   /** The client given, if any; else what the producer's own client is made with. */
   readonly client: KinesisClient | undefined;
   readonly region: KinesisClientConfig['region'] | undefined;
+  /**
+   * The region the producer's own client sends to, when known as it is made: the `region` option (or
+   * AWS_REGION), with no `endpoint` of the user's. Undefined for a client of the user's.
+   */
+  readonly knownRegion: string | undefined;
   readonly endpoint: string | undefined;
   readonly credentials: KinesisClientConfig['credentials'] | undefined;
   readonly maxBufferedTimeMs: number;
@@ -353,11 +359,30 @@ export function resolveOptions(options: KinesisProducerOptions, clock: Clock = s
       'maxBufferedTimeMs + requestTimeoutMs is not below recordTtlMs: a record buffered that long whose first request times out has no time left to retry',
     );
   }
+  const knownRegion =
+    set.client !== undefined || set.endpoint !== undefined
+      ? undefined
+      : typeof set.region === 'string'
+        ? set.region
+        : set.region === undefined
+          ? process.env.AWS_REGION || undefined
+          : undefined;
+  // The service takes an ARN only in its own region (as KCL says): refused here, not per request.
+  if (set.streamARN !== undefined && knownRegion !== undefined && arnRegion(set.streamARN) !== knownRegion) {
+    throw new InvalidOptionError(
+      'streamARN',
+      `an ARN of the region the client sends to (${knownRegion}), or \`region\` set to the ARN's`,
+      set.streamARN,
+      false,
+      MAX_STREAM_ARN_LENGTH,
+    );
+  }
   return {
     streamName: set.streamName,
     streamARN: set.streamARN,
     client: set.client,
     region: set.region,
+    knownRegion,
     endpoint: set.endpoint,
     credentials: set.credentials,
     maxBufferedTimeMs: o.maxBufferedTimeMs,

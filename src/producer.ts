@@ -42,7 +42,7 @@ import { Settlement, settlements } from './settlement.js';
 import { ShardMap } from './shard-map.js';
 import { StreamSummary } from './stream-info.js';
 import { type PipelineHost, StreamPipeline } from './stream-pipeline.js';
-import { MAX_STREAM_ARN_LENGTH, streamIdExpected, streamRef } from './stream-ref.js';
+import { arnRegion, MAX_STREAM_ARN_LENGTH, streamIdExpected, streamRef } from './stream-ref.js';
 import { assertRecordObject, newRecordFacts, type UserRecord, validateUserRecord } from './user-record.js';
 import {
   createProducerWritable,
@@ -899,6 +899,14 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       throw new InvalidRecordError(
         field,
         `${field} must be ${expected}; received ${describeValue(key, MAX_STREAM_ARN_LENGTH)}.`,
+      );
+    }
+    const region = this.#options.knownRegion;
+    if (!byName && region !== undefined && arnRegion(key) !== region) {
+      // The service takes an ARN only in its own region (as KCL says): refused here, not per request.
+      throw new InvalidRecordError(
+        'streamARN',
+        `${key} names region ${arnRegion(key)}, and the producer's client sends to ${region}: give records of that region a producer of their own, with region ${arnRegion(key)}.`,
       );
     }
     return undefined;

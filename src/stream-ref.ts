@@ -40,3 +40,8 @@ export function streamIdExpected(field: 'streamName' | 'streamARN', value: strin
     ? undefined
     : 'a Kinesis stream ARN (arn:<partition>:kinesis:<region>:<12-digit account>:stream/<name>)';
 }
+
+/** The region an ARN of the shape above names. */
+export function arnRegion(arn: string): string {
+  return arn.split(':', 4)[3]!;
+}

@@ -897,6 +897,30 @@ describe('streams', () => {
     expect(p.outstandingRecords).toBe(0);
   });
 
+  it("refuses a stream ARN of another region than the producer's own client sends to, at the call", async () => {
+    const made = () => ({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const other = 'arn:aws:kinesis:eu-west-1:123456789012:stream/orders';
+    expect(() => new KinesisProducer({ ...made(), streamARN: other })).toThrow(
+      `Option \`streamARN\` must be an ARN of the region the client sends to (us-east-1), or \`region\` set to the ARN's; received "${other}".`,
+    );
+    const p = new KinesisProducer({ ...made(), logger: quietLogger });
+    expect(() => p.send({ partitionKey: 'k', data: 'x', streamARN: other })).toThrow(
+      new InvalidRecordError(
+        'streamARN',
+        `${other} names region eu-west-1, and the producer's client sends to us-east-1: give records of that region a producer of their own, with region eu-west-1.`,
+      ),
+    );
+    // Not checked where the region the requests go to is not known as the client is made: a client of
+    // your own, or an endpoint of your own (a local Kinesis).
+    const local = new KinesisProducer({ ...made(), endpoint: 'http://127.0.0.1:1', logger: quietLogger });
+    expect(local.send({ partitionKey: 'k', data: 'x', streamARN: other })).toBe(true);
+    const own = producer({ streamName: undefined });
+    expect(own.send({ partitionKey: 'k', data: 'x', streamARN: other })).toBe(true);
+    const closed = Promise.all([p.close(), local.close({ timeoutMs: 0 })]);
+    await vi.runAllTimersAsync();
+    await closed;
+  });
+
   it('refuses a record without a stream when the producer has none', async () => {
     const p = producer({ streamName: undefined });
     await expect(p.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(/names no stream/);
