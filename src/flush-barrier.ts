@@ -1,3 +1,5 @@
+import { Deque } from './deque.js';
+
 /**
  * What `flush()` waits for: every record taken (or waiting for room) before the call. Records belong
  * to the epoch current when they were taken; each flush closes the current epoch and waits until no
@@ -11,7 +13,8 @@ export class FlushBarrier {
   #current = 0;
   /** Unsettled records of closed epochs. */
   readonly #closed = new Map<number, number>();
-  #waiters: { epoch: number; resolve: () => void }[] = [];
+  /** Flushes waiting, in the order of their epochs. */
+  readonly #waiters = new Deque<{ epoch: number; resolve: () => void }>();
 
   /** The epoch a record taken now belongs to. */
   get epoch(): number {
@@ -37,15 +40,16 @@ export class FlushBarrier {
       return;
     }
     this.#closed.delete(epoch);
-    if (this.#waiters.length === 0) return;
-    const still: { epoch: number; resolve: () => void }[] = [];
-    for (const waiter of this.#waiters) {
-      if (this.#unsettledUpTo(waiter.epoch)) still.push(waiter);
+    // Waiters are in the order of their epochs: those before the oldest epoch still unsettled go, from
+    // the front, and the first that stays ends the look (a flush per record stays O(1) a record).
+    const waiters = this.#waiters;
+    for (let first = waiters.peek(); first !== undefined; first = waiters.peek()) {
+      if (this.#unsettledUpTo(first.epoch)) return;
+      waiters.shift();
       // A microtask later: the record settling now answers its own caller first, so code after
       // `await flush()` sees every covered put already resolved.
-      else queueMicrotask(waiter.resolve);
+      queueMicrotask(first.resolve);
     }
-    this.#waiters = still;
   }
 
   /** Closes the current epoch; resolves once every record of it and before has settled. */
