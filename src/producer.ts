@@ -344,6 +344,8 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
         reject as (error: unknown) => void,
       );
     } catch (error) {
+      // A signal that refused the room's listener: nothing waits.
+      this.#dropIfCreated(pipeline);
       return Promise.reject(error);
     }
     return promise;

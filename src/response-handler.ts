@@ -45,6 +45,7 @@ export class ResponseHandler {
   }
 
   handle(pipeline: StreamPipeline, batch: readonly OutboundRecord[], outcome: SendOutcome): void {
+    this.#settlement.beginPass();
     try {
       this.#handle(pipeline, batch, outcome);
     } catch (error) {

@@ -237,6 +237,14 @@ export class Settlement {
   }
 
   /**
+   * Settling of one answer (or one pass of timers) begins: its first rejected put's catch comes before
+   * the outbox, even if an earlier answer's outbox is still queued.
+   */
+  beginPass(): void {
+    this.#putRejected = false;
+  }
+
+  /**
    * Hands a failure to its caller — promise, callback — and to 'recordFailed'; warns (rate-limited)
    * when a record sent without a callback fails and nobody listens.
    */

@@ -563,6 +563,38 @@ describe("who hears a failure is decided when 'recordFailed' goes out", () => {
     // So the send's failure is heard, and not warned about as heard by nobody.
     expect(unheardWarnings(lines)).toBe(0);
   });
+
+  it("tells a listener added in the first failed put's catch of its answer's failures when another answer settles at the same moment", async () => {
+    fake = new FakeKinesis(1);
+    const { logger, lines } = memoryLogger();
+    const p = producer({ aggregation: false, logger });
+    await vi.advanceTimersByTimeAsync(10);
+    fake.hold();
+    // Answer 1: put 'a', whose catch adds nothing.
+    const first = p.put({ partitionKey: 'a', data: 'a' }).catch(() => {});
+    await vi.advanceTimersByTimeAsync(150);
+    // Answer 2: send 's', then put 'b', whose catch adds the listener.
+    p.send({ partitionKey: 's', data: 's' });
+    const heard: string[] = [];
+    const second = p.put({ partitionKey: 'b', data: 'b' }).catch(() => {
+      p.on('recordFailed', (e: RecordFailedError) => heard.push(String(e.record.data)));
+    });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(fake.calls.map((c) => c.entries.map((e) => Buffer.from(e.Data!).toString()))).toEqual([
+      ['a'],
+      ['s', 'b'],
+    ]);
+    fake.script.push(
+      { errorCodes: ['AccessDeniedException'] },
+      { errorCodes: ['AccessDeniedException', 'AccessDeniedException'] },
+    );
+    fake.release(); // both answers are handled before any reaction runs
+    await vi.advanceTimersByTimeAsync(10);
+    await Promise.all([first, second]);
+    // Answer 1's event went out with them, in the one outbox: the listener hears it too.
+    expect(heard).toEqual(['a', 's', 'b']);
+    expect(unheardWarnings(lines)).toBe(0);
+  });
 });
 
 describe('flush and close', () => {
@@ -827,6 +859,17 @@ describe('streams', () => {
       await expect(
         p.putAll([{ streamName, partitionKey: 'k', data: 'x' }], { signal: aborted }),
       ).rejects.toThrow(AbortedError);
+      // A signal that refuses the room's listener: nothing waits either.
+      const refusing = {
+        aborted: false,
+        addEventListener() {
+          throw new Error('no listeners here');
+        },
+        removeEventListener() {},
+      } as unknown as AbortSignal;
+      await expect(p.put({ streamName, partitionKey: 'k', data: 'x' }, { signal: refusing })).rejects.toThrow(
+        'no listeners here',
+      );
     }
     await vi.advanceTimersByTimeAsync(10);
     expect(fake.commands.slice(before).filter((c) => c !== 'PutRecords')).toEqual([]);
