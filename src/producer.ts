@@ -904,11 +904,12 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
       );
     }
     const region = this.#options.knownRegion;
-    if (!byName && region !== undefined && arnRegion(key) !== region) {
+    const named = byName ? undefined : arnRegion(key);
+    if (named !== undefined && region !== undefined && named !== region) {
       // The service takes an ARN only in its own region (as KCL says): refused here, not per request.
       throw new InvalidRecordError(
         'streamARN',
-        `${key} names region ${arnRegion(key)}, and the producer's client sends to ${region}: give records of that region a producer of their own, with region ${arnRegion(key)}.`,
+        `${key} names region ${named}, and the producer's client sends to ${region}: give records of that region a producer of their own, with region ${named}.`,
       );
     }
     return undefined;
@@ -916,7 +917,7 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
 
   /**
    * The pipeline of a stream new to the producer (the options' own, or one a valid record names),
-   * with its summary and shard map requested.
+   * with its summary and shard map requested: now, or (for a record's stream) a microtask later.
    */
   #createPipeline(
     streamName: string | undefined,
@@ -980,15 +981,16 @@ export class KinesisProducer extends EventEmitter<KinesisProducerEvents> {
     // leaves no stream behind (see #dropIfCreated).
     if (readNow) read();
     else
-      queueMicrotask(
-        () => (byName ? this.#pipelinesByName : this.#pipelinesByARN).get(key) === pipeline && read(),
-      );
+      queueMicrotask(() => {
+        if ((byName ? this.#pipelinesByName : this.#pipelinesByARN).get(key) === pipeline) read();
+      });
     return pipeline;
   }
 
   /**
-   * A record refused at the call (no room, or its signal already aborted) leaves no stream behind: the
-   * pipeline `#prepare` created for it goes, its metadata calls end, and its shards leave the room.
+   * A record refused at the call (no room, its signal already aborted or refusing a listener) leaves
+   * no stream behind: the pipeline `#prepare` created for it goes, unread, and its shards leave the
+   * room.
    */
   #dropIfCreated(pipeline: StreamPipeline): void {
     if (this.#created !== pipeline) return;
