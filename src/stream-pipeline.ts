@@ -1016,16 +1016,19 @@ export class StreamPipeline {
    * (not before `notBefore`), carrying the attempts made so far.
    */
   #expire(record: OutboundRecord, now: number, notBefore: number): void {
+    const alive = this.#failExpiredOf(record, now);
+    if (alive.length > 0) this.requeue(alive, record.attempts, now, notBefore);
+  }
+
+  /** Fails the records of `record` past their TTL; returns those still alive, unsettled. */
+  #failExpiredOf(record: OutboundRecord, now: number): PendingRecord[] {
     const alive: PendingRecord[] = [];
     for (const item of record.items) {
       if (item.settled) continue;
-      if (item.expiresAt <= now) {
-        this.#failExpired(item, record.predictedShardId, attemptsOf(item, record));
-      } else {
-        alive.push(item);
-      }
+      if (item.expiresAt <= now) this.#failExpired(item, record.predictedShardId, attemptsOf(item, record));
+      else alive.push(item);
     }
-    if (alive.length > 0) this.requeue(alive, record.attempts, now, notBefore);
+    return alive;
   }
 
   /**
@@ -1035,16 +1038,8 @@ export class StreamPipeline {
    */
   #renewInPlace(buffer: ShardBuffer, expired: OutboundRecord, now: number): OutboundRecord[] {
     this.#unready(buffer, expired);
-    const alive: PendingRecord[] = [];
-    for (const item of expired.items) {
-      if (item.settled) continue;
-      if (item.expiresAt <= now) {
-        this.#failExpired(item, expired.predictedShardId, attemptsOf(item, expired));
-      } else {
-        carryAttempts(item, expired.attempts);
-        alive.push(item);
-      }
-    }
+    const alive = this.#failExpiredOf(expired, now);
+    for (const item of alive) carryAttempts(item, expired.attempts);
     const fresh = this.#encode(alive, buffer, expired.mapVersion, expired.sendBy, 'as-is');
     for (const record of fresh) {
       record.retryAt = expired.retryAt;
