@@ -77,7 +77,8 @@ export interface KinesisProducerEvents {
   /**
    * The producer was full (a `send` returned false or threw {@link BufferFullError}, or a `put` had to
    * wait) and is now at most half full, like `Writable`'s `'drain'` — and so is the share of the room
-   * of every shard a `send` was refused for, with no `put` waiting for it.
+   * of every shard a `send` was refused for, with no `put` waiting for it, taking now a record as
+   * large as the largest refused for it (up to half the producer's bytes and the share's part).
    */
   drain: () => void;
 }

@@ -441,8 +441,9 @@ export class Room {
 
   /**
    * Whether every share a send was refused for has nobody waiting, is at most half full, takes now
-   * the largest record it was refused for, and is not closed by records held too long (a send in
-   * 'drain' would throw; only a record settling lowers those, and each one brings us back here).
+   * the largest record it was refused for (up to half the producer's bytes and its own part), and is
+   * not closed by records held too long (a send in 'drain' would throw; only a record settling lowers
+   * those, and each one brings us back here).
    * Waiters of other shares do not hold 'drain' back: a send for a share with room passes them.
    */
   #owingHaveRoom(now: number): boolean {
@@ -450,7 +451,10 @@ export class Room {
       if (share.waiting > 0) return false;
       if (share.records > this.fairRecords(share) / 2 || share.bytes > this.fairBytes(share) / 2)
         return false;
-      if (!this.#fits(bytes) || !this.#shareFits(bytes, share, now)) return false;
+      // Up to what a producer and a share at most half full can always take: a record larger than
+      // that fits only an empty producer, which callers of put() may never leave it.
+      if (!this.#fits(Math.min(bytes, this.maxBytes / 2))) return false;
+      if (!this.#shareFits(Math.min(bytes, this.fairBytes(share)), share, now)) return false;
     }
     return true;
   }

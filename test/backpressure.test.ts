@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { describeValue } from '../src/errors.js';
 import {
@@ -412,6 +413,48 @@ describe('drain', () => {
     expect(inDrain).toEqual([]);
     await vi.advanceTimersByTimeAsync(50);
     expect(inDrain).toEqual([`taken at ${start + 150}`]);
+  });
+
+  it('comes after a refused send larger than the producer holds beside others, while other callers keep records in flight', async () => {
+    fake = new FakeKinesis(2);
+    const [k0, k1] = keysOfHalves();
+    // Each request answers 100 ms after it goes.
+    const slow = {
+      async send(command: unknown, options?: unknown) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return await fake.client.send(command as never, options as never);
+      },
+      destroy() {},
+    } as unknown as KinesisClient;
+    const p = producer({ client: slow, aggregation: true, maxBufferedBytes: 100_000, maxBufferedTimeMs: 10 });
+    await vi.advanceTimersByTimeAsync(200);
+    // Another part of the app keeps three 100-byte put()s to shard 1 in flight at all times.
+    let stop = false;
+    const background = (): void => {
+      if (stop) return;
+      p.put({ partitionKey: k1!, data: 'b'.repeat(98) }).then(background, background);
+    };
+    for (let i = 0; i < 3; i++) {
+      background();
+      await vi.advanceTimersByTimeAsync(40);
+    }
+    // A send of a record as large as the producer is refused (it holds 300 bytes), and dropped.
+    expect(() => p.send({ partitionKey: k0!, data: 'x'.repeat(99_900) })).toThrow(BufferFullError);
+    // A send() loop of 1 KB records to shard 0 then fills its part, and waits for 'drain'.
+    let sent = 0;
+    while (p.send({ partitionKey: k0!, data: 'y'.repeat(998) })) sent++;
+    expect(sent).toBeGreaterThan(10);
+    let drained = false;
+    p.once('drain', () => {
+      drained = true;
+    });
+    await vi.advanceTimersByTimeAsync(5_000);
+    stop = true;
+    expect(p.bufferedBytes).toBeLessThanOrEqual(400);
+    expect(drained).toBe(true);
+    const closed = p.close();
+    await vi.runAllTimersAsync();
+    await closed;
   });
 
   it('is not emitted while records held too long still close the room', async () => {
