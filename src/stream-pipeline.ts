@@ -1292,11 +1292,13 @@ export class StreamPipeline {
         this.#expire(head, now, Math.max(now, head.retryAt));
         expiredAny = true;
       }
-      if (buffer.nextExpiry <= now) {
+      let expiry = buffer.nextExpiry;
+      if (expiry <= now) {
         buffer.replaceExpired(now, (expired) => this.#renewInPlace(buffer, expired, now));
         expiredAny = true;
+        expiry = buffer.nextExpiry;
       }
-      next = Math.min(next, buffer.nextExpiry);
+      next = Math.min(next, expiry);
     }
     if (expiredAny) this.#recomputeReady(now);
     // Aggregates waiting to be decided (see #settleLanded): each record fails at its own TTL, and the
