@@ -11,7 +11,15 @@ import {
   partitionKeyHash,
   type RecordFailedError,
 } from '../src/index.js';
-import { evenShards, FakeKinesis, keysWhere, networkError, serviceError } from './support/fake-kinesis.js';
+import {
+  evenShards,
+  FakeKinesis,
+  type FakePutCall,
+  keysWhere,
+  networkError,
+  type PutAnswer,
+  serviceError,
+} from './support/fake-kinesis.js';
 import { producersOn } from './support/producers.js';
 
 /**
@@ -79,6 +87,26 @@ async function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: Rec
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * The service of a stream that takes records up to `limit` bytes (2 MiB, as its summary says, until a
+ * test lowers it for the stream created again): a request holding an entry over it is refused whole.
+ * With `fault`, the request after `faultNext` is set gets that answer instead, once.
+ */
+function limitedService(fault?: (call: FakePutCall) => PutAnswer): { limit: number; faultNext: boolean } {
+  const service = { limit: 2 * MiB, faultNext: false };
+  fake.summary = { MaxRecordSizeInKiB: 2048 };
+  fake.onPut = (call) => {
+    if (call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > service.limit))
+      return {
+        throw: serviceError('ValidationException', 400, `Member must have length <= ${service.limit}`),
+      };
+    if (!service.faultNext || fault === undefined) return undefined;
+    service.faultNext = false;
+    return fault(call);
+  };
+  return service;
+}
 
 /** DescribeStreamSummary calls made so far. */
 const summaries = () => fake.commands.filter((c) => c === 'DescribeStreamSummary').length;
@@ -454,31 +482,21 @@ describe('a stream created again as AUTO, which routes records itself', () => {
 
 describe('a stream created again with smaller records', () => {
   it('fails alone, as RecordTooLarge, a record in backoff above the new limit, instead of the request it would go in', async () => {
-    let limit = 2 * MiB;
-    fake.summary = { MaxRecordSizeInKiB: 2048 };
-    let throttleNext = false;
-    // The service: a request holding one entry over the stream's limit is refused whole.
-    fake.onPut = (call) => {
-      if (call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > limit))
-        return { throw: serviceError('ValidationException', 400, `Member must have length <= ${limit}`) };
-      if (throttleNext) {
-        throttleNext = false;
-        return { errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException') };
-      }
-      return undefined;
-    };
+    const service = limitedService((call) => ({
+      errorCodes: call.entries.map(() => 'ProvisionedThroughputExceededException'),
+    }));
     // 'g' (which finds the stream gone) in the upper half; the big record and the small one in the lower.
     expect(partitionKeyHash('g') >= 2n * QUARTER).toBe(true);
     const [bigKey, smallKey] = keysWhere(2, (h) => h < 2n * QUARTER, 'lo-');
     const p = producer({ retryBaseDelayMs: 2_000, retryMaxDelayMs: 2_000 });
     vi.spyOn(Math, 'random').mockReturnValue(0.99); // backoff 1.98 s
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    throttleNext = true;
+    service.faultNext = true;
     const big = p.put({ partitionKey: bigKey!, data: new Uint8Array(1.5 * MiB) }).catch((e: unknown) => e);
     await vi.advanceTimersByTimeAsync(150); // throttled: in backoff for 1.98 s
     const retryAt = fake.calls.at(-1)!.at + 1_980;
     // Created again with the default 1 MiB limit; a put finds the old stream gone.
-    limit = MiB;
+    service.limit = MiB;
     fake.summary = {};
     const read = summaries();
     await findStreamGone(p);
@@ -499,27 +517,16 @@ describe('a stream created again with smaller records', () => {
 
 describe('a stream created again with smaller records, after a request that may have stored a record', () => {
   it('fails it as RecordTooLarge, saying that request may have stored it', async () => {
-    let limit = 2 * MiB;
-    fake.summary = { MaxRecordSizeInKiB: 2048 };
-    let resetNext = false;
-    fake.onPut = (call) => {
-      if (call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > limit))
-        return { throw: serviceError('ValidationException', 400, `Member must have length <= ${limit}`) };
-      if (resetNext) {
-        resetNext = false;
-        return { throw: networkError('ECONNRESET') };
-      }
-      return undefined;
-    };
+    const service = limitedService(() => ({ throw: networkError('ECONNRESET') }));
     const [bigKey] = keysWhere(1, (h) => h < 2n * QUARTER, 'lo-');
     const p = producer({ retryBaseDelayMs: 2_000, retryMaxDelayMs: 2_000 });
     vi.spyOn(Math, 'random').mockReturnValue(0.99); // backoff 1.98 s
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    resetNext = true;
+    service.faultNext = true;
     const big = p.put({ partitionKey: bigKey!, data: new Uint8Array(1.5 * MiB) }).catch((e: unknown) => e);
     await vi.advanceTimersByTimeAsync(150); // reset, so maybe stored: in backoff for 1.98 s
     // Created again with the default 1 MiB limit; a put finds the old stream gone.
-    limit = MiB;
+    service.limit = MiB;
     fake.summary = {};
     await findStreamGone(p);
     await vi.advanceTimersByTimeAsync(5_000);
@@ -546,15 +553,11 @@ describe('a stream that routes records itself (AUTO), created again', () => {
   });
 
   it("takes the new stream's smaller record limit, so a record above it is refused at the call", async () => {
-    let limit = 2 * MiB;
+    const service = limitedService();
     fake.summary = { RecordDistributionStrategy: 'AUTO', MaxRecordSizeInKiB: 2048 } as typeof fake.summary;
-    fake.onPut = (call) =>
-      call.entries.some((e) => e.Data!.length + e.PartitionKey!.length > limit)
-        ? { throw: serviceError('ValidationException', 400, `Member must have length <= ${limit}`) }
-        : undefined;
     const p = producer();
     await settledAfter(p.put({ partitionKey: 'w', data: 'warm-up' }));
-    limit = MiB;
+    service.limit = MiB;
     fake.summary = {};
     await findStreamGone(p);
     await vi.advanceTimersByTimeAsync(6_000);
